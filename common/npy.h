@@ -1,0 +1,24 @@
+// npy.h: NumPy .npy files (format version 1.0), the tensors a learner np.load()s next to the tutorial's notebook.
+//
+// bf16 has no numpy dtype: bf16 tensors are written as float32, which holds every bf16 value exactly.
+#pragma once
+#include <stdint.h>
+
+#include "tensor.h"
+
+// Writes a contiguous float32 array of the given shape (atomically: PATH.partial, then rename).
+void npy_write_f32(const char *path, const float *data, const int64_t *shape, int ndim);
+// Writes any tensor: f32/f16/f64/integers in their own dtype, bf16 as float32; strided views are made contiguous.
+void npy_write_tensor(const char *path, const Tensor *t);
+// Writes int64 values (token ids).
+void npy_write_i64(const char *path, const int64_t *data, const int64_t *shape, int ndim);
+
+// A loaded .npy: data is malloc'd and owned (free with npy_free). Only little-endian, C-order arrays.
+typedef struct {
+    DType dtype;
+    int ndim;
+    int64_t shape[MAX_DIMS];
+    void *data;
+} NpyArray;
+void npy_read(const char *path, NpyArray *a);  // exits 2 naming the file and the field on bad input
+void npy_free(NpyArray *a);

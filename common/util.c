@@ -1,0 +1,194 @@
+// util.c: see util.h.
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+void input_error(const char *file, const char *fmt, ...) {
+    fflush(stdout);
+    va_list ap;
+    va_start(ap, fmt);
+    if (file) fprintf(stderr, "error: %s: ", file);
+    else fprintf(stderr, "error: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(EXIT_INPUT);
+}
+
+void fatal(const char *fmt, ...) {
+    fflush(stdout);
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "fatal: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+void usage_error(const char *prog, const char *fmt, ...) {
+    fflush(stdout);
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", prog);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see %s --help)\n", prog);
+    va_end(ap);
+    exit(EXIT_INPUT);
+}
+
+void *xmalloc_at(size_t n, const char *file, int line) {
+    void *p = malloc(n ? n : 1);
+    if (!p) fatal("%s:%d: out of memory allocating %zu bytes", file, line, n);
+    return p;
+}
+void *xcalloc_at(size_t n, size_t size, const char *file, int line) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) fatal("%s:%d: out of memory allocating %zu x %zu bytes", file, line, n, size);
+    return p;
+}
+void *xrealloc_at(void *p, size_t n, const char *file, int line) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) fatal("%s:%d: out of memory reallocating to %zu bytes", file, line, n);
+    return q;
+}
+char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = xmalloc(n);
+    memcpy(d, s, n);
+    return d;
+}
+char *xasprintf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0) fatal("out of memory in xasprintf");
+    va_end(ap);
+    return s;
+}
+
+FILE *xfopen(const char *path, const char *mode) {
+    FILE *f = fopen(path, mode);
+    if (!f) {
+        if (mode[0] == 'r') input_error(path, "cannot open: %s", strerror(errno));
+        fatal("%s: cannot open for writing: %s", path, strerror(errno));
+    }
+    return f;
+}
+void xfwrite(const void *p, size_t n, FILE *f, const char *path) {
+    if (n && fwrite(p, 1, n, f) != n) fatal("%s: write failed: %s", path, strerror(errno));
+}
+void xfclose(FILE *f, const char *path) {
+    if (fclose(f) != 0) fatal("%s: close failed: %s", path, strerror(errno));
+}
+
+char *read_whole_file(const char *path, size_t *len) {
+    FILE *f = xfopen(path, "rb");
+    size_t cap = 1 << 16, n = 0;
+    char *buf = xmalloc(cap);
+    for (;;) {
+        if (n + 1 >= cap) buf = xrealloc(buf, cap *= 2);
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    if (ferror(f)) input_error(path, "read failed: %s", strerror(errno));
+    fclose(f);
+    buf[n] = 0;
+    if (len) *len = n;
+    return buf;
+}
+
+bool file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+bool dir_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+void mkdir_p(const char *path) {
+    char *p = xstrdup(path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) fatal("%s: cannot create directory: %s", p, strerror(errno));
+        *s = '/';
+    }
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) fatal("%s: cannot create directory: %s", p, strerror(errno));
+    free(p);
+}
+char *path_join(const char *a, const char *b) {
+    size_t la = strlen(a);
+    return xasprintf("%s%s%s", a, (la && a[la - 1] == '/') ? "" : "/", b);
+}
+
+void mapped_file_open(MappedFile *m, const char *path) {
+    memset(m, 0, sizeof *m);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) input_error(path, "cannot open: %s", strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) input_error(path, "cannot stat: %s", strerror(errno));
+    if (!S_ISREG(st.st_mode)) input_error(path, "not a regular file");
+    m->size = (size_t)st.st_size;
+    m->path = xstrdup(path);
+    if (m->size == 0) {
+        m->data = NULL;
+        close(fd);
+        return;
+    }
+    void *p = mmap(NULL, m->size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) input_error(path, "cannot mmap %zu bytes: %s", m->size, strerror(errno));
+    m->data = p;
+}
+void mapped_file_close(MappedFile *m) {
+    if (m->data) munmap((void *)m->data, m->size);
+    free(m->path);
+    memset(m, 0, sizeof *m);
+}
+
+void atomic_open(AtomicFile *a, const char *path) {
+    a->path = xstrdup(path);
+    a->tmp_path = xasprintf("%s.partial", path);
+    a->f = fopen(a->tmp_path, "wb");
+    if (!a->f) fatal("%s: cannot open for writing: %s", a->tmp_path, strerror(errno));
+}
+void atomic_commit(AtomicFile *a) {
+    if (fclose(a->f) != 0) fatal("%s: close failed: %s", a->tmp_path, strerror(errno));
+    if (rename(a->tmp_path, a->path) != 0) fatal("%s: rename failed: %s", a->path, strerror(errno));
+    free(a->path);
+    free(a->tmp_path);
+    a->f = NULL;
+}
+void atomic_abort(AtomicFile *a) {
+    if (a->f) fclose(a->f);
+    unlink(a->tmp_path);
+    free(a->path);
+    free(a->tmp_path);
+    a->f = NULL;
+}
+
+double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+size_t host_rss_bytes(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    size_t kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %zu kB", &kb) == 1) break;
+    fclose(f);
+    return kb * 1024;
+}

@@ -1,0 +1,63 @@
+// util.h: checked allocation, file I/O, memory maps, errors and timing, shared by every program.
+//
+// Two kinds of failure, two exit codes (DESIGN.md "Bad input"):
+//   input_error(file, ...)  the user's input is wrong (a corrupt zip, a bad params.json): one line naming the file,
+//                           the field and what was expected, exit status 2.
+//   fatal(...)              the program or the machine failed (out of memory, a CUDA error): exit status 1.
+#pragma once
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdbool.h>
+
+#define EXIT_INPUT 2  // bad input: the interface says 2
+
+// "error: FILE: message" on stderr, then exit(2). file may be NULL.
+_Noreturn void input_error(const char *file, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// "fatal: message" on stderr, then exit(1).
+_Noreturn void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+// Usage error of a command line: "PROG: message (see PROG --help)", exit(2).
+_Noreturn void usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// Checked allocation: exits with a message naming the call site's size on failure.
+#define xmalloc(n) xmalloc_at((n), __FILE__, __LINE__)
+#define xcalloc(n, s) xcalloc_at((n), (s), __FILE__, __LINE__)
+#define xrealloc(p, n) xrealloc_at((p), (n), __FILE__, __LINE__)
+void *xmalloc_at(size_t n, const char *file, int line);
+void *xcalloc_at(size_t n, size_t size, const char *file, int line);
+void *xrealloc_at(void *p, size_t n, const char *file, int line);
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+// Files. xfopen exits 2 ("error: PATH: cannot open: reason") when a file to read is missing.
+FILE *xfopen(const char *path, const char *mode);
+void xfwrite(const void *p, size_t n, FILE *f, const char *path);
+void xfclose(FILE *f, const char *path);
+// Reads a whole file into a malloc'd, NUL-terminated buffer; *len gets the byte count (not counting the NUL).
+char *read_whole_file(const char *path, size_t *len);
+bool file_exists(const char *path);
+bool dir_exists(const char *path);
+void mkdir_p(const char *path);  // like mkdir -p; exits 1 on failure
+char *path_join(const char *a, const char *b);  // malloc'd "a/b"
+
+// A read-only memory map of a whole file, used in place (the checkpoint is never copied into malloc'd memory).
+typedef struct {
+    const uint8_t *data;
+    size_t size;
+    char *path;
+} MappedFile;
+void mapped_file_open(MappedFile *m, const char *path);  // exits 2 if the file cannot be opened or mapped
+void mapped_file_close(MappedFile *m);
+
+// Writing a file so that a reader never sees it half done: write to PATH.partial, then rename on commit.
+typedef struct {
+    FILE *f;
+    char *path, *tmp_path;
+} AtomicFile;
+void atomic_open(AtomicFile *a, const char *path);
+void atomic_commit(AtomicFile *a);  // fclose + rename
+void atomic_abort(AtomicFile *a);   // fclose + unlink
+
+double now_seconds(void);  // monotonic clock
+size_t host_rss_bytes(void);  // resident set of this process (VmRSS), 0 if unknown
