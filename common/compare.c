@@ -1,0 +1,122 @@
+// compare.c: the validator (see compare.h): tolerance test per element, summary metrics, the verdict line.
+#include "compare.h"
+
+#include <math.h>
+#include <string.h>
+
+#define N_PAIRS_SHOWN 5
+
+static void copy_str(char *dst, size_t n, const char *src) {
+    if (!src) src = "";
+    size_t len = strlen(src);
+    if (len >= n) len = n - 1;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+// "[i, j, k]" of a flat row-major index.
+static void index_str(int64_t flat, const int64_t *shape, int ndim, char *buf, size_t n) {
+    int64_t idx[MAX_DIMS];
+    for (int d = ndim - 1; d >= 0; d--) {
+        idx[d] = shape[d] > 0 ? flat % shape[d] : 0;
+        flat = shape[d] > 0 ? flat / shape[d] : 0;
+    }
+    shape_str(idx, ndim, buf, n);
+}
+
+// Does out reproduce a non-finite reference value? NaN needs NaN, an infinity needs the same infinity.
+static bool special_matches(double ref, double out) {
+    if (isnan(ref)) return isnan(out);
+    return out == ref;
+}
+
+CompareResult compare_f32(const char *step, const char *name, const float *ref, const float *out,
+                          const int64_t *shape, int ndim, double atol, double rtol, int verbose) {
+    CompareResult r;
+    memset(&r, 0, sizeof r);
+    copy_str(r.step, sizeof r.step, step);
+    copy_str(r.name, sizeof r.name, name);
+    shape_str(shape, ndim, r.shape, sizeof r.shape);
+    r.atol = atol;
+    r.rtol = rtol;
+    r.worst_index = -1;
+    r.n = 1;
+    for (int d = 0; d < ndim; d++) r.n *= shape[d];
+
+    double sum_sq_diff = 0.0, sum_sq_ref = 0.0;
+    int64_t first_mismatch = -1;
+    for (int64_t i = 0; i < r.n; i++) {
+        double a = ref[i], b = out[i];
+        double used;  // share of the tolerance this element uses
+        if (!isfinite(a) || !isfinite(b)) {
+            bool match = !isfinite(a) && special_matches(a, b);
+            used = match ? 0.0 : INFINITY;
+            if (!match) r.n_bad_special++;
+        } else {
+            double diff = fabs(a - b);
+            double limit = atol + rtol * fabs(a);
+            used = limit > 0 ? diff / limit : (diff > 0 ? INFINITY : 0.0);
+            if (diff > r.max_abs) r.max_abs = diff;
+            if (a != 0 && diff / fabs(a) > r.max_rel) r.max_rel = diff / fabs(a);
+            sum_sq_diff += diff * diff;
+            sum_sq_ref += a * a;
+        }
+        if (used > 1.0) {
+            r.n_mismatch++;
+            if (first_mismatch < 0) first_mismatch = i;
+        }
+        if (r.worst_index < 0 || used > r.tol_used) {
+            r.tol_used = used;
+            r.worst_index = i;
+        }
+    }
+    if (r.worst_index >= 0) {
+        r.worst_ref = ref[r.worst_index];
+        r.worst_out = out[r.worst_index];
+    }
+    r.nmse = sum_sq_ref > 0 ? sum_sq_diff / sum_sq_ref : (sum_sq_diff > 0 ? INFINITY : 0.0);
+    r.ok = r.n_mismatch == 0;
+
+    if (verbose || !r.ok) {
+        char ib[96];
+        printf("  compare %s %s %s: atol %.1e rtol %.1e\n", r.step, r.name, r.shape, atol, rtol);
+        int64_t shown = r.n < N_PAIRS_SHOWN ? r.n : N_PAIRS_SHOWN;
+        for (int64_t i = 0; i < shown; i++) {
+            index_str(i, shape, ndim, ib, sizeof ib);
+            printf("    %-16s ref % .8e  out % .8e\n", ib, ref[i], out[i]);
+        }
+        if (first_mismatch >= N_PAIRS_SHOWN) {
+            index_str(first_mismatch, shape, ndim, ib, sizeof ib);
+            printf("    %-16s ref % .8e  out % .8e  (first mismatch)\n", ib, ref[first_mismatch], out[first_mismatch]);
+        }
+        printf("    mismatches %lld of %lld", (long long)r.n_mismatch, (long long)r.n);
+        if (r.n_bad_special) printf(" (%lld NaN/Inf not in the reference)", (long long)r.n_bad_special);
+        printf("; max abs %.3e, max rel %.3e, nmse %.3e\n", r.max_abs, r.max_rel, r.nmse);
+        if (r.worst_index >= 0) {
+            index_str(r.worst_index, shape, ndim, ib, sizeof ib);
+            printf("    worst %s: ref % .8e out % .8e, %.0f%% of its tolerance\n", ib, r.worst_ref, r.worst_out,
+                   r.tol_used * 100.0);
+        }
+    }
+    char line[400];
+    printf("%s\n", compare_verdict_line(&r, line, sizeof line));
+    fflush(stdout);
+    return r;
+}
+
+char *compare_verdict_line(const CompareResult *r, char *buf, size_t n) {
+    char pct[32];
+    if (isinf(r->tol_used)) snprintf(pct, sizeof pct, "NaN/Inf");
+    else snprintf(pct, sizeof pct, "%.0f%% of tol", r->tol_used * 100.0);
+    int len = snprintf(buf, n, "%-4s %s  %s %s  max_abs %.1e (%s)", r->ok ? "OK" : "FAIL", r->step, r->name, r->shape,
+                       r->max_abs, pct);
+    if (!r->ok && len >= 0 && (size_t)len < n)
+        snprintf(buf + len, n - (size_t)len, "  %lld of %lld mismatched", (long long)r->n_mismatch, (long long)r->n);
+    return buf;
+}
+
+int compare_exit_code(const CompareResult *results, int n) {
+    for (int i = 0; i < n; i++)
+        if (!results[i].ok) return 1;
+    return 0;
+}

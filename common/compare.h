@@ -1,0 +1,50 @@
+// compare.h: the one validator every comparison goes through (CUDA path vs CPU reference, C vs PyTorch).
+//
+// An element passes when |ref - out| <= atol + rtol*|ref|. Special values: a NaN or ±Inf in `out` where the reference
+// has a finite value is always a mismatch; a NaN in the reference needs a NaN in `out`, an Inf needs the same Inf
+// (masked scores are -inf on both sides).
+//
+// compare_f32() prints, on stdout:
+//   - with verbose (or on failure): a few pairs (ref, out) for visual proof, the count of mismatches, max abs and
+//     max rel error, the worst element (the largest share of its tolerance) with its index in the shape, and the
+//     normalised MSE sum((ref-out)^2) / sum(ref^2);
+//   - always, last, the one greppable verdict line:
+//       OK   05_rope  q_per_token_rotated [17, 128]  max_abs 3.1e-07 (2% of tol)
+//       FAIL 05_rope  q_per_token_rotated [17, 128]  max_abs 2.0e+00 (9512% of tol)  3 of 2176 mismatched
+// and returns a CompareResult that a step can record in trace.json (metric, tolerance, verdict).
+//
+// Choose atol/rtol beside the call, with a comment saying why: for bf16 outputs a few bf16 ulps (one ulp is a
+// relative 2^-8..2^-7), for fp32 outputs ~1e-5 relative; atol covers values near zero where the relative error of a
+// sum with cancellation is meaningless.
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tensor.h"
+
+typedef struct {
+    char step[32];           // "05_rope"
+    char name[96];           // "q_per_token_rotated"
+    char shape[64];          // "[17, 128]"
+    int64_t n;               // elements compared
+    int64_t n_mismatch;      // elements outside the tolerance (special values included)
+    int64_t n_bad_special;   // of those: NaN/Inf in out where the reference has none, or a NaN/Inf not reproduced
+    double max_abs;          // max |ref - out| over elements where both are finite
+    double max_rel;          // max |ref - out| / |ref| over finite elements with ref != 0
+    int64_t worst_index;     // flat index of the element using the largest share of its tolerance (-1 if none)
+    double worst_ref, worst_out;
+    double tol_used;         // max over elements of |ref - out| / (atol + rtol*|ref|); 1.0 = exactly at the limit
+    double nmse;             // sum (ref-out)^2 / sum ref^2 over finite pairs (0 when equal)
+    double atol, rtol;
+    bool ok;                 // n_mismatch == 0
+} CompareResult;
+
+// Compares n = prod(shape) floats. verbose: 0 prints only the verdict line (plus the details when it fails),
+// 1 always prints the details. step and name are copied (truncated to fit).
+CompareResult compare_f32(const char *step, const char *name, const float *ref, const float *out,
+                          const int64_t *shape, int ndim, double atol, double rtol, int verbose);
+// The verdict line of a result (without a newline) into buf; returns buf.
+char *compare_verdict_line(const CompareResult *r, char *buf, size_t n);
+// Exit status for a program whose comparisons are in results[0..n): 0 when all are ok, else 1.
+int compare_exit_code(const CompareResult *results, int n);
