@@ -4,7 +4,9 @@
 // torch.save writes data.pkl first, so every tensor is declared up front; then the tensor bytes are streamed in
 // declaration order. The file appears under its name only when pth_writer_close() succeeds.
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "tensor.h"
 
@@ -24,3 +26,22 @@ void pth_writer_append(PthWriter *w, const void *bytes, size_t nbytes);
 // Checks that every tensor was written in full, writes the remaining entries, the central directory and the zip64
 // end records, and renames PATH.partial to PATH.
 void pth_writer_close(PthWriter *w);
+
+// ---- additions ------------------------------------------------------------------------------------------------------
+typedef struct {
+    // torch <= 1.13 writes no "<archive>/byteorder" entry (newer torch and Meta's files have it). Set this to get the
+    // very bytes Debian's torch 1.13 torch.save writes (the tests compare them).
+    bool no_byteorder;
+    // Values >= this threshold go into zip64 extra fields (0 means zip's own limit, 0xFFFFFFFF, as torch does). Tests
+    // lower it to exercise every zip64 record on a small file; readers accept such files all the same.
+    uint64_t zip64_threshold;
+} PthWriterOptions;
+
+PthWriter *pth_writer_open_opts(const char *path, const PthTensorSpec *specs, int n, const PthWriterOptions *opt);
+// Bytes written to PATH.partial so far (for progress reports).
+uint64_t pth_writer_bytes_written(const PthWriter *w);
+// Gives up: closes and deletes PATH.partial.
+void pth_writer_abort(PthWriter *w);
+// The folder name torch.save puts every entry under: the basename of path minus its last extension
+// ("dir/consolidated.00.pth" -> "consolidated.00"), "archive" if that is empty. malloc'd.
+char *pth_archive_name(const char *path);
