@@ -1,0 +1,165 @@
+// wt-inspect: what is in a checkpoint. Prints the config with its derived values (when there is one), then one
+// line per tensor:
+//
+//     NAME DTYPE [d0, d1, ...] offset=BYTES crc32=XXXXXXXX
+//
+// offset is where element [0, 0, ...] lies in its file (file=NAME is added when the checkpoint has several files;
+// offset=joined for a tensor rebuilt from model-parallel shards). crc32 is zlib's CRC-32 of the tensor's bytes in
+// row-major order (a strided view is read as torch's t.contiguous() would be), the same number as Python's
+// zlib.crc32(t.contiguous().view(torch.uint8).numpy()). Checksums are on by default when the tensors total at most
+// 1 GiB (they read every byte); --checksums or --no-checksums decide otherwise.
+//
+// Build: make build/bin/wt-inspect
+// Run:   build/bin/wt-inspect build/models/tiny
+//        build/bin/wt-inspect consolidated.00.pth --dump layers.0.attention.wq.weight wq.npy
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "checkpoint.h"
+#include "npy.h"
+
+static const char *PROG = "wt-inspect";
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: %s PATH [--dump NAME FILE.npy]... [--checksums | --no-checksums] [--no-check]\n"
+            "\n"
+            "PATH is a Meta directory (params.json + consolidated.NN.pth), an HF directory (config.json +\n"
+            "*.safetensors), or one .pth or .safetensors file.\n"
+            "\n"
+            "Prints the config and its derived values, then one line per tensor:\n"
+            "    NAME DTYPE [d0, d1, ...] offset=BYTES crc32=XXXXXXXX\n"
+            "crc32 is zlib's CRC-32 of the tensor's bytes in row-major order.\n"
+            "\n"
+            "  --dump NAME FILE.npy  write tensor NAME as .npy (bf16 as float32, other dtypes as they are); repeatable\n"
+            "  --checksums           compute the CRC-32 of every tensor (default when they total <= 1 GiB)\n"
+            "  --no-checksums        never compute them\n"
+            "  --no-check            with a config, skip checking that every tensor it implies is present with its shape\n"
+            "  --help                this text\n"
+            "\n"
+            "Exit status: 0 ok, 2 bad input (the message names the file), 1 internal failure.\n",
+            PROG);
+}
+
+// CRC-32 of a tensor's logical bytes. Contiguous tensors are hashed in place; a strided view is gathered row by row.
+static uint32_t tensor_crc32(const Tensor *t) {
+    size_t es = dtype_size(t->dtype);
+    int64_t n = tensor_numel(t);
+    uLong crc = crc32_z(0L, Z_NULL, 0);
+    if (n == 0) return (uint32_t)crc;
+    if (tensor_is_contiguous(t)) return (uint32_t)crc32_z(crc, t->data, (size_t)n * es);
+    int64_t idx[MAX_DIMS] = {0};
+    const uint8_t *base = t->data;
+    for (int64_t k = 0; k < n; k++) {
+        int64_t off = 0;
+        for (int d = 0; d < t->ndim; d++) off += idx[d] * t->stride[d];
+        crc = crc32_z(crc, base + (size_t)off * es, es);
+        for (int d = t->ndim - 1; d >= 0; d--) {
+            if (++idx[d] < t->shape[d]) break;
+            idx[d] = 0;
+        }
+    }
+    return (uint32_t)crc;
+}
+
+// The mapped file that holds this tensor's bytes, or -1 (a buffer the checkpoint built).
+static int file_of(const Checkpoint *ck, const Tensor *t) {
+    const uint8_t *p = t->data;
+    for (int i = 0; i < ck->n_files; i++)
+        if (ck->files[i].data && p >= ck->files[i].data && p <= ck->files[i].data + ck->files[i].size) return i;
+    return -1;
+}
+
+static const char *kind_name(CheckpointKind k) {
+    switch (k) {
+    case CKPT_META_DIR: return "Meta directory";
+    case CKPT_HF_DIR: return "Hugging Face directory";
+    case CKPT_PTH_FILE: return "torch.save file";
+    case CKPT_SAFETENSORS_FILE: return "safetensors file";
+    }
+    return "?";
+}
+
+int main(int argc, char **argv) {
+    const char *path = NULL;
+    int checksums = -1;  // -1: decide by size
+    bool check = true;
+    const char **dump_names = xcalloc((size_t)argc, sizeof(char *)), **dump_files = xcalloc((size_t)argc, sizeof(char *));
+    int n_dumps = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--dump") == 0) {
+            if (i + 2 >= argc) usage_error(PROG, "--dump needs NAME and FILE.npy");
+            dump_names[n_dumps] = argv[i + 1];
+            dump_files[n_dumps++] = argv[i + 2];
+            i += 2;
+        } else if (strcmp(a, "--checksums") == 0) {
+            checksums = 1;
+        } else if (strcmp(a, "--no-checksums") == 0) {
+            checksums = 0;
+        } else if (strcmp(a, "--no-check") == 0) {
+            check = false;
+        } else if (a[0] == '-' && a[1]) {
+            usage_error(PROG, "unknown option %s", a);
+        } else if (!path) {
+            path = a;
+        } else {
+            usage_error(PROG, "one PATH only (got %s and %s)", path, a);
+        }
+    }
+    if (!path) usage_error(PROG, "PATH is required");
+
+    double t0 = now_seconds();
+    Checkpoint ck;
+    checkpoint_open(&ck, path);
+    double t_open = now_seconds() - t0;
+    // Every --dump name must exist before anything is written.
+    for (int i = 0; i < n_dumps; i++)
+        if (!checkpoint_find(&ck, dump_names[i])) input_error(path, "--dump: no tensor named %s", dump_names[i]);
+    if (ck.has_config && check) checkpoint_check_against_config(&ck);
+
+    size_t total_bytes = 0;
+    for (int i = 0; i < ck.n_tensors; i++) total_bytes += tensor_nbytes(&ck.tensors[i]);
+    if (checksums < 0) checksums = total_bytes <= ((size_t)1 << 30);
+
+    printf("checkpoint: %s (%s, %d file%s, opened in %.3f s)\n", path, kind_name(ck.kind), ck.n_files, ck.n_files == 1 ? "" : "s", t_open);
+    if (ck.has_config) {
+        printf("config:\n");
+        config_print(&ck.cfg, 2);
+    } else {
+        printf("config: none (a single file holds tensors only)\n");
+    }
+    if (ck.tokenizer_path) printf("tokenizer: %s\n", ck.tokenizer_path);
+    printf("tensors: %d, %zu bytes%s\n", ck.n_tensors, total_bytes, checksums ? "" : " (checksums off: --checksums to compute them)");
+    for (int i = 0; i < ck.n_tensors; i++) {
+        const Tensor *t = &ck.tensors[i];
+        char shape[160];
+        printf("%s %s %s", t->name, dtype_name(t->dtype), shape_str(t->shape, t->ndim, shape, sizeof shape));
+        int f = file_of(&ck, t);
+        if (f < 0) {
+            printf(" offset=joined");
+        } else {
+            if (ck.n_files > 1) {
+                const char *slash = strrchr(ck.files[f].path, '/');
+                printf(" file=%s", slash ? slash + 1 : ck.files[f].path);
+            }
+            printf(" offset=%zu", (size_t)((const uint8_t *)t->data - ck.files[f].data));
+        }
+        if (checksums) printf(" crc32=%08x", tensor_crc32(t));
+        printf("\n");
+    }
+    fflush(stdout);
+    for (int i = 0; i < n_dumps; i++) {
+        npy_write_tensor(dump_files[i], checkpoint_find(&ck, dump_names[i]));
+        fprintf(stderr, "wrote %s (%s)\n", dump_files[i], dump_names[i]);
+    }
+    checkpoint_close(&ck);
+    free(dump_names);
+    free(dump_files);
+    return 0;
+}
