@@ -1,5 +1,445 @@
-// hf.c: placeholder until the HF reader lands (see hf.h).
+// hf.c: Hugging Face Llama checkpoints (config.json + safetensors) presented in Meta's names and layout.
+//
+// An HF directory holds config.json, the weights as model.safetensors or as shards listed in
+// model.safetensors.index.json ("weight_map": tensor name -> file), and usually tokenizer.json. This file
+//   - reads config.json into a Config (config_from_hf_json), choosing Meta's multiple_of / ffn_dim_multiplier so
+//     that Meta's FeedForward rule gives HF's intermediate_size;
+//   - maps HF tensor names to Meta's (formats.md §5 table), ignoring *.rotary_emb.inv_freq;
+//   - un-permutes the rows of q_proj [H*Dh, D] and k_proj [Hkv*Dh, D] from HF's rotate_half order to Meta's
+//     interleaved pairs, into buffers owned by the Checkpoint (the other tensors stay views into the maps);
+//   - with tie_word_embeddings and no lm_head.weight, presents output.weight as a second view of the embedding.
+// Tensors come out in Meta's state_dict order (tok_embeddings, per layer wq wk wv wo w1 w2 w3 attention_norm
+// ffn_norm, norm, output), then any tensor whose name is not a Llama weight, under its HF name.
+//
+// Ownership, for checkpoint_close(): ck->files are the mapped files, ck->owned holds every malloc'd buffer (name
+// arenas, un-permuted rows, aligned copies), ck->tensors is one malloc'd array.
 #include "hf.h"
 
-void checkpoint_open_hf(Checkpoint *ck, const char *dir) { (void)ck; input_error(dir, "HF checkpoints are not supported yet"); }
-void checkpoint_open_safetensors_file(Checkpoint *ck, const char *path) { (void)ck; input_error(path, "safetensors files are not supported yet"); }
+#include <dirent.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "safetensors.h"
+
+// ---- config.json --------------------------------------------------------------------------------------------------
+static int json_int_field(const json_t *root, const char *path, const char *key, bool required, int dflt, int min) {
+    const json_t *v = json_object_get(root, key);
+    if (!v || json_is_null(v)) {
+        if (required) input_error(path, "%s: missing (expected an integer >= %d)", key, min);
+        return dflt;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > 1000000000)
+        input_error(path, "%s: expected an integer >= %d", key, min);
+    return (int)json_integer_value(v);
+}
+static double json_number_field(const json_t *root, const char *path, const char *key, double dflt) {
+    const json_t *v = json_object_get(root, key);
+    if (!v || json_is_null(v)) return dflt;
+    if (!json_is_number(v) || !(json_number_value(v) > 0)) input_error(path, "%s: expected a number > 0", key);
+    return json_number_value(v);
+}
+static bool json_bool_field(const json_t *root, const char *path, const char *key, bool dflt) {
+    const json_t *v = json_object_get(root, key);
+    if (!v || json_is_null(v)) return dflt;
+    if (!json_is_boolean(v)) input_error(path, "%s: expected true or false", key);
+    return json_is_true(v);
+}
+
+// RoPE scaling: null, "default", or Llama 3.1's "llama3" with the constants Meta's apply_scaling hard-codes.
+static void read_rope_scaling(Config *c, const json_t *rs, const char *path, const char *field) {
+    if (!rs || json_is_null(rs)) return;
+    if (!json_is_object(rs)) input_error(path, "%s: expected null or an object", field);
+    const json_t *type = json_object_get(rs, "rope_type");
+    if (!type) type = json_object_get(rs, "type");  // older transformers spell it "type"
+    if (!json_is_string(type)) input_error(path, "%s.rope_type: expected a string such as \"llama3\"", field);
+    const char *ts = json_string_value(type);
+    if (strcmp(ts, "default") == 0) return;
+    if (strcmp(ts, "llama3") != 0)
+        input_error(path, "%s.rope_type: \"%s\" is not supported (only \"llama3\" or \"default\")", field, ts);
+    static const struct {
+        const char *key;
+        double want;
+    } fixed[] = {{"factor", 8.0}, {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
+                 {"original_max_position_embeddings", 8192.0}};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        const json_t *v = json_object_get(rs, fixed[i].key);
+        if (!json_is_number(v))
+            input_error(path, "%s.%s: missing (expected %g for llama3 scaling)", field, fixed[i].key, fixed[i].want);
+        if (json_number_value(v) != fixed[i].want)
+            input_error(path, "%s.%s: %g is not supported: Meta's apply_scaling (Llama 3.1) uses %g", field,
+                        fixed[i].key, json_number_value(v), fixed[i].want);
+    }
+    c->use_scaled_rope = true;
+}
+
+// Meta has no intermediate_size: it computes F from dim, multiple_of and ffn_dim_multiplier (formats.md §1). Pick
+// values that reproduce HF's F, preferring those Meta's own params.json files use (8B: 1.3 and 1024,
+// 70B: 1.3 and 4096, 405B: 1.2 and 4096), then plain powers of two, then F itself as multiple_of.
+static void choose_ffn_rule(Config *c, int intermediate, const char *path) {
+    static const double mults[] = {0.0 /* none */, 1.3, 1.2, 1.5, 1.0};
+    static const int multiple_ofs[] = {4096, 1024, 256, 2048, 512, 128, 64, 32, 16, 8, 4, 2, 1};
+    for (size_t m = 0; m < sizeof mults / sizeof mults[0]; m++)
+        for (size_t k = 0; k < sizeof multiple_ofs / sizeof multiple_ofs[0]; k++) {
+            bool has = mults[m] != 0.0;
+            if (ffn_hidden_size(c->dim, multiple_ofs[k], has, mults[m]) == intermediate) {
+                c->multiple_of = multiple_ofs[k];
+                c->has_ffn_dim_multiplier = has;
+                c->ffn_dim_multiplier = has ? mults[m] : 0.0;
+                return;
+            }
+        }
+    // multiple_of = F rounds any hidden in (0, F] up to F; the multiplier F / int(8D/3) brings hidden there.
+    double base = (double)(int)(2.0 * (4.0 * c->dim) / 3.0);
+    double mult = (double)intermediate / base;
+    if (ffn_hidden_size(c->dim, intermediate, true, mult) == intermediate) {
+        c->multiple_of = intermediate;
+        c->has_ffn_dim_multiplier = true;
+        c->ffn_dim_multiplier = mult;
+        return;
+    }
+    input_error(path, "intermediate_size: %d cannot be expressed with Meta's multiple_of / ffn_dim_multiplier rule "
+                "for hidden_size %d", intermediate, c->dim);
+}
+
+void config_from_hf_json(Config *c, const char *path) {
+    memset(c, 0, sizeof *c);
+    size_t len;
+    char *text = read_whole_file(path, &len);
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    free(text);
+    if (!root) input_error(path, "invalid JSON at line %d: %s", jerr.line, jerr.text);
+    if (!json_is_object(root)) input_error(path, "expected a JSON object");
+
+    c->dim = json_int_field(root, path, "hidden_size", true, 0, 1);
+    c->n_layers = json_int_field(root, path, "num_hidden_layers", true, 0, 1);
+    c->n_heads = json_int_field(root, path, "num_attention_heads", true, 0, 1);
+    c->n_kv_heads = json_int_field(root, path, "num_key_value_heads", false, c->n_heads, 1);  // HF: None -> heads
+    c->vocab_size = json_int_field(root, path, "vocab_size", true, 0, 1);
+    int intermediate = json_int_field(root, path, "intermediate_size", true, 0, 1);
+    // transformers' LlamaConfig defaults: rms_norm_eps 1e-6, rope_theta 10000, tie_word_embeddings false.
+    c->norm_eps = json_number_field(root, path, "rms_norm_eps", 1e-6);
+    c->tie_word_embeddings = json_bool_field(root, path, "tie_word_embeddings", false);
+    // transformers 5 moves rope_theta and the scaling into "rope_parameters"; 4.x has rope_theta + rope_scaling.
+    const json_t *rp = json_object_get(root, "rope_parameters");
+    if (rp && !json_is_null(rp)) {
+        if (!json_is_object(rp)) input_error(path, "rope_parameters: expected an object");
+        c->rope_theta = json_number_field(rp, path, "rope_theta", json_number_field(root, path, "rope_theta", 10000.0));
+        read_rope_scaling(c, rp, path, "rope_parameters");
+    } else {
+        c->rope_theta = json_number_field(root, path, "rope_theta", 10000.0);
+        read_rope_scaling(c, json_object_get(root, "rope_scaling"), path, "rope_scaling");
+    }
+    // What this engine cannot run must fail here, not as wrong numbers later.
+    const json_t *act = json_object_get(root, "hidden_act");
+    if (act && !(json_is_string(act) && strcmp(json_string_value(act), "silu") == 0))
+        input_error(path, "hidden_act: only \"silu\" (SwiGLU) is supported");
+    if (json_bool_field(root, path, "attention_bias", false)) input_error(path, "attention_bias: true is not supported");
+    if (json_bool_field(root, path, "mlp_bias", false)) input_error(path, "mlp_bias: true is not supported");
+    const json_t *hd = json_object_get(root, "head_dim");
+    if (hd && !json_is_null(hd) &&
+        !(json_is_integer(hd) && c->dim % c->n_heads == 0 && json_integer_value(hd) == c->dim / c->n_heads))
+        input_error(path, "head_dim: expected hidden_size / num_attention_heads = %d / %d", c->dim, c->n_heads);
+    json_decref(root);
+
+    choose_ffn_rule(c, intermediate, path);
+    c->intermediate_size = intermediate;
+    config_derive(c, path);
+    if (c->ffn_hidden != intermediate)
+        input_error(path, "intermediate_size: %d, but the derived FFN size is %d", intermediate, c->ffn_hidden);
+}
+
+// ---- names --------------------------------------------------------------------------------------------------------
+typedef enum { NAME_KEEP, NAME_IGNORE, NAME_PERMUTE_Q, NAME_PERMUTE_K } NameAction;
+
+// HF name -> Meta name in out (size n). Unknown names are kept as they are.
+static NameAction hf_to_meta_name(const char *hf, char *out, size_t n) {
+    static const struct {
+        const char *hf, *meta;
+        NameAction action;
+    } per_layer[] = {
+        {"self_attn.q_proj.weight", "attention.wq.weight", NAME_PERMUTE_Q},
+        {"self_attn.k_proj.weight", "attention.wk.weight", NAME_PERMUTE_K},
+        {"self_attn.v_proj.weight", "attention.wv.weight", NAME_KEEP},
+        {"self_attn.o_proj.weight", "attention.wo.weight", NAME_KEEP},
+        {"mlp.gate_proj.weight", "feed_forward.w1.weight", NAME_KEEP},
+        {"mlp.down_proj.weight", "feed_forward.w2.weight", NAME_KEEP},
+        {"mlp.up_proj.weight", "feed_forward.w3.weight", NAME_KEEP},
+        {"input_layernorm.weight", "attention_norm.weight", NAME_KEEP},
+        {"post_attention_layernorm.weight", "ffn_norm.weight", NAME_KEEP},
+    };
+    size_t len = strlen(hf);
+    static const char inv_freq[] = "rotary_emb.inv_freq";
+    if (len >= sizeof inv_freq - 1 && strcmp(hf + len - (sizeof inv_freq - 1), inv_freq) == 0) return NAME_IGNORE;
+    if (strcmp(hf, "model.embed_tokens.weight") == 0) return snprintf(out, n, "tok_embeddings.weight"), NAME_KEEP;
+    if (strcmp(hf, "model.norm.weight") == 0) return snprintf(out, n, "norm.weight"), NAME_KEEP;
+    if (strcmp(hf, "lm_head.weight") == 0) return snprintf(out, n, "output.weight"), NAME_KEEP;
+    int layer, used = 0;
+    if (sscanf(hf, "model.layers.%d.%n", &layer, &used) == 1 && used > 0 && layer >= 0 && hf[13] >= '0' && hf[13] <= '9') {
+        for (size_t i = 0; i < sizeof per_layer / sizeof per_layer[0]; i++)
+            if (strcmp(hf + used, per_layer[i].hf) == 0) {
+                snprintf(out, n, "layers.%d.%s", layer, per_layer[i].meta);
+                return per_layer[i].action;
+            }
+    }
+    snprintf(out, n, "%s", hf);
+    return NAME_KEEP;
+}
+
+// Position of a Meta name in Meta's state_dict order; unknown names sort last (in the order found).
+static int64_t meta_name_rank(const char *name) {
+    static const char *per_layer[] = {"attention.wq.weight",    "attention.wk.weight",    "attention.wv.weight",
+                                      "attention.wo.weight",    "feed_forward.w1.weight", "feed_forward.w2.weight",
+                                      "feed_forward.w3.weight", "attention_norm.weight",  "ffn_norm.weight"};
+    if (strcmp(name, "tok_embeddings.weight") == 0) return 0;
+    if (strcmp(name, "norm.weight") == 0) return INT64_C(1) << 40;
+    if (strcmp(name, "output.weight") == 0) return (INT64_C(1) << 40) + 1;
+    int layer, used = 0;
+    if (sscanf(name, "layers.%d.%n", &layer, &used) == 1 && used > 0 && layer >= 0)
+        for (int i = 0; i < 9; i++)
+            if (strcmp(name + used, per_layer[i]) == 0) return 1 + (int64_t)layer * 16 + i;
+    return INT64_C(1) << 41;
+}
+
+typedef struct {
+    Tensor t;
+    int64_t rank, found;
+} RankedTensor;
+static int compare_ranked(const void *a, const void *b) {
+    const RankedTensor *x = a, *y = b;
+    if (x->rank != y->rank) return x->rank < y->rank ? -1 : 1;
+    return x->found < y->found ? -1 : (x->found > y->found);
+}
+
+static void take_owned(Checkpoint *ck, void *p) {
+    if (!p) return;
+    ck->owned = xrealloc(ck->owned, (size_t)(ck->n_owned + 1) * sizeof(void *));
+    ck->owned[ck->n_owned++] = p;
+}
+
+// Moves the map and the buffers of sf into ck (sf's tensor array is freed; its views stay valid).
+static void adopt_safetensors(Checkpoint *ck, SafetensorsFile *sf) {
+    ck->files = xrealloc(ck->files, (size_t)(ck->n_files + 1) * sizeof(MappedFile));
+    ck->files[ck->n_files++] = sf->file;
+    take_owned(ck, sf->names);
+    for (int i = 0; i < sf->n_copies; i++) take_owned(ck, sf->copies[i]);
+    free(sf->copies);
+    free(sf->tensors);
+    free(sf->metadata_format);
+    memset(sf, 0, sizeof *sf);
+}
+
+static void find_tokenizers(Checkpoint *ck, const char *dir) {
+    char *p = path_join(dir, "tokenizer.json");
+    if (file_exists(p)) ck->hf_tokenizer_json = p;
+    else free(p);
+    // HF repos of Meta's models keep Meta's tokenizer.model under original/.
+    const char *candidates[] = {"tokenizer.model", "original/tokenizer.model"};
+    for (int i = 0; i < 2 && !ck->tokenizer_path; i++) {
+        p = path_join(dir, candidates[i]);
+        if (file_exists(p)) ck->tokenizer_path = p;
+        else free(p);
+    }
+}
+
+static bool single_file_exists(const char *dir, const char *name) {
+    char *p = path_join(dir, name);
+    bool yes = file_exists(p);
+    free(p);
+    return yes;
+}
+
+static int compare_strings(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+// The weight files of an HF directory. With an index, *weight_map is set (caller json_decref's it).
+static char **list_weight_files(const char *dir, int *n_out, json_t **weight_map, json_t **index_root) {
+    char **files = NULL;
+    int n = 0;
+    *weight_map = NULL;
+    *index_root = NULL;
+    char *index_path = path_join(dir, "model.safetensors.index.json");
+    if (file_exists(index_path)) {
+        size_t len;
+        char *text = read_whole_file(index_path, &len);
+        json_error_t jerr;
+        json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+        free(text);
+        if (!root) input_error(index_path, "invalid JSON at line %d: %s", jerr.line, jerr.text);
+        json_t *wm = json_object_get(root, "weight_map");
+        if (!json_is_object(wm) || json_object_size(wm) == 0)
+            input_error(index_path, "weight_map: expected an object tensor name -> file name");
+        const char *key;
+        json_t *v;
+        json_object_foreach(wm, key, v) {
+            if (!json_is_string(v) || strchr(json_string_value(v), '/') || json_string_length(v) == 0)
+                input_error(index_path, "weight_map: \"%s\": expected a file name in this directory", key);
+            bool seen = false;
+            for (int i = 0; i < n && !seen; i++) seen = strcmp(files[i], json_string_value(v)) == 0;
+            if (seen) continue;
+            files = xrealloc(files, (size_t)(n + 1) * sizeof(char *));
+            files[n++] = xstrdup(json_string_value(v));
+        }
+        *weight_map = wm;
+        *index_root = root;
+    } else if (single_file_exists(dir, "model.safetensors")) {
+        files = xmalloc(sizeof(char *));
+        files[n++] = xstrdup("model.safetensors");
+    } else {
+        DIR *d = opendir(dir);
+        if (!d) input_error(dir, "cannot open the directory");
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            size_t len = strlen(de->d_name);
+            if (len > 12 && strcmp(de->d_name + len - 12, ".safetensors") == 0) {
+                files = xrealloc(files, (size_t)(n + 1) * sizeof(char *));
+                files[n++] = xstrdup(de->d_name);
+            }
+        }
+        closedir(d);
+    }
+    free(index_path);
+    if (n == 0)
+        input_error(dir, "no weights: expected model.safetensors, model.safetensors.index.json or *.safetensors files");
+    qsort(files, (size_t)n, sizeof(char *), compare_strings);
+    *n_out = n;
+    return files;
+}
+
+void checkpoint_open_hf(Checkpoint *ck, const char *dir) {
+    memset(ck, 0, sizeof *ck);
+    ck->kind = CKPT_HF_DIR;
+    ck->path = xstrdup(dir);
+    char *config_path = path_join(dir, "config.json");
+    if (!file_exists(config_path))
+        input_error(dir, "config.json: missing (an HF checkpoint directory holds config.json beside the .safetensors files)");
+    config_from_hf_json(&ck->cfg, config_path);
+    ck->has_config = true;
+    const Config *c = &ck->cfg;
+
+    int n_files;
+    json_t *weight_map, *index_root;
+    char **file_names = list_weight_files(dir, &n_files, &weight_map, &index_root);
+    SafetensorsFile *sfs = xcalloc((size_t)n_files, sizeof(SafetensorsFile));
+    char **file_paths = xcalloc((size_t)n_files, sizeof(char *));
+    int total = 0;
+    for (int i = 0; i < n_files; i++) {
+        file_paths[i] = path_join(dir, file_names[i]);
+        safetensors_open(&sfs[i], file_paths[i]);
+        total += sfs[i].n_tensors;
+    }
+
+    // Collect (HF tensor, the file it comes from): from weight_map when there is an index, else every tensor.
+    typedef struct {
+        const Tensor *t;
+        int file;
+    } Source;
+    Source *src = xcalloc((size_t)total + 1, sizeof(Source));
+    int n_src = 0;
+    if (weight_map) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(weight_map, key, v) {
+            int f = 0;
+            while (strcmp(file_names[f], json_string_value(v)) != 0) f++;
+            const Tensor *t = safetensors_find(&sfs[f], key);
+            if (!t) input_error(file_paths[f], "tensor \"%s\": listed in model.safetensors.index.json but not in this file", key);
+            src[n_src++] = (Source){t, f};
+        }
+    } else {
+        for (int f = 0; f < n_files; f++)
+            for (int i = 0; i < sfs[f].n_tensors; i++) src[n_src++] = (Source){&sfs[f].tensors[i], f};
+    }
+
+    // Map names, un-permute q/k, rank in Meta's order.
+    RankedTensor *out = xcalloc((size_t)n_src + 2, sizeof(RankedTensor));
+    int n_out = 0;
+    size_t names_cap = 0;
+    for (int i = 0; i < n_src; i++) names_cap += strlen(src[i].t->name) + 32;
+    char *names = xmalloc(names_cap + 32);
+    size_t names_used = 0;
+    for (int i = 0; i < n_src; i++) {
+        const Tensor *t = src[i].t;
+        const char *fpath = file_paths[src[i].file];
+        char *name = names + names_used;
+        NameAction act = hf_to_meta_name(t->name, name, names_cap - names_used);
+        if (act == NAME_IGNORE) continue;
+        names_used += strlen(name) + 1;
+        for (int k = 0; k < n_out; k++)
+            if (strcmp(out[k].t.name, name) == 0)
+                input_error(fpath, "tensor \"%s\": a second tensor maps to %s", t->name, name);
+        RankedTensor *r = &out[n_out];
+        r->t = *t;
+        r->t.name = name;
+        r->rank = meta_name_rank(name);
+        r->found = n_out;
+        if (act == NAME_PERMUTE_Q || act == NAME_PERMUTE_K) {
+            int heads = act == NAME_PERMUTE_Q ? c->n_heads : c->n_kv_heads;
+            int64_t rows = (int64_t)heads * c->head_dim;
+            char sb[160];
+            if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != c->dim)
+                input_error(fpath, "tensor \"%s\": shape %s, expected [%lld, %d] (%s heads x head_dim %d, hidden_size)",
+                            t->name, shape_str(t->shape, t->ndim, sb, sizeof sb), (long long)rows, c->dim,
+                            act == NAME_PERMUTE_Q ? "num_attention_heads" : "num_key_value_heads", c->head_dim);
+            void *rows_meta = xmalloc(tensor_nbytes(t));
+            qk_rows_hf_to_meta(t->data, rows_meta, heads, c->head_dim, (size_t)t->shape[1] * dtype_size(t->dtype));
+            take_owned(ck, rows_meta);
+            r->t.data = rows_meta;
+        }
+        n_out++;
+    }
+    // Tied embeddings: output.weight is the embedding matrix itself.
+    bool has_output = false;
+    const Tensor *emb = NULL;
+    for (int k = 0; k < n_out; k++) {
+        if (strcmp(out[k].t.name, "output.weight") == 0) has_output = true;
+        if (strcmp(out[k].t.name, "tok_embeddings.weight") == 0) emb = &out[k].t;
+    }
+    if (c->tie_word_embeddings && !has_output && emb) {
+        char *name = names + names_used;
+        strcpy(name, "output.weight");
+        names_used += strlen(name) + 1;
+        out[n_out].t = *emb;
+        out[n_out].t.name = name;
+        out[n_out].rank = meta_name_rank(name);
+        out[n_out].found = n_out;
+        n_out++;
+    }
+    qsort(out, (size_t)n_out, sizeof(RankedTensor), compare_ranked);
+    ck->n_tensors = n_out;
+    ck->tensors = xcalloc((size_t)n_out + 1, sizeof(Tensor));
+    for (int k = 0; k < n_out; k++) ck->tensors[k] = out[k].t;
+    take_owned(ck, names);
+    for (int f = 0; f < n_files; f++) adopt_safetensors(ck, &sfs[f]);
+    find_tokenizers(ck, dir);
+
+    for (int f = 0; f < n_files; f++) {
+        free(file_names[f]);
+        free(file_paths[f]);
+    }
+    free(file_names);
+    free(file_paths);
+    free(sfs);
+    free(src);
+    free(out);
+    free(config_path);
+    if (index_root) json_decref(index_root);
+}
+
+void checkpoint_open_safetensors_file(Checkpoint *ck, const char *path) {
+    memset(ck, 0, sizeof *ck);
+    ck->kind = CKPT_SAFETENSORS_FILE;
+    ck->path = xstrdup(path);
+    SafetensorsFile sf;
+    safetensors_open(&sf, path);
+    ck->n_tensors = sf.n_tensors;
+    ck->tensors = xcalloc((size_t)sf.n_tensors + 1, sizeof(Tensor));
+    memcpy(ck->tensors, sf.tensors, (size_t)sf.n_tensors * sizeof(Tensor));  // names live in sf.names, now owned
+    adopt_safetensors(ck, &sf);
+    char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else strcpy(dir, ".");
+    find_tokenizers(ck, dir);
+    free(dir);
+}
