@@ -94,8 +94,8 @@ CompareResult compare_f32(const char *step, const char *name, const float *ref, 
         printf("; max abs %.3e, max rel %.3e, nmse %.3e\n", r.max_abs, r.max_rel, r.nmse);
         if (r.worst_index >= 0) {
             index_str(r.worst_index, shape, ndim, ib, sizeof ib);
-            printf("    worst %s: ref % .8e out % .8e, %.0f%% of its tolerance\n", ib, r.worst_ref, r.worst_out,
-                   r.tol_used * 100.0);
+            printf("    worst %s: ref % .8e out % .8e, %.0f%% of its tolerance%s\n", ib, r.worst_ref, r.worst_out,
+                   r.tol_used * 100.0, isinf(r.tol_used) ? " (NaN/Inf, or a tolerance of 0)" : "");
         }
     }
     char line[400];
@@ -106,7 +106,8 @@ CompareResult compare_f32(const char *step, const char *name, const float *ref, 
 
 char *compare_verdict_line(const CompareResult *r, char *buf, size_t n) {
     char pct[32];
-    if (isinf(r->tol_used)) snprintf(pct, sizeof pct, "NaN/Inf");
+    if (r->n_bad_special) snprintf(pct, sizeof pct, "NaN/Inf");
+    else if (isinf(r->tol_used)) snprintf(pct, sizeof pct, "tolerance 0");
     else snprintf(pct, sizeof pct, "%.0f%% of tol", r->tol_used * 100.0);
     int len = snprintf(buf, n, "%-4s %s  %s %s  max_abs %.1e (%s)", r->ok ? "OK" : "FAIL", r->step, r->name, r->shape,
                        r->max_abs, pct);
