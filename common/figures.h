@@ -1,0 +1,88 @@
+// figures.h: the walkthrough's pictures, each one call that takes float data, labels and a title and writes a PNG.
+//
+//   figure_heatmap          a [rows x cols] matrix (07_scores, 08_mask, 09_softmax): token strings on both axes
+//                           (x labels turned 45 or 90 degrees, or thinned out, so that they never overlap), a colour
+//                           bar with values, masked cells (-inf or flagged) hatched grey, values in small matrices
+//   figure_heatmap_compare  three panels: the CUDA map, the CPU map (one shared colour bar) and |CUDA - CPU| with its
+//                           own colour bar and its maximum stated
+//   figure_complex_rays     F1 of 05_rope: one row of freqs_cis [n] as rays from the origin of the complex plane,
+//                           each labelled with its pair index where there is room (the rest are listed)
+//   figure_heatmap_grid     n small maps [n][rows][cols] (the 32 attention maps of a layer), grouped by the kv head
+//                           that group_size consecutive query heads share, each with its head index
+//   figure_line_chart       series over an x axis (residual-norm growth across layers), with ticks and a legend
+//   figure_bar_chart_h      horizontal bars with labels and values (the top-k next tokens and their probabilities)
+//
+// Sizes: glyphs are 16 px tall (titles 32 px); a heatmap cell is 18-48 px, so the 17-token figures are about
+// 1100 x 1000 px and well under 200 KB. Strings are UTF-8 (Chinese titles and tokens render: Unifont has CJK).
+// Token labels are shown with token_display(): spaces as '␣', newlines as '↵', bytes that are not UTF-8 as \xHH.
+// Every function writes `path` atomically and exits 1 (fatal) only when the file cannot be written.
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "draw.h"
+
+// A token piece made visible: ' ' -> U+2423 '␣', '\n' -> U+21B5 '↵', '\t' -> U+21E5 '⇥', other control characters
+// -> their U+24xx pictures, an invalid UTF-8 byte -> the text \xHH, "" -> U+2205 '∅'. out always NUL-terminated.
+void token_display(const char *piece, char *out, size_t out_size);
+
+// Where figure_heatmap put things (for tests and for tools that annotate a figure).
+typedef struct {
+    int width, height;        // the PNG's size
+    int map_x, map_y, cell;   // top-left pixel of cell [0][0]; cell [r][c] starts at (map_x + c*cell, map_y + r*cell)
+    int x_label_angle;        // 0, 45 or 90
+    int x_label_step;         // every step-th x label is drawn (1 unless cells are narrower than a glyph)
+    int y_label_step;
+    int x_label_max_width;    // widest x label, pixels (unrotated)
+    float vmin, vmax;         // the colour bar's range
+} HeatmapLayout;
+
+typedef struct {
+    const char *title;        // first line, large
+    const char *subtitle;     // second line, normal size (shape, layer/head, tolerance ...); NULL for none
+    const char *x_label;      // axis titles, e.g. "key token"; NULL for none
+    const char *y_label;      // e.g. "query token"
+    const char *value_label;  // beside the colour bar, e.g. "score"
+    Colormap colormap;        // COLORMAP_VIRIDIS (the default, 0) for one-signed data, COLORMAP_DIVERGING for signed
+    bool symmetric;           // colour range [-m, m] with m = max |value| (use with COLORMAP_DIVERGING)
+    bool fixed_range;         // use vmin..vmax below instead of the data's range (attention weights: 0..1)
+    float vmin, vmax;
+    bool show_values;         // write each value in its cell when the cells are big enough for the text
+    bool raw_labels;          // draw labels as given instead of through token_display()
+    const uint8_t *mask;      // optional [rows*cols]; non-zero = masked. Cells equal to -inf are masked anyway.
+    HeatmapLayout *layout;    // optional: receives the layout of the figure drawn
+} HeatmapOptions;
+
+// data [rows][cols]; row_labels[rows] and col_labels[cols] may be NULL (then the indices are shown).
+void figure_heatmap(const char *path, const float *data, int rows, int cols, const char *const *row_labels,
+                    const char *const *col_labels, const HeatmapOptions *opt);
+
+// a, b [rows][cols] (e.g. a = CUDA, b = CPU reference), named name_a / name_b above their panels. The third panel
+// is |a - b| on a white-to-red scale; non-finite pairs that agree (both -inf) count as 0 difference and stay masked.
+void figure_heatmap_compare(const char *path, const float *a, const float *b, int rows, int cols,
+                            const char *const *row_labels, const char *const *col_labels, const char *name_a,
+                            const char *name_b, const HeatmapOptions *opt);
+
+// pairs [n][2] = (real, imag) of n complex numbers (torch.view_as_real(freqs_cis[pos])).
+void figure_complex_rays(const char *path, const float *pairs, int n, const char *title, const char *subtitle,
+                         bool unit_circle);
+
+// maps [n][rows][cols]; map i is labelled "h<i>"; groups of group_size consecutive maps are framed together and
+// labelled "kv <g>" (group_size = n_heads / n_kv_heads; 1 for no grouping). opt: colours, range, mask, titles
+// (x_label/y_label describe the axes of each small map).
+void figure_heatmap_grid(const char *path, const float *maps, int n, int rows, int cols, int group_size,
+                         const HeatmapOptions *opt);
+
+typedef struct {
+    const char *name;     // legend text
+    const float *values;  // [n_points]
+} ChartSeries;
+// x [n_points] (NULL: 0, 1, 2, ...); non-finite values leave a gap in their line.
+void figure_line_chart(const char *path, const float *x, int n_points, const ChartSeries *series, int n_series,
+                       const char *title, const char *x_label, const char *y_label);
+
+// values[n] drawn top to bottom in the order given, labels[n] on the left (through token_display() when
+// labels_are_tokens), each value written at the end of its bar.
+void figure_bar_chart_h(const char *path, const float *values, const char *const *labels, int n, const char *title,
+                        const char *value_label, bool labels_are_tokens);
