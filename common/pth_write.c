@@ -6,7 +6,8 @@
 //   <a>/data/0 ...    the raw bytes of each tensor, streamed by pth_writer_append in declaration order
 //   <a>/version       "3\n"
 //   central directory, zip64 end-of-central-directory record, zip64 locator, end-of-central-directory record
-// Every entry is STORED with general-purpose flags 0x0808 (a data descriptor follows the data; UTF-8 names). Its local
+// Every entry is STORED with general-purpose flags 0x0808 (a data descriptor follows the data; UTF-8 names; an empty
+// entry has 0x0800 and no descriptor). Its local
 // header holds crc = sizes = 0, an optional zip64 extra (0x0001) and a padding record (0x4246 "FB" + 'Z' bytes) that
 // puts the data at a multiple of 64 bytes, so a reader can mmap a tensor and use it in place. This is what PyTorch's
 // miniz-based PyTorchStreamWriter does, byte for byte; the tests compare our output with Debian's torch.save.
@@ -29,7 +30,7 @@
 
 #define ZIP_ALIGNMENT 64          // PyTorch's kFieldAlignment
 #define ZIP_LIMIT32 0xFFFFFFFFull // a 32-bit zip field this large means "see the zip64 extra"
-#define PICKLE_BATCH 1000         // Python's pickler writes dict items in SETITEMS batches of this many
+#define PICKLE_BATCH 1000         // Python's C pickler writes dict items in SETITEMS batches of this many
 
 // ---- little-endian byte buffer ---------------------------------------------------------------------------------------
 
@@ -158,59 +159,76 @@ static const char *storage_class_name(DType t) {
     }
 }
 
+// Memo indices of the objects a torch.save pickle refers to again and again (-1: not written yet).
+typedef struct {
+    int64_t rebuild, storage_str, cpu_str, ordered_dict;
+    int64_t storage_class[DT_COUNT];
+} PickleMemo;
+
+// One dict item: the tensor's name, then _rebuild_tensor_v2(storage, 0, size, stride, False, OrderedDict()), whose
+// storage is the persistent id ('storage', torch.<Dtype>Storage, "i", 'cpu', numel) -> entry <archive>/data/i.
+static void pickle_tensor_item(Pickle *pk, const PthTensorSpec *s, int i, PickleMemo *memo) {
+    int64_t numel = 1, stride[MAX_DIMS];
+    for (int d = s->ndim - 1; d >= 0; d--) {
+        // torch's contiguous strides treat a 0-sized dim as 1 (zeros(2,0,3).stride() == (3,3,1))
+        stride[d] = numel;
+        numel *= s->shape[d] > 0 ? s->shape[d] : 1;
+    }
+    for (int d = 0; d < s->ndim; d++)
+        if (s->shape[d] == 0) numel = 0;
+    char key[24];
+    snprintf(key, sizeof key, "%d", i);
+
+    pk_str(pk, s->name);                                                         // dict key
+    pk_global_once(pk, "torch._utils", "_rebuild_tensor_v2", &memo->rebuild);    // callable
+    buf_u8(&pk->out, OP_MARK);                                                   // its 6 arguments:
+    buf_u8(&pk->out, OP_MARK);                                                   //  persistent id
+    pk_str_once(pk, "storage", &memo->storage_str);
+    pk_global_once(pk, "torch", storage_class_name(s->dtype), &memo->storage_class[s->dtype]);
+    pk_str(pk, key);
+    pk_str_once(pk, "cpu", &memo->cpu_str);
+    pk_int(pk, numel);
+    buf_u8(&pk->out, OP_TUPLE);
+    pk_put(pk);
+    buf_u8(&pk->out, OP_BINPERSID);                                              //  -> storage
+    pk_int(pk, 0);                                                               //  storage_offset
+    pk_int_tuple(pk, s->shape, s->ndim);                                         //  size
+    pk_int_tuple(pk, stride, s->ndim);                                           //  stride
+    buf_u8(&pk->out, OP_NEWFALSE);                                               //  requires_grad
+    pk_global_once(pk, "collections", "OrderedDict", &memo->ordered_dict);       //  backward_hooks
+    buf_u8(&pk->out, OP_EMPTY_TUPLE);
+    buf_u8(&pk->out, OP_REDUCE);
+    pk_put(pk);
+    buf_u8(&pk->out, OP_TUPLE);
+    pk_put(pk);
+    buf_u8(&pk->out, OP_REDUCE);                                                 // -> the tensor
+    pk_put(pk);
+}
+
 // The whole data.pkl for a dict of contiguous tensors, tensor i stored under key "i" (formats.md §2.4).
 static ByteBuf pickle_state_dict(const PthTensorSpec *specs, int n) {
     Pickle p = {0};
-    int64_t memo_rebuild = -1, memo_storage_str = -1, memo_cpu_str = -1, memo_ordered_dict = -1;
-    int64_t memo_storage_class[DT_COUNT];
-    for (int t = 0; t < DT_COUNT; t++) memo_storage_class[t] = -1;
+    PickleMemo memo = {.rebuild = -1, .storage_str = -1, .cpu_str = -1, .ordered_dict = -1};
+    for (int t = 0; t < DT_COUNT; t++) memo.storage_class[t] = -1;
 
     buf_u8(&p.out, OP_PROTO);
     buf_u8(&p.out, 2);
     buf_u8(&p.out, OP_EMPTY_DICT);
     pk_put(&p);
-    for (int batch_start = 0; batch_start < n; batch_start += PICKLE_BATCH) {
-        int batch_len = n - batch_start < PICKLE_BATCH ? n - batch_start : PICKLE_BATCH;
-        if (batch_len > 1) buf_u8(&p.out, OP_MARK);
-        for (int i = batch_start; i < batch_start + batch_len; i++) {
-            const PthTensorSpec *s = &specs[i];
-            int64_t numel = 1, stride[MAX_DIMS];
-            for (int d = s->ndim - 1; d >= 0; d--) {
-                // torch's contiguous strides treat a 0-sized dim as 1 (zeros(2,0,3).stride() == (3,3,1))
-                stride[d] = numel;
-                numel *= s->shape[d] > 0 ? s->shape[d] : 1;
-            }
-            for (int d = 0; d < s->ndim; d++)
-                if (s->shape[d] == 0) numel = 0;
-            char key[24];
-            snprintf(key, sizeof key, "%d", i);
-
-            pk_str(&p, s->name);                                                      // dict key
-            pk_global_once(&p, "torch._utils", "_rebuild_tensor_v2", &memo_rebuild);  // callable
-            buf_u8(&p.out, OP_MARK);                                                  // its 6 arguments:
-            buf_u8(&p.out, OP_MARK);                                                  //  persistent id tuple
-            pk_str_once(&p, "storage", &memo_storage_str);
-            pk_global_once(&p, "torch", storage_class_name(s->dtype), &memo_storage_class[s->dtype]);
-            pk_str(&p, key);
-            pk_str_once(&p, "cpu", &memo_cpu_str);
-            pk_int(&p, numel);
-            buf_u8(&p.out, OP_TUPLE);
-            pk_put(&p);
-            buf_u8(&p.out, OP_BINPERSID);                                             //  -> storage
-            pk_int(&p, 0);                                                            //  storage_offset
-            pk_int_tuple(&p, s->shape, s->ndim);                                      //  size
-            pk_int_tuple(&p, stride, s->ndim);                                        //  stride
-            buf_u8(&p.out, OP_NEWFALSE);                                              //  requires_grad
-            pk_global_once(&p, "collections", "OrderedDict", &memo_ordered_dict);     //  backward_hooks
-            buf_u8(&p.out, OP_EMPTY_TUPLE);
-            buf_u8(&p.out, OP_REDUCE);
-            pk_put(&p);
-            buf_u8(&p.out, OP_TUPLE);
-            pk_put(&p);
-            buf_u8(&p.out, OP_REDUCE);                                                // -> the tensor
-            pk_put(&p);
-        }
-        buf_u8(&p.out, batch_len > 1 ? OP_SETITEMS : OP_SETITEM);
+    // Python's C pickler (batch_dict_exact): one item is a plain SETITEM; otherwise MARK ... SETITEMS batches of up
+    // to 1000 items, and after a full batch always one more batch, even an empty one (1000 items end "u(u").
+    int i = 0;
+    if (n == 1) {
+        pickle_tensor_item(&p, &specs[0], 0, &memo);
+        buf_u8(&p.out, OP_SETITEM);
+    } else if (n > 1) {
+        int batch_len;
+        do {
+            buf_u8(&p.out, OP_MARK);
+            for (batch_len = 0; batch_len < PICKLE_BATCH && i < n; batch_len++, i++)
+                pickle_tensor_item(&p, &specs[i], i, &memo);
+            buf_u8(&p.out, OP_SETITEMS);
+        } while (batch_len == PICKLE_BATCH);
     }
     buf_u8(&p.out, OP_STOP);
     return p.out;
@@ -247,6 +265,10 @@ static void out_bytes(PthWriter *w, const void *p, size_t n) {
     w->offset += n;
 }
 
+// General-purpose flags: bit 11, UTF-8 names; bit 3, a data descriptor follows the data. miniz (and so torch) leaves
+// bit 3 and the descriptor out for an empty entry.
+static uint16_t entry_flags(uint64_t size) { return size > 0 ? 0x0808 : 0x0800; }
+
 static void zip_begin_entry(PthWriter *w, const char *short_name, uint64_t size) {
     if (w->entry_open) fatal("pth_write: entry begun while another is open");
     ZipEntry *e = &w->entries[w->n_entries++];
@@ -276,7 +298,7 @@ static void zip_begin_entry(PthWriter *w, const char *short_name, uint64_t size)
     ByteBuf h = {0};
     buf_u32(&h, 0x04034b50);
     buf_u16(&h, 0);       // version needed
-    buf_u16(&h, 0x0808);  // flags: data descriptor follows, UTF-8 name
+    buf_u16(&h, entry_flags(size));
     buf_u16(&h, 0);       // method: stored
     buf_u16(&h, 0);       // time
     buf_u16(&h, 0);       // date
@@ -299,6 +321,8 @@ static void zip_end_entry(PthWriter *w, uint32_t crc) {
     ZipEntry *e = &w->entries[w->n_entries - 1];
     if (!w->entry_open) fatal("pth_write: no open entry");
     e->crc = crc;
+    w->entry_open = false;
+    if (e->size == 0) return;
     ByteBuf d = {0};
     buf_u32(&d, 0x08074b50);
     buf_u32(&d, crc);
@@ -306,7 +330,6 @@ static void zip_end_entry(PthWriter *w, uint32_t crc) {
     else { buf_u32(&d, (uint32_t)e->size); buf_u32(&d, (uint32_t)e->size); }
     out_bytes(w, d.data, d.len);
     free(d.data);
-    w->entry_open = false;
 }
 
 // CRC-32 of a buffer. Large buffers are split among the OpenMP threads and the pieces joined with crc32_combine, so
@@ -452,7 +475,7 @@ void pth_writer_close(PthWriter *w) {
         buf_u32(&cd, 0x02014b50);
         buf_u16(&cd, 0);  // version made by
         buf_u16(&cd, 0);  // version needed
-        buf_u16(&cd, 0x0808);
+        buf_u16(&cd, entry_flags(e->size));
         buf_u16(&cd, 0);  // stored
         buf_u16(&cd, 0);  // time
         buf_u16(&cd, 0);  // date
