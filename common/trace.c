@@ -1,0 +1,420 @@
+// trace.c: OUT/trace.json through Jansson: load and check, record a step's lines/tensors/images/timings/comparisons,
+// merge-and-save under a lock. See trace.h for the format.
+#include "trace.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "font.h"
+#include "npy.h"
+#include "util.h"
+
+struct Trace {
+    char *out_dir;
+    char *path;          // OUT/trace.json
+    json_t *root;        // the index as this process sees it
+    json_t *run_fields;  // top-level fields this process set (merged into the file on save)
+    json_t *touched;     // {step id: true} for every step this process began or changed
+};
+
+// ---- small helpers --------------------------------------------------------------------------------------------------
+
+// A JSON number, or null for NaN/Inf (JSON has no such numbers; Jansson refuses them).
+static json_t *json_number_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+// A JSON string from bytes that may not be UTF-8 (a token piece can be half a character): bad bytes become \xHH.
+static json_t *json_string_lossless(const char *s) {
+    if (!s) return json_null();
+    size_t cap = strlen(s) * 4 + 1, len = 0;
+    char *buf = xmalloc(cap);
+    for (const char *p = s; *p;) {
+        const char *start = p;
+        uint32_t cp = utf8_next(&p);
+        if (cp & FONT_INVALID_BYTE) len += (size_t)snprintf(buf + len, cap - len, "\\x%02X", cp & 0xFF);
+        else { memcpy(buf + len, start, (size_t)(p - start)); len += (size_t)(p - start); }
+    }
+    buf[len] = 0;
+    json_t *j = json_string(buf);
+    free(buf);
+    if (!j) fatal("trace: cannot make a JSON string");
+    return j;
+}
+
+static void check_plain_name(const char *what, const char *name) {
+    if (!name || !*name || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        fatal("trace: %s \"%s\" must be a plain file name (no '/')", what, name ? name : "(null)");
+}
+
+static json_t *new_document(void) {
+    json_t *root = json_object();
+    json_object_set_new(root, "format", json_string(TRACE_FORMAT));
+    json_object_set_new(root, "model", json_null());
+    json_object_set_new(root, "prompt", json_null());
+    json_object_set_new(root, "device", json_null());
+    json_object_set_new(root, "precision", json_null());
+    json_t *tokens = json_object();
+    json_object_set_new(tokens, "ids", json_array());
+    json_object_set_new(tokens, "pieces", json_array());
+    json_object_set_new(root, "tokens", tokens);
+    json_object_set_new(root, "steps", json_array());
+    return root;
+}
+
+// Type checks of a loaded document. They return an error message (in a static buffer) instead of exiting, so the
+// caller can free the document first: input_error() exits, and nothing should be left allocated when it does.
+static char validate_message[160];
+
+static bool has_wrong_type(json_t *parent, const char *key, json_type type, const char *where) {
+    static const char *names[] = {"an object", "an array", "a string", "an integer", "a number", "true", "false", "null"};
+    json_t *v = json_object_get(parent, key);
+    if (!v || json_typeof(v) == type) return false;
+    snprintf(validate_message, sizeof validate_message, "%s%s: expected %s", where, key, names[type]);
+    return true;
+}
+
+// Checks that a loaded document is a trace and fills in missing top-level fields; NULL if fine, else the message.
+static const char *validate(json_t *root) {
+    if (!json_is_object(root)) return "expected a JSON object at the top level (a trace index)";
+    json_t *format = json_object_get(root, "format");
+    if (format && (!json_is_string(format) || strcmp(json_string_value(format), TRACE_FORMAT) != 0))
+        return "format: expected \"" TRACE_FORMAT "\"";
+    if (has_wrong_type(root, "steps", JSON_ARRAY, "") || has_wrong_type(root, "tokens", JSON_OBJECT, "")) return validate_message;
+    json_t *defaults = new_document();
+    const char *key;
+    json_t *value;
+    json_object_foreach(defaults, key, value) {
+        if (!json_object_get(root, key)) json_object_set(root, key, value);
+    }
+    json_decref(defaults);
+    size_t i;
+    json_t *step;
+    json_array_foreach(json_object_get(root, "steps"), i, step) {
+        char where[48];
+        snprintf(where, sizeof where, "steps[%zu].", i);
+        if (!json_is_object(step) || !json_is_string(json_object_get(step, "id"))) {
+            snprintf(validate_message, sizeof validate_message, "steps[%zu].id: expected a step object with a string id", i);
+            return validate_message;
+        }
+        if (has_wrong_type(step, "lines", JSON_ARRAY, where) || has_wrong_type(step, "tensors", JSON_ARRAY, where) ||
+            has_wrong_type(step, "images", JSON_ARRAY, where) || has_wrong_type(step, "timings", JSON_OBJECT, where) ||
+            has_wrong_type(step, "comparisons", JSON_ARRAY, where))
+            return validate_message;
+    }
+    return NULL;
+}
+
+// Loads and checks OUT/trace.json, or makes a new document when there is none. Exits 2 on a bad file; callers
+// hold no allocation of their own at that point (see trace_open).
+static json_t *load_document(const char *path) {
+    if (!file_exists(path)) return new_document();
+    json_error_t err;
+    json_t *root = json_load_file(path, 0, &err);
+    if (!root) input_error(path, "not valid JSON: line %d, column %d: %s", err.line, err.column, err.text);
+    const char *problem = validate(root);
+    if (problem) {
+        json_decref(root);
+        input_error(path, "%s", problem);
+    }
+    return root;
+}
+
+// Index of step `id` in the document's steps, or -1.
+static long find_step(json_t *root, const char *id) {
+    json_t *steps = json_object_get(root, "steps");
+    size_t i;
+    json_t *step;
+    json_array_foreach(steps, i, step) {
+        if (strcmp(json_string_value(json_object_get(step, "id")), id) == 0) return (long)i;
+    }
+    return -1;
+}
+
+// Puts `entry` (a step) into the document in id order, replacing a step of the same id. Steals the reference.
+static void put_step(json_t *root, json_t *entry) {
+    json_t *steps = json_object_get(root, "steps");
+    const char *id = json_string_value(json_object_get(entry, "id"));
+    long at = find_step(root, id);
+    if (at >= 0) { json_array_set_new(steps, (size_t)at, entry); return; }
+    size_t i = 0;
+    while (i < json_array_size(steps) && strcmp(json_string_value(json_object_get(json_array_get(steps, i), "id")), id) < 0) i++;
+    json_array_insert_new(steps, i, entry);
+}
+
+static json_t *new_step(const char *id, const char *title) {
+    json_t *s = json_object();
+    json_object_set_new(s, "id", json_string(id));
+    json_object_set_new(s, "title", title ? json_string_lossless(title) : json_null());
+    json_object_set_new(s, "lines", json_array());
+    json_object_set_new(s, "tensors", json_array());
+    json_object_set_new(s, "images", json_array());
+    json_object_set_new(s, "timings", json_object());
+    json_object_set_new(s, "comparisons", json_array());
+    return s;
+}
+
+// The entry of step `id`, made if missing; marks the step as changed by this process.
+static json_t *step_entry(Trace *t, const char *id) {
+    check_plain_name("step id", id);
+    long at = find_step(t->root, id);
+    if (at < 0 || !json_object_get(t->touched, id)) {
+        // First touch in this process: an entry from an earlier run is replaced, not appended to.
+        put_step(t->root, new_step(id, NULL));
+        json_object_set_new(t->touched, id, json_true());
+        at = find_step(t->root, id);
+    }
+    json_t *s = json_array_get(json_object_get(t->root, "steps"), (size_t)at);
+    // Entries loaded from disk may lack some lists; give them all.
+    static const char *lists[] = {"lines", "tensors", "images", "comparisons"};
+    for (int i = 0; i < 4; i++)
+        if (!json_object_get(s, lists[i])) json_object_set_new(s, lists[i], json_array());
+    if (!json_object_get(s, "timings")) json_object_set_new(s, "timings", json_object());
+    return s;
+}
+
+// In an array of objects, the one whose `key` equals `value` is replaced by `item`, else item is appended.
+static void upsert(json_t *array, const char *key, const char *value, json_t *item) {
+    size_t i;
+    json_t *old;
+    json_array_foreach(array, i, old) {
+        json_t *k = json_object_get(old, key);
+        if (json_is_string(k) && strcmp(json_string_value(k), value) == 0) { json_array_set_new(array, i, item); return; }
+    }
+    json_array_append_new(array, item);
+}
+
+// ---- open, save, close ----------------------------------------------------------------------------------------------
+
+Trace *trace_open(const char *out_dir) {
+    mkdir_p(out_dir);
+    // The document is loaded before anything is allocated, so a bad file exits with nothing leaked.
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/trace.json", out_dir) >= (int)sizeof path) fatal("trace: path too long: %s", out_dir);
+    json_t *root = load_document(path);
+    Trace *t = xcalloc(1, sizeof *t);
+    t->out_dir = xstrdup(out_dir);
+    t->path = xstrdup(path);
+    t->root = root;
+    t->run_fields = json_object();
+    t->touched = json_object();
+    return t;
+}
+
+const char *trace_dir(const Trace *t) { return t->out_dir; }
+
+#define TRACE_DUMP_FLAGS (JSON_INDENT(1) | JSON_REAL_PRECISION(9))
+
+char *trace_dump(const Trace *t) {
+    char *s = json_dumps(t->root, TRACE_DUMP_FLAGS);
+    if (!s) fatal("trace: cannot serialise the index");
+    return s;
+}
+
+void trace_save(Trace *t) {
+    // The lock makes load-merge-write one step even if two processes write into one OUT at the same time.
+    int dir_fd = open(t->out_dir, O_RDONLY | O_DIRECTORY);
+    if (dir_fd < 0) fatal("trace: cannot open %s: %s", t->out_dir, strerror(errno));
+    if (flock(dir_fd, LOCK_EX) != 0) fatal("trace: cannot lock %s: %s", t->out_dir, strerror(errno));
+    json_t *disk = load_document(t->path);
+    const char *key;
+    json_t *value;
+    json_object_foreach(t->run_fields, key, value) json_object_set(disk, key, value);
+    json_object_foreach(t->touched, key, value) {
+        long at = find_step(t->root, key);
+        if (at >= 0) put_step(disk, json_deep_copy(json_array_get(json_object_get(t->root, "steps"), (size_t)at)));
+    }
+    AtomicFile out;
+    atomic_open(&out, t->path);
+    if (json_dumpf(disk, out.f, TRACE_DUMP_FLAGS) != 0) { atomic_abort(&out); fatal("trace: cannot write %s", t->path); }
+    fputc('\n', out.f);
+    atomic_commit(&out);
+    json_decref(t->root);
+    t->root = disk;  // now what is on disk: other steps written meanwhile included
+    flock(dir_fd, LOCK_UN);
+    close(dir_fd);
+}
+
+void trace_close(Trace *t) {
+    if (!t) return;
+    trace_save(t);
+    json_decref(t->root);
+    json_decref(t->run_fields);
+    json_decref(t->touched);
+    free(t->out_dir);
+    free(t->path);
+    free(t);
+}
+
+// ---- run fields -----------------------------------------------------------------------------------------------------
+
+static void set_run_field(Trace *t, const char *key, json_t *value) {
+    json_object_set(t->root, key, value);
+    json_object_set_new(t->run_fields, key, value);
+}
+
+void trace_set_run(Trace *t, const char *model, const char *prompt, const char *device, const char *precision) {
+    if (model) set_run_field(t, "model", json_string_lossless(model));
+    if (prompt) set_run_field(t, "prompt", json_string_lossless(prompt));
+    if (device) set_run_field(t, "device", json_string_lossless(device));
+    if (precision) set_run_field(t, "precision", json_string_lossless(precision));
+}
+
+void trace_set_tokens(Trace *t, const int64_t *ids, const char *const *pieces, int n) {
+    json_t *tokens = json_object(), *id_list = json_array(), *piece_list = json_array();
+    for (int i = 0; i < n; i++) {
+        json_array_append_new(id_list, json_integer((json_int_t)ids[i]));
+        if (pieces) json_array_append_new(piece_list, json_string_lossless(pieces[i]));
+    }
+    json_object_set_new(tokens, "ids", id_list);
+    json_object_set_new(tokens, "pieces", piece_list);
+    set_run_field(t, "tokens", tokens);
+}
+
+// ---- steps ----------------------------------------------------------------------------------------------------------
+
+void trace_step_begin(Trace *t, const char *step, const char *title) {
+    check_plain_name("step id", step);
+    put_step(t->root, new_step(step, title));
+    json_object_set_new(t->touched, step, json_true());
+}
+
+void trace_line(Trace *t, const char *step, const char *line) {
+    json_t *lines = json_object_get(step_entry(t, step), "lines");
+    const char *s = line;
+    for (;;) {
+        const char *nl = strchr(s, '\n');
+        size_t len = nl ? (size_t)(nl - s) : strlen(s);
+        if (!nl && len == 0 && s != line) break;  // a trailing newline adds no empty line
+        char *one = xmalloc(len + 1);
+        memcpy(one, s, len);
+        one[len] = 0;
+        json_array_append_new(lines, json_string_lossless(one));
+        free(one);
+        if (!nl) break;
+        s = nl + 1;
+    }
+}
+
+void trace_printf(Trace *t, const char *step, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *text = NULL;
+    if (vasprintf(&text, fmt, ap) < 0) fatal("trace_printf: out of memory");
+    va_end(ap);
+    fputs(text, stdout);
+    if (!*text || text[strlen(text) - 1] != '\n') fputc('\n', stdout);
+    trace_line(t, step, text);
+    free(text);
+}
+
+void tensor_stats_f32(const float *data, int64_t n, TensorStats *s) {
+    memset(s, 0, sizeof *s);
+    s->n = n;
+    double sum = 0, lo = INFINITY, hi = -INFINITY;
+    int64_t finite = 0;
+    uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a 64: offset basis
+    for (int64_t i = 0; i < n; i++) {
+        float v = data[i];
+        const unsigned char *b = (const unsigned char *)&data[i];  // little-endian hosts: the .npy's bytes
+        for (int k = 0; k < 4; k++) hash = (hash ^ b[k]) * 0x100000001b3ull;
+        if (isnan(v)) { s->n_nan++; continue; }
+        if (isinf(v)) { s->n_inf++; continue; }
+        finite++;
+        sum += v;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+    }
+    s->checksum = hash;
+    if (finite == 0) { s->min = s->max = s->mean = s->std = NAN; return; }
+    double mean = sum / (double)finite, squares = 0;
+    for (int64_t i = 0; i < n; i++)  // second pass: sum of squared deviations, exact enough in double
+        if (isfinite(data[i])) squares += ((double)data[i] - mean) * ((double)data[i] - mean);
+    s->min = lo;
+    s->max = hi;
+    s->mean = mean;
+    s->std = sqrt(squares / (double)finite);
+}
+
+void trace_tensor_record(Trace *t, const char *step, const char *name, const int64_t *shape, int ndim,
+                         const char *dtype_label, const char *file, const TensorStats *stats) {
+    json_t *item = json_object(), *dims = json_array();
+    for (int d = 0; d < ndim; d++) json_array_append_new(dims, json_integer((json_int_t)shape[d]));
+    json_object_set_new(item, "name", json_string_lossless(name));
+    json_object_set_new(item, "shape", dims);
+    json_object_set_new(item, "dtype", json_string_lossless(dtype_label ? dtype_label : "f32"));
+    json_object_set_new(item, "file", file ? json_string_lossless(file) : json_null());
+    json_object_set_new(item, "min", json_number_or_null(stats->min));
+    json_object_set_new(item, "max", json_number_or_null(stats->max));
+    json_object_set_new(item, "mean", json_number_or_null(stats->mean));
+    json_object_set_new(item, "std", json_number_or_null(stats->std));
+    json_object_set_new(item, "n_nan", json_integer(stats->n_nan));
+    json_object_set_new(item, "n_inf", json_integer(stats->n_inf));
+    char checksum[32];
+    snprintf(checksum, sizeof checksum, "fnv1a64:%016llx", (unsigned long long)stats->checksum);
+    json_object_set_new(item, "checksum", json_string(checksum));
+    upsert(json_object_get(step_entry(t, step), "tensors"), "name", name, item);
+}
+
+char *trace_path(Trace *t, const char *step, const char *file) {
+    check_plain_name("step id", step);
+    check_plain_name("file", file);
+    char *dir = path_join(t->out_dir, step);
+    mkdir_p(dir);
+    char *path = path_join(dir, file);
+    free(dir);
+    return path;
+}
+
+void trace_tensor_f32(Trace *t, const char *step, const char *name, const float *data, const int64_t *shape, int ndim,
+                      const char *dtype_label) {
+    check_plain_name("tensor name", name);
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= shape[d];
+    char *file_name = xasprintf("%s.npy", name);
+    char *path = trace_path(t, step, file_name);
+    npy_write_f32(path, data, shape, ndim);
+    TensorStats stats;
+    tensor_stats_f32(data, n, &stats);
+    char *relative = xasprintf("%s/%s", step, file_name);
+    trace_tensor_record(t, step, name, shape, ndim, dtype_label, relative, &stats);
+    free(relative);
+    free(path);
+    free(file_name);
+}
+
+void trace_image(Trace *t, const char *step, const char *file, const char *caption) {
+    check_plain_name("image file", file);
+    char *relative = xasprintf("%s/%s", step, file);
+    json_t *item = json_object();
+    json_object_set_new(item, "file", json_string_lossless(relative));
+    json_object_set_new(item, "caption", caption ? json_string_lossless(caption) : json_null());
+    upsert(json_object_get(step_entry(t, step), "images"), "file", relative, item);
+    free(relative);
+}
+
+void trace_timing(Trace *t, const char *step, const char *name, double ms) {
+    json_object_set_new(json_object_get(step_entry(t, step), "timings"), name, json_number_or_null(ms));
+}
+
+void trace_comparison(Trace *t, const char *step, const TraceComparison *c) {
+    json_t *item = json_object(), *tolerance = json_object();
+    json_object_set_new(item, "name", json_string_lossless(c->name));
+    json_object_set_new(item, "metric", json_string_lossless(c->metric ? c->metric : "|ref-out| <= atol + rtol*|ref|"));
+    json_object_set_new(item, "max_abs", json_number_or_null(c->max_abs));
+    json_object_set_new(item, "max_rel", json_number_or_null(c->max_rel));
+    json_object_set_new(tolerance, "atol", json_number_or_null(c->atol));
+    json_object_set_new(tolerance, "rtol", json_number_or_null(c->rtol));
+    json_object_set_new(item, "tolerance", tolerance);
+    json_object_set_new(item, "tol_used", json_number_or_null(c->tol_used));
+    json_object_set_new(item, "n", json_integer(c->n));
+    json_object_set_new(item, "n_mismatch", json_integer(c->n_mismatch));
+    json_object_set_new(item, "verdict", json_string(c->ok ? "OK" : "FAIL"));
+    upsert(json_object_get(step_entry(t, step), "comparisons"), "name", c->name, item);
+}

@@ -1,0 +1,87 @@
+// trace.h: the index of a trace directory, OUT/trace.json (DESIGN.md "Trace directory").
+//
+// A trace directory holds what the walkthrough's steps wrote: OUT/<step>/<name>.npy tensors, OUT/<step>/*.png
+// figures, and OUT/trace.json, which says what is where:
+//   {"format": "llama3-trace/1", "model": ..., "prompt": ..., "device": ..., "precision": ...,
+//    "tokens": {"ids": [...], "pieces": [...]},
+//    "steps": [ {"id": "05_rope", "title": ..., "lines": [printed lines],
+//                "tensors": [{"name", "shape", "dtype", "file", "min", "max", "mean", "std", "n_nan", "n_inf",
+//                             "checksum"}],
+//                "images": [{"file", "caption"}], "timings": {"name": ms},
+//                "comparisons": [{"name", "metric", "max_abs", "max_rel", "tolerance": {"atol", "rtol"},
+//                                 "tol_used", "n", "n_mismatch", "verdict": "OK" | "FAIL"}]}, ... ]}
+// Steps are sorted by id. File names are relative to OUT. Statistics cover the finite values (a masked score is
+// -inf): n_nan and n_inf count the rest; a statistic with no finite value is null. checksum is
+// "fnv1a64:<16 hex digits>" of the float32 little-endian bytes, the data of the .npy file.
+//
+// Each step is its own process and they run one after another into the same OUT, so trace_save() re-reads
+// trace.json (under an flock of OUT), replaces only the steps this process began (and the run fields if it set
+// them), and writes it back atomically. Use:
+//     Trace *t = trace_open(out_dir);                    // exit 2 if OUT/trace.json is not a valid trace
+//     trace_set_run(t, model_dir, prompt, "cpu", "bf16");
+//     trace_step_begin(t, "05_rope", "positions by rotating complex pairs");
+//     trace_printf(t, "05_rope", "q_per_token_as_complex %s", shape);  // printed and recorded
+//     trace_tensor_f32(t, "05_rope", "q_rotated", q, shape, 2, "bf16");  // writes OUT/05_rope/q_rotated.npy
+//     char *png = trace_path(t, "05_rope", "freqs_cis.png");  figure_complex_rays(png, ...);
+//     trace_image(t, "05_rope", "freqs_cis.png", "freqs_cis[3] in the complex plane");  free(png);
+//     trace_close(t);                                    // saves
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct Trace Trace;
+
+#define TRACE_FORMAT "llama3-trace/1"
+
+// Makes OUT if needed and loads OUT/trace.json when it exists (exit 2, naming the file and the field, if it is
+// not JSON or not a trace).
+Trace *trace_open(const char *out_dir);
+void trace_save(Trace *t);   // merge into OUT/trace.json as described above; atomic
+void trace_close(Trace *t);  // trace_save, then free
+const char *trace_dir(const Trace *t);
+// The whole index as JSON text (malloc'd), e.g. for tests; keys in a stable order.
+char *trace_dump(const Trace *t);
+
+// Run fields; NULL leaves a field as it is.
+void trace_set_run(Trace *t, const char *model, const char *prompt, const char *device, const char *precision);
+// pieces may be NULL; a piece that is not UTF-8 (a split multi-byte character) is stored with \xHH escapes.
+void trace_set_tokens(Trace *t, const int64_t *ids, const char *const *pieces, int n);
+
+// Starts (or restarts) a step: its previous entry, from an earlier run, is replaced by an empty one.
+void trace_step_begin(Trace *t, const char *step, const char *title);
+// The functions below create the step if it was not begun.
+void trace_line(Trace *t, const char *step, const char *line);  // records (one entry per '\n'-separated line)
+void trace_printf(Trace *t, const char *step, const char *fmt, ...) __attribute__((format(printf, 3, 4)));  // prints to stdout and records
+
+typedef struct {
+    int64_t n, n_nan, n_inf;  // elements, and the non-finite ones among them
+    double min, max, mean, std;  // over the finite values (std: population, like numpy's default); NAN if none
+    uint64_t checksum;        // FNV-1a 64 of the float32 bytes
+} TensorStats;
+void tensor_stats_f32(const float *data, int64_t n, TensorStats *s);
+
+// Writes OUT/<step>/<name>.npy (float32) and records it with its stats. dtype_label says what the values were in
+// the computation ("bf16", "f32"); bf16 values are exact in float32. name must be a plain file name.
+void trace_tensor_f32(Trace *t, const char *step, const char *name, const float *data, const int64_t *shape, int ndim,
+                      const char *dtype_label);
+// Records a tensor written elsewhere (file relative to OUT).
+void trace_tensor_record(Trace *t, const char *step, const char *name, const int64_t *shape, int ndim,
+                         const char *dtype_label, const char *file, const TensorStats *stats);
+
+// "OUT/<step>/<file>" (malloc'd); makes OUT/<step>. For figures and other files a step writes.
+char *trace_path(Trace *t, const char *step, const char *file);
+// Records OUT/<step>/<file> as an image of the step.
+void trace_image(Trace *t, const char *step, const char *file, const char *caption);
+void trace_timing(Trace *t, const char *step, const char *name, double ms);
+
+typedef struct {
+    const char *name;    // the tensor compared, e.g. "q_rotated"
+    const char *metric;  // e.g. "|ref-out| <= atol + rtol*|ref|"
+    double max_abs, max_rel;
+    double atol, rtol;   // the tolerance
+    double tol_used;     // largest share of the tolerance used (1.0 = at the limit)
+    int64_t n, n_mismatch;
+    bool ok;             // verdict: "OK" or "FAIL"
+} TraceComparison;
+void trace_comparison(Trace *t, const char *step, const TraceComparison *c);

@@ -1,0 +1,307 @@
+// test_trace.c: trace.h: stats and checksums, trace.json round trip, step replacement and ordering across
+// "processes" (separate Trace handles), merging, and rejection (exit 2) of a trace.json that is not a trace.
+//
+//   build/tests/test_trace                unit tests, ends with "N passed, N failed"
+//   build/tests/test_trace --write DIR    writes a sample trace into DIR (tests/test_figures.sh checks it in Python)
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "npy.h"
+#include "trace.h"
+#include "util.h"
+
+static char *make_temp_dir(void) {
+    char tmpl[] = "/tmp/test_trace.XXXXXX";
+    if (!mkdtemp(tmpl)) fatal("mkdtemp failed");
+    return xstrdup(tmpl);
+}
+
+static void remove_dir(const char *dir) {
+    char *cmd = xasprintf("rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
+    free(cmd);
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = xfopen(path, "wb");
+    xfwrite(text, strlen(text), f, path);
+    xfclose(f, path);
+}
+
+// Runs trace_open(dir) in a child process; returns its exit status, and its stderr in err (size n).
+static int open_in_child(const char *dir, char *err, size_t n) {
+    char *err_path = xasprintf("%s/stderr.txt", dir);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        // dup2, not freopen: stderr stays unbuffered, so the message is on disk even if the process dies early.
+        int fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || dup2(fd, 2) < 0) _exit(99);
+        close(fd);
+        free(err_path);
+        Trace *t = trace_open(dir);
+        trace_close(t);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    err[0] = 0;
+    FILE *f = fopen(err_path, "r");
+    if (f) {
+        size_t got = fread(err, 1, n - 1, f);
+        err[got] = 0;
+        fclose(f);
+    }
+    unlink(err_path);
+    free(err_path);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static json_t *load_json(const char *dir) {
+    char *path = path_join(dir, "trace.json");
+    json_error_t e;
+    json_t *j = json_load_file(path, 0, &e);
+    free(path);
+    return j;
+}
+
+static const char *step_id_at(json_t *root, size_t i) {
+    return json_string_value(json_object_get(json_array_get(json_object_get(root, "steps"), i), "id"));
+}
+
+static json_t *step_by_id(json_t *root, const char *id) {
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(root, "steps"), i, s) {
+        if (strcmp(json_string_value(json_object_get(s, "id")), id) == 0) return s;
+    }
+    return NULL;
+}
+
+// A sample step like 05_rope would write.
+static void write_sample(Trace *t) {
+    static const int64_t ids[17] = {128000, 1820, 4320, 311, 279, 17139, 3488, 315, 2324, 11, 279, 15861, 11, 323, 4395, 374, 220};
+    static const char *pieces[17] = {"<|begin_of_text|>", "the", " answer", " to", " the", " ultimate", " question", " of",
+                                     " life", ",", " the", " universe", ",", " and", " everything", " is", " "};
+    trace_set_run(t, "build/models/tiny", "the answer to the ultimate question of life, the universe, and everything is ", "cpu", "bf16");
+    trace_set_tokens(t, ids, pieces, 17);
+    trace_step_begin(t, "05_rope", "positions by rotating complex pairs");
+    trace_line(t, "05_rope", "q_per_token_split_into_pairs [17, 64, 2]");
+    trace_line(t, "05_rope", "freqs_cis [17, 64]\nq_rotated [17, 128]\n");
+    float q[6] = {1, 2, 3, 4, -5, 0.5f};
+    int64_t shape[2] = {2, 3};
+    trace_tensor_f32(t, "05_rope", "q_rotated", q, shape, 2, "bf16");
+    float masked[4] = {1.5f, -INFINITY, 0.25f, -INFINITY};
+    int64_t shape_m[2] = {2, 2};
+    trace_tensor_f32(t, "05_rope", "scores_masked", masked, shape_m, 2, "f32");
+    trace_image(t, "05_rope", "freqs_cis.png", "freqs_cis[3] in the complex plane");
+    trace_timing(t, "05_rope", "rope_cpu", 0.125);
+    trace_timing(t, "05_rope", "rope_cuda", 0.0075);
+    TraceComparison c = {"q_rotated", NULL, 3.1e-7, 1.2e-6, 1e-5, 1.6e-2, 0.02, 2176, 0, true};
+    trace_comparison(t, "05_rope", &c);
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "--write") == 0) {
+        Trace *t = trace_open(argv[2]);
+        write_sample(t);
+        float big[1000];
+        for (int i = 0; i < 1000; i++) big[i] = (float)sin(i * 0.37) * (float)(i % 17) - 3.0f;
+        int64_t shape[2] = {40, 25};
+        trace_tensor_f32(t, "07_scores", "scores", big, shape, 2, "f32");
+        trace_close(t);
+        return 0;
+    }
+    if (argc > 1) { fprintf(stderr, "usage: %s [--write DIR]\n", argv[0]); return 2; }
+
+    // Stats over finite values; non-finite ones counted.
+    {
+        float v[6] = {1, 2, 3, 4, -INFINITY, NAN};
+        TensorStats s;
+        tensor_stats_f32(v, 6, &s);
+        CHECK_EQ_INT(s.n, 6);
+        CHECK_EQ_INT(s.n_inf, 1);
+        CHECK_EQ_INT(s.n_nan, 1);
+        CHECK_NEAR(s.min, 1, 0);
+        CHECK_NEAR(s.max, 4, 0);
+        CHECK_NEAR(s.mean, 2.5, 1e-12);
+        CHECK_NEAR(s.std, sqrt(1.25), 1e-12);
+        float none[2] = {NAN, INFINITY};
+        tensor_stats_f32(none, 2, &s);
+        CHECK(isnan(s.mean) && isnan(s.min), "no finite value: stats are NaN (null in JSON)");
+        // FNV-1a 64 of no bytes is its offset basis; a change of one bit changes the checksum.
+        tensor_stats_f32(v, 0, &s);
+        CHECK(s.checksum == 0xcbf29ce484222325ull, "%llx", (unsigned long long)s.checksum);
+        TensorStats a, b;
+        float x[3] = {1, 2, 3}, y[3] = {1, 2, 3.0000002f};
+        tensor_stats_f32(x, 3, &a);
+        tensor_stats_f32(y, 3, &b);
+        CHECK(a.checksum != b.checksum, "checksum must see a one-ulp change");
+    }
+
+    // Round trip: write, save, load in a new handle: the same document.
+    char *dir = make_temp_dir();
+    {
+        Trace *t = trace_open(dir);
+        write_sample(t);
+        trace_save(t);
+        char *before = trace_dump(t);
+        trace_close(t);
+        Trace *again = trace_open(dir);
+        char *after = trace_dump(again);
+        CHECK(strcmp(before, after) == 0, "trace changed on reload");
+        trace_close(again);
+        free(before);
+        free(after);
+
+        json_t *root = load_json(dir);
+        CHECK(root != NULL, "trace.json is JSON");
+        CHECK_EQ_STR(json_string_value(json_object_get(root, "format")), TRACE_FORMAT);
+        CHECK_EQ_STR(json_string_value(json_object_get(root, "device")), "cpu");
+        json_t *tokens = json_object_get(root, "tokens");
+        CHECK_EQ_INT(json_array_size(json_object_get(tokens, "ids")), 17);
+        CHECK_EQ_INT(json_integer_value(json_array_get(json_object_get(tokens, "ids"), 0)), 128000);
+        CHECK_EQ_STR(json_string_value(json_array_get(json_object_get(tokens, "pieces"), 2)), " answer");
+        json_t *step = step_by_id(root, "05_rope");
+        CHECK(step != NULL, "step 05_rope recorded");
+        CHECK_EQ_INT(json_array_size(json_object_get(step, "lines")), 3);  // "a\nb\n" is two lines, not three
+        CHECK_EQ_STR(json_string_value(json_array_get(json_object_get(step, "lines"), 2)), "q_rotated [17, 128]");
+        json_t *tensor = json_array_get(json_object_get(step, "tensors"), 0);
+        CHECK_EQ_STR(json_string_value(json_object_get(tensor, "file")), "05_rope/q_rotated.npy");
+        CHECK_EQ_STR(json_string_value(json_object_get(tensor, "dtype")), "bf16");
+        CHECK_NEAR(json_real_value(json_object_get(tensor, "min")), -5, 0);
+        CHECK_NEAR(json_real_value(json_object_get(tensor, "max")), 4, 0);
+        CHECK_EQ_INT(json_integer_value(json_array_get(json_object_get(tensor, "shape"), 1)), 3);
+        json_t *masked = json_array_get(json_object_get(step, "tensors"), 1);
+        CHECK_EQ_INT(json_integer_value(json_object_get(masked, "n_inf")), 2);
+        CHECK_NEAR(json_real_value(json_object_get(masked, "min")), 0.25, 0);
+        json_t *cmp = json_array_get(json_object_get(step, "comparisons"), 0);
+        CHECK_EQ_STR(json_string_value(json_object_get(cmp, "verdict")), "OK");
+        CHECK_NEAR(json_real_value(json_object_get(json_object_get(cmp, "tolerance"), "rtol")), 1.6e-2, 1e-12);
+        CHECK_NEAR(json_real_value(json_object_get(json_object_get(step, "timings"), "rope_cuda")), 0.0075, 1e-12);
+        CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(json_object_get(step, "images"), 0), "file")), "05_rope/freqs_cis.png");
+        json_decref(root);
+
+        // The .npy holds the data.
+        char *npy_path = xasprintf("%s/05_rope/q_rotated.npy", dir);
+        NpyArray a;
+        npy_read(npy_path, &a);
+        CHECK_EQ_INT(a.ndim, 2);
+        CHECK_EQ_INT(a.shape[0], 2);
+        CHECK(a.dtype == DT_F32 && ((float *)a.data)[4] == -5.0f, "npy data");
+        npy_free(&a);
+        free(npy_path);
+    }
+
+    // Steps as separate processes: each adds its step; the file keeps them sorted by id; a rerun replaces.
+    {
+        Trace *t = trace_open(dir);
+        trace_step_begin(t, "07_scores", "queries times keys");
+        trace_line(t, "07_scores", "qk_per_token [17, 17]");
+        trace_close(t);
+        t = trace_open(dir);
+        trace_step_begin(t, "02_embed", "tokens to embeddings");
+        trace_close(t);
+        json_t *root = load_json(dir);
+        CHECK_EQ_INT(json_array_size(json_object_get(root, "steps")), 3);
+        CHECK_EQ_STR(step_id_at(root, 0), "02_embed");
+        CHECK_EQ_STR(step_id_at(root, 1), "05_rope");
+        CHECK_EQ_STR(step_id_at(root, 2), "07_scores");
+        CHECK_EQ_STR(json_string_value(json_object_get(root, "model")), "build/models/tiny");  // kept from the first
+        json_decref(root);
+
+        t = trace_open(dir);
+        trace_step_begin(t, "05_rope", "RoPE, second run");
+        trace_line(t, "05_rope", "only this line");
+        trace_close(t);
+        root = load_json(dir);
+        json_t *step = step_by_id(root, "05_rope");
+        CHECK_EQ_STR(json_string_value(json_object_get(step, "title")), "RoPE, second run");
+        CHECK_EQ_INT(json_array_size(json_object_get(step, "lines")), 1);
+        CHECK_EQ_INT(json_array_size(json_object_get(step, "tensors")), 0);
+        CHECK_EQ_INT(json_array_size(json_object_get(root, "steps")), 3);
+        CHECK_EQ_INT(json_array_size(json_object_get(step_by_id(root, "07_scores"), "lines")), 1);  // untouched
+        json_decref(root);
+
+        // Two handles open at once (two processes): saving one does not lose the other's step.
+        Trace *a = trace_open(dir), *b = trace_open(dir);
+        trace_step_begin(a, "10_value", NULL);
+        trace_step_begin(b, "11_multihead", NULL);
+        trace_set_run(b, NULL, NULL, "cuda", NULL);
+        trace_close(a);
+        trace_close(b);
+        root = load_json(dir);
+        CHECK(step_by_id(root, "10_value") && step_by_id(root, "11_multihead"), "both steps kept");
+        CHECK_EQ_STR(json_string_value(json_object_get(root, "device")), "cuda");
+        CHECK_EQ_STR(json_string_value(json_object_get(root, "precision")), "bf16");
+        CHECK_EQ_INT(json_array_size(json_object_get(root, "steps")), 5);
+        json_decref(root);
+
+        // Recording the same tensor twice keeps one entry (the newer).
+        t = trace_open(dir);
+        float one[1] = {1}, two[1] = {2};
+        int64_t shape[1] = {1};
+        trace_tensor_f32(t, "12_output", "delta", one, shape, 1, "f32");
+        trace_tensor_f32(t, "12_output", "delta", two, shape, 1, "f32");
+        trace_close(t);
+        root = load_json(dir);
+        json_t *tensors = json_object_get(step_by_id(root, "12_output"), "tensors");
+        CHECK_EQ_INT(json_array_size(tensors), 1);
+        CHECK_NEAR(json_real_value(json_object_get(json_array_get(tensors, 0), "max")), 2, 0);
+        json_decref(root);
+    }
+
+    // Token pieces that are not UTF-8 (half of a Chinese character) are kept as \xHH text.
+    {
+        char *d2 = make_temp_dir();
+        Trace *t = trace_open(d2);
+        int64_t ids[2] = {1, 2};
+        const char *pieces[2] = {"\xE7\x94\x9F", "\xE7\xAD"};
+        trace_set_tokens(t, ids, pieces, 2);
+        trace_close(t);
+        json_t *root = load_json(d2);
+        json_t *p = json_object_get(json_object_get(root, "tokens"), "pieces");
+        CHECK_EQ_STR(json_string_value(json_array_get(p, 0)), "\xE7\x94\x9F");
+        CHECK_EQ_STR(json_string_value(json_array_get(p, 1)), "\\xE7\\xAD");
+        json_decref(root);
+        remove_dir(d2);
+        free(d2);
+    }
+
+    // A trace.json that is not a trace: exit 2 with one line naming the file.
+    {
+        char *path = path_join(dir, "trace.json");
+        char err[1024];
+        const char *bad[] = {
+            "{\"steps\": [",                                    // truncated JSON
+            "[1, 2, 3]",                                        // not an object
+            "{\"format\": \"something-else/9\", \"steps\": []}",  // another format
+            "{\"steps\": {\"05_rope\": {}}}",                   // steps not an array
+            "{\"steps\": [{\"title\": \"no id\"}]}",            // a step without id
+            "{\"steps\": [{\"id\": \"05_rope\", \"tensors\": 3}]}",
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            write_text(path, bad[i]);
+            int code = open_in_child(dir, err, sizeof err);
+            CHECK_EQ_INT(code, 2);
+            CHECK(strstr(err, "trace.json") != NULL, "case %zu: stderr names the file: %s", i, err);
+            int lines = 0;
+            for (char *c = err; *c; c++) lines += *c == '\n';
+            CHECK(lines == 1, "case %zu: one line of error, got %d: %s", i, lines, err);
+        }
+        // And a good one is accepted by the same child.
+        write_text(path, "{\"format\": \"" TRACE_FORMAT "\", \"steps\": []}");
+        CHECK_EQ_INT(open_in_child(dir, err, sizeof err), 0);
+        free(path);
+    }
+    remove_dir(dir);
+    free(dir);
+    TEST_SUMMARY();
+}
