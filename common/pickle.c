@@ -184,8 +184,9 @@ static bool pop_to_mark(VM *vm, Value ***items, size_t *n) {
 }
 
 static bool memo_put(VM *vm, uint64_t index) {
-    // The pickler numbers memo slots 0, 1, 2, ... so a valid index is below the number of bytes in the pickle.
-    if (index >= PICKLE_MAX_MEMO || index > vm->len) return vm_fail(vm, "memo index %llu is out of range", (unsigned long long)index);
+    // The pickler numbers memo slots 0, 1, 2, ..., so an index is below the number of bytes in the pickle; allowing
+    // 65536 more keeps hand-written pickles legal while a hostile index cannot make the memo much larger than the input.
+    if (index >= PICKLE_MAX_MEMO || index > (uint64_t)vm->len + 65536) return vm_fail(vm, "memo index %llu is out of range", (unsigned long long)index);
     Value *v = top(vm);
     if (!v) return false;
     if (index >= vm->cap_memo) {
@@ -409,8 +410,8 @@ static bool step(VM *vm, bool *stopped, Value **result) {
     if (!need(vm, 1)) return vm_fail(vm, "the pickle ends without STOP");
     vm->op_pos = vm->pos;
     vm->op = vm->data[vm->pos++];
-    Value **items;
-    size_t n;
+    Value **items = NULL;
+    size_t n = 0;
     switch (vm->op) {
     case OP_PROTO: {
         if (!need(vm, 1)) return false;

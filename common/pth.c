@@ -48,6 +48,10 @@ static bool find_pickle(const ZipArchive *z, const ZipEntry **pkl, char **prefix
         }
     }
     if (!*pkl) return fail(err, errlen, "a zip without <archive>/data.pkl: not a torch.save checkpoint");
+    for (int i = 0; i < z->n_entries; i++)
+        if (z->entries[i].method != 0)
+            return fail(err, errlen, "zip: entry %s is compressed (method %d); torch.save stores every entry uncompressed", z->entries[i].name,
+                        z->entries[i].method);
     size_t prefix_len = strlen((*pkl)->name) - strlen("data.pkl");
     *prefix = xmalloc(prefix_len + 1);
     memcpy(*prefix, (*pkl)->name, prefix_len);

@@ -142,8 +142,7 @@ bool zip_index(ZipArchive *z, const uint8_t *data, size_t size, char *err, size_
         n_done++;
         if (!apply_zip64_extra(h + CENTRAL_HEADER_SIZE + name_len, extra_len, &usize, &csize, &lho, name, err, errlen)) { ok = false; break; }
         if (flags & 1) { ok = fail(err, errlen, "entry %s is encrypted", name); break; }
-        if (method != 0) { ok = fail(err, errlen, "entry %s is compressed (method %u); torch checkpoints store entries uncompressed", name, method); break; }
-        if (csize != usize) { ok = fail(err, errlen, "entry %s: stored sizes differ (%llu vs %llu)", name, (unsigned long long)csize, (unsigned long long)usize); break; }
+        if (method == 0 && csize != usize) { ok = fail(err, errlen, "entry %s: stored, but its sizes differ (%llu vs %llu)", name, (unsigned long long)csize, (unsigned long long)usize); break; }
         // The local header: its own name and extra lengths decide where the data starts.
         if (!in_range(lho, LOCAL_HEADER_SIZE, cd_offset) || rd32(data + lho) != SIG_LOCAL) {
             ok = fail(err, errlen, "entry %s: no local header at offset %llu", name, (unsigned long long)lho);
@@ -156,13 +155,14 @@ bool zip_index(ZipArchive *z, const uint8_t *data, size_t size, char *err, size_
             ok = fail(err, errlen, "entry %s: the local header names a different entry", name);
             break;
         }
-        if (!in_range(data_offset, usize, cd_offset)) {
+        if (!in_range(data_offset, csize, cd_offset)) {
             ok = fail(err, errlen, "entry %s: data (offset %llu, %llu bytes) runs past the central directory at %llu: truncated or corrupt",
-                      name, (unsigned long long)data_offset, (unsigned long long)usize, (unsigned long long)cd_offset);
+                      name, (unsigned long long)data_offset, (unsigned long long)csize, (unsigned long long)cd_offset);
             break;
         }
         entries[n_done - 1].data_offset = data_offset;
-        entries[n_done - 1].size = usize;
+        entries[n_done - 1].size = csize;
+        entries[n_done - 1].method = method;
         pos += CENTRAL_HEADER_SIZE + name_len + extra_len + comment_len;
     }
     if (ok) {  // duplicate names would make "the entry called X" ambiguous

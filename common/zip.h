@@ -21,7 +21,8 @@
 typedef struct {
     char *name;            // NUL-terminated copy of the entry's name
     uint64_t data_offset;  // offset of the first data byte from the start of the file
-    uint64_t size;         // bytes of data (stored: compressed size == uncompressed size)
+    uint64_t size;         // bytes of data as stored in the file (for method 0, the entry's size)
+    int method;            // 0 = stored; anything else is compressed, and its bytes cannot be used in place
 } ZipEntry;
 
 typedef struct {
@@ -30,8 +31,9 @@ typedef struct {
 } ZipArchive;
 
 // Builds the index of the archive in data[0 .. size). On success returns true. On any problem (not a zip, truncated,
-// a corrupt record, a compressed or encrypted entry, a range outside the file, a duplicate name) returns false with
-// a one-line description in err, and leaves z empty (nothing to free).
+// a corrupt record, an encrypted entry, a stored entry whose two sizes differ, a range outside the file, a duplicate
+// name) returns false with a one-line description in err, and leaves z empty (nothing to free). Compressed entries
+// are listed with their method: the caller decides (torch checkpoints store everything, TorchScript archives don't).
 bool zip_index(ZipArchive *z, const uint8_t *data, size_t size, char *err, size_t errlen);
 void zip_free(ZipArchive *z);
 const ZipEntry *zip_find(const ZipArchive *z, const char *name);  // NULL if there is no entry of that name

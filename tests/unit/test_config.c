@@ -1,0 +1,174 @@
+// test_config.c: params.json -> Config (common/config.c): Meta's FFN rule for 8B/70B/405B, ModelArgs defaults for
+// absent keys, derived values, and bad files (each must exit 2 with one line naming the file and the key).
+//
+// Bad input ends the process (input_error), so each such case runs in a forked child whose exit status and
+// stderr are checked here.
+//
+// Build and run: make build/tests/test_config && build/tests/test_config   (ends with "N passed, N failed")
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "config.h"
+#include "util.h"
+
+static char dir[] = "/tmp/test_config.XXXXXX";
+
+static char *write_params(const char *name, const char *text) {
+    char *path = xasprintf("%s/%s", dir, name);
+    FILE *f = xfopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+// Runs config_from_params_json(path) in a child; returns its exit status; its stdout+stderr go to *out (malloc'd).
+static int load_in_child(const char *path, bool print, char **out) {
+    char *log = xasprintf("%s/child.log", dir);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *f = freopen(log, "w", stderr);
+        if (!f || dup2(fileno(stderr), fileno(stdout)) < 0) _exit(99);
+        Config c;
+        config_from_params_json(&c, path);
+        if (print) config_print(&c, 2);
+        fflush(stdout);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    *out = read_whole_file(log, NULL);
+    unlink(log);
+    free(log);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// A bad params.json: exit 2, one line, naming the file and the key.
+static void expect_bad(const char *text, const char *key) {
+    char *path = write_params("params.json", text);
+    char *out;
+    int rc = load_in_child(path, false, &out);
+    int lines = 0;
+    for (const char *p = out; *p; p++) lines += *p == '\n';
+    CHECK(rc == 2 && strstr(out, path) && strstr(out, key) && lines == 1, "%s: rc %d, output '%s' (want exit 2 naming '%s')", text, rc, out, key);
+    free(out);
+    unlink(path);
+    free(path);
+}
+
+static Config load(const char *name, const char *text) {
+    char *path = write_params(name, text);
+    Config c;
+    config_from_params_json(&c, path);
+    unlink(path);
+    free(path);
+    return c;
+}
+
+int main(void) {
+    if (!mkdtemp(dir)) fatal("mkdtemp failed");
+
+    // The FFN rule, checked against the sizes of Meta's released models (formats.md §1).
+    CHECK_EQ_INT(ffn_hidden_size(4096, 1024, true, 1.3), 14336);   // Llama-3-8B
+    CHECK_EQ_INT(ffn_hidden_size(8192, 4096, true, 1.3), 28672);   // Llama-3-70B
+    CHECK_EQ_INT(ffn_hidden_size(16384, 4096, true, 1.2), 53248);  // Llama-3.1-405B
+    CHECK_EQ_INT(ffn_hidden_size(4096, 256, false, 0), 11008);     // Llama-2-7B: int(2*16384/3) = 10922 -> 11008
+    CHECK_EQ_INT(ffn_hidden_size(5120, 256, false, 0), 13824);     // Llama-2-13B
+    CHECK_EQ_INT(ffn_hidden_size(64, 32, true, 1.3), 224);         // the tests' tiny model: 170 -> 221 -> 224
+    CHECK_EQ_INT(ffn_hidden_size(2048, 256, true, 1.5), 8192);     // Llama-3.2-1B: 5461 -> 8191 -> 8192
+
+    // Llama-3-8B's params.json, exactly as Meta ships it.
+    Config c = load("8b.json", "{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"n_kv_heads\": 8, \"vocab_size\": 128256, "
+                               "\"multiple_of\": 1024, \"ffn_dim_multiplier\": 1.3, \"norm_eps\": 1e-05, \"rope_theta\": 500000.0}");
+    CHECK_EQ_INT(c.dim, 4096);
+    CHECK_EQ_INT(c.n_layers, 32);
+    CHECK_EQ_INT(c.n_heads, 32);
+    CHECK_EQ_INT(c.n_kv_heads, 8);
+    CHECK_EQ_INT(c.vocab_size, 128256);
+    CHECK_EQ_INT(c.head_dim, 128);
+    CHECK_EQ_INT(c.n_rep, 4);
+    CHECK_EQ_INT(c.ffn_hidden, 14336);
+    CHECK_NEAR(c.norm_eps, 1e-5, 0);
+    CHECK_NEAR(c.rope_theta, 500000.0, 0);
+    CHECK(c.has_ffn_dim_multiplier && c.ffn_dim_multiplier == 1.3, "multiplier");
+    CHECK(!c.use_scaled_rope && !c.tie_word_embeddings, "flags");
+
+    // 70B, keys in another order and with other whitespace (as Meta's 70B file differs from the 8B one).
+    c = load("70b.json", "{\n  \"n_layers\": 80,\n  \"dim\": 8192,\n  \"multiple_of\": 4096,\n  \"ffn_dim_multiplier\": 1.3,\n"
+                         "  \"n_heads\": 64,\n  \"n_kv_heads\": 8,\n  \"norm_eps\": 1e-05,\n  \"vocab_size\": 128256,\n  \"rope_theta\": 500000.0\n}\n");
+    CHECK_EQ_INT(c.ffn_hidden, 28672);
+    CHECK_EQ_INT(c.n_rep, 8);
+    CHECK_EQ_INT(c.head_dim, 128);
+
+    // 3.1-405B with use_scaled_rope, and an unknown key that must be ignored.
+    c = load("405b.json", "{\"dim\": 16384, \"n_layers\": 126, \"n_heads\": 128, \"n_kv_heads\": 8, \"vocab_size\": 128256, "
+                          "\"ffn_dim_multiplier\": 1.2, \"multiple_of\": 4096, \"norm_eps\": 1e-05, \"rope_theta\": 500000.0, "
+                          "\"use_scaled_rope\": true, \"some_future_key\": [1, 2]}");
+    CHECK_EQ_INT(c.ffn_hidden, 53248);
+    CHECK_EQ_INT(c.n_rep, 16);
+    CHECK(c.use_scaled_rope, "use_scaled_rope read");
+
+    // ModelArgs defaults for absent keys; null counts as absent (ModelArgs has n_kv_heads=None).
+    c = load("defaults.json", "{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 32000, \"n_kv_heads\": null}");
+    CHECK_EQ_INT(c.n_kv_heads, 32);
+    CHECK_EQ_INT(c.n_rep, 1);
+    CHECK_EQ_INT(c.multiple_of, 256);
+    CHECK(!c.has_ffn_dim_multiplier, "no multiplier");
+    CHECK_EQ_INT(c.ffn_hidden, 11008);
+    CHECK_NEAR(c.norm_eps, 1e-5, 0);
+    CHECK_NEAR(c.rope_theta, 500000.0, 0);
+    CHECK(!c.use_scaled_rope, "default use_scaled_rope");
+
+    // config_derive on a hand-filled Config: HF's intermediate_size wins over the Meta rule.
+    Config h = {.dim = 2048, .n_layers = 16, .n_heads = 32, .n_kv_heads = 8, .vocab_size = 128256, .multiple_of = 256,
+                .norm_eps = 1e-5, .rope_theta = 500000, .intermediate_size = 8192};
+    config_derive(&h, "hand-made");
+    CHECK_EQ_INT(h.head_dim, 64);
+    CHECK_EQ_INT(h.ffn_hidden, 8192);
+
+    // The printed form names the derived values.
+    char *path = write_params("print.json", "{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"n_kv_heads\": 8, \"vocab_size\": 128256, "
+                                            "\"multiple_of\": 1024, \"ffn_dim_multiplier\": 1.3}");
+    char *out;
+    int rc = load_in_child(path, true, &out);
+    CHECK(rc == 0 && strstr(out, "head_dim") && strstr(out, "128") && strstr(out, "14336") && strstr(out, "n_rep"), "printed: %s", out);
+    free(out);
+    unlink(path);
+    free(path);
+
+    // Bad files.
+    expect_bad("{\"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256}", "dim: required key is missing");
+    expect_bad("{\"dim\": 4096, \"n_heads\": 32, \"vocab_size\": 128256}", "n_layers: required key is missing");
+    expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"vocab_size\": 128256}", "n_heads: required key is missing");
+    expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32}", "vocab_size: required key is missing");
+    expect_bad("{\"dim\": \"4096\", \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256}", "dim: expected a positive integer, found a JSON string");
+    expect_bad("{\"dim\": 4096.0, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256}", "dim: expected a positive integer, found a JSON real");
+    expect_bad("{\"dim\": 4096, \"n_layers\": 0, \"n_heads\": 32, \"vocab_size\": 128256}", "n_layers: expected a positive integer, found 0");
+    expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": -1}", "vocab_size: -1");
+    expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 99999999999}", "vocab_size");
+    expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"n_kv_heads\": 3, \"vocab_size\": 128256}", "n_kv_heads: 3 does not divide");
+    expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 30, \"vocab_size\": 128256}", "n_heads: 30 does not divide dim");
+    expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256, \"norm_eps\": \"1e-5\"}", "norm_eps: expected a number");
+    expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256, \"rope_theta\": -1}", "rope_theta: expected a positive number");
+    expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256, \"ffn_dim_multiplier\": \"1.3\"}", "ffn_dim_multiplier");
+    expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256, \"use_scaled_rope\": \"yes\"}", "use_scaled_rope: expected true or false");
+    expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256, \"multiple_of\": 0}", "multiple_of");
+    expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256, \"dim\": 8}", "not valid JSON");  // duplicate key
+    expect_bad("{\"dim\": 4096, \"n_layers\": 32,", "not valid JSON");
+    expect_bad("[4096, 32]", "expected a JSON object");
+    expect_bad("", "not valid JSON");
+
+    // A missing file.
+    char *missing = xasprintf("%s/absent/params.json", dir);
+    rc = load_in_child(missing, false, &out);
+    CHECK(rc == 2 && strstr(out, missing), "missing file: rc %d, '%s'", rc, out);
+    free(out);
+    free(missing);
+
+    rmdir(dir);
+    TEST_SUMMARY();
+}
