@@ -1,0 +1,76 @@
+// kernels.h: the CUDA path of one Llama-3 layer, as plain C functions. The only header the rest of the project includes
+// from kernels/: no CUDA types here, device buffers are void* / uint16_t* / float* / int32_t*.
+//
+// Every launcher has the same name as its CPU twin in common/ref_ops.h with `_cuda` for `_cpu`, and the same
+// arguments in the same order. Differences:
+//   - pointers are DEVICE pointers (cuda_malloc); activations (void*) hold bf16 (2 bytes) with PREC_BF16 and float
+//     with PREC_FP32: act_bytes(n, p) is the size. Attention weights and scores are always float, logits are float.
+//   - RoPE takes freqs_cis in device memory: compute it with rope_freqs_cis_cpu and upload it (cuda_memcpy_h2d), so
+//     both backends rotate by bit-identical cos/sin values.
+// Launches go to the default stream and are asynchronous; cuda_memcpy_d2h and cuda_synchronize wait. Failures (a CUDA
+// or cuBLAS error, a broken precondition) exit through fatal() naming the file, line and failing statement.
+//
+// Built from kernels/*.cu by nvcc when it is found; otherwise kernels/kernels_nocuda.c is linked instead, where
+// cuda_device_count() returns 0 and every other function exits saying the build has no CUDA.
+// Shapes use the names of ref_ops.h: T, Tk, D, H, Hkv, Dh, F, V.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ref_ops.h"  // Precision, act_bytes
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---- device and memory ----------------------------------------------------------------------------------------------
+// Number of usable CUDA devices: 0 when there is no GPU, no driver, or the build has no CUDA. Never exits.
+int cuda_device_count(void);
+// Selects the device and creates the cuBLAS handles (called on first use otherwise, with device 0).
+void cuda_init(int device);
+// "NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)" into buf.
+void cuda_device_describe(int device, char *buf, size_t n);
+void *cuda_malloc(size_t bytes);  // exits naming the size when the device is out of memory
+void cuda_free(void *p);          // NULL is fine
+void cuda_memcpy_h2d(void *dst_dev, const void *src_host, size_t bytes);
+void cuda_memcpy_d2h(void *dst_host, const void *src_dev, size_t bytes);  // waits for the work before it
+void cuda_memcpy_d2d(void *dst_dev, const void *src_dev, size_t bytes);
+void cuda_memset(void *dst_dev, int byte, size_t bytes);
+void cuda_synchronize(void);
+// Activations between a host float array and a device buffer of precision p (bf16: rounded to nearest even on upload;
+// exact on download).
+void cuda_upload_act(void *dst_dev, const float *src_host, size_t n, Precision p);
+void cuda_download_act(float *dst_host, const void *src_dev, size_t n, Precision p);
+// Fills a buffer with 0xFF bytes: NaN as bf16 and as float, so an element a kernel forgot to write shows up.
+void cuda_poison(void *dst_dev, size_t bytes);
+
+// ---- ops (see the CPU twins in ref_ops.h for the math and the rounding points) --------------------------------------
+void embedding_forward_cuda(void *out, const int32_t *tokens, const uint16_t *table, int T, int D, int V, Precision p);
+void rmsnorm_forward_cuda(void *out, float *rstd, const void *inp, const uint16_t *weight, int T, int D, float eps,
+                          Precision p);  // rstd: device [T] or NULL
+// x·Wᵀ through cublasGemmEx: bf16 x bf16 with fp32 accumulation and a bf16 result (PREC_BF16); in PREC_FP32 the
+// weight is upcast to a float scratch copy and the product is fp32 (no TF32).
+void matmul_forward_cuda(void *out, const void *inp, const uint16_t *weight, int T, int C, int OC, Precision p);
+// The same product through cublasLt (the engine's path); same results within accumulation order.
+void matmul_lt_forward_cuda(void *out, const void *inp, const uint16_t *weight, int T, int C, int OC, Precision p);
+// logits[T, V] (float) = inp · Wᵀ with an fp32 result in either precision.
+void logits_forward_cuda(float *logits, const void *inp, const uint16_t *weight, int T, int C, int V, Precision p);
+// freqs_cis: device [>= start_pos + T, Dh/2, 2] floats from rope_freqs_cis_cpu. out may equal inp.
+void rope_forward_cuda(void *out, const void *inp, const float *freqs_cis, int T, int n_heads, int head_dim,
+                       int start_pos, Precision p);
+// One head: scores [T, Tk] float; q [T, Dh], k [Tk, Dh] activations.
+void attention_scores_cuda(float *scores, const void *q, const void *k, int T, int Tk, int head_dim, Precision p);
+void attention_mask_cuda(float *scores, int T, int Tk, int start_pos, Precision p);
+void softmax_forward_cuda(float *probs, const float *scores, int n_rows, int n_cols, Precision p);
+void attention_values_cuda(void *out, const float *probs, const void *v, int T, int Tk, int head_dim, Precision p);
+void attention_head_forward_cuda(void *out, float *att, const void *q, const void *k, const void *v, int T, int Tk,
+                                 int head_dim, int start_pos, Precision p);
+// All heads with GQA: q [T, H, Dh], caches [Tk, Hkv, Dh], out [T, H, Dh], att [H, T, Tk] float (required).
+void attention_forward_cuda(void *out, float *att, const void *q, const void *k_cache, const void *v_cache, int T,
+                            int Tk, int n_heads, int n_kv_heads, int head_dim, int start_pos, Precision p);
+void residual_forward_cuda(void *out, const void *a, const void *b, size_t n, Precision p);
+void swiglu_forward_cuda(void *out, const void *gate, const void *up, size_t n, Precision p);
+
+#ifdef __cplusplus
+}
+#endif
