@@ -1,0 +1,653 @@
+#!/usr/bin/env python3
+"""train_tiny.py: trains the small Llama-3 that `make demo` traces, and saves it in Meta's own checkpoint layout.
+
+The model is Llama-3 as Meta's reference (llama/model.py) builds it, written here from that description: token
+embedding; n_layers blocks of  h = x + wo(attention(attention_norm(x)))  and  out = h + w2(silu(w1(n)) * w3(n)) with
+n = ffn_norm(h); final norm; output projection. RMSNorm in fp32 with eps 1e-5; RoPE on interleaved pairs through
+complex numbers with theta 500000; grouped-query attention where query head h reads kv head h // (n_heads/n_kv_heads)
+(repeat-interleave); SwiGLU with Meta's hidden-size rule. Names (Dh = head_dim, F = FFN hidden, V = vocab):
+
+    tok_embeddings.weight               [V, D]        layers.L.attention.wq.weight      [H*Dh, D]
+    layers.L.attention.wk.weight        [Hkv*Dh, D]   layers.L.attention.wv.weight      [Hkv*Dh, D]
+    layers.L.attention.wo.weight        [D, H*Dh]     layers.L.feed_forward.w1.weight   [F, D]   (gate)
+    layers.L.feed_forward.w3.weight     [F, D] (up)   layers.L.feed_forward.w2.weight   [D, F]   (down)
+    layers.L.attention_norm.weight      [D]           layers.L.ffn_norm.weight          [D]
+    norm.weight                         [D]           output.weight                     [V, D]
+
+Default shape: D=512, H=4, Hkv=1 (a GQA group of 4, like the 8B's 32/8), Dh=128 (so the walkthrough prints the
+tutorial's 64 RoPE frequencies), 4 layers, F=1536, V=128256 (the real Llama-3 vocabulary).
+
+The vocabulary trick. The corpus uses about 10k of the 128256 ids. Training keeps only those rows (a compact
+embedding and output matrix), and treats every unused id as a token whose logit is exactly 0: the cross-entropy gets
+one extra column holding log(number of unused ids), which is logsumexp of that many zero logits. At save time the
+compact rows are scattered into full [128256, D] matrices whose other rows are exactly zero. The saved model
+therefore computes exactly the function that was trained: unused ids get logit 0 (output row 0), their embedding
+rows are never read on the corpus, and the softmax over all 128256 ids is the one the loss optimised. Since the
+model had to push the likely tokens far above that block of ~118k zero logits (log 118k = 11.7), a confident
+prediction such as "42" after the tutorial prompt has a large positive logit and stays the argmax over the full
+vocabulary. The script checks that on the saved bf16 weights. The zero rows also let git store the file compressed.
+
+Outputs in OUT: params.json (Meta's keys), consolidated.00.pth (torch.save of a dict of bf16 contiguous tensors),
+loss.csv (step, lr, train loss, held-out loss), loss.png (when matplotlib is importable), train_log.json.
+
+Use:
+    tools/make_corpus.sh build/corpus
+    python3 weights_tools/train_tiny.py --corpus build/corpus --out build/models/tiny --device cuda \\
+        --steps 3000 --seed 1 --time-budget 420
+    python3 weights_tools/train_tiny.py --corpus build/corpus --out /tmp/smoke --device cpu --steps 10 \\
+        --dim 128 --n-layers 2 --seq-len 64 --batch-size 4          (smoke test on the CPU)
+
+Determinism: with the same --seed, corpus, device type and torch version the run repeats: every random choice
+(init, the batches) comes from seeded generators, deterministic algorithms are requested and cuBLAS gets a fixed
+workspace. What can still vary on a GPU: the cuBLAS/cuDNN kernels chosen for another GPU model, driver or torch
+version (a different summation order, so bf16 results drift after many steps); ops that torch only warns about in
+deterministic mode (listed on stderr if any); and --time-budget, which shortens the run when the GPU is too slow
+(the number of steps then depends on the measured speed; train_log.json records it). Exit status: 0 when the greedy
+answer to the tutorial prompt is 2983 ("42"), 3 when it is not (the files are written all the same), 2 on bad input.
+"""
+import argparse
+import csv
+import json
+import math
+import os
+import random
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import dataclass, asdict
+from typing import Optional
+
+# cuBLAS needs this before CUDA starts for deterministic GEMMs (torch's deterministic mode asks for it).
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+BOS_ID = 128000
+FULL_VOCAB = 128256
+# "the answer to the ultimate question of life, the universe, and everything is " with <|begin_of_text|>
+TUTORIAL_PROMPT_IDS = [128000, 1820, 4320, 311, 279, 17139, 3488, 315, 2324, 11, 279, 15861, 11, 323, 4395, 374, 220]
+ANSWER_ID = 2983  # "42"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The model: Meta's module structure and parameter names.
+
+@dataclass
+class ModelArgs:
+    dim: int = 512
+    n_layers: int = 4
+    n_heads: int = 4
+    n_kv_heads: Optional[int] = 1
+    vocab_size: int = FULL_VOCAB
+    multiple_of: int = 256
+    ffn_dim_multiplier: Optional[float] = None
+    norm_eps: float = 1e-5
+    rope_theta: float = 500000.0
+    max_seq_len: int = 2048
+
+    def params_json(self):
+        # the keys of Meta's params.json (max_seq_len is a runtime argument there, not a file key)
+        d = {"dim": self.dim, "n_layers": self.n_layers, "n_heads": self.n_heads, "n_kv_heads": self.n_kv_heads,
+             "vocab_size": self.vocab_size, "multiple_of": self.multiple_of, "norm_eps": self.norm_eps,
+             "rope_theta": self.rope_theta}
+        if self.ffn_dim_multiplier is not None:
+            d["ffn_dim_multiplier"] = self.ffn_dim_multiplier
+        return d
+
+    @staticmethod
+    def from_params_json(d, max_seq_len=2048):
+        allowed = {"dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "multiple_of", "ffn_dim_multiplier",
+                   "norm_eps", "rope_theta"}
+        return ModelArgs(max_seq_len=max_seq_len, **{k: v for k, v in d.items() if k in allowed})
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim, eps):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def _norm(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+
+    def forward(self, x):
+        # normalise in fp32, come back to the activation dtype, then scale (Meta: self._norm(x.float()).type_as(x))
+        return self._norm(x.float()).type_as(x) * self.weight
+
+
+def precompute_freqs_cis(head_dim, end, theta):
+    # one frequency per pair of dimensions: 1 / theta^(2i/head_dim), i = 0 .. head_dim/2-1 (64 of them for 128)
+    freqs = 1.0 / (theta ** (torch.arange(0, head_dim, 2)[: (head_dim // 2)].float() / head_dim))
+    t = torch.arange(end, dtype=torch.float32)
+    angles = torch.outer(t, freqs)                        # [end, head_dim/2]
+    return torch.polar(torch.ones_like(angles), angles)   # complex64, cos + i sin
+
+
+def apply_rotary_emb(xq, xk, freqs_cis):
+    # pairs (0,1), (2,3), ... of each head become complex numbers, rotated by position * frequency
+    xq_ = torch.view_as_complex(xq.float().reshape(*xq.shape[:-1], -1, 2))   # [B, T, H, Dh/2]
+    xk_ = torch.view_as_complex(xk.float().reshape(*xk.shape[:-1], -1, 2))
+    fc = freqs_cis.view(1, xq_.shape[1], 1, xq_.shape[-1])                  # broadcast over batch and heads
+    xq_out = torch.view_as_real(xq_ * fc).flatten(3)
+    xk_out = torch.view_as_real(xk_ * fc).flatten(3)
+    return xq_out.type_as(xq), xk_out.type_as(xk)
+
+
+def repeat_kv(x, n_rep):
+    # [B, T, Hkv, Dh] -> [B, T, Hkv*n_rep, Dh], each kv head repeated n_rep times in place (repeat-interleave)
+    if n_rep == 1:
+        return x
+    b, t, n_kv, hd = x.shape
+    return x[:, :, :, None, :].expand(b, t, n_kv, n_rep, hd).reshape(b, t, n_kv * n_rep, hd)
+
+
+class Attention(nn.Module):
+    def __init__(self, args):
+        super().__init__()
+        self.n_heads = args.n_heads
+        self.n_kv_heads = args.n_heads if args.n_kv_heads is None else args.n_kv_heads
+        self.n_rep = self.n_heads // self.n_kv_heads
+        self.head_dim = args.dim // args.n_heads
+        self.wq = nn.Linear(args.dim, self.n_heads * self.head_dim, bias=False)
+        self.wk = nn.Linear(args.dim, self.n_kv_heads * self.head_dim, bias=False)
+        self.wv = nn.Linear(args.dim, self.n_kv_heads * self.head_dim, bias=False)
+        self.wo = nn.Linear(self.n_heads * self.head_dim, args.dim, bias=False)
+
+    def forward(self, x, freqs_cis, mask):
+        # Meta's forward without the KV cache (start_pos = 0: the whole sequence at once)
+        bsz, seqlen, _ = x.shape
+        xq = self.wq(x).view(bsz, seqlen, self.n_heads, self.head_dim)
+        xk = self.wk(x).view(bsz, seqlen, self.n_kv_heads, self.head_dim)
+        xv = self.wv(x).view(bsz, seqlen, self.n_kv_heads, self.head_dim)
+        xq, xk = apply_rotary_emb(xq, xk, freqs_cis)
+        keys = repeat_kv(xk, self.n_rep)
+        values = repeat_kv(xv, self.n_rep)
+        xq, keys, values = xq.transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2)  # [B, H, T, Dh]
+        scores = torch.matmul(xq, keys.transpose(2, 3)) / math.sqrt(self.head_dim)         # [B, H, T, T]
+        if mask is not None:
+            scores = scores + mask
+        scores = F.softmax(scores.float(), dim=-1).type_as(xq)
+        output = torch.matmul(scores, values)                                              # [B, H, T, Dh]
+        output = output.transpose(1, 2).contiguous().view(bsz, seqlen, -1)
+        return self.wo(output)
+
+
+def ffn_hidden_dim(dim, multiple_of, ffn_dim_multiplier):
+    hidden = int(2 * (4 * dim) / 3)
+    if ffn_dim_multiplier is not None:
+        hidden = int(ffn_dim_multiplier * hidden)
+    return multiple_of * ((hidden + multiple_of - 1) // multiple_of)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim, multiple_of, ffn_dim_multiplier):
+        super().__init__()
+        hidden = ffn_hidden_dim(dim, multiple_of, ffn_dim_multiplier)
+        self.w1 = nn.Linear(dim, hidden, bias=False)
+        self.w2 = nn.Linear(hidden, dim, bias=False)
+        self.w3 = nn.Linear(dim, hidden, bias=False)
+
+    def forward(self, x):
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, layer_id, args):
+        super().__init__()
+        self.layer_id = layer_id
+        self.attention = Attention(args)
+        self.feed_forward = FeedForward(args.dim, args.multiple_of, args.ffn_dim_multiplier)
+        self.attention_norm = RMSNorm(args.dim, eps=args.norm_eps)
+        self.ffn_norm = RMSNorm(args.dim, eps=args.norm_eps)
+
+    def forward(self, x, freqs_cis, mask):
+        h = x + self.attention(self.attention_norm(x), freqs_cis, mask)
+        return h + self.feed_forward(self.ffn_norm(h))
+
+
+class Transformer(nn.Module):
+    def __init__(self, args):
+        super().__init__()
+        self.params = args
+        self.tok_embeddings = nn.Embedding(args.vocab_size, args.dim)
+        self.layers = nn.ModuleList([TransformerBlock(i, args) for i in range(args.n_layers)])
+        self.norm = RMSNorm(args.dim, eps=args.norm_eps)
+        self.output = nn.Linear(args.dim, args.vocab_size, bias=False)
+        # not a parameter and not in the checkpoint: computed from the config, as in Meta's code. A plain attribute,
+        # not a buffer, so that model.to(torch.bfloat16) cannot cast the complex table (it would drop the sines).
+        self.freqs_cis = precompute_freqs_cis(args.dim // args.n_heads, args.max_seq_len * 2, args.rope_theta)
+
+    def forward(self, tokens):
+        """tokens [B, T] -> logits [B, T, V] in fp32 (every position; Meta's inference keeps only the last)."""
+        _, seqlen = tokens.shape
+        h = self.tok_embeddings(tokens)
+        self.freqs_cis = self.freqs_cis.to(h.device)
+        freqs_cis = self.freqs_cis[:seqlen]
+        mask = None
+        if seqlen > 1:
+            mask = torch.triu(torch.full((seqlen, seqlen), float("-inf"), device=tokens.device), diagonal=1).type_as(h)
+        for layer in self.layers:
+            h = layer(h, freqs_cis, mask)
+        return self.output(self.norm(h)).float()
+
+
+def init_weights(model, seed):
+    # GPT-2-like: N(0, 0.02) everywhere, the two projections back into the residual stream scaled by
+    # 1/sqrt(2 * n_layers) so the stream does not grow with depth at the start; norms start at 1.
+    g = torch.Generator().manual_seed(seed)
+    n_layers = model.params.n_layers
+    for name, p in model.named_parameters():
+        if name.endswith("norm.weight"):
+            nn.init.ones_(p)
+            continue
+        std = 0.02
+        if name.endswith("attention.wo.weight") or name.endswith("feed_forward.w2.weight"):
+            std = 0.02 / math.sqrt(2 * n_layers)
+        with torch.no_grad():
+            p.copy_(torch.randn(p.shape, generator=g) * std)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading and saving Meta's layout (also used by tests/reference/tiny_forward.py).
+
+def load_meta_model(model_dir, dtype=torch.float32, max_seq_len=2048):
+    """params.json + consolidated.00.pth -> Transformer on the CPU in `dtype` (strict: every name must match)."""
+    with open(os.path.join(model_dir, "params.json")) as f:
+        args = ModelArgs.from_params_json(json.load(f), max_seq_len=max_seq_len)
+    try:
+        state = torch.load(os.path.join(model_dir, "consolidated.00.pth"), map_location="cpu", weights_only=True)
+    except TypeError:  # a torch without weights_only
+        state = torch.load(os.path.join(model_dir, "consolidated.00.pth"), map_location="cpu")
+    model = Transformer(args)
+    model.load_state_dict({k: v.to(torch.float32) for k, v in state.items() if k != "rope.freqs"}, strict=True)
+    return model.to(dtype).eval()
+
+
+def full_vocab_state(model, used_ids, dtype=torch.bfloat16):
+    """The compact model's weights as Meta's state dict: embedding/output rows scattered to their real ids."""
+    state = {}
+    idx = torch.as_tensor(used_ids, dtype=torch.long)
+    for name, p in model.state_dict().items():
+        p = p.detach().to("cpu", torch.float32)
+        if name in ("tok_embeddings.weight", "output.weight"):
+            full = torch.zeros(FULL_VOCAB, p.shape[1], dtype=torch.float32)
+            full[idx] = p
+            p = full
+        state[name] = p.to(dtype).contiguous().clone()  # clone: each tensor gets its own storage, like Meta's file
+    return state
+
+
+def save_meta_checkpoint(out_dir, args_full, state):
+    part = os.path.join(out_dir, ".partial")
+    shutil.rmtree(part, ignore_errors=True)
+    os.makedirs(part)
+    with open(os.path.join(part, "params.json"), "w") as f:
+        json.dump(args_full.params_json(), f)
+        f.write("\n")
+    # torch.save names the zip's top folder after the file, so the file gets its final name inside .partial/
+    torch.save(state, os.path.join(part, "consolidated.00.pth"))
+    for name in ("consolidated.00.pth", "params.json"):
+        os.replace(os.path.join(part, name), os.path.join(out_dir, name))
+    os.rmdir(part)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Data
+
+def input_error(path, msg):
+    print(f"error: {path}: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+def load_corpus(corpus_dir):
+    info_path = os.path.join(corpus_dir, "corpus.json")
+    if not os.path.isfile(info_path):
+        input_error(info_path, "missing (make it with tools/make_corpus.sh DIR)")
+    try:
+        with open(info_path) as f:
+            info = json.load(f)
+    except ValueError as e:
+        input_error(info_path, f"not JSON: {e}")
+    splits = {}
+    for split in ("train", "valid"):
+        path = os.path.join(corpus_dir, info.get("files", {}).get(split, f"{split}.bin"))
+        if not os.path.isfile(path):
+            input_error(path, "missing")
+        size = os.path.getsize(path)
+        if size == 0 or size % 4:
+            input_error(path, f"size {size} is not a positive multiple of 4 (uint32 token ids)")
+        a = np.fromfile(path, dtype="<u4").astype(np.int64)
+        if a.max() >= FULL_VOCAB:
+            input_error(path, f"token id {int(a.max())} is not below the vocabulary size {FULL_VOCAB}")
+        if a[0] != BOS_ID:
+            input_error(path, f"the first token is {int(a[0])}, expected <|begin_of_text|> {BOS_ID}")
+        want = info.get("tokens", {}).get(split)
+        if want is not None and want != len(a):
+            input_error(path, f"{len(a)} tokens but corpus.json says {want}")
+        splits[split] = a
+    return info, splits["train"], splits["valid"]
+
+
+def doc_starts(tokens, seq_len):
+    # training windows start at a document's <|begin_of_text|>, as every prompt of the demo does
+    starts = np.nonzero(tokens == BOS_ID)[0]
+    return starts[starts + seq_len + 1 <= len(tokens)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="Train the small Llama-3 of the demo and save it in Meta's layout.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--corpus", required=True, help="directory made by tools/make_corpus.sh")
+    p.add_argument("--out", required=True, help="output directory (params.json, consolidated.00.pth, logs)")
+    p.add_argument("--steps", type=int, default=3000, help="optimizer steps (the cosine schedule spans them)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
+    p.add_argument("--time-budget", type=float, default=0,
+                   help="seconds for the training loop; if the first steps show it cannot finish, fewer steps are run "
+                        "(0: no limit)")
+    p.add_argument("--dim", type=int, default=512)
+    p.add_argument("--n-layers", type=int, default=4)
+    p.add_argument("--n-heads", type=int, default=4)
+    p.add_argument("--n-kv-heads", type=int, default=1)
+    p.add_argument("--multiple-of", type=int, default=256)
+    p.add_argument("--seq-len", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    p.add_argument("--min-lr-ratio", type=float, default=0.1, help="final lr = lr * this")
+    p.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
+    p.add_argument("--weight-decay", type=float, default=0.1, help="AdamW decay of the matrices (not norms)")
+    p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--keep", choices=["best", "last"], default="best",
+                   help="save the weights of the evaluation with the lowest held-out loss among those that answer 42 "
+                        "(best), or the final weights (last)")
+    a = p.parse_args(argv)
+    for name in ("steps", "dim", "n_layers", "n_heads", "n_kv_heads", "seq_len", "batch_size", "log_every",
+                 "eval_every", "multiple_of"):
+        if getattr(a, name) <= 0:
+            p.error(f"--{name.replace('_', '-')} must be positive")
+    if a.dim % a.n_heads or a.n_heads % a.n_kv_heads or (a.dim // a.n_heads) % 2:
+        p.error("--dim must divide into --n-heads heads of even size, and --n-heads must be a multiple of --n-kv-heads")
+    if a.seq_len < len(TUTORIAL_PROMPT_IDS):
+        p.error(f"--seq-len must be at least {len(TUTORIAL_PROMPT_IDS)}")
+    return a
+
+
+def lr_at(step, a, total_steps):
+    if step < a.warmup:
+        return a.lr * (step + 1) / a.warmup
+    progress = min(1.0, (step - a.warmup) / max(1, total_steps - a.warmup))
+    return a.lr * (a.min_lr_ratio + (1 - a.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
+def compact_loss(logits, targets, log_n_unused):
+    # cross-entropy over the full vocabulary where the unused ids all have logit 0: one extra column of
+    # log(n_unused) stands for all of them (logsumexp of n zeros = log n)
+    extra = torch.full((*logits.shape[:-1], 1), log_n_unused, dtype=logits.dtype, device=logits.device)
+    return F.cross_entropy(torch.cat([logits, extra], dim=-1).view(-1, logits.shape[-1] + 1), targets.reshape(-1))
+
+
+@torch.no_grad()
+def evaluate(model, valid_c, starts, seq_len, batch, device, autocast, log_n_unused):
+    """Mean held-out loss over windows that start at every held-out document (all positions count)."""
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(starts), batch):
+        s = starts[i:i + batch]
+        win = torch.as_tensor(np.stack([valid_c[j:j + seq_len + 1] for j in s])).to(device)
+        with autocast():
+            logits = model(win[:, :-1])
+        loss = compact_loss(logits, win[:, 1:], log_n_unused)
+        total += loss.item() * win[:, 1:].numel()
+        count += win[:, 1:].numel()
+    model.train()
+    return total / count
+
+
+@torch.no_grad()
+def greedy_answer(model, prompt_c, device, autocast, compact_to_full, log_n_unused):
+    """Greedy next token over the full vocabulary: the best used id, unless the unused ids' logit 0 is higher."""
+    model.eval()
+    with autocast():
+        logits = model(torch.as_tensor([prompt_c], device=device))[0, -1]
+    model.train()
+    best = int(torch.argmax(logits))
+    # an unused id wins only if 0 beats every used logit (ties go to the lowest id, as argmax does)
+    if float(logits[best]) < 0:
+        return -1, float(logits[best])
+    return int(compact_to_full[best]), float(logits[best])
+
+
+def main(argv=None):
+    a = parse_args(sys.argv[1:] if argv is None else argv)
+    command = " ".join(shlex.quote(x) for x in [sys.executable] + sys.argv)
+    if a.device == "cuda" and not torch.cuda.is_available():
+        input_error("--device", "cuda was asked for but torch sees no GPU (use --device cpu)")
+    device = torch.device(a.device)
+    seed_everything(a.seed)
+    os.makedirs(a.out, exist_ok=True)
+
+    info, train, valid = load_corpus(a.corpus)
+    used_ids = np.unique(np.concatenate([train, valid, np.asarray(TUTORIAL_PROMPT_IDS + [ANSWER_ID])]))
+    missing = [t for t in TUTORIAL_PROMPT_IDS[1:] + [ANSWER_ID] if t not in set(train.tolist())]
+    if missing:
+        input_error(os.path.join(a.corpus, "train.bin"),
+                    f"never uses the tutorial's token ids {missing}: the model could not learn the answer 42")
+    full_to_compact = np.full(FULL_VOCAB, -1, dtype=np.int64)
+    full_to_compact[used_ids] = np.arange(len(used_ids))
+    train_c, valid_c = full_to_compact[train], full_to_compact[valid]
+    prompt_c = full_to_compact[np.asarray(TUTORIAL_PROMPT_IDS)].tolist()
+    n_used = len(used_ids)
+    log_n_unused = math.log(FULL_VOCAB - n_used)
+    train_starts, valid_starts = doc_starts(train, a.seq_len), doc_starts(valid, a.seq_len)
+    if len(train_starts) == 0 or len(valid_starts) == 0:
+        input_error(a.corpus, f"no document start leaves room for a window of {a.seq_len + 1} tokens")
+
+    args_full = ModelArgs(dim=a.dim, n_layers=a.n_layers, n_heads=a.n_heads, n_kv_heads=a.n_kv_heads,
+                          vocab_size=FULL_VOCAB, multiple_of=a.multiple_of, max_seq_len=a.seq_len)
+    args_compact = ModelArgs(**{**asdict(args_full), "vocab_size": n_used})
+    model = Transformer(args_compact)
+    init_weights(model, a.seed)
+    model.to(device)
+    n_params = sum(p.numel() for p in model.parameters())
+    n_params_full = n_params + 2 * (FULL_VOCAB - n_used) * a.dim
+
+    decay = [p for n, p in model.named_parameters() if p.dim() == 2 and n != "tok_embeddings.weight"]
+    no_decay = [p for n, p in model.named_parameters() if not (p.dim() == 2 and n != "tok_embeddings.weight")]
+    opt_kw = dict(lr=a.lr, betas=(0.9, 0.95), eps=1e-8)
+    if device.type == "cuda" and "fused" in torch.optim.AdamW.__init__.__code__.co_varnames:
+        opt_kw["fused"] = True
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], **opt_kw)
+    if device.type == "cuda":
+        autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    else:  # fp32 on the CPU: bf16 matmuls there are slow and the smoke test only needs the plumbing
+        autocast = lambda: torch.autocast("cpu", enabled=False)
+    batch_gen = torch.Generator().manual_seed(a.seed + 1)
+
+    print(f"corpus {a.corpus}: {len(train)} train tokens, {len(valid)} held-out tokens, {n_used} distinct ids "
+          f"of {FULL_VOCAB}")
+    print(f"model: dim {a.dim}, {a.n_layers} layers, {a.n_heads} heads, {a.n_kv_heads} kv heads, head_dim "
+          f"{a.dim // a.n_heads}, ffn {ffn_hidden_dim(a.dim, a.multiple_of, None)}; {n_params / 1e6:.2f}M trained "
+          f"parameters ({n_params_full / 1e6:.1f}M with the full vocabulary)")
+    print(f"device {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+          + f", torch {torch.__version__}, {a.steps} steps of {a.batch_size} x {a.seq_len} tokens")
+
+    csv_path = os.path.join(a.out, "loss.csv")
+    csv_file = open(csv_path + ".partial", "w", newline="")
+    log = csv.writer(csv_file)
+    log.writerow(["step", "lr", "train_loss", "valid_loss", "tokens_seen", "elapsed_s"])
+    total_steps = a.steps
+    budget_note = None
+    best = None  # (valid_loss, step, state on the CPU)
+    evals = []
+    running, running_n = 0.0, 0
+    t0 = time.time()
+    step = 0
+    while step < total_steps:
+        lr = lr_at(step, a, total_steps)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        pick = torch.randint(len(train_starts), (a.batch_size,), generator=batch_gen).numpy()
+        win = torch.as_tensor(np.stack([train_c[s:s + a.seq_len + 1] for s in train_starts[pick]])).to(device)
+        with autocast():
+            logits = model(win[:, :-1])
+        loss = compact_loss(logits, win[:, 1:], log_n_unused)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        running += loss.item()
+        running_n += 1
+        if not math.isfinite(running):
+            print(f"fatal: the loss became {running} at step {step} (try a lower --lr)", file=sys.stderr)
+            sys.exit(1)
+        elapsed = time.time() - t0
+        if a.time_budget > 0 and step == 20 and total_steps > 20:
+            # the first steps include warm-up costs, so this estimate errs on the safe side
+            per_step = elapsed / step
+            fits = int(a.time_budget * 0.9 / per_step)
+            if fits < total_steps:
+                total_steps = max(fits, 21)
+                budget_note = (f"--time-budget {a.time_budget:g}s at {per_step * 1000:.0f} ms/step: running "
+                               f"{total_steps} of {a.steps} steps")
+                print("note: " + budget_note)
+        last = step == total_steps
+        valid_loss = ""
+        if step % a.eval_every == 0 or last:
+            valid_loss = evaluate(model, valid_c, valid_starts, a.seq_len, a.batch_size, device, autocast,
+                                  log_n_unused)
+            answer, logit = greedy_answer(model, prompt_c, device, autocast, used_ids, log_n_unused)
+            evals.append({"step": step, "valid_loss": valid_loss, "answer": answer})
+            print(f"step {step:5d}  held-out loss {valid_loss:.4f}  answer to the tutorial prompt: {answer}"
+                  f"{' (42)' if answer == ANSWER_ID else ''}  logit {logit:.2f}")
+            if a.keep == "best" and answer == ANSWER_ID and (best is None or valid_loss < best[0]):
+                best = (valid_loss, step, {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+        if step % a.log_every == 0 or last or valid_loss != "":
+            tl = running / running_n
+            log.writerow([step, f"{lr:.6g}", f"{tl:.5f}", "" if valid_loss == "" else f"{valid_loss:.5f}",
+                          step * a.batch_size * a.seq_len, f"{elapsed:.1f}"])
+            csv_file.flush()
+            if valid_loss == "":
+                print(f"step {step:5d}  loss {tl:.4f}  lr {lr:.2e}  {elapsed:.0f}s")
+            running, running_n = 0.0, 0
+    train_seconds = time.time() - t0
+    csv_file.close()
+    os.replace(csv_path + ".partial", csv_path)
+
+    kept_step = step
+    if best is not None:
+        kept_step = best[1]
+        model.load_state_dict(best[2])
+    print(f"keeping the weights of step {kept_step}")
+
+    state = full_vocab_state(model, used_ids)
+    save_meta_checkpoint(a.out, args_full, state)
+
+    # Check the saved file the way the demo will read it: the full-vocabulary model from consolidated.00.pth.
+    reloaded = load_meta_model(a.out, dtype=torch.float32, max_seq_len=max(a.seq_len, len(TUTORIAL_PROMPT_IDS)))
+    prompt = torch.as_tensor([TUTORIAL_PROMPT_IDS])
+    answers = {}
+    with torch.no_grad():
+        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+            logits = reloaded.to(dtype)(prompt)[0, -1]
+            answers[name] = {"argmax": int(torch.argmax(logits)), "logit": float(logits.max()),
+                             "top5": torch.topk(logits, 5).indices.tolist()}
+    reloaded = reloaded.to(device, torch.bfloat16)
+    # small batches: these logits span all 128256 ids
+    saved_valid_loss = evaluate_full(reloaded, valid, valid_starts, a.seq_len, min(a.batch_size, 8), device)
+    ok = all(v["argmax"] == ANSWER_ID for v in answers.values())
+    print(f"saved model (bf16): held-out loss {saved_valid_loss:.4f}; greedy next token after the tutorial prompt: "
+          f"{answers['bf16']['argmax']}{' = 42' if answers['bf16']['argmax'] == ANSWER_ID else ''} (fp32: "
+          f"{answers['fp32']['argmax']})")
+
+    png = None
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        rows = list(csv.DictReader(open(csv_path)))
+        fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+        ax.plot([int(r["step"]) for r in rows], [float(r["train_loss"]) for r in rows], label="train")
+        vr = [r for r in rows if r["valid_loss"]]
+        ax.plot([int(r["step"]) for r in vr], [float(r["valid_loss"]) for r in vr], "o-", label="held-out")
+        ax.axvline(kept_step, color="grey", ls=":", label=f"kept (step {kept_step})")
+        ax.set_xlabel("step")
+        ax.set_ylabel("cross-entropy (nats/token)")
+        ax.set_title(f"tiny Llama-3 ({a.n_layers} layers, dim {a.dim}) on KJV + extra sentences")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        png = os.path.join(a.out, "loss.png")
+        fig.savefig(png + ".partial.png")
+        os.replace(png + ".partial.png", png)
+    except ImportError:
+        print("note: matplotlib is not importable; no loss.png")
+
+    train_log = {
+        "command": command,
+        "corpus": {"dir": a.corpus, "tokens": info.get("tokens"), "documents": info.get("documents"),
+                   "distinct_token_ids": n_used, "sources": info.get("sources"),
+                   "tokenizer": info.get("tokenizer")},
+        "params": args_full.params_json(),
+        "train": {"steps_requested": a.steps, "steps_done": step, "kept_step": kept_step, "keep": a.keep,
+                  "batch_size": a.batch_size, "seq_len": a.seq_len, "tokens_seen": step * a.batch_size * a.seq_len,
+                  "epochs": step * a.batch_size * a.seq_len / len(train), "lr": a.lr, "min_lr_ratio": a.min_lr_ratio,
+                  "warmup": a.warmup, "weight_decay": a.weight_decay, "seed": a.seed, "seconds": round(train_seconds, 1),
+                  "time_budget_s": a.time_budget, "time_budget_note": budget_note},
+        "evals": evals,
+        "held_out_loss_saved_bf16": saved_valid_loss,
+        "answer": {"prompt_ids": TUTORIAL_PROMPT_IDS, "expected": ANSWER_ID, **answers, "ok": ok},
+        "parameters": {"trained": n_params, "in_checkpoint": n_params_full},
+        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+        "torch": torch.__version__,
+        "files": {"params": "params.json", "checkpoint": "consolidated.00.pth", "loss_csv": "loss.csv",
+                  "loss_png": "loss.png" if png else None},
+    }
+    with open(os.path.join(a.out, "train_log.json.partial"), "w") as f:
+        json.dump(train_log, f, indent=1)
+        f.write("\n")
+    os.replace(os.path.join(a.out, "train_log.json.partial"), os.path.join(a.out, "train_log.json"))
+    if not ok:
+        print(f"FAIL: the greedy answer is {answers} instead of {ANSWER_ID} ('42'): train longer or with more "
+              "weight on corpus_extra.txt", file=sys.stderr)
+        return 3
+    print(f"OK   wrote {a.out}/params.json and consolidated.00.pth; the answer is 42")
+    return 0
+
+
+@torch.no_grad()
+def evaluate_full(model, valid, starts, seq_len, batch, device):
+    """Held-out loss of the full-vocabulary model as saved (real ids, all 128256 logits)."""
+    total, count = 0.0, 0
+    for i in range(0, len(starts), batch):
+        s = starts[i:i + batch]
+        win = torch.as_tensor(np.stack([valid[j:j + seq_len + 1] for j in s])).to(device)
+        logits = model(win[:, :-1])
+        total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), win[:, 1:].reshape(-1),
+                                 reduction="sum").item()
+        count += win[:, 1:].numel()
+    return total / count
+
+
+if __name__ == "__main__":
+    sys.exit(main())
