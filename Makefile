@@ -21,7 +21,7 @@ endif
 
 CC ?= gcc
 CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -Icommon -Ikernels -I$(BUILD)/gen $(SANFLAGS)
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-format-zero-length -fopenmp -Icommon -Ikernels -I$(BUILD)/gen $(SANFLAGS)
 # Static PCRE2, Jansson, libpng and zlib: the binaries then run on a GPU machine that lacks those libraries.
 LDLIBS := -Wl,-Bstatic -lpcre2-8 -ljansson -lpng16 -lz -Wl,-Bdynamic -lm -lpthread -ldl -lrt
 LDFLAGS += -fopenmp $(SANFLAGS)
