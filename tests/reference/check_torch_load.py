@@ -13,7 +13,8 @@ failure is printed as "FAIL: ...". Used by tests/test_make_model.sh.
                         here with numpy from the generator documented in common/rng.h and weights_tools/wt-make-model.c
   forward DIR           a forward pass of the model in float32 on the tutorial's 17 token ids: the attention scores must
                         have a spread of a few units (softmax rows not uniform) and the residual stream must stay O(1)
-  npy DIR NAME FILE.npy the tensor NAME as torch loads it equals FILE.npy (e.g. written by wt-inspect --dump) exactly
+  npy DIR NAME FILE.npy [NAME FILE.npy]...
+                        the tensor NAME as torch loads it equals FILE.npy (e.g. written by wt-inspect --dump) exactly
 """
 import json
 import math
@@ -239,7 +240,7 @@ def cmd_model(d, preset, seed, layers=None):
     emb = sd["tok_embeddings.weight"][:256].float()
     check(abs(emb.std().item() - 0.5) < 0.01, "tok_embeddings std %.4f, expected ~0.5" % emb.std().item())
     check(abs(sd["norm.weight"].float().mean().item() - 1.0) < 0.02, "norm.weight mean should be ~1")
-    print("model %s: %d tensors, %d values recomputed and equal" % (d, len(plan), checked))
+    print("model %s: %d tensors, %d values recomputed and compared" % (d, len(plan), checked))
 
 
 # ---- forward-pass sanity ---------------------------------------------------------------------------------------------
@@ -297,18 +298,21 @@ def cmd_forward(d):
     check(1.0 <= logits.std().item() <= 10.0, "logit std %.2f outside 1..10" % logits.std().item())
 
 
-def cmd_npy(d, name, npy_path):
+def cmd_npy(d, *name_npy_pairs):
     path = d if d.endswith(".pth") else os.path.join(d, "consolidated.00.pth")
     sd = torch.load(path, map_location="cpu", weights_only=True)
-    ref = np.load(npy_path)
-    x = sd[name].float().numpy()
-    check(ref.dtype == np.float32 and ref.shape == x.shape, "%s: npy %s %s vs torch %s" % (name, ref.dtype, ref.shape, x.shape))
-    check(ref.shape == x.shape and np.array_equal(ref, x), "%s: values differ between torch.load and %s" % (name, npy_path))
+    for name, npy_path in zip(name_npy_pairs[0::2], name_npy_pairs[1::2]):
+        ref = np.load(npy_path)
+        x = sd[name].float().numpy()
+        check(ref.dtype == np.float32 and ref.shape == x.shape,
+              "%s: npy %s %s vs torch %s" % (name, ref.dtype, ref.shape, x.shape))
+        check(ref.shape == x.shape and np.array_equal(ref, x), "%s: values differ between torch.load and %s" % (name, npy_path))
 
 
 def main(argv):
-    cmds = {"fixtures": (cmd_fixtures, 1, 1), "model": (cmd_model, 3, 4), "forward": (cmd_forward, 1, 1), "npy": (cmd_npy, 3, 3)}
-    if len(argv) < 2 or argv[1] not in cmds or not cmds[argv[1]][1] <= len(argv) - 2 <= cmds[argv[1]][2]:
+    cmds = {"fixtures": (cmd_fixtures, 1, 1), "model": (cmd_model, 3, 4), "forward": (cmd_forward, 1, 1), "npy": (cmd_npy, 3, 99)}
+    if (len(argv) < 2 or argv[1] not in cmds or not cmds[argv[1]][1] <= len(argv) - 2 <= cmds[argv[1]][2]
+            or (argv[1] == "npy" and len(argv) % 2 != 1)):
         print(__doc__, file=sys.stderr)
         return 2
     cmds[argv[1]][0](*argv[2:])
