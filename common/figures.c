@@ -31,15 +31,15 @@ void token_display(const char *piece, char *out, size_t out_size) {
     if (!piece || !*piece) piece = "\xE2\x88\x85";  // U+2205 EMPTY SET
     for (const char *s = piece; *s;) {
         const char *start = s;
-        uint32_t cp = utf8_next(&s);
+        uint32_t cp = font_utf8_next(&s);
         char buf[16];
         int n;
         if (cp & FONT_INVALID_BYTE) n = snprintf(buf, sizeof buf, "\\x%02X", cp & 0xFF);
-        else if (cp == ' ') n = utf8_encode(0x2423, buf);
-        else if (cp == '\n') n = utf8_encode(0x21B5, buf);
-        else if (cp == '\t') n = utf8_encode(0x21E5, buf);
-        else if (cp < 0x20) n = utf8_encode(0x2400 + cp, buf);
-        else if (cp == 0x7F) n = utf8_encode(0x2421, buf);
+        else if (cp == ' ') n = font_utf8_encode(0x2423, buf);
+        else if (cp == '\n') n = font_utf8_encode(0x21B5, buf);
+        else if (cp == '\t') n = font_utf8_encode(0x21E5, buf);
+        else if (cp < 0x20) n = font_utf8_encode(0x2400 + cp, buf);
+        else if (cp == 0x7F) n = font_utf8_encode(0x2421, buf);
         else { n = (int)(s - start); memcpy(buf, start, (size_t)n); }
         if (len + (size_t)n + 1 > out_size) break;  // never cut a character in half
         memcpy(out + len, buf, (size_t)n);
@@ -57,7 +57,7 @@ static void fit_text(char *text, size_t size, int max_px) {
     while (*s) {
         const char *before = s;
         char one[8] = {0};
-        utf8_next(&s);
+        font_utf8_next(&s);
         memcpy(one, before, (size_t)(s - before));
         width += font_text_width(one, 1);
         if (width + ellipsis > max_px) break;

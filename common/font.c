@@ -76,7 +76,7 @@ bool font_glyph(uint32_t cp, Glyph *g) {
     return false;
 }
 
-uint32_t utf8_next(const char **s) {
+uint32_t font_utf8_next(const char **s) {
     const unsigned char *p = (const unsigned char *)*s;
     uint32_t c = p[0];
     int extra;
@@ -96,7 +96,7 @@ uint32_t utf8_next(const char **s) {
     return c;
 }
 
-int utf8_encode(uint32_t cp, char *out) {
+int font_utf8_encode(uint32_t cp, char *out) {
     if (cp < 0x80) { out[0] = (char)cp; return 1; }
     if (cp < 0x800) { out[0] = (char)(0xC0 | (cp >> 6)); out[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
     if (cp < 0x10000) {
@@ -112,7 +112,7 @@ int font_text_width(const char *utf8, int scale) {
     int width = 0;
     for (const char *s = utf8; *s;) {
         Glyph g;
-        font_glyph(utf8_next(&s), &g);
+        font_glyph(font_utf8_next(&s), &g);
         width += g.advance;
     }
     return width * scale;
@@ -125,7 +125,7 @@ static uint8_t *rasterize(const char *utf8, int scale, int *out_w, int *out_h) {
     int pen = 0;  // in unscaled pixels
     for (const char *s = utf8; *s;) {
         Glyph g;
-        font_glyph(utf8_next(&s), &g);
+        font_glyph(font_utf8_next(&s), &g);
         int gx = pen + g.x_offset;
         for (int y = 0; y < FONT_HEIGHT; y++)
             for (int x = 0; x < g.width; x++) {

@@ -28,9 +28,9 @@ bool font_glyph(uint32_t cp, Glyph *g);
 // Decodes one UTF-8 character at *s and advances *s past it. An invalid or truncated sequence consumes one byte
 // and returns FONT_INVALID_BYTE | that byte, so callers can show the byte.
 #define FONT_INVALID_BYTE 0x80000000u
-uint32_t utf8_next(const char **s);
+uint32_t font_utf8_next(const char **s);
 // Appends the UTF-8 encoding of cp to out (at most 4 bytes); returns the number of bytes written.
-int utf8_encode(uint32_t cp, char *out);
+int font_utf8_encode(uint32_t cp, char *out);
 
 // Width in pixels of a UTF-8 string drawn at this scale (1 or 2).
 int font_text_width(const char *utf8, int scale);

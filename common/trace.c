@@ -37,7 +37,7 @@ static json_t *json_string_lossless(const char *s) {
     char *buf = xmalloc(cap);
     for (const char *p = s; *p;) {
         const char *start = p;
-        uint32_t cp = utf8_next(&p);
+        uint32_t cp = font_utf8_next(&p);
         if (cp & FONT_INVALID_BYTE) len += (size_t)snprintf(buf + len, cap - len, "\\x%02X", cp & 0xFF);
         else { memcpy(buf + len, start, (size_t)(p - start)); len += (size_t)(p - start); }
     }
