@@ -20,8 +20,9 @@
 # Tokenizer: the real Llama-3 tokenizer (tokenizer.model, md5 08292403f8b173e7524d7fba7bbbd2d3). Backends:
 #   - build/bin/wt-tokenize, when it has a batch mode (`--lines FILE`: one line of ids per input line);
 #   - otherwise the tiktoken algorithm below in Python (ranks from tokenizer.model, the Llama-3 split regex with the
-#     `regex` module, byte-pair merges by lowest rank). When wt-tokenize exists at all, 50 documents are
-#     re-tokenized with it one by one and must agree exactly. Either way the tutorial prompt must give its 17 ids.
+#     `regex` module, byte-pair merges by lowest rank).
+#   The two must agree exactly: on the whole corpus when both ran, else on 50 documents tokenized one by one with
+#   wt-tokenize (when it exists at all). Either way the tutorial prompt must give its 17 ids.
 #
 # Usage: tools/make_corpus.sh OUTDIR [--tokenizer FILE] [--wt-tokenize PATH] [--python-tokenizer]
 # Needs: Debian's /usr/bin/python3 with python3-regex; the bible-kjv-text and bible-kjv packages (installed
@@ -233,8 +234,15 @@ tok "$WORK/probe.txt" "$WORK/probe.ids"
     echo "fatal: the tutorial prompt gave '$(cat "$WORK/probe.ids")', expected '$GOLDEN'" >&2; exit 1; }
 tok "$WORK/texts.txt" "$WORK/ids.txt"
 
-# Cross-check 50 documents against the project's own tokenizer, one process per document (slow, so a sample).
-if [ -x "$WT" ]; then
+# Cross-check with the other implementation: the whole corpus when wt-tokenize has --lines (then both ran in one
+# process each), else 50 documents through wt-tokenize one process per document (slow, so a sample).
+if [ "$BACKEND" = "wt-tokenize --lines" ]; then
+    "$PY" "$WORK/corpus.py" tokenize "$TOKENIZER" "$WORK/texts.txt" "$WORK/ids_py.txt"
+    if ! cmp -s <(tr -s ' ' < "$WORK/ids.txt" | sed 's/ *$//') <(tr -s ' ' < "$WORK/ids_py.txt" | sed 's/ *$//'); then
+        echo "fatal: wt-tokenize and the Python tokenizer disagree on the corpus" >&2; exit 1
+    fi
+    echo "cross-check: all $(wc -l < "$WORK/ids.txt") documents tokenized alike by wt-tokenize and the Python tokenizer"
+elif [ -x "$WT" ]; then
     n=0
     while IFS= read -r lineno; do
         text=$(sed -n "${lineno}p" "$WORK/texts.txt")

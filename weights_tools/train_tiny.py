@@ -31,9 +31,10 @@ Outputs in OUT: params.json (Meta's keys), consolidated.00.pth (torch.save of a 
 loss.csv (step, lr, train loss, held-out loss), loss.png (when matplotlib is importable), train_log.json.
 
 Use:
+    python3 weights_tools/train_tiny.py --self-test        (checks the model code; prints "N passed, N failed")
     tools/make_corpus.sh build/corpus
     python3 weights_tools/train_tiny.py --corpus build/corpus --out build/models/tiny --device cuda \\
-        --steps 3000 --seed 1 --time-budget 420
+        --steps 2000 --seed 1 --time-budget 420
     python3 weights_tools/train_tiny.py --corpus build/corpus --out /tmp/smoke --device cpu --steps 10 \\
         --dim 128 --n-layers 2 --seq-len 64 --batch-size 4          (smoke test on the CPU)
 
@@ -344,9 +345,11 @@ def doc_starts(tokens, seq_len):
 def parse_args(argv):
     p = argparse.ArgumentParser(description="Train the small Llama-3 of the demo and save it in Meta's layout.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--self-test", action="store_true",
+                   help="alone: check the model's pieces against independent formulations and exit")
     p.add_argument("--corpus", required=True, help="directory made by tools/make_corpus.sh")
     p.add_argument("--out", required=True, help="output directory (params.json, consolidated.00.pth, logs)")
-    p.add_argument("--steps", type=int, default=3000, help="optimizer steps (the cosine schedule spans them)")
+    p.add_argument("--steps", type=int, default=2000, help="optimizer steps (the cosine schedule spans them)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     p.add_argument("--time-budget", type=float, default=0,
@@ -359,12 +362,12 @@ def parse_args(argv):
     p.add_argument("--multiple-of", type=int, default=256)
     p.add_argument("--seq-len", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    p.add_argument("--lr", type=float, default=1.5e-3, help="peak learning rate")
     p.add_argument("--min-lr-ratio", type=float, default=0.1, help="final lr = lr * this")
     p.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
     p.add_argument("--weight-decay", type=float, default=0.1, help="AdamW decay of the matrices (not norms)")
     p.add_argument("--log-every", type=int, default=25)
-    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--keep", choices=["best", "last"], default="best",
                    help="save the weights of the evaluation with the lowest held-out loss among those that answer 42 "
                         "(best), or the final weights (last)")
@@ -438,6 +441,8 @@ def greedy_answer(model, prompt_c, device, autocast, compact_to_full, log_n_unus
 
 def main(argv=None):
     a = parse_args(sys.argv[1:] if argv is None else argv)
+    if a.self_test:
+        return self_test()
     command = " ".join(shlex.quote(x) for x in [sys.executable] + sys.argv)
     if a.device == "cuda" and not torch.cuda.is_available():
         input_error("--device", "cuda was asked for but torch sees no GPU (use --device cpu)")
@@ -516,11 +521,8 @@ def main(argv=None):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        running += loss.item()
+        running += loss.detach()  # stays on the device: no sync per step
         running_n += 1
-        if not math.isfinite(running):
-            print(f"fatal: the loss became {running} at step {step} (try a lower --lr)", file=sys.stderr)
-            sys.exit(1)
         elapsed = time.time() - t0
         if a.time_budget > 0 and step == 20 and total_steps > 20:
             # the first steps include warm-up costs, so this estimate errs on the safe side
@@ -543,7 +545,10 @@ def main(argv=None):
             if a.keep == "best" and answer == ANSWER_ID and (best is None or valid_loss < best[0]):
                 best = (valid_loss, step, {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
         if step % a.log_every == 0 or last or valid_loss != "":
-            tl = running / running_n
+            tl = float(running) / running_n
+            if not math.isfinite(tl):
+                print(f"fatal: the training loss became {tl} by step {step} (try a lower --lr)", file=sys.stderr)
+                return 1
             log.writerow([step, f"{lr:.6g}", f"{tl:.5f}", "" if valid_loss == "" else f"{valid_loss:.5f}",
                           step * a.batch_size * a.seq_len, f"{elapsed:.1f}"])
             csv_file.flush()
@@ -579,6 +584,16 @@ def main(argv=None):
     print(f"saved model (bf16): held-out loss {saved_valid_loss:.4f}; greedy next token after the tutorial prompt: "
           f"{answers['bf16']['argmax']}{' = 42' if answers['bf16']['argmax'] == ANSWER_ID else ''} (fp32: "
           f"{answers['fp32']['argmax']})")
+
+    # git stores objects zlib-compressed; gzip -9 of the file is the proxy the project uses (limit 40 MiB)
+    import zlib
+    comp, gz_bytes = zlib.compressobj(9), 0
+    with open(os.path.join(a.out, "consolidated.00.pth"), "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 24), b""):
+            gz_bytes += len(comp.compress(chunk))
+    gz_bytes += len(comp.flush())
+    size_note = f"consolidated.00.pth compresses to {gz_bytes / 2**20:.1f} MiB (zlib -9; the limit for git is 40 MiB)"
+    print(size_note if gz_bytes <= 40 * 2**20 else "WARNING: " + size_note + ": use fewer layers")
 
     png = None
     try:
@@ -618,6 +633,8 @@ def main(argv=None):
         "held_out_loss_saved_bf16": saved_valid_loss,
         "answer": {"prompt_ids": TUTORIAL_PROMPT_IDS, "expected": ANSWER_ID, **answers, "ok": ok},
         "parameters": {"trained": n_params, "in_checkpoint": n_params_full},
+        "checkpoint_bytes": os.path.getsize(os.path.join(a.out, "consolidated.00.pth")),
+        "checkpoint_zlib9_bytes": gz_bytes,
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "torch": torch.__version__,
         "files": {"params": "params.json", "checkpoint": "consolidated.00.pth", "loss_csv": "loss.csv",
@@ -648,6 +665,131 @@ def evaluate_full(model, valid, starts, seq_len, batch, device):
         count += win[:, 1:].numel()
     return total / count
 
+# ---------------------------------------------------------------------------------------------------------------
+# Self-test (--self-test): the model's pieces against independent formulations; prints "N passed, N failed".
+
+def naive_forward(state, args, ids):
+    """The same network written out position by position in float64 numpy, with RoPE as cos/sin on pairs
+    (formats.md section 6) and the kv head of query head h taken as h // (H/Hkv): an independent check."""
+    W = {k: v.detach().double().numpy() for k, v in state.items()}
+    D, H = args.dim, args.n_heads
+    Hkv = args.n_kv_heads or H
+    Dh, rep_ = D // H, H // Hkv
+    T = len(ids)
+
+    def rms(x, w):
+        return x / np.sqrt((x * x).mean(-1, keepdims=True) + args.norm_eps) * w
+
+    def rope(v, pos):  # v: [Dh]
+        out = np.empty_like(v)
+        for i in range(Dh // 2):
+            f = 1.0 / args.rope_theta ** (2 * i / Dh)
+            c, s_ = math.cos(pos * f), math.sin(pos * f)
+            out[2 * i] = v[2 * i] * c - v[2 * i + 1] * s_
+            out[2 * i + 1] = v[2 * i] * s_ + v[2 * i + 1] * c
+        return out
+
+    x = W["tok_embeddings.weight"][ids]
+    for L in range(args.n_layers):
+        pre = f"layers.{L}."
+        n = rms(x, W[pre + "attention_norm.weight"])
+        q, k, v = n @ W[pre + "attention.wq.weight"].T, n @ W[pre + "attention.wk.weight"].T, n @ W[pre + "attention.wv.weight"].T
+        att = np.zeros((T, H * Dh))
+        for h in range(H):
+            g = h // rep_
+            qh = np.stack([rope(q[t, h * Dh:(h + 1) * Dh], t) for t in range(T)])
+            kh = np.stack([rope(k[t, g * Dh:(g + 1) * Dh], t) for t in range(T)])
+            vh = v[:, g * Dh:(g + 1) * Dh]
+            for t in range(T):
+                sc = kh[:t + 1] @ qh[t] / math.sqrt(Dh)
+                w = np.exp(sc - sc.max())
+                att[t, h * Dh:(h + 1) * Dh] = (w / w.sum()) @ vh[:t + 1]
+        x = x + att @ W[pre + "attention.wo.weight"].T
+        n = rms(x, W[pre + "ffn_norm.weight"])
+        a1, a3 = n @ W[pre + "feed_forward.w1.weight"].T, n @ W[pre + "feed_forward.w3.weight"].T
+        x = x + (a1 / (1 + np.exp(-a1)) * a3) @ W[pre + "feed_forward.w2.weight"].T
+    return rms(x, W["norm.weight"]) @ W["output.weight"].T
+
+
+def self_test():
+    passed, failed = 0, 0
+
+    def check(ok, what):
+        nonlocal passed, failed
+        if ok:
+            passed += 1
+        else:
+            failed += 1
+            print(f"FAIL: {what}")
+
+    torch.manual_seed(0)
+    # Meta's FFN rule: 8B, 70B, 405B and the demo's shape
+    check(ffn_hidden_dim(4096, 1024, 1.3) == 14336, "FFN hidden of the 8B is 14336")
+    check(ffn_hidden_dim(8192, 4096, 1.3) == 28672, "FFN hidden of the 70B is 28672")
+    check(ffn_hidden_dim(16384, 4096, 1.2) == 53248, "FFN hidden of the 405B is 53248")
+    check(ffn_hidden_dim(512, 256, None) == 1536, "FFN hidden of the demo model is 1536")
+    # the tutorial's 64 frequencies for head_dim 128, theta 500000
+    fc = precompute_freqs_cis(128, 4, 500000.0)
+    freqs = fc[1].angle()
+    want = {0: 1.0, 1: 8.1462e-01, 2: 6.6360e-01, 3: 5.4058e-01, 62: 3.0139e-06, 63: 2.4551e-06}
+    check(fc.shape == (4, 64) and all(abs(float(freqs[i]) - v) <= 1e-4 * v for i, v in want.items()),
+          f"RoPE frequencies {[float(freqs[i]) for i in want]} vs the tutorial's {list(want.values())}")
+    # RoPE through complex numbers == the cos/sin formula on interleaved pairs
+    xq, xk = torch.randn(2, 5, 4, 8), torch.randn(2, 5, 1, 8)
+    rq, rk = apply_rotary_emb(xq, xk, precompute_freqs_cis(8, 5, 10000.0))
+    f = 1.0 / 10000.0 ** (torch.arange(0, 8, 2).float() / 8)
+    ang = torch.arange(5).float()[:, None] * f[None, :]                  # [T, 4]
+    c, s_ = torch.cos(ang)[None, :, None, :], torch.sin(ang)[None, :, None, :]
+    even, odd = xq[..., 0::2], xq[..., 1::2]
+    ref = torch.stack([even * c - odd * s_, even * s_ + odd * c], dim=-1).flatten(3)
+    check(torch.allclose(rq, ref, atol=1e-5), "RoPE: complex product equals the cos/sin pair formula")
+    check(torch.allclose(rk[:, 0], apply_rotary_emb(xk, xk, precompute_freqs_cis(8, 5, 10000.0))[0][:, 0]),
+          "RoPE: keys rotate like queries")
+    # GQA: query head h reads kv head h // n_rep
+    kv = torch.randn(1, 3, 2, 4)
+    r = repeat_kv(kv, 4)
+    check(all(torch.equal(r[:, :, h], kv[:, :, h // 4]) for h in range(8)), "repeat_kv: head h uses kv head h // 4")
+    # whole forward in fp32 against the float64 loop version
+    args = ModelArgs(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=50, multiple_of=32, max_seq_len=16)
+    m = Transformer(args)
+    init_weights(m, 3)
+    with torch.no_grad():
+        for n_, p_ in m.named_parameters():
+            if n_.endswith("norm.weight"):
+                p_.add_(torch.randn(p_.shape) * 0.1)
+    ids = [1, 7, 3, 3, 49, 0, 12]
+    with torch.no_grad():
+        got = m(torch.as_tensor([ids]))[0].double().numpy()
+    ref = naive_forward(m.state_dict(), args, ids)
+    err = float(np.abs(got - ref).max() / np.abs(ref).max())
+    check(err < 1e-5, f"forward pass vs the naive float64 version: relative max error {err:.2e}")
+    # causality: a later token does not change earlier logits
+    with torch.no_grad():
+        got2 = m(torch.as_tensor([ids[:-1] + [5]]))[0].double().numpy()
+    check(np.array_equal(got[:-1], got2[:-1]) and not np.allclose(got[-1], got2[-1]), "causal mask")
+    # the compact-vocabulary loss equals the full-vocabulary loss of the saved (scattered) model
+    used = np.array(sorted({0, 5, 17, 999, 2983, BOS_ID, FULL_VOCAB - 1}))
+    cargs = ModelArgs(dim=16, n_layers=1, n_heads=2, n_kv_heads=1, vocab_size=len(used), multiple_of=16,
+                      max_seq_len=8)
+    cm = Transformer(cargs)
+    init_weights(cm, 4)
+    win = torch.randint(len(used), (3, 7))
+    with torch.no_grad():
+        closs = float(compact_loss(cm(win[:, :-1]), win[:, 1:], math.log(FULL_VOCAB - len(used))))
+        fm = Transformer(ModelArgs(**{**asdict(cargs), "vocab_size": FULL_VOCAB}))
+        fm.load_state_dict(full_vocab_state(cm, used, dtype=torch.float32))
+        real = torch.as_tensor(used)[win]
+        flog = fm(real[:, :-1])
+        floss = float(F.cross_entropy(flog.reshape(-1, FULL_VOCAB), real[:, 1:].reshape(-1)))
+        unused_rows = torch.ones(FULL_VOCAB, dtype=torch.bool)
+        unused_rows[torch.as_tensor(used)] = False
+    check(abs(closs - floss) < 1e-5 * abs(floss), f"compact loss {closs:.7f} == full-vocabulary loss {floss:.7f}")
+    check(bool((flog[..., unused_rows] == 0).all()), "unused ids have logit exactly 0 in the saved model")
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--self-test"]:
+        sys.exit(self_test())
     sys.exit(main())
