@@ -46,6 +46,16 @@ check "round trip keeps the tokenizer (original/tokenizer.model)" cmp "$M/tokeni
 check "Meta-RoPE(Meta weights) == HF-RoPE(our HF weights)" $REF rope-identity "$TMP/hf_ours" "$M"
 check "meta-to-hf twice gives the same bytes" bash -c "$WT meta-to-hf '$M' '$TMP/hf_ours2' 2>/dev/null && cmp '$TMP/hf_ours/model.safetensors' '$TMP/hf_ours2/model.safetensors' && cmp '$TMP/hf_ours/config.json' '$TMP/hf_ours2/config.json'"
 
+# transformers itself, where it is installed (the GPU machine): HF_PY names a python with torch + transformers.
+HF_PY="${HF_PY:-$PY}"
+if "$HF_PY" -c "import torch, transformers" 2>/dev/null; then
+    check "transformers LlamaForCausalLM on our HF output == Meta forward" "$HF_PY" tests/reference/hf_cases.py transformers-check "$TMP/hf_ours" "$M"
+    $REF make-meta "$TMP/meta_31t" --seed 9 --scaled-rope && $WT meta-to-hf "$TMP/meta_31t" "$TMP/hf_31t" 2>/dev/null
+    check "transformers with llama3 rope_scaling == Meta forward with apply_scaling" "$HF_PY" tests/reference/hf_cases.py transformers-check "$TMP/hf_31t" "$TMP/meta_31t"
+else
+    echo "note: $HF_PY has no transformers: the from_pretrained check did not run (set HF_PY to a python that has it)"
+fi
+
 # ---- 3. variants ------------------------------------------------------------------------------------------------
 $REF make-meta "$TMP/meta_tied" --seed 8 --tied
 check "tied embeddings: python HF without lm_head" $REF meta-to-hf-py "$TMP/meta_tied" "$TMP/hf_tied" --tied

@@ -20,6 +20,8 @@ Commands (each exits 0 on success, 1 with a message on a mismatch):
                                                 bit, config.json fields, generation_config.json, tokenizer copy
   rope-identity HF_DIR META                     Meta-RoPE on the Meta weights == HF rotate_half RoPE on the HF
                                                 weights that our tool wrote (and the un-permuted ones fail it)
+  transformers-check HF_DIR META                transformers' LlamaForCausalLM on HF_DIR gives the logits of Meta's
+                                                forward (written here, float32) on META (needs transformers)
   make-bad KIND META OUT                        an HF directory broken in one way (see BAD_KINDS)
   make-tokenizer OUT_JSON EXPECTED_MODEL        a small byte-level BPE tokenizer.json and the tokenizer.model
                                                 formats.md §4 says it converts to
@@ -373,6 +375,78 @@ def rope_identity(hf_dir, meta_dir):
     print(f"RoPE identity holds on {p['n_layers']} layers (worst {worst:.1%} of the tolerance)")
 
 
+# ---- transformers itself (on a machine that has it: the GPU machine) -----------------------------------------------------
+def apply_scaling(freqs):
+    """Llama 3.1 frequency scaling, formats.md §6 (Meta's apply_scaling)."""
+    scale_factor, low_freq_factor, high_freq_factor, old_context_len = 8, 1, 4, 8192
+    low_wl, high_wl = old_context_len / low_freq_factor, old_context_len / high_freq_factor
+    out = []
+    for f in freqs.tolist():
+        wl = 2 * math.pi / f
+        if wl < high_wl:
+            out.append(f)
+        elif wl > low_wl:
+            out.append(f / scale_factor)
+        else:
+            smooth = (old_context_len / wl - low_freq_factor) / (high_freq_factor - low_freq_factor)
+            out.append((1 - smooth) * f / scale_factor + smooth * f)
+    return torch.tensor(out, dtype=freqs.dtype)
+
+
+def meta_forward(p, sd, tokens):
+    """Meta's model.py forward in float32 on the Meta-layout weights: logits [T, V]."""
+    D, H, L = p["dim"], p["n_heads"], p["n_layers"]
+    KV = p.get("n_kv_heads") or H
+    hd, T, eps = D // H, len(tokens), p.get("norm_eps", 1e-5)
+    w = {k: v.float() for k, v in sd.items()}
+    freqs = 1.0 / (p.get("rope_theta", 500000.0) ** (torch.arange(0, hd, 2)[: hd // 2].float() / hd))
+    if p.get("use_scaled_rope"):
+        freqs = apply_scaling(freqs)
+    angles = torch.outer(torch.arange(T, dtype=torch.float32), freqs)
+    freqs_cis = torch.polar(torch.ones_like(angles), angles)
+
+    def rms(x, g):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * g
+
+    def rope(x):  # [T, heads, hd]
+        xc = torch.view_as_complex(x.reshape(T, x.shape[1], hd // 2, 2).contiguous())
+        return torch.view_as_real(xc * freqs_cis[:, None, :]).reshape(T, x.shape[1], hd)
+
+    h = w["tok_embeddings.weight"][torch.tensor(tokens)]
+    mask = torch.triu(torch.full((T, T), float("-inf")), diagonal=1)
+    for i in range(L):
+        pre = f"layers.{i}."
+        x = rms(h, w[pre + "attention_norm.weight"])
+        q = rope((x @ w[pre + "attention.wq.weight"].T).view(T, H, hd))
+        k = rope((x @ w[pre + "attention.wk.weight"].T).view(T, KV, hd)).repeat_interleave(H // KV, dim=1)
+        v = (x @ w[pre + "attention.wv.weight"].T).view(T, KV, hd).repeat_interleave(H // KV, dim=1)
+        scores = torch.einsum("thd,shd->hts", q, k) / math.sqrt(hd) + mask
+        out = torch.einsum("hts,shd->thd", torch.softmax(scores, dim=-1), v).reshape(T, D)
+        h = h + out @ w[pre + "attention.wo.weight"].T
+        x = rms(h, w[pre + "ffn_norm.weight"])
+        ff = torch.nn.functional.silu(x @ w[pre + "feed_forward.w1.weight"].T) * (x @ w[pre + "feed_forward.w3.weight"].T)
+        h = h + ff @ w[pre + "feed_forward.w2.weight"].T
+    return rms(h, w["norm.weight"]) @ w["output.weight"].T
+
+
+def transformers_check(hf_dir, meta_dir):
+    """LlamaForCausalLM.from_pretrained(HF_DIR) in float32 gives Meta's logits on META's weights."""
+    import transformers  # only where it is installed
+    p, sd = load_meta(meta_dir)
+    tokens = torch.randint(0, p["vocab_size"], (12,), generator=torch.Generator().manual_seed(3)).tolist()
+    ref = meta_forward(p, sd, tokens)
+    model = transformers.LlamaForCausalLM.from_pretrained(hf_dir, torch_dtype=torch.float32)
+    model.eval()
+    with torch.no_grad():
+        got = model(torch.tensor([tokens])).logits[0].float()
+    # float32 both ways; only the order of reductions differs (a few ulps per op over a 2-layer model).
+    tol = 1e-4 * float(ref.abs().max())
+    diff = float((ref - got).abs().max())
+    if diff > tol or not torch.equal(ref.argmax(-1), got.argmax(-1)):
+        fail(f"transformers {transformers.__version__}: logits differ by {diff:.3g} (tol {tol:.3g})")
+    print(f"transformers {transformers.__version__} logits == Meta reference (max diff {diff:.3g}, tol {tol:.3g})")
+
+
 # ---- broken HF directories --------------------------------------------------------------------------------------------
 BAD_KINDS = ["overlap", "bad-dtype", "unknown-dtype", "missing-config-key", "q-shape", "truncated", "no-norm",
              "index-names-missing-tensor"]
@@ -478,6 +552,11 @@ def main(argv):
         check_hf(pos[0], pos[1])
     elif cmd == "rope-identity":
         rope_identity(pos[0], pos[1])
+    elif cmd == "transformers-check":
+        transformers_check(pos[0], pos[1])
+    elif cmd == "meta-forward":  # prints the argmax per position (a smoke test of the reference itself)
+        p, sd = load_meta(pos[0])
+        print(meta_forward(p, sd, [1, 2, 3, 4]).argmax(-1).tolist())
     elif cmd == "make-bad":
         make_bad(pos[0], pos[1], pos[2])
     elif cmd == "make-tokenizer":

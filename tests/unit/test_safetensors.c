@@ -329,6 +329,15 @@ static void test_config_from_hf_json(void) {
     CHECK(c.tie_word_embeddings);
     CHECK(ffn_hidden_size(c.dim, c.multiple_of, c.has_ffn_dim_multiplier, c.ffn_dim_multiplier) == 333);
     free(p);
+    // transformers 5 spelling: rope_theta and the scaling inside "rope_parameters".
+    p = write_text(tmp_dir, "config_v5.json",
+                   "{\"hidden_size\":2048,\"intermediate_size\":8192,\"num_attention_heads\":32,\"num_key_value_heads\":8,"
+                   "\"num_hidden_layers\":16,\"vocab_size\":128256,\"rms_norm_eps\":1e-05,\"rope_parameters\":{"
+                   "\"rope_theta\":500000.0,\"rope_type\":\"llama3\",\"factor\":8.0,\"low_freq_factor\":1.0,"
+                   "\"high_freq_factor\":4.0,\"original_max_position_embeddings\":8192}}");
+    config_from_hf_json(&c, p);
+    CHECK(c.rope_theta == 500000.0 && c.use_scaled_rope && c.ffn_hidden == 8192 && c.head_dim == 64);
+    free(p);
 }
 
 static void load_hf_config(const char *path) {
