@@ -80,20 +80,22 @@ typedef struct {
 
 // Display labels for n items: the given strings (through token_display unless raw) or, without them, the indices.
 // With index_prefix each label starts with its index ("36 ␣the"): used when labels are thinned out, so that a
-// reader still knows which row or column a label names.
-static void labels_make(Labels *L, const char *const *src, int n, bool raw, bool index_prefix) {
+// reader still knows which row or column a label names. Label i names item i*stride (stride > 1: pooled blocks).
+static void labels_make_strided(Labels *L, const char *const *src, int n, bool raw, bool index_prefix, int stride) {
     L->n = n;
     L->text = xcalloc((size_t)n, sizeof(char *));
     L->width = xcalloc((size_t)n, sizeof(int));
     L->max_width = 0;
     for (int i = 0; i < n; i++) {
-        size_t cap = (src && src[i] ? strlen(src[i]) * 4 : 0) + 32;  // \xHH is 4 bytes per byte at most
+        const char *text = src ? src[(size_t)i * (size_t)stride] : NULL;
+        int index = i * stride;
+        size_t cap = (text ? strlen(text) * 4 : 0) + 32;  // \xHH is 4 bytes per byte at most
         char *buf = xmalloc(cap);
-        if (!src || !src[i]) snprintf(buf, cap, "%d", i);
-        else if (raw) snprintf(buf, cap, "%s", src[i]);
-        else token_display(src[i], buf, cap);
-        if (index_prefix && src && src[i]) {
-            char *with_index = xasprintf("%d %s", i, buf);
+        if (!text) snprintf(buf, cap, "%d", index);
+        else if (raw) snprintf(buf, cap, "%s", text);
+        else token_display(text, buf, cap);
+        if (index_prefix && text) {
+            char *with_index = xasprintf("%d %s", index, buf);
             snprintf(buf, cap, "%s", with_index);
             free(with_index);
         }
@@ -102,6 +104,10 @@ static void labels_make(Labels *L, const char *const *src, int n, bool raw, bool
         L->width[i] = font_text_width(buf, 1);
         if (L->width[i] > L->max_width) L->max_width = L->width[i];
     }
+}
+
+static void labels_make(Labels *L, const char *const *src, int n, bool raw, bool index_prefix) {
+    labels_make_strided(L, src, n, raw, index_prefix, 1);
 }
 
 static void labels_free(Labels *L) {
@@ -243,18 +249,11 @@ static int clamp_int(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi :
 
 // ---- figure_heatmap -------------------------------------------------------------------------------------------------
 
-void figure_heatmap(const char *path, const float *data, int rows, int cols, const char *const *row_labels,
-                    const char *const *col_labels, const HeatmapOptions *opt_in) {
-    HeatmapOptions defaults = {0};
-    const HeatmapOptions *opt = opt_in ? opt_in : &defaults;
-    if (rows <= 0 || cols <= 0) fatal("figure_heatmap %s: empty matrix %dx%d", path, rows, cols);
+// The drawing of figure_heatmap once labels are made (and a large matrix pooled): see figure_heatmap below.
+static void heatmap_draw(const char *path, const float *data, const uint8_t *mask, int rows, int cols, int block,
+                         Labels *rl_in, Labels *cl_in, const HeatmapOptions *opt, const char *subtitle, int cell) {
+    Labels rl = *rl_in, cl = *cl_in;
     size_t n = (size_t)rows * (size_t)cols;
-    // Cells: about 760 px for the whole map, between 4 and 48 px (labels are thinned out below 17 px).
-    int longest = rows > cols ? rows : cols;
-    int cell = clamp_int(760 / longest, 4, 48);
-    Labels rl, cl;
-    labels_make(&rl, row_labels, rows, opt->raw_labels, cell < MIN_LABEL_SPACING);
-    labels_make(&cl, col_labels, cols, opt->raw_labels, cell < MIN_LABEL_SPACING);
     XLabelPlan xp = plan_x_labels(&cl, cell);
     int y_title_w = opt->y_label ? GLYPH_H + 8 : 0;
     int x_title_h = opt->x_label ? GLYPH_H + 10 : 0;
@@ -263,12 +262,12 @@ void figure_heatmap(const char *path, const float *data, int rows, int cols, con
     int map_x = PAD + y_title_w + rl.max_width + LABEL_GAP + 4;
     int need = PAD + xp.overhang - cell / 2;  // the first x label must not leave the canvas
     if (map_x < need) map_x = need;
-    int head = PAD + titles_height(opt->title, opt->subtitle) + 10;
+    int head = PAD + titles_height(opt->title, subtitle) + 10;
     int map_y = head;
     int cbar_x = map_x + map_w + 24;
-    bool masked = any_masked(data, opt->mask, n);
+    bool masked = any_masked(data, mask, n);
     int width = cbar_x + COLORBAR_WIDTH + PAD;
-    int title_w = titles_width(opt->title, opt->subtitle) + 2 * PAD;
+    int title_w = titles_width(opt->title, subtitle) + 2 * PAD;
     if (width < title_w) width = title_w;
     int below = xp.below + x_title_h;
     if (masked && below < 40) below = 40;  // room for the mask legend under the colour bar
@@ -278,10 +277,12 @@ void figure_heatmap(const char *path, const float *data, int rows, int cols, con
 
     Canvas c;
     canvas_init(&c, width, height, COLOR_WHITE);
-    draw_titles(&c, width / 2, PAD, opt->title, opt->subtitle);
+    draw_titles(&c, width / 2, PAD, opt->title, subtitle);
     float vmin, vmax;
-    value_range(data, n, opt, &vmin, &vmax);
-    draw_cells(&c, map_x, map_y, cell, data, rows, cols, opt->mask, opt->colormap, vmin, vmax, opt->show_values);
+    HeatmapOptions range_opt = *opt;
+    range_opt.mask = mask;
+    value_range(data, n, &range_opt, &vmin, &vmax);
+    draw_cells(&c, map_x, map_y, cell, data, rows, cols, mask, opt->colormap, vmin, vmax, opt->show_values);
     draw_y_labels(&c, &rl, map_x, map_y, cell);
     draw_x_labels(&c, &cl, &xp, map_x, map_y + map_h, cell);
     if (opt->x_label) draw_text(&c, map_x + map_w / 2, map_y + map_h + xp.below + 6, opt->x_label, 1, 0, ALIGN_CENTER | ALIGN_TOP, COLOR_BLACK);
@@ -290,10 +291,58 @@ void figure_heatmap(const char *path, const float *data, int rows, int cols, con
     if (masked) draw_mask_legend(&c, cbar_x, map_y + cbar_h + 14);
     if (opt->layout) {
         int y_step = cell >= MIN_LABEL_SPACING ? 1 : (MIN_LABEL_SPACING + cell - 1) / cell;
-        *opt->layout = (HeatmapLayout){width, height, map_x, map_y, cell, xp.angle, xp.step, y_step, cl.max_width, vmin, vmax};
+        *opt->layout = (HeatmapLayout){width, height, map_x, map_y, cell, block, xp.angle, xp.step, y_step, cl.max_width, vmin, vmax};
     }
     canvas_write_png(&c, path);
     canvas_free(&c);
+}
+
+// Beyond this many rows or columns a cell would be under 2 px: k x k blocks are averaged first.
+#define MAX_HEATMAP_CELLS 380
+
+void figure_heatmap(const char *path, const float *data, int rows, int cols, const char *const *row_labels,
+                    const char *const *col_labels, const HeatmapOptions *opt_in) {
+    HeatmapOptions defaults = {0};
+    const HeatmapOptions *opt = opt_in ? opt_in : &defaults;
+    if (rows <= 0 || cols <= 0) fatal("figure_heatmap %s: empty matrix %dx%d", path, rows, cols);
+    int longest = rows > cols ? rows : cols;
+    int block = (longest + MAX_HEATMAP_CELLS - 1) / MAX_HEATMAP_CELLS;
+    int prow = (rows + block - 1) / block, pcol = (cols + block - 1) / block;
+    // Cells: about 760 px for the whole map, between 4 and 48 px (labels are thinned out below 17 px).
+    int plongest = prow > pcol ? prow : pcol;
+    int cell = clamp_int(760 / plongest, 4, 48);
+    Labels rl, cl;
+    labels_make_strided(&rl, row_labels, prow, opt->raw_labels, cell < MIN_LABEL_SPACING || block > 1, block);
+    labels_make_strided(&cl, col_labels, pcol, opt->raw_labels, cell < MIN_LABEL_SPACING || block > 1, block);
+    if (block == 1) {
+        heatmap_draw(path, data, opt->mask, rows, cols, 1, &rl, &cl, opt, opt->subtitle, cell);
+    } else {
+        // Mean of the unmasked finite cells of each block; a block with none is masked. Said in the subtitle.
+        size_t pn = (size_t)prow * (size_t)pcol;
+        float *pooled = xmalloc(pn * sizeof(float));
+        uint8_t *pooled_mask = xcalloc(pn, 1);
+        for (int br = 0; br < prow; br++)
+            for (int bc = 0; bc < pcol; bc++) {
+                double sum = 0;
+                int count = 0;
+                for (int r = br * block; r < rows && r < (br + 1) * block; r++)
+                    for (int col = bc * block; col < cols && col < (bc + 1) * block; col++) {
+                        size_t i = (size_t)r * (size_t)cols + (size_t)col;
+                        if (cell_masked(data, opt->mask, i) || !isfinite(data[i])) continue;
+                        sum += data[i];
+                        count++;
+                    }
+                size_t p = (size_t)br * (size_t)pcol + (size_t)bc;
+                pooled[p] = count ? (float)(sum / count) : 0.0f;
+                pooled_mask[p] = count == 0;
+            }
+        char *subtitle = xasprintf("%s%s[%d, %d] shown as means of %dx%d blocks", opt->subtitle ? opt->subtitle : "",
+                                   opt->subtitle ? "; " : "", rows, cols, block, block);
+        heatmap_draw(path, pooled, pooled_mask, prow, pcol, block, &rl, &cl, opt, subtitle, cell);
+        free(subtitle);
+        free(pooled);
+        free(pooled_mask);
+    }
     labels_free(&rl);
     labels_free(&cl);
 }
@@ -611,9 +660,15 @@ void figure_complex_rays(const char *path, const float *pairs, int n, const char
         draw_text(&c, lx + 38, y, text, 1, 0, ALIGN_LEFT | ALIGN_TOP, COLOR_TEXT);
     }
     if (n_unlabelled) {
-        char list[400], line[480];
+        char list[400], line[520];
         format_index_list(unlabelled, n_unlabelled, list, sizeof list);
-        snprintf(line, sizeof line, "no room for the labels of pairs %s", list);
+        double widest = 0;  // how far from the real axis the unlabelled rays reach, in degrees
+        for (int k = 0; k < n_unlabelled; k++) {
+            const float *z = pairs + 2 * unlabelled[k];
+            double deg = fabs(atan2(z[1], z[0])) * 180.0 / M_PI;
+            if (isfinite(deg) && deg > widest) widest = deg;
+        }
+        snprintf(line, sizeof line, "no room for the labels of pairs %s (all within %.2g\xC2\xB0 of the real axis)", list, widest);
         fit_text(line, sizeof line, width - 2 * PAD);
         draw_text(&c, PAD, p.y + p.h + 8 + 2 * GLYPH_H + 16, line, 1, 0, ALIGN_LEFT | ALIGN_TOP, COLOR_TEXT);
     }

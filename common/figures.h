@@ -31,6 +31,7 @@ void token_display(const char *piece, char *out, size_t out_size);
 typedef struct {
     int width, height;        // the PNG's size
     int map_x, map_y, cell;   // top-left pixel of cell [0][0]; cell [r][c] starts at (map_x + c*cell, map_y + r*cell)
+    int block;                // 1, or k when more than 380 rows/cols were drawn as means of k x k blocks
     int x_label_angle;        // 0, 45 or 90
     int x_label_step;         // every step-th x label is drawn (1 unless cells are narrower than a glyph)
     int y_label_step;
@@ -54,7 +55,8 @@ typedef struct {
     HeatmapLayout *layout;    // optional: receives the layout of the figure drawn
 } HeatmapOptions;
 
-// data [rows][cols]; row_labels[rows] and col_labels[cols] may be NULL (then the indices are shown).
+// data [rows][cols]; row_labels[rows] and col_labels[cols] may be NULL (then the indices are shown). A matrix of more
+// than 380 rows or columns is drawn as means of k x k blocks (said in the subtitle), so any T gives a readable PNG.
 void figure_heatmap(const char *path, const float *data, int rows, int cols, const char *const *row_labels,
                     const char *const *col_labels, const HeatmapOptions *opt);
 

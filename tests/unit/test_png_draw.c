@@ -466,7 +466,7 @@ static void test_heatmap(void) {
 
     // x labels never overlap, whatever the number of tokens: neighbours drawn are at least a glyph apart.
     const char *words[4] = {"<|begin_of_text|>", " everything", ",", " universe"};
-    int counts[] = {2, 5, 17, 40, 64, 100, 200, 400};
+    int counts[] = {2, 5, 17, 40, 64, 100, 200, 400, 1000};
     for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
         int t = counts[k];
         float *m = xcalloc((size_t)t * (size_t)t, sizeof(float));
@@ -480,6 +480,7 @@ static void test_heatmap(void) {
         CHECK(spacing >= needed, "T=%d: labels %g px apart at %d degrees", t, spacing, L.x_label_angle);
         CHECK(L.y_label_step * L.cell >= 17, "T=%d: y labels overlap", t);
         CHECK(L.width < 2600 && L.height < 2600, "T=%d: %dx%d is too big", t, L.width, L.height);
+        CHECK(L.block == (t > 380 ? (t + 379) / 380 : 1), "T=%d: blocks of %d", t, L.block);
         free(m);
         free(tl);
     }
