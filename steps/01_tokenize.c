@@ -1,0 +1,78 @@
+// 01_tokenize: text to tokens.
+//
+// The prompt is cut into pieces by the tokenizer's regex, each piece becomes byte-pair-encoded token ids, and
+// <|begin_of_text|> (128000) goes in front: `tokens = [128000] + tokenizer.encode(prompt)`. Then each id is decoded
+// alone (`prompt_split_as_tokens`). For the tutorial's prompt: 17 ids, the last one a lone space (220).
+// Run: build/steps/01_tokenize [--prompt TEXT]    Outputs: OUT/01_tokenize/tokens.npy (int64 [T]).
+#include "step.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "npy.h"
+
+static const Chapter CHAPTER = {
+    .id = "01_tokenize",
+    .title_en = "text to tokens",
+    .title_zh = "把文本转换为 token",
+    .intro_en = "The model never sees letters. The tokenizer (tiktoken's byte-pair encoding with 128000 learned "
+                "pieces plus 256 special tokens) turns the prompt into integers; <|begin_of_text|> marks the start.",
+    .intro_zh = "模型看不到字母。分词器（tiktoken 的字节对编码，128000 个学到的片段加 256 个特殊 token）把提示词变成整数；"
+                "<|begin_of_text|> 标记开头。",
+};
+
+int main(int argc, char **argv) {
+    Step s;
+    step_init(&s, argc, argv, &CHAPTER);
+    step_say(&s, "prompt = \"%s\"", s.prompt);
+
+    // print(tokens): [128000, 1820, ...]
+    size_t cap = 16 + (size_t)s.T * 12, k = 0;
+    char *line = xmalloc(cap);
+    k += (size_t)snprintf(line + k, cap - k, "tokens = [");
+    for (int t = 0; t < s.T; t++) k += (size_t)snprintf(line + k, cap - k, "%s%d", t ? ", " : "", s.tokens[t]);
+    snprintf(line + k, cap - k, "]");
+    step_say(&s, "%s", line);
+    free(line);
+
+    // print(prompt_split_as_tokens): ['<|begin_of_text|>', 'the', ' answer', ...], as Python's repr would quote them
+    size_t need = 64;
+    for (int t = 0; t < s.T; t++) need += 4 * strlen(s.pieces[t]) + 8;
+    line = xmalloc(need);
+    k = (size_t)snprintf(line, need, "prompt_split_as_tokens = [");
+    for (int t = 0; t < s.T; t++) {
+        k += (size_t)snprintf(line + k, need - k, "%s'", t ? ", " : "");
+        for (const char *c = s.pieces[t]; *c; c++) {
+            if (*c == '\'' || *c == '\\') k += (size_t)snprintf(line + k, need - k, "\\%c", *c);
+            else if (*c == '\n') k += (size_t)snprintf(line + k, need - k, "\\n");
+            else if (*c == '\t') k += (size_t)snprintf(line + k, need - k, "\\t");
+            else line[k++] = *c, line[k] = 0;
+        }
+        k += (size_t)snprintf(line + k, need - k, "'");
+    }
+    snprintf(line + k, need - k, "]");
+    step_say(&s, "%s", line);
+    free(line);
+    step_say(&s, "%s: %d", step_text(&s, "number of tokens T", "token 数 T"), s.T);
+    step_explain(&s,
+                 "Frequent words are one token each, with their leading space ( answer); punctuation is its own token; "
+                 "the trailing space of the prompt is left over as token 220. T, the number of tokens, is the first "
+                 "dimension of every activation from here on.",
+                 "常见的词各自是一个 token，并带着前面的空格（“ answer”）；标点单独成为 token；提示词末尾的空格单独留下，"
+                 "成为 token 220。token 数 T 是之后所有激活张量的第一个维度。");
+
+    // tokens.npy (int64, as torch.tensor(tokens) holds them)
+    int64_t *ids = xmalloc((size_t)s.T * sizeof(int64_t));
+    for (int t = 0; t < s.T; t++) ids[t] = s.tokens[t];
+    int64_t shape[1] = {s.T};
+    char *path = step_path(&s, "tokens.npy");
+    npy_write_i64(path, ids, shape, 1);
+    float *as_f = xmalloc((size_t)s.T * sizeof(float));
+    for (int t = 0; t < s.T; t++) as_f[t] = (float)s.tokens[t];
+    TensorStats st;
+    tensor_stats_f32(as_f, s.T, &st);
+    trace_tensor_record(s.trace, s.id, "tokens", shape, 1, "i64", "01_tokenize/tokens.npy", &st);
+    step_shape(&s, "tokens", shape, 1, "i64");
+    free(path), free(ids), free(as_f);
+    return step_finish(&s);
+}

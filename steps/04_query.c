@@ -1,0 +1,65 @@
+// 04_query: unwrapping the query, one head of one layer.
+//
+// wq [H*Dh, D] viewed as [H, Dh, D]; head h is q_layerL_headH [Dh, D]; q_per_token = token_embeddings · q_headᵀ
+// [T, Dh]. Also prints the shapes of the layer's four attention weights (wq wk wv wo).
+// Run: build/steps/04_query [--layer L] [--head H]
+// Outputs: OUT/04_query/q_layerL.npy [H, Dh, D], q_layerL_headH.npy [Dh, D], q_per_token.npy [T, Dh].
+#include <stdlib.h>
+
+#include "layer.h"
+
+static const Chapter CHAPTER = {
+    .id = "04_query",
+    .title_en = "unwrapping the query (one head of one layer)",
+    .title_zh = "展开 query（一层中的一个头）",
+    .intro_en = "The query weight of a layer holds all heads stacked: rows h*head_dim .. h*head_dim+head_dim-1 belong "
+                "to head h. Viewing it as [n_heads, head_dim, dim] makes the heads visible; one head turns each "
+                "token's normalised embedding into a query vector of head_dim numbers.",
+    .intro_zh = "一层的 query 权重把所有头堆在一起：第 h*head_dim 到 h*head_dim+head_dim-1 行属于头 h。把它看成 "
+                "[n_heads, head_dim, dim] 就能看到各个头；一个头把每个 token 归一化后的嵌入变成 head_dim 维的 query 向量。",
+};
+
+int main(int argc, char **argv) {
+    Step s;
+    step_init(&s, argc, argv, &CHAPTER);
+    const Config *c = s.cfg;
+    const int L = s.layer, D = c->dim, Dh = c->head_dim;
+    const char *names[4] = {"wq", "wk", "wv", "wo"};
+    char line[512] = "";
+    size_t k = 0;
+    for (int i = 0; i < 4; i++) {
+        const Tensor *w;
+        step_weight(&s, &w, "layers.%d.attention.%s.weight", L, names[i]);
+        char sh[64];
+        k += (size_t)snprintf(line + k, sizeof line - k, "%s%s", i ? " " : "", shape_str(w->shape, w->ndim, sh, sizeof sh));
+    }
+    step_say(&s, "wq wk wv wo of layer %d: %s", L, line);
+
+    LayerTrace lt;
+    layer_trace_alloc(&lt, &s, L, s.head);
+    double t0 = step_clock();
+    layer_input_cpu(&s, L, lt.x_in);
+    layer_forward_cpu(&s, &lt);
+    step_add_ms(&s, false, t0);
+
+    const uint16_t *wq = step_weight(&s, NULL, "layers.%d.attention.wq.weight", L);
+    int64_t n = (int64_t)c->n_heads * Dh * D;
+    float *wq_f = xmalloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) wq_f[i] = bf16_to_f32(wq[i]);
+    char name[64];
+    int64_t shape3[3] = {c->n_heads, Dh, D}, shape2[2] = {Dh, D}, shape_q[2] = {s.T, Dh};
+    snprintf(name, sizeof name, "q_layer%d", L);
+    step_show(&s, name, wq_f, shape3, 3, "bf16");
+    snprintf(name, sizeof name, "q_layer%d_head%d", L, s.head);
+    step_show(&s, name, wq_f + (size_t)s.head * Dh * D, shape2, 2, "bf16");
+    free(wq_f);
+    step_show(&s, "q_per_token", lt.q_per_token, shape_q, 2, step_act_dtype(&s));
+    step_explain(&s,
+                 "q_per_token = torch.matmul(token_embeddings, q_layer0_head0.T): every one of the T tokens now has "
+                 "a query of head_dim numbers, what this head is looking for in the other tokens.",
+                 "q_per_token = torch.matmul(token_embeddings, q_layer0_head0.T)：T 个 token 各有一个 head_dim 维的 query，"
+                 "表示这个头要在其他 token 中寻找什么。");
+    if (s.cuda) layer_check_op(&s, &lt, OP_Q_HEAD, NULL);
+    layer_trace_free(&lt);
+    return step_finish(&s);
+}

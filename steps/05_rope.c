@@ -1,0 +1,116 @@
+// 05_rope: positions by rotating complex pairs.
+//
+// q_per_token [T, Dh] is split into Dh/2 pairs [T, Dh/2, 2]; pair i of the token at position m is read as a complex
+// number and multiplied by freqs_cis[m][i] = exp(i * m * freqs[i]), freqs[i] = 1/theta^(i/(Dh/2)); back to real
+// pairs and to [T, Dh]. Done in fp32 from the bf16 query; the result is rounded to bf16 as Meta's `type_as(xq)`.
+// Figure F1: one row of freqs_cis (position 3) as rays from the origin of the complex plane.
+// Run: build/steps/05_rope [--layer L] [--head H]
+// Outputs: OUT/05_rope/{q_per_token_split_into_pairs, zero_to_one_split_into_64_parts, freqs, freqs_for_each_token,
+//          freqs_cis, q_per_token_as_complex_numbers, q_per_token_as_complex_numbers_rotated,
+//          q_per_token_split_into_pairs_rotated, q_per_token_rotated}.npy, freqs_cis.png
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "figures.h"
+#include "layer.h"
+
+static const Chapter CHAPTER = {
+    .id = "05_rope",
+    .title_en = "positions by rotating complex pairs (RoPE)",
+    .title_zh = "用复数对的旋转编码位置（RoPE）",
+    .intro_en = "The prompt contains 'the' three times, and the three queries are still identical: nothing so far knows "
+                "where a token stands. RoPE fixes that by rotating the query (and later the key) by an angle that "
+                "grows with the position: the head_dim numbers are taken as head_dim/2 pairs, each pair a complex "
+                "number, and pair i of the token at position m is turned by the angle m * freqs[i]. Low pairs spin "
+                "fast, high pairs slowly.",
+    .intro_zh = "提示词里有三个 “the”，它们的 query 目前完全相同：到这里还没有任何东西知道 token 的位置。RoPE 通过按位置旋转 "
+                "query（之后还有 key）来解决：把 head_dim 个数看成 head_dim/2 对，每对是一个复数，位置 m 的 token 的第 i "
+                "对旋转 m * freqs[i] 的角度。编号小的对转得快，编号大的对转得慢。",
+};
+
+int main(int argc, char **argv) {
+    Step s;
+    step_init(&s, argc, argv, &CHAPTER);
+    const Config *c = s.cfg;
+    const int T = s.T, Dh = c->head_dim, half = Dh / 2;
+    LayerTrace lt;
+    layer_trace_alloc(&lt, &s, s.layer, s.head);
+    double t0 = step_clock();
+    layer_input_cpu(&s, s.layer, lt.x_in);
+    layer_forward_cpu(&s, &lt);
+    step_add_ms(&s, false, t0);
+
+    // q_per_token.float().view(T, -1, 2)
+    int64_t sh_pairs[3] = {T, half, 2}, sh_half[1] = {half}, sh_tc[2] = {T, half}, sh_q[2] = {T, Dh};
+    step_show(&s, "q_per_token_split_into_pairs", lt.q_per_token, sh_pairs, 3, "f32");
+
+    step_heading(&s, "the rotation frequencies", "旋转频率");
+    float *parts = xmalloc((size_t)half * sizeof(float));
+    for (int i = 0; i < half; i++) parts[i] = (float)i / (float)half;  // torch.tensor(range(64))/64
+    char name[64];
+    snprintf(name, sizeof name, "zero_to_one_split_into_%d_parts", half);
+    step_print_vector(&s, name, parts, half, "%.4f", 2 * half);
+    step_shape(&s, name, sh_half, 1, "f32");
+    step_tensor(&s, name, parts, sh_half, 1, "f32");
+    step_say(&s, "freqs = 1.0 / (rope_theta ** %s),  rope_theta = %.1f%s", name, c->rope_theta,
+             c->use_scaled_rope ? step_text(&s, "  (then Llama 3.1's apply_scaling)", "（然后是 Llama 3.1 的 apply_scaling）") : "");
+    step_print_vector(&s, "freqs", s.freqs, half, "%.4e", 2 * half);
+    step_tensor(&s, "freqs", s.freqs, sh_half, 1, "f32");
+    step_explain(&s,
+                 "Pair 0 turns by 1 radian per position, pair 63 by about 2.5e-6: the fast pairs tell neighbours "
+                 "apart, the slow ones still change over thousands of positions.",
+                 "第 0 对每个位置转 1 弧度，第 63 对只转约 2.5e-6：转得快的对能区分相邻位置，转得慢的对在几千个位置上仍在变化。");
+
+    // freqs_for_each_token = torch.outer(torch.arange(T), freqs); freqs_cis = torch.polar(1, that)
+    float *angles = xmalloc((size_t)T * half * sizeof(float));
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < half; i++) angles[(size_t)t * half + i] = (float)t * s.freqs[i];
+    step_show(&s, "freqs_for_each_token", angles, sh_tc, 2, "f32");
+    step_shape(&s, "freqs_cis", sh_tc, 2, "complex64");
+    step_tensor(&s, "freqs_cis", s.freqs_cis, sh_pairs, 3, "complex64 as [T, 64, 2] (real, imag)");
+    free(angles);
+
+    // F1: freqs_cis[3] (the tutorial plots the first 17 of its 64 entries; we draw all, labelled)
+    int row = T > 3 ? 3 : T - 1;
+    char *png = step_path(&s, "freqs_cis.png");
+    char title[128], subtitle[160];
+    snprintf(title, sizeof title, step_text(&s, "one row of freqs_cis (position %d)", "freqs_cis 的一行（位置 %d）"), row);
+    snprintf(subtitle, sizeof subtitle, "exp(i * %d * freqs[k]), k = 0..%d; %s", row, half - 1,
+             step_text(&s, "ray k is labelled k", "第 k 条射线标注为 k"));
+    figure_complex_rays(png, s.freqs_cis + (size_t)row * half * 2, half, title, subtitle, true);
+    free(png);
+    step_image(&s, "freqs_cis.png", title);
+
+    step_heading(&s, "rotating the query", "旋转 query");
+    // view_as_complex: the same numbers, now [T, 64] complex
+    step_shape(&s, "q_per_token_as_complex_numbers", sh_tc, 2, "complex64");
+    step_tensor(&s, "q_per_token_as_complex_numbers", lt.q_per_token, sh_pairs, 3, "complex64 as [T, 64, 2]");
+    // the product in fp32, before the rounding of type_as
+    float *rot_f32 = xmalloc((size_t)T * Dh * sizeof(float));
+    rope_forward_complex_cpu(rot_f32, lt.q_per_token, s.freqs_cis, T, 1, Dh, 0, PREC_FP32);
+    step_shape(&s, "q_per_token_as_complex_numbers_rotated", sh_tc, 2, "complex64");
+    step_tensor(&s, "q_per_token_as_complex_numbers_rotated", rot_f32, sh_pairs, 3, "complex64 as [T, 64, 2]");
+    step_show(&s, "q_per_token_split_into_pairs_rotated", rot_f32, sh_pairs, 3, "f32");
+    step_show(&s, "q_per_token_rotated", lt.q_per_token_rotated, sh_q, 2, step_act_dtype(&s));
+    step_explain(&s,
+                 "The tutorial keeps q_per_token_rotated in float32; Meta's model casts it back to bf16 "
+                 "(type_as(xq)), and so do we (the .npy of the pairs above holds the float32 values).",
+                 "教程把 q_per_token_rotated 保留为 float32；Meta 的模型把它转回 bf16（type_as(xq)），我们也这样做"
+                 "（上面各个 pairs 的 .npy 保存的是 float32 值）。");
+
+    // The same rotation written as seed 004 writes it (cos/sin on even/odd elements): bit-identical.
+    float *rot_cossin = xmalloc((size_t)T * Dh * sizeof(float));
+    rope_forward_cpu(rot_cossin, lt.q_per_token, s.freqs_cis, T, 1, Dh, 0, s.prec);
+    step_say(&s, "%s", step_text(&s, "complex product vs. cos/sin on even/odd elements (must be bit-identical):",
+                                 "复数乘法 vs. 偶/奇元素上的 cos/sin（必须逐位相同）："));
+    step_compare(&s, "q_per_token_rotated (cos/sin form vs complex form)", lt.q_per_token_rotated, rot_cossin, sh_q, 2,
+                 0.0, 0.0);  // the same fp32 arithmetic in the same order: no tolerance at all
+    free(rot_cossin), free(rot_f32), free(parts);
+
+    // the three 'the' tokens: identical before RoPE, different after
+    if (s.cuda) layer_check_op(&s, &lt, OP_ROPE_Q, NULL);
+    layer_trace_free(&lt);
+    return step_finish(&s);
+}

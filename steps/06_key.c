@@ -1,0 +1,64 @@
+// 06_key: keys, almost the same as queries.
+//
+// wk [Hkv*Dh, D] viewed [Hkv, Dh, D]; the kv head that query head H reads (H / n_rep) gives k_per_token [T, Dh],
+// rotated by the same freqs_cis as the query.
+// Run: build/steps/06_key [--layer L] [--head H]
+// Outputs: OUT/06_key/{k_layerL, k_layerL_headK, k_per_token, k_per_token_split_into_pairs,
+//          k_per_token_as_complex_numbers, k_per_token_split_into_pairs_rotated, k_per_token_rotated}.npy
+#include <stdlib.h>
+
+#include "layer.h"
+
+static const Chapter CHAPTER = {
+    .id = "06_key",
+    .title_en = "keys, almost the same as queries",
+    .title_zh = "key：几乎与 query 一模一样",
+    .intro_en = "Keys are made like queries and rotated by the same angles, so that the product of a query and a key "
+                "depends on how far apart the two tokens are. The key weight has only n_kv_heads heads: each key head "
+                "serves n_rep query heads (GQA), so wk is n_rep times smaller than wq.",
+    .intro_zh = "key 的生成方式与 query 相同，并按同样的角度旋转，所以 query 与 key 的乘积取决于两个 token 相距多远。key "
+                "权重只有 n_kv_heads 个头：每个 key 头服务 n_rep 个 query 头（GQA），所以 wk 比 wq 小 n_rep 倍。",
+};
+
+int main(int argc, char **argv) {
+    Step s;
+    step_init(&s, argc, argv, &CHAPTER);
+    const Config *c = s.cfg;
+    const int T = s.T, L = s.layer, D = c->dim, Dh = c->head_dim, half = Dh / 2;
+    LayerTrace lt;
+    layer_trace_alloc(&lt, &s, L, s.head);
+    double t0 = step_clock();
+    layer_input_cpu(&s, L, lt.x_in);
+    layer_forward_cpu(&s, &lt);
+    step_add_ms(&s, false, t0);
+
+    const uint16_t *wk = step_weight(&s, NULL, "layers.%d.attention.wk.weight", L);
+    int64_t n = (int64_t)c->n_kv_heads * Dh * D;
+    float *wk_f = xmalloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) wk_f[i] = bf16_to_f32(wk[i]);
+    char name[64];
+    int64_t sh3[3] = {c->n_kv_heads, Dh, D}, sh2[2] = {Dh, D}, sh_k[2] = {T, Dh}, sh_pairs[3] = {T, half, 2},
+            sh_tc[2] = {T, half};
+    snprintf(name, sizeof name, "k_layer%d", L);
+    step_show(&s, name, wk_f, sh3, 3, "bf16");
+    step_say(&s, step_text(&s, "query head %d reads kv head %d = %d // %d", "query 头 %d 使用 kv 头 %d = %d // %d"), s.head,
+             lt.kv_head, s.head, c->n_rep);
+    snprintf(name, sizeof name, "k_layer%d_head%d", L, lt.kv_head);
+    step_show(&s, name, wk_f + (size_t)lt.kv_head * Dh * D, sh2, 2, "bf16");
+    free(wk_f);
+    step_show(&s, "k_per_token", lt.k_per_token, sh_k, 2, step_act_dtype(&s));
+    step_show(&s, "k_per_token_split_into_pairs", lt.k_per_token, sh_pairs, 3, "f32");
+    step_shape(&s, "k_per_token_as_complex_numbers", sh_tc, 2, "complex64");
+    step_tensor(&s, "k_per_token_as_complex_numbers", lt.k_per_token, sh_pairs, 3, "complex64 as [T, 64, 2]");
+    float *rot_f32 = xmalloc((size_t)T * Dh * sizeof(float));
+    rope_forward_complex_cpu(rot_f32, lt.k_per_token, s.freqs_cis, T, 1, Dh, 0, PREC_FP32);
+    step_show(&s, "k_per_token_split_into_pairs_rotated", rot_f32, sh_pairs, 3, "f32");
+    step_show(&s, "k_per_token_rotated", lt.k_per_token_rotated, sh_k, 2, step_act_dtype(&s));
+    free(rot_f32);
+    if (s.cuda) {
+        layer_check_op(&s, &lt, OP_K_HEAD, NULL);
+        layer_check_op(&s, &lt, OP_ROPE_K, NULL);
+    }
+    layer_trace_free(&lt);
+    return step_finish(&s);
+}

@@ -1,0 +1,75 @@
+// 11_multihead: all heads of one layer.
+//
+// The tutorial loops over the H heads, head h using kv head h // n_rep (GQA), and concatenates the H outputs
+// [T, Dh] into stacked_qkv_attention [T, H*Dh]. Here all heads are computed in one batched pass (q, k, v for every
+// head, RoPE, attention that reads the shared kv head in place) and head --head of the batch is shown to equal the
+// one-head path of chapters 04-10. Figure: the H attention maps of the layer, grouped by the kv head they share.
+// Run: build/steps/11_multihead [--layer L] [--head H]
+// Outputs: OUT/11_multihead/attn_weights_all.npy [H, T, T], stacked_qkv_attention.npy [T, D], heads.png
+#include <stdlib.h>
+#include <string.h>
+
+#include "figures.h"
+#include "layer.h"
+
+static const Chapter CHAPTER = {
+    .id = "11_multihead",
+    .title_en = "all heads of the layer (multi-head attention with GQA)",
+    .title_zh = "这一层的所有头（带 GQA 的多头注意力）",
+    .intro_en = "A layer does what we did for one head, n_heads times, each head with its own query weight. Key and "
+                "value heads are shared: query head h uses kv head h // n_rep. The heads' outputs, [T, head_dim] "
+                "each, are put side by side into one [T, n_heads*head_dim] matrix.",
+    .intro_zh = "一层把我们对一个头做的事情做 n_heads 次，每个头有自己的 query 权重。key 和 value 头是共享的：query 头 h 使用"
+                " kv 头 h // n_rep。各个头的输出（每个 [T, head_dim]）并排拼成一个 [T, n_heads*head_dim] 的矩阵。",
+};
+
+int main(int argc, char **argv) {
+    Step s;
+    step_init(&s, argc, argv, &CHAPTER);
+    const Config *c = s.cfg;
+    const int T = s.T, H = c->n_heads, Dh = c->head_dim;
+    LayerTrace lt;
+    layer_trace_alloc(&lt, &s, s.layer, s.head);
+    double t0 = step_clock();
+    layer_input_cpu(&s, s.layer, lt.x_in);
+    layer_forward_cpu(&s, &lt);
+    step_add_ms(&s, false, t0);
+
+    for (int h = 0; h < H; h++)
+        if (h < 3 || h == H - 1 || h % c->n_rep == 0)
+            step_say(&s, "head %2d -> kv head %d", h, gqa_kv_head(h, H, c->n_kv_heads));
+    step_say(&s, "len(qkv_attention_store) = %d", H);
+    int64_t sh_att[3] = {H, T, T}, sh_stack[2] = {T, (int64_t)H * Dh}, sh_head[2] = {T, Dh};
+    step_show(&s, "attn_weights_all", lt.attn_weights_all, sh_att, 3, step_act_dtype(&s));
+    step_show(&s, "stacked_qkv_attention", lt.stacked_qkv_attention, sh_stack, 2, step_act_dtype(&s));
+
+    // head --head of the batch equals the one-head path (chapters 04-10), exactly: same arithmetic, same order
+    float *col = xmalloc((size_t)T * Dh * sizeof(float));
+    for (int t = 0; t < T; t++)
+        memcpy(col + (size_t)t * Dh, lt.stacked_qkv_attention + ((size_t)t * H + s.head) * Dh, (size_t)Dh * sizeof(float));
+    step_say(&s, step_text(&s, "head %d of the batched pass against the one-head path of chapter 10:",
+                           "批量计算中的头 %d 与第 10 章的单头路径对比："), s.head);
+    step_compare(&s, "qkv_attention (batched head vs one-head path)", lt.qkv_attention, col, sh_head, 2, 0.0, 0.0);
+    free(col);
+
+    float *att_cuda = NULL;
+    if (s.cuda) {
+        layer_check_op(&s, &lt, OP_Q_ALL, NULL);
+        layer_check_op(&s, &lt, OP_K_ALL, NULL);
+        layer_check_op(&s, &lt, OP_V_ALL, NULL);
+        layer_check_op(&s, &lt, OP_ATTENTION_ALL, NULL);
+    }
+    char *png = step_path(&s, "heads.png");
+    char title[128], sub[128];
+    snprintf(title, sizeof title, step_text(&s, "attention weights of the %d heads of layer %d", "第 %d 层的 %d 个头的注意力权重"),
+             s.lang == LANG_ZH ? s.layer : H, s.lang == LANG_ZH ? H : s.layer);
+    snprintf(sub, sizeof sub, step_text(&s, "framed in groups of %d: the query heads that share one kv head",
+                                        "每 %d 个一组加框：共用一个 kv 头的 query 头"), c->n_rep);
+    HeatmapOptions opt = {.title = title, .subtitle = sub, .x_label = "key", .y_label = "query", .value_label = "weight",
+                          .fixed_range = true, .vmin = 0, .vmax = 1};
+    figure_heatmap_grid(png, att_cuda ? att_cuda : lt.attn_weights_all, H, T, T, c->n_rep, &opt);
+    free(png);
+    step_image(&s, "heads.png", title);
+    layer_trace_free(&lt);
+    return step_finish(&s);
+}

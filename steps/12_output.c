@@ -1,0 +1,46 @@
+// 12_output: the output projection Wo and the first residual connection.
+//
+// embedding_delta = stacked_qkv_attention · woᵀ [T, D]; embedding_after_edit = token_embeddings_unnormalized +
+// embedding_delta (the residual: attention adds a change to the stream, it does not replace it).
+// Run: build/steps/12_output [--layer L]
+// Outputs: OUT/12_output/embedding_delta.npy, embedding_after_edit.npy
+#include "layer.h"
+
+static const Chapter CHAPTER = {
+    .id = "12_output",
+    .title_en = "the output weight and the first residual",
+    .title_zh = "输出权重与第一个残差连接",
+    .intro_en = "One more product mixes the heads back into the model's dimension: wo. Its result is not the new "
+                "embedding but a change to it, added to the embeddings that came into the layer (the residual "
+                "connection). That keeps the original information and lets many layers add to it.",
+    .intro_zh = "再做一次矩阵乘法（wo），把各个头的结果混合回模型维度。它的结果不是新的嵌入，而是对嵌入的修改，要加到进入这"
+                "一层的嵌入上（残差连接）。这样原始信息得以保留，很多层可以逐层往上加。",
+};
+
+int main(int argc, char **argv) {
+    Step s;
+    step_init(&s, argc, argv, &CHAPTER);
+    LayerTrace lt;
+    layer_trace_alloc(&lt, &s, s.layer, s.head);
+    double t0 = step_clock();
+    layer_input_cpu(&s, s.layer, lt.x_in);
+    layer_forward_cpu(&s, &lt);
+    step_add_ms(&s, false, t0);
+    const Tensor *wo;
+    step_weight(&s, &wo, "layers.%d.attention.wo.weight", s.layer);
+    char name[64];
+    snprintf(name, sizeof name, "w_layer%d", s.layer);
+    step_shape(&s, name, wo->shape, wo->ndim, "bf16");
+    int64_t sh[2] = {s.T, s.cfg->dim};
+    step_say(&s, "embedding_delta = torch.matmul(stacked_qkv_attention, w_layer%d.T)", s.layer);
+    step_show(&s, "embedding_delta", lt.embedding_delta, sh, 2, step_act_dtype(&s));
+    step_say(&s, "embedding_after_edit = %s + embedding_delta",
+             s.layer == 0 ? "token_embeddings_unnormalized" : "final_embedding");
+    step_show(&s, "embedding_after_edit", lt.embedding_after_edit, sh, 2, step_act_dtype(&s));
+    if (s.cuda) {
+        layer_check_op(&s, &lt, OP_WO, NULL);
+        layer_check_op(&s, &lt, OP_RESIDUAL_ATTN, NULL);
+    }
+    layer_trace_free(&lt);
+    return step_finish(&s);
+}

@@ -1,0 +1,59 @@
+// 13_ffn: RMSNorm and the SwiGLU feed-forward network; the second residual gives the layer's output.
+//
+// embedding_after_edit_normalized = rms_norm(embedding_after_edit, ffn_norm) [T, D];
+// output_after_feedforward = (silu(x · w1ᵀ) * (x · w3ᵀ)) · w2ᵀ with w1, w3 [F, D] and w2 [D, F];
+// layer_0_embedding = embedding_after_edit + output_after_feedforward [T, D].
+// Run: build/steps/13_ffn [--layer L]
+// Outputs: OUT/13_ffn/{embedding_after_edit_normalized, output_after_feedforward, layer_L_embedding}.npy
+#include "layer.h"
+
+static const Chapter CHAPTER = {
+    .id = "13_ffn",
+    .title_en = "RMSNorm and the SwiGLU feed-forward network",
+    .title_zh = "RMS 归一化与 SwiGLU 前馈网络",
+    .intro_en = "After attention has moved information between tokens, the feed-forward network works on each token "
+                "alone. SwiGLU: two projections up to the hidden size, one passed through SiLU and used as a gate on "
+                "the other, then one projection back down. Its output is added to the stream like attention's.",
+    .intro_zh = "注意力在 token 之间传递信息之后，前馈网络单独处理每个 token。SwiGLU：两个投影升到隐藏维度，其中一个经过 "
+                "SiLU 作为另一个的门控，再用一个投影降回来。它的输出像注意力的输出一样加到残差流上。",
+};
+
+int main(int argc, char **argv) {
+    Step s;
+    step_init(&s, argc, argv, &CHAPTER);
+    const int L = s.layer;
+    LayerTrace lt;
+    layer_trace_alloc(&lt, &s, L, s.head);
+    double t0 = step_clock();
+    layer_input_cpu(&s, L, lt.x_in);
+    layer_forward_cpu(&s, &lt);
+    step_add_ms(&s, false, t0);
+    int64_t sh[2] = {s.T, s.cfg->dim};
+    step_show(&s, "embedding_after_edit_normalized", lt.embedding_after_edit_normalized, sh, 2, step_act_dtype(&s));
+    step_say(&s, "%s", step_text(&s, "the feed-forward weights (the tutorial never prints them):",
+                                 "前馈网络的权重（教程没有打印它们）："));
+    const char *ws[3] = {"w1", "w2", "w3"};
+    for (int i = 0; i < 3; i++) {
+        const Tensor *w;
+        char name[96];
+        step_weight(&s, &w, "layers.%d.feed_forward.%s.weight", L, ws[i]);
+        snprintf(name, sizeof name, "layers.%d.feed_forward.%s.weight", L, ws[i]);
+        step_shape(&s, name, w->shape, w->ndim, dtype_name(w->dtype));
+    }
+    step_say(&s, "output_after_feedforward = torch.matmul(F.silu(torch.matmul(x, w1.T)) * torch.matmul(x, w3.T), w2.T)");
+    step_show(&s, "output_after_feedforward", lt.output_after_feedforward, sh, 2, step_act_dtype(&s));
+    char name[64];
+    snprintf(name, sizeof name, "layer_%d_embedding", L);
+    step_say(&s, "%s = embedding_after_edit + output_after_feedforward", name);
+    step_show(&s, name, lt.layer_embedding, sh, 2, step_act_dtype(&s));
+    if (s.cuda) {
+        const LayerOp ops[] = {OP_FFN_NORM, OP_FFN_GATE, OP_FFN_UP, OP_SWIGLU, OP_FFN_DOWN, OP_RESIDUAL_FFN};
+        for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) layer_check_op(&s, &lt, ops[i], NULL);
+    }
+    step_explain(&s,
+                 "That is one whole layer: the embeddings went in, the same shape came out, edited twice (attention, "
+                 "then the feed-forward network). The other layers repeat it with their own weights.",
+                 "这就是完整的一层：嵌入进去，同样形状的结果出来，被修改了两次（先注意力，后前馈网络）。其他层用各自的权重重复这一过程。");
+    layer_trace_free(&lt);
+    return step_finish(&s);
+}

@@ -1,0 +1,347 @@
+// layer.c: one transformer layer with the tutorial's names, the CPU reference and the CUDA path op by op (layer.h).
+#include "layer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+static float *alloc_f(size_t n) { return xcalloc(n, sizeof(float)); }
+
+void layer_trace_alloc(LayerTrace *lt, const Step *s, int layer, int head) {
+    const Config *c = s->cfg;
+    memset(lt, 0, sizeof *lt);
+    lt->layer = layer, lt->head = head, lt->kv_head = gqa_kv_head(head, c->n_heads, c->n_kv_heads);
+    lt->T = s->T, lt->D = c->dim, lt->H = c->n_heads, lt->Hkv = c->n_kv_heads, lt->Dh = c->head_dim, lt->F = c->ffn_hidden;
+    size_t T = (size_t)lt->T, D = (size_t)lt->D, Dh = (size_t)lt->Dh, F = (size_t)lt->F;
+    size_t H = (size_t)lt->H, Hkv = (size_t)lt->Hkv;
+    lt->x_in = alloc_f(T * D), lt->x_norm = alloc_f(T * D), lt->rstd = alloc_f(T);
+    lt->q_per_token = alloc_f(T * Dh), lt->k_per_token = alloc_f(T * Dh), lt->v_per_token = alloc_f(T * Dh);
+    lt->q_per_token_rotated = alloc_f(T * Dh), lt->k_per_token_rotated = alloc_f(T * Dh);
+    lt->qk_per_token = alloc_f(T * T), lt->mask = alloc_f(T * T), lt->qk_per_token_after_masking = alloc_f(T * T);
+    lt->qk_per_token_after_masking_after_softmax = alloc_f(T * T), lt->qkv_attention = alloc_f(T * Dh);
+    lt->q_all = alloc_f(T * H * Dh), lt->k_all = alloc_f(T * Hkv * Dh), lt->v_all = alloc_f(T * Hkv * Dh);
+    lt->attn_weights_all = alloc_f(H * T * T), lt->stacked_qkv_attention = alloc_f(T * D);
+    lt->embedding_delta = alloc_f(T * D), lt->embedding_after_edit = alloc_f(T * D);
+    lt->embedding_after_edit_normalized = alloc_f(T * D);
+    lt->ffn_gate = alloc_f(T * F), lt->ffn_up = alloc_f(T * F), lt->ffn_hidden = alloc_f(T * F);
+    lt->output_after_feedforward = alloc_f(T * D), lt->layer_embedding = alloc_f(T * D);
+}
+
+void layer_trace_free(LayerTrace *lt) {
+    float **all[] = {&lt->x_in, &lt->x_norm, &lt->rstd, &lt->q_per_token, &lt->k_per_token, &lt->v_per_token,
+                     &lt->q_per_token_rotated, &lt->k_per_token_rotated, &lt->qk_per_token, &lt->mask,
+                     &lt->qk_per_token_after_masking, &lt->qk_per_token_after_masking_after_softmax,
+                     &lt->qkv_attention, &lt->q_all, &lt->k_all, &lt->v_all, &lt->attn_weights_all,
+                     &lt->stacked_qkv_attention, &lt->embedding_delta, &lt->embedding_after_edit,
+                     &lt->embedding_after_edit_normalized, &lt->ffn_gate, &lt->ffn_up, &lt->ffn_hidden,
+                     &lt->output_after_feedforward, &lt->layer_embedding};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(*all[i]), *all[i] = NULL;
+}
+
+void embed_tokens_cpu(Step *s, float *out) {
+    const uint16_t *table = step_weight(s, NULL, "tok_embeddings.weight");
+    embedding_forward_cpu(out, s->tokens, table, s->T, s->cfg->dim, s->cfg->vocab_size, s->prec);
+}
+
+// The layer as the tutorial writes it, every intermediate kept.
+void layer_forward_cpu(Step *s, LayerTrace *lt) {
+    const Config *c = s->cfg;
+    const int L = lt->layer, T = lt->T, D = lt->D, H = lt->H, Hkv = lt->Hkv, Dh = lt->Dh, F = lt->F;
+    const Precision p = s->prec;
+    const float eps = (float)c->norm_eps;
+    const uint16_t *wq = step_weight(s, NULL, "layers.%d.attention.wq.weight", L);
+    const uint16_t *wk = step_weight(s, NULL, "layers.%d.attention.wk.weight", L);
+    const uint16_t *wv = step_weight(s, NULL, "layers.%d.attention.wv.weight", L);
+    const uint16_t *wo = step_weight(s, NULL, "layers.%d.attention.wo.weight", L);
+    const uint16_t *w1 = step_weight(s, NULL, "layers.%d.feed_forward.w1.weight", L);
+    const uint16_t *w2 = step_weight(s, NULL, "layers.%d.feed_forward.w2.weight", L);
+    const uint16_t *w3 = step_weight(s, NULL, "layers.%d.feed_forward.w3.weight", L);
+    const uint16_t *attn_norm = step_weight(s, NULL, "layers.%d.attention_norm.weight", L);
+    const uint16_t *ffn_norm = step_weight(s, NULL, "layers.%d.ffn_norm.weight", L);
+
+    // token_embeddings = rms_norm(token_embeddings_unnormalized, model["layers.0.attention_norm.weight"])
+    rmsnorm_forward_cpu(lt->x_norm, lt->rstd, lt->x_in, attn_norm, T, D, eps, p);
+    // q_per_token = torch.matmul(token_embeddings, q_layer0_head0.T), and k, v of the kv head this head shares
+    matmul_forward_cpu(lt->q_per_token, lt->x_norm, wq + (size_t)lt->head * Dh * D, T, D, Dh, p);
+    matmul_forward_cpu(lt->k_per_token, lt->x_norm, wk + (size_t)lt->kv_head * Dh * D, T, D, Dh, p);
+    matmul_forward_cpu(lt->v_per_token, lt->x_norm, wv + (size_t)lt->kv_head * Dh * D, T, D, Dh, p);
+    // view_as_real(view_as_complex(q.float().view(T, -1, 2)) * freqs_cis)
+    rope_forward_complex_cpu(lt->q_per_token_rotated, lt->q_per_token, s->freqs_cis, T, 1, Dh, 0, p);
+    rope_forward_complex_cpu(lt->k_per_token_rotated, lt->k_per_token, s->freqs_cis, T, 1, Dh, 0, p);
+    // qk_per_token = torch.matmul(q_per_token_rotated, k_per_token_rotated.T)/(head_dim)**0.5
+    attention_scores_cpu(lt->qk_per_token, lt->q_per_token_rotated, lt->k_per_token_rotated, T, T, Dh, p);
+    // mask = torch.triu(torch.full((T, T), float("-inf")), diagonal=1); qk_per_token + mask
+    causal_mask_cpu(lt->mask, T, T, 0);
+    memcpy(lt->qk_per_token_after_masking, lt->qk_per_token, (size_t)T * T * sizeof(float));
+    attention_mask_cpu(lt->qk_per_token_after_masking, T, T, 0, p);
+    // softmax(qk_per_token_after_masking, dim=1).to(torch.bfloat16)
+    softmax_forward_cpu(lt->qk_per_token_after_masking_after_softmax, lt->qk_per_token_after_masking, T, T, p);
+    // qkv_attention = torch.matmul(qk_per_token_after_masking_after_softmax, v_per_token)
+    attention_values_cpu(lt->qkv_attention, lt->qk_per_token_after_masking_after_softmax, lt->v_per_token, T, T, Dh, p);
+
+    // every head at once: q, k, v for all heads, RoPE, attention with GQA (head h reads kv head h / n_rep)
+    matmul_forward_cpu(lt->q_all, lt->x_norm, wq, T, D, H * Dh, p);
+    matmul_forward_cpu(lt->k_all, lt->x_norm, wk, T, D, Hkv * Dh, p);
+    matmul_forward_cpu(lt->v_all, lt->x_norm, wv, T, D, Hkv * Dh, p);
+    rope_forward_cpu(lt->q_all, lt->q_all, s->freqs_cis, T, H, Dh, 0, p);
+    rope_forward_cpu(lt->k_all, lt->k_all, s->freqs_cis, T, Hkv, Dh, 0, p);
+    // stacked_qkv_attention = torch.cat(qkv_attention_store, dim=-1)
+    attention_forward_cpu(lt->stacked_qkv_attention, lt->attn_weights_all, lt->q_all, lt->k_all, lt->v_all, T, T, H,
+                          Hkv, Dh, 0, p);
+    // embedding_delta = torch.matmul(stacked_qkv_attention, w_layer0.T)
+    matmul_forward_cpu(lt->embedding_delta, lt->stacked_qkv_attention, wo, T, H * Dh, D, p);
+    // embedding_after_edit = token_embeddings_unnormalized + embedding_delta
+    residual_forward_cpu(lt->embedding_after_edit, lt->x_in, lt->embedding_delta, (size_t)T * D, p);
+    // embedding_after_edit_normalized = rms_norm(embedding_after_edit, model["layers.0.ffn_norm.weight"])
+    rmsnorm_forward_cpu(lt->embedding_after_edit_normalized, NULL, lt->embedding_after_edit, ffn_norm, T, D, eps, p);
+    // output_after_feedforward = matmul(silu(matmul(x, w1.T)) * matmul(x, w3.T), w2.T)
+    matmul_forward_cpu(lt->ffn_gate, lt->embedding_after_edit_normalized, w1, T, D, F, p);
+    matmul_forward_cpu(lt->ffn_up, lt->embedding_after_edit_normalized, w3, T, D, F, p);
+    swiglu_forward_cpu(lt->ffn_hidden, lt->ffn_gate, lt->ffn_up, (size_t)T * F, p);
+    matmul_forward_cpu(lt->output_after_feedforward, lt->ffn_hidden, w2, T, F, D, p);
+    // layer_0_embedding = embedding_after_edit + output_after_feedforward
+    residual_forward_cpu(lt->layer_embedding, lt->embedding_after_edit, lt->output_after_feedforward, (size_t)T * D, p);
+}
+
+void layer_input_cpu(Step *s, int layer, float *out) {
+    embed_tokens_cpu(s, out);
+    if (layer == 0) return;
+    LayerTrace lt;
+    for (int l = 0; l < layer; l++) {
+        layer_trace_alloc(&lt, s, l, 0);
+        memcpy(lt.x_in, out, (size_t)s->T * s->cfg->dim * sizeof(float));
+        layer_forward_cpu(s, &lt);
+        memcpy(out, lt.layer_embedding, (size_t)s->T * s->cfg->dim * sizeof(float));
+        layer_trace_free(&lt);
+    }
+}
+
+// ---- the ops one by one -------------------------------------------------------------------------------------------------
+static const char *OP_NAMES[OP_COUNT] = {
+    [OP_EMBED] = "token_embeddings_unnormalized", [OP_ATTN_NORM] = "token_embeddings", [OP_Q_HEAD] = "q_per_token",
+    [OP_K_HEAD] = "k_per_token", [OP_V_HEAD] = "v_per_token", [OP_ROPE_Q] = "q_per_token_rotated",
+    [OP_ROPE_K] = "k_per_token_rotated", [OP_SCORES] = "qk_per_token", [OP_MASK] = "qk_per_token_after_masking",
+    [OP_SOFTMAX] = "qk_per_token_after_masking_after_softmax", [OP_HEAD_VALUES] = "qkv_attention",
+    [OP_Q_ALL] = "q_all_heads", [OP_K_ALL] = "k_all_heads", [OP_V_ALL] = "v_all_heads",
+    [OP_ATTENTION_ALL] = "stacked_qkv_attention", [OP_WO] = "embedding_delta", [OP_RESIDUAL_ATTN] = "embedding_after_edit",
+    [OP_FFN_NORM] = "embedding_after_edit_normalized", [OP_FFN_GATE] = "ffn_gate", [OP_FFN_UP] = "ffn_up",
+    [OP_SWIGLU] = "ffn_hidden", [OP_FFN_DOWN] = "output_after_feedforward", [OP_RESIDUAL_FFN] = "layer_embedding",
+};
+const char *layer_op_output_name(LayerOp op) { return OP_NAMES[op]; }
+
+int layer_op_output_shape(const LayerTrace *lt, LayerOp op, int64_t *shape) {
+    shape[0] = lt->T;
+    switch (op) {
+    case OP_Q_HEAD: case OP_K_HEAD: case OP_V_HEAD: case OP_ROPE_Q: case OP_ROPE_K: case OP_HEAD_VALUES:
+        shape[1] = lt->Dh; return 2;
+    case OP_SCORES: case OP_MASK: case OP_SOFTMAX: shape[1] = lt->T; return 2;
+    case OP_Q_ALL: shape[1] = (int64_t)lt->H * lt->Dh; return 2;
+    case OP_K_ALL: case OP_V_ALL: shape[1] = (int64_t)lt->Hkv * lt->Dh; return 2;
+    case OP_FFN_GATE: case OP_FFN_UP: case OP_SWIGLU: shape[1] = lt->F; return 2;
+    default: shape[1] = lt->D; return 2;
+    }
+}
+
+const float *layer_op_reference(const LayerTrace *lt, LayerOp op) {
+    switch (op) {
+    case OP_EMBED: return lt->x_in;
+    case OP_ATTN_NORM: return lt->x_norm;
+    case OP_Q_HEAD: return lt->q_per_token;
+    case OP_K_HEAD: return lt->k_per_token;
+    case OP_V_HEAD: return lt->v_per_token;
+    case OP_ROPE_Q: return lt->q_per_token_rotated;
+    case OP_ROPE_K: return lt->k_per_token_rotated;
+    case OP_SCORES: return lt->qk_per_token;
+    case OP_MASK: return lt->qk_per_token_after_masking;
+    case OP_SOFTMAX: return lt->qk_per_token_after_masking_after_softmax;
+    case OP_HEAD_VALUES: return lt->qkv_attention;
+    case OP_Q_ALL: return lt->q_all;
+    case OP_K_ALL: return lt->k_all;
+    case OP_V_ALL: return lt->v_all;
+    case OP_ATTENTION_ALL: return lt->stacked_qkv_attention;
+    case OP_WO: return lt->embedding_delta;
+    case OP_RESIDUAL_ATTN: return lt->embedding_after_edit;
+    case OP_FFN_NORM: return lt->embedding_after_edit_normalized;
+    case OP_FFN_GATE: return lt->ffn_gate;
+    case OP_FFN_UP: return lt->ffn_up;
+    case OP_SWIGLU: return lt->ffn_hidden;
+    case OP_FFN_DOWN: return lt->output_after_feedforward;
+    case OP_RESIDUAL_FFN: return lt->layer_embedding;
+    default: fatal("layer_op_reference: bad op %d", (int)op);
+    }
+}
+
+bool layer_op_is_fp32(LayerOp op) { return op == OP_SCORES || op == OP_MASK; }
+
+// The inputs of each op are the CPU's own, uploaded; q_all/k_all hold rotated values on the CPU, so the batched
+// products (OP_Q_ALL, OP_K_ALL) are compared after a RoPE on the device too.
+void layer_op_cuda(Step *s, const LayerTrace *lt, LayerOp op, float *out) {
+    const int L = lt->layer, T = lt->T, D = lt->D, H = lt->H, Hkv = lt->Hkv, Dh = lt->Dh, F = lt->F;
+    const Precision p = s->prec;
+    const float eps = (float)s->cfg->norm_eps;
+    int64_t shape[2];
+    layer_op_output_shape(lt, op, shape);
+    size_t n_out = (size_t)(shape[0] * shape[1]);
+    double t0 = step_clock();
+    void *y = NULL;     // activation output on the device
+    float *yf = NULL;   // fp32 output on the device
+#define W(name) step_weight_dev(s, "layers.%d." name, L)
+    switch (op) {
+    case OP_EMBED: {
+        int32_t *tok = step_dev_alloc(s, (size_t)T * sizeof(int32_t));
+        cuda_memcpy_h2d(tok, s->tokens, (size_t)T * sizeof(int32_t));
+        y = step_dev_act(s, NULL, n_out);
+        embedding_forward_cuda(y, tok, step_weight_dev(s, "tok_embeddings.weight"), T, D, s->cfg->vocab_size, p);
+        break;
+    }
+    case OP_ATTN_NORM:
+        y = step_dev_act(s, NULL, n_out);
+        rmsnorm_forward_cuda(y, NULL, step_dev_act(s, lt->x_in, (size_t)T * D), W("attention_norm.weight"), T, D, eps, p);
+        break;
+    case OP_Q_HEAD: case OP_K_HEAD: case OP_V_HEAD: {
+        const uint16_t *w = op == OP_Q_HEAD ? W("attention.wq.weight") : op == OP_K_HEAD ? W("attention.wk.weight") : W("attention.wv.weight");
+        int row_head = op == OP_Q_HEAD ? lt->head : lt->kv_head;
+        y = step_dev_act(s, NULL, n_out);
+        matmul_forward_cuda(y, step_dev_act(s, lt->x_norm, (size_t)T * D), w + (size_t)row_head * Dh * D, T, D, Dh, p);
+        break;
+    }
+    case OP_ROPE_Q: case OP_ROPE_K:
+        y = step_dev_act(s, op == OP_ROPE_Q ? lt->q_per_token : lt->k_per_token, n_out);
+        rope_forward_cuda(y, y, s->freqs_cis_dev, T, 1, Dh, 0, p);
+        break;
+    case OP_SCORES:
+        yf = step_dev_alloc(s, n_out * sizeof(float));
+        attention_scores_cuda(yf, step_dev_act(s, lt->q_per_token_rotated, (size_t)T * Dh),
+                              step_dev_act(s, lt->k_per_token_rotated, (size_t)T * Dh), T, T, Dh, p);
+        break;
+    case OP_MASK:
+        yf = step_dev_alloc(s, n_out * sizeof(float));
+        cuda_memcpy_h2d(yf, lt->qk_per_token, n_out * sizeof(float));
+        attention_mask_cuda(yf, T, T, 0, p);
+        break;
+    case OP_SOFTMAX: {
+        float *scores = step_dev_alloc(s, n_out * sizeof(float));
+        cuda_memcpy_h2d(scores, lt->qk_per_token_after_masking, n_out * sizeof(float));
+        yf = step_dev_alloc(s, n_out * sizeof(float));
+        softmax_forward_cuda(yf, scores, T, T, p);
+        break;
+    }
+    case OP_HEAD_VALUES: {
+        float *probs = step_dev_alloc(s, (size_t)T * T * sizeof(float));
+        cuda_memcpy_h2d(probs, lt->qk_per_token_after_masking_after_softmax, (size_t)T * T * sizeof(float));
+        y = step_dev_act(s, NULL, n_out);
+        attention_values_cuda(y, probs, step_dev_act(s, lt->v_per_token, (size_t)T * Dh), T, T, Dh, p);
+        break;
+    }
+    case OP_Q_ALL: case OP_K_ALL: case OP_V_ALL: {
+        const uint16_t *w = op == OP_Q_ALL ? W("attention.wq.weight") : op == OP_K_ALL ? W("attention.wk.weight") : W("attention.wv.weight");
+        int heads = op == OP_Q_ALL ? H : Hkv;
+        y = step_dev_act(s, NULL, n_out);
+        matmul_forward_cuda(y, step_dev_act(s, lt->x_norm, (size_t)T * D), w, T, D, heads * Dh, p);
+        if (op != OP_V_ALL) rope_forward_cuda(y, y, s->freqs_cis_dev, T, heads, Dh, 0, p);
+        break;
+    }
+    case OP_ATTENTION_ALL: {
+        float *att = step_dev_alloc(s, (size_t)H * T * T * sizeof(float));
+        y = step_dev_act(s, NULL, n_out);
+        attention_forward_cuda(y, att, step_dev_act(s, lt->q_all, (size_t)T * H * Dh),
+                               step_dev_act(s, lt->k_all, (size_t)T * Hkv * Dh),
+                               step_dev_act(s, lt->v_all, (size_t)T * Hkv * Dh), T, T, H, Hkv, Dh, 0, p);
+        break;
+    }
+    case OP_WO:
+        y = step_dev_act(s, NULL, n_out);
+        matmul_forward_cuda(y, step_dev_act(s, lt->stacked_qkv_attention, (size_t)T * D), W("attention.wo.weight"), T,
+                            H * Dh, D, p);
+        break;
+    case OP_RESIDUAL_ATTN: case OP_RESIDUAL_FFN: {
+        const float *a = op == OP_RESIDUAL_ATTN ? lt->x_in : lt->embedding_after_edit;
+        const float *b = op == OP_RESIDUAL_ATTN ? lt->embedding_delta : lt->output_after_feedforward;
+        y = step_dev_act(s, NULL, n_out);
+        residual_forward_cuda(y, step_dev_act(s, a, n_out), step_dev_act(s, b, n_out), n_out, p);
+        break;
+    }
+    case OP_FFN_NORM:
+        y = step_dev_act(s, NULL, n_out);
+        rmsnorm_forward_cuda(y, NULL, step_dev_act(s, lt->embedding_after_edit, (size_t)T * D), W("ffn_norm.weight"), T,
+                             D, eps, p);
+        break;
+    case OP_FFN_GATE: case OP_FFN_UP:
+        y = step_dev_act(s, NULL, n_out);
+        matmul_forward_cuda(y, step_dev_act(s, lt->embedding_after_edit_normalized, (size_t)T * D),
+                            op == OP_FFN_GATE ? W("feed_forward.w1.weight") : W("feed_forward.w3.weight"), T, D, F, p);
+        break;
+    case OP_SWIGLU:
+        y = step_dev_act(s, NULL, n_out);
+        swiglu_forward_cuda(y, step_dev_act(s, lt->ffn_gate, n_out), step_dev_act(s, lt->ffn_up, n_out), n_out, p);
+        break;
+    case OP_FFN_DOWN:
+        y = step_dev_act(s, NULL, n_out);
+        matmul_forward_cuda(y, step_dev_act(s, lt->ffn_hidden, (size_t)T * F), W("feed_forward.w2.weight"), T, F, D, p);
+        break;
+    default: fatal("layer_op_cuda: bad op %d", (int)op);
+    }
+#undef W
+    if (y) step_host_act(s, out, y, n_out);
+    else step_host_f32(out, yf, n_out);
+    step_add_ms(s, true, t0);
+}
+
+bool layer_check_op(Step *s, const LayerTrace *lt, LayerOp op, float **cuda_out) {
+    int64_t shape[2];
+    int ndim = layer_op_output_shape(lt, op, shape);
+    size_t n = (size_t)(shape[0] * shape[1]);
+    float *out = xmalloc(n * sizeof(float));
+    layer_op_cuda(s, lt, op, out);
+    const float *ref = layer_op_reference(lt, op);
+    double atol, rtol;
+    if (layer_op_is_fp32(op)) step_tolerance_f32(s, ref, (int64_t)n, &atol, &rtol);
+    else step_tolerance_act(s, ref, (int64_t)n, &atol, &rtol);
+    bool ok = step_compare(s, layer_op_output_name(op), ref, out, shape, ndim, atol, rtol);
+    if (cuda_out) *cuda_out = out;
+    else free(out);
+    return ok;
+}
+
+// ---- the whole model, free-running on the GPU ---------------------------------------------------------------------------
+void model_layers_cuda(Step *s, const float *x_in, int first_layer, int n_layers, float *out, float *per_layer,
+                       float *att_maps) {
+    const Config *c = s->cfg;
+    const int T = s->T, D = c->dim, H = c->n_heads, Hkv = c->n_kv_heads, Dh = c->head_dim, F = c->ffn_hidden;
+    const Precision p = s->prec;
+    const float eps = (float)c->norm_eps;
+    size_t TD = (size_t)T * D;
+    void *x = step_dev_act(s, x_in, TD), *xn = step_dev_act(s, NULL, TD);
+    void *q = step_dev_act(s, NULL, (size_t)T * H * Dh), *k = step_dev_act(s, NULL, (size_t)T * Hkv * Dh);
+    void *v = step_dev_act(s, NULL, (size_t)T * Hkv * Dh), *att_out = step_dev_act(s, NULL, TD);
+    void *delta = step_dev_act(s, NULL, TD), *gate = step_dev_act(s, NULL, (size_t)T * F);
+    void *up = step_dev_act(s, NULL, (size_t)T * F);
+    float *att = step_dev_alloc(s, (size_t)H * T * T * sizeof(float));
+    double t0 = step_clock();
+    for (int i = 0; i < n_layers; i++) {
+        const int L = first_layer + i;
+#define W(name) step_weight_dev(s, "layers.%d." name, L)
+        rmsnorm_forward_cuda(xn, NULL, x, W("attention_norm.weight"), T, D, eps, p);
+        matmul_forward_cuda(q, xn, W("attention.wq.weight"), T, D, H * Dh, p);
+        matmul_forward_cuda(k, xn, W("attention.wk.weight"), T, D, Hkv * Dh, p);
+        matmul_forward_cuda(v, xn, W("attention.wv.weight"), T, D, Hkv * Dh, p);
+        rope_forward_cuda(q, q, s->freqs_cis_dev, T, H, Dh, 0, p);
+        rope_forward_cuda(k, k, s->freqs_cis_dev, T, Hkv, Dh, 0, p);
+        attention_forward_cuda(att_out, att, q, k, v, T, T, H, Hkv, Dh, 0, p);
+        matmul_forward_cuda(delta, att_out, W("attention.wo.weight"), T, H * Dh, D, p);
+        residual_forward_cuda(x, x, delta, TD, p);
+        rmsnorm_forward_cuda(xn, NULL, x, W("ffn_norm.weight"), T, D, eps, p);
+        matmul_forward_cuda(gate, xn, W("feed_forward.w1.weight"), T, D, F, p);
+        matmul_forward_cuda(up, xn, W("feed_forward.w3.weight"), T, D, F, p);
+        swiglu_forward_cuda(gate, gate, up, (size_t)T * F, p);
+        matmul_forward_cuda(delta, gate, W("feed_forward.w2.weight"), T, F, D, p);
+        residual_forward_cuda(x, x, delta, TD, p);
+#undef W
+        if (per_layer) step_host_act(s, per_layer + (size_t)i * TD, x, TD);
+        if (att_maps) step_host_f32(att_maps + (size_t)i * H * T * T, att, (size_t)H * T * T);
+    }
+    step_host_act(s, out, x, TD);
+    step_add_ms(s, true, t0);
+}

@@ -1,0 +1,71 @@
+// layer.h: one transformer layer exactly as the tutorial spells it out, with the tutorial's names, on both backends.
+//
+// Shapes: T tokens, D dim, H heads, Hkv kv heads, Dh head dim, F ffn hidden. One head h (and its kv head h/n_rep) is
+// followed step by step as in chapters 04-10; all heads are computed batched (chapter 11) and the rest of the layer
+// (chapters 12-13) follows from them.
+//
+// The CPU reference computes the whole layer (layer_forward_cpu). The CUDA path is checked op by op on the SAME
+// inputs (layer_op_cuda takes every input from the CPU's LayerTrace), so each comparison measures the kernel alone
+// and the tolerances can be tight; chapter 14 also runs the CUDA layers free-running and reports the drift.
+#pragma once
+#include "step.h"
+
+typedef struct {
+    int layer, head, kv_head;
+    int T, D, H, Hkv, Dh, F;
+    float *x_in;              // [T, D]   token_embeddings_unnormalized (layer 0), else the previous layer's output
+    float *x_norm;            // [T, D]   token_embeddings = rms_norm(x_in, attention_norm)
+    float *rstd;              // [T]      1/rms of each row
+    float *q_per_token;       // [T, Dh]  x_norm · wq[head]ᵀ
+    float *k_per_token;       // [T, Dh]  x_norm · wk[kv_head]ᵀ
+    float *v_per_token;       // [T, Dh]  x_norm · wv[kv_head]ᵀ
+    float *q_per_token_rotated, *k_per_token_rotated;  // [T, Dh]
+    float *qk_per_token;      // [T, T]   q·kᵀ/sqrt(Dh), fp32
+    float *mask;              // [T, T]   0 on and below the diagonal, -inf above
+    float *qk_per_token_after_masking;                  // [T, T]
+    float *qk_per_token_after_masking_after_softmax;    // [T, T]
+    float *qkv_attention;     // [T, Dh]
+    float *q_all, *k_all, *v_all;  // [T, H*Dh], [T, Hkv*Dh], [T, Hkv*Dh] (q and k rotated)
+    float *attn_weights_all;  // [H, T, T] every head's softmax
+    float *stacked_qkv_attention;  // [T, D]
+    float *embedding_delta;   // [T, D]   stacked · woᵀ
+    float *embedding_after_edit;   // [T, D]  x_in + delta
+    float *embedding_after_edit_normalized;  // [T, D]  rms_norm(., ffn_norm)
+    float *ffn_gate, *ffn_up; // [T, F]   x·w1ᵀ, x·w3ᵀ
+    float *ffn_hidden;        // [T, F]   silu(gate) * up
+    float *output_after_feedforward;  // [T, D]  hidden · w2ᵀ
+    float *layer_embedding;   // [T, D]   embedding_after_edit + output_after_feedforward
+} LayerTrace;
+
+void layer_trace_alloc(LayerTrace *lt, const Step *s, int layer, int head);
+void layer_trace_free(LayerTrace *lt);
+
+// token_embeddings_unnormalized: the rows of tok_embeddings for the prompt's tokens, [T, D].
+void embed_tokens_cpu(Step *s, float *out);
+// The whole layer on the CPU from lt->x_in (which the caller fills).
+void layer_forward_cpu(Step *s, LayerTrace *lt);
+// x_in of layer `layer`: the embeddings run through layers 0..layer-1 on the CPU. out [T, D].
+void layer_input_cpu(Step *s, int layer, float *out);
+
+// The ops of a layer, each checked on the CUDA path against the CPU from the CPU's own inputs.
+typedef enum {
+    OP_EMBED, OP_ATTN_NORM, OP_Q_HEAD, OP_K_HEAD, OP_V_HEAD, OP_ROPE_Q, OP_ROPE_K, OP_SCORES, OP_MASK, OP_SOFTMAX,
+    OP_HEAD_VALUES, OP_Q_ALL, OP_K_ALL, OP_V_ALL, OP_ATTENTION_ALL, OP_WO, OP_RESIDUAL_ATTN, OP_FFN_NORM, OP_FFN_GATE,
+    OP_FFN_UP, OP_SWIGLU, OP_FFN_DOWN, OP_RESIDUAL_FFN, OP_COUNT
+} LayerOp;
+// Name of the tensor an op produces ("qk_per_token", ...), and its shape.
+const char *layer_op_output_name(LayerOp op);
+int layer_op_output_shape(const LayerTrace *lt, LayerOp op, int64_t *shape);
+const float *layer_op_reference(const LayerTrace *lt, LayerOp op);
+bool layer_op_is_fp32(LayerOp op);  // scores and attention weights stay fp32 (or are softmax'd in fp32)
+// Runs one op with CUDA on lt's inputs; out (host, the op's output size) receives the result.
+void layer_op_cuda(Step *s, const LayerTrace *lt, LayerOp op, float *out);
+// layer_op_cuda + step_compare with the tolerance the op calls for; the CUDA result goes into *cuda_out if given
+// (malloc'd, caller frees). Returns ok.
+bool layer_check_op(Step *s, const LayerTrace *lt, LayerOp op, float **cuda_out);
+
+// Layers first_layer .. first_layer+n_layers-1 on the CUDA path, each op fed by the previous CUDA op: x_in [T, D] is
+// the input of first_layer, out (host) receives the last layer's output. Per-layer outputs [n_layers][T, D] and
+// attention maps [n_layers][H][T][T] go to the optional host arrays.
+void model_layers_cuda(Step *s, const float *x_in, int first_layer, int n_layers, float *out, float *per_layer,
+                       float *att_maps);

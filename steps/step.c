@@ -1,0 +1,494 @@
+// step.c: the shared frame of every chapter program (see step.h).
+#include "step.h"
+
+#include <getopt.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "figures.h"
+#include "kernels.h"
+#include "tokenizer_convert.h"
+
+// ---- where the default model lives ------------------------------------------------------------------------------------
+// The repository root is two folders above the executable (build/steps/NN_name, build/bin/walkthrough).
+static char *repo_root(void) {
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return xstrdup(".");
+    exe[n] = 0;
+    char *d = dirname(exe);          // build/steps
+    char *root = xstrdup(d);
+    for (int up = 0; up < 2; up++) { // -> build -> root
+        char *slash = strrchr(root, '/');
+        if (slash && slash != root) *slash = 0;
+    }
+    return root;
+}
+
+// The model `make demo` prepares: the small trained model committed under models/ when there is one, else the
+// synthetic tiny model made by `make models`.
+char *step_default_model(void) {
+    char *root = repo_root();
+    const char *candidates[] = {"models/llama3-tiny-trained", "build/models/tiny"};
+    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
+        char *p = path_join(root, candidates[i]);
+        char *params = path_join(p, "params.json");
+        bool ok = file_exists(params);
+        free(params);
+        if (ok) {
+            free(root);
+            return p;
+        }
+        free(p);
+    }
+    char *p = path_join(root, "build/models/tiny");
+    free(root);
+    return p;
+}
+
+// ---- command line -----------------------------------------------------------------------------------------------------
+static void print_help(const Chapter *c) {
+    printf("usage: %s [--model DIR] [--prompt TEXT] [--out DIR] [--device auto|cuda|cpu] [--layer L] [--head H]\n"
+           "          [--precision bf16|fp32] [--lang en|zh] [--tokenizer FILE] [--quiet]\n\n"
+           "%s\n%s\n\n"
+           "  --model DIR        a Meta directory (params.json, consolidated.NN.pth, tokenizer.model) or an HF one\n"
+           "                     (config.json, *.safetensors, tokenizer.json); default: the model `make demo` prepares\n"
+           "  --prompt TEXT      default: the tutorial's \"%s\"\n"
+           "  --out DIR          trace directory (default: trace); tensors go to OUT/%s/*.npy, the index to\n"
+           "                     OUT/trace.json\n"
+           "  --device D         auto (CUDA when a GPU is there), cuda (fail without one), cpu (reference alone)\n"
+           "  --layer L          the layer chapters 03-13 look at (default 0)\n"
+           "  --head H           the query head chapters 04-10 follow (default 0; its kv head is H / (H/Hkv))\n"
+           "  --precision P      bf16 (Meta's reference, default) or fp32 (everything upcast: the cost of bf16)\n"
+           "  --lang L           language of the explanations: en (default) or zh\n"
+           "  --tokenizer FILE   tokenizer.model to use instead of the one beside the model\n"
+           "  --quiet            print only the verdict lines\n\n"
+           "Exit status: 0 when every comparison passed, 1 when one failed, 2 on bad input.\n",
+           c->id, c->title_en, c->title_zh, TUTORIAL_PROMPT, c->id);
+    if (c->usage_extra) printf("\n%s\n", c->usage_extra);
+}
+
+static void parse_args(Step *s, int argc, char **argv) {
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},     {"prompt", required_argument, 0, 'p'},
+        {"out", required_argument, 0, 'o'},       {"device", required_argument, 0, 'd'},
+        {"layer", required_argument, 0, 'l'},     {"head", required_argument, 0, 'H'},
+        {"precision", required_argument, 0, 'P'}, {"lang", required_argument, 0, 'L'},
+        {"tokenizer", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0},
+    };
+    const char *prog = s->id;
+    const char *device = "auto";
+    char *end;
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': s->model_dir = xstrdup(optarg); break;
+        case 'p': s->prompt = xstrdup(optarg); break;
+        case 'o': s->out_dir = xstrdup(optarg); break;
+        case 'd': device = optarg; break;
+        case 'l':
+            s->layer = (int)strtol(optarg, &end, 10);
+            if (*end || end == optarg || s->layer < 0) usage_error(prog, "--layer: expected a layer index >= 0, got '%s'", optarg);
+            break;
+        case 'H':
+            s->head = (int)strtol(optarg, &end, 10);
+            if (*end || end == optarg || s->head < 0) usage_error(prog, "--head: expected a head index >= 0, got '%s'", optarg);
+            break;
+        case 'P':
+            if (!precision_from_name(optarg, &s->prec)) usage_error(prog, "--precision: expected bf16 or fp32, got '%s'", optarg);
+            break;
+        case 'L':
+            if (strcmp(optarg, "en") == 0) s->lang = LANG_EN;
+            else if (strcmp(optarg, "zh") == 0) s->lang = LANG_ZH;
+            else usage_error(prog, "--lang: expected en or zh, got '%s'", optarg);
+            break;
+        case 't': s->tokenizer_path = xstrdup(optarg); break;
+        case 'q': s->quiet = true; break;
+        case 'h': print_help(s->chapter); exit(0);
+        default:
+            if (optopt) usage_error(prog, "option -%c needs a value or is unknown", optopt);
+            usage_error(prog, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) usage_error(prog, "unexpected argument '%s'", argv[optind]);
+    if (strcmp(device, "auto") == 0) s->cuda = cuda_device_count() > 0;
+    else if (strcmp(device, "cuda") == 0) {
+        if (cuda_device_count() == 0)
+            input_error(NULL, "--device cuda: no CUDA device is usable here (no GPU, no driver, or a build without "
+                              "nvcc); use --device cpu");
+        s->cuda = true;
+    } else if (strcmp(device, "cpu") == 0) s->cuda = false;
+    else usage_error(prog, "--device: expected auto, cuda or cpu, got '%s'", device);
+    if (!s->model_dir) s->model_dir = step_default_model();
+    if (!s->prompt) s->prompt = xstrdup(TUTORIAL_PROMPT);
+    if (!s->out_dir) s->out_dir = xstrdup("trace");
+}
+
+// ---- model and prompt ---------------------------------------------------------------------------------------------------
+static void load_model(Step *s) {
+    if (!dir_exists(s->model_dir) && !file_exists(s->model_dir))
+        input_error(s->model_dir, "no such model directory (run `make models` for the demo model, or pass --model "
+                                  "a Meta-Llama-3-8B download)");
+    checkpoint_open(&s->ck, s->model_dir);
+    if (!s->ck.has_config) input_error(s->model_dir, "no params.json or config.json: a model directory is needed");
+    checkpoint_check_against_config(&s->ck);
+    s->cfg = &s->ck.cfg;
+    if (s->layer >= s->cfg->n_layers)
+        input_error(NULL, "--layer %d: the model has %d layers (0..%d)", s->layer, s->cfg->n_layers, s->cfg->n_layers - 1);
+    if (s->head >= s->cfg->n_heads)
+        input_error(NULL, "--head %d: the model has %d heads (0..%d)", s->head, s->cfg->n_heads, s->cfg->n_heads - 1);
+
+    const char *tok_path = s->tokenizer_path ? s->tokenizer_path : s->ck.tokenizer_path;
+    char *converted = NULL;
+    if (!tok_path && s->ck.hf_tokenizer_json) {
+        mkdir_p(s->out_dir);
+        converted = path_join(s->out_dir, ".tokenizer.model");
+        tokenizer_json_to_model(s->ck.hf_tokenizer_json, converted);
+        tok_path = converted;
+    }
+    if (!tok_path)
+        input_error(s->model_dir, "no tokenizer.model beside the weights (pass --tokenizer FILE)");
+    tokenizer_init(&s->tok, tok_path);
+    free(converted);
+    if (s->tok.vocab_size > s->cfg->vocab_size)
+        input_error(tok_path, "the tokenizer has %d tokens but the model's vocab_size is %d", s->tok.vocab_size,
+                    s->cfg->vocab_size);
+
+    size_t n;
+    if (utf8_first_invalid(s->prompt, strlen(s->prompt)) >= 0)
+        input_error("--prompt", "invalid UTF-8 at byte %lld", (long long)utf8_first_invalid(s->prompt, strlen(s->prompt)));
+    tokenizer_encode(&s->tok, s->prompt, strlen(s->prompt), true, false, &s->tokens, &n);
+    s->T = (int)n;
+    s->pieces = xcalloc((size_t)s->T, sizeof(char *));
+    for (int t = 0; t < s->T; t++) s->pieces[t] = tokenizer_decode_text(&s->tok, &s->tokens[t], 1, NULL);
+
+    // RoPE tables for positions 0..T (T+1 rows: chapter 16 rotates the next token too)
+    int half = s->cfg->head_dim / 2;
+    s->freqs = xmalloc((size_t)half * sizeof(float));
+    rope_freqs_cpu(s->freqs, s->cfg->head_dim, s->cfg->rope_theta, s->cfg->use_scaled_rope);
+    s->freqs_cis = xmalloc((size_t)(s->T + 1) * (size_t)half * 2 * sizeof(float));
+    rope_freqs_cis_cpu(s->freqs_cis, s->freqs, s->cfg->head_dim, s->T + 1);
+}
+
+// ---- device scratch, weights on the device -----------------------------------------------------------------------------
+typedef struct {
+    char *name;
+    void *dev;
+} DevWeight;
+static void **g_dev_allocs;
+static int g_n_dev_allocs, g_cap_dev_allocs;
+static DevWeight *g_dev_weights;
+static int g_n_dev_weights;
+
+static void remember_dev(void *p) {
+    if (g_n_dev_allocs == g_cap_dev_allocs) {
+        g_cap_dev_allocs = g_cap_dev_allocs ? 2 * g_cap_dev_allocs : 64;
+        g_dev_allocs = xrealloc(g_dev_allocs, (size_t)g_cap_dev_allocs * sizeof(void *));
+    }
+    g_dev_allocs[g_n_dev_allocs++] = p;
+}
+void *step_dev_alloc(Step *s, size_t bytes) {
+    (void)s;
+    void *p = cuda_malloc(bytes);
+    cuda_poison(p, bytes);  // an element no kernel wrote shows up as NaN
+    remember_dev(p);
+    return p;
+}
+void *step_dev_act(Step *s, const float *host, size_t n) {
+    void *p = step_dev_alloc(s, act_bytes(n, s->prec));
+    if (host) cuda_upload_act(p, host, n, s->prec);
+    return p;
+}
+void step_host_act(const Step *s, float *host, const void *dev, size_t n) { cuda_download_act(host, dev, n, s->prec); }
+void step_host_f32(float *host, const void *dev, size_t n) { cuda_memcpy_d2h(host, dev, n * sizeof(float)); }
+
+// Converted copies of weights stored as f16/f32 (the checkpoint may hold them), owned until exit.
+static const uint16_t *weight_as_bf16(const Tensor *t) {
+    if (t->dtype == DT_BF16 && tensor_is_contiguous(t)) return t->data;
+    int64_t n = tensor_numel(t);
+    float *f = xmalloc((size_t)n * sizeof(float));
+    tensor_to_f32(t, f);
+    uint16_t *b = xmalloc((size_t)n * sizeof(uint16_t));
+    for (int64_t i = 0; i < n; i++) b[i] = f32_to_bf16(f[i]);
+    free(f);
+    return b;  // kept for the life of the process (a handful of tensors at most)
+}
+
+static const uint16_t *weight_v(Step *s, const Tensor **t_out, const char *fmt, va_list ap) {
+    char name[256];
+    vsnprintf(name, sizeof name, fmt, ap);
+    const Tensor *t = checkpoint_find(&s->ck, name);
+    if (!t) input_error(s->model_dir, "tensor '%s' is missing", name);
+    if (t_out) *t_out = t;
+    return weight_as_bf16(t);
+}
+const uint16_t *step_weight(Step *s, const Tensor **t_out, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    const uint16_t *w = weight_v(s, t_out, fmt, ap);
+    va_end(ap);
+    return w;
+}
+const uint16_t *step_weight_dev(Step *s, const char *fmt, ...) {
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    for (int i = 0; i < g_n_dev_weights; i++)
+        if (strcmp(g_dev_weights[i].name, name) == 0) return g_dev_weights[i].dev;
+    const Tensor *t;
+    const uint16_t *host = step_weight(s, &t, "%s", name);
+    size_t bytes = (size_t)tensor_numel(t) * sizeof(uint16_t);
+    void *dev = cuda_malloc(bytes);
+    cuda_memcpy_h2d(dev, host, bytes);
+    g_dev_weights = xrealloc(g_dev_weights, (size_t)(g_n_dev_weights + 1) * sizeof(DevWeight));
+    g_dev_weights[g_n_dev_weights++] = (DevWeight){xstrdup(name), dev};
+    return dev;
+}
+
+// ---- printing ------------------------------------------------------------------------------------------------------------
+const char *step_text(const Step *s, const char *en, const char *zh) { return (s->lang == LANG_ZH && zh) ? zh : en; }
+const char *step_act_dtype(const Step *s) { return s->prec == PREC_BF16 ? "bf16" : "f32"; }
+
+void step_say(Step *s, const char *fmt, ...) {
+    char *line;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&line, fmt, ap) < 0) fatal("out of memory");
+    va_end(ap);
+    if (!s->quiet) puts(line);
+    trace_line(s->trace, s->id, line);
+    free(line);
+}
+
+// Wraps a paragraph at ~100 columns (counting UTF-8 code points; a CJK character counts 2) with two spaces of indent.
+void step_explain(Step *s, const char *en, const char *zh) {
+    const char *text = step_text(s, en, zh);
+    const int width = 100;
+    char line[1024];
+    size_t len = 0;
+    int cols = 0;
+    const char *p = text, *last_break = NULL;
+    size_t last_break_len = 0;
+    while (*p) {
+        unsigned char ch = (unsigned char)*p;
+        int nbytes = ch < 0x80 ? 1 : ch < 0xe0 ? 2 : ch < 0xf0 ? 3 : 4;
+        int w = nbytes >= 3 ? 2 : 1;
+        if (*p == '\n') {
+            line[len] = 0;
+            step_say(s, "  %s", line);
+            len = 0, cols = 0, last_break = NULL, p++;
+            continue;
+        }
+        if (cols + w > width || len + (size_t)nbytes >= sizeof line - 1) {
+            if (last_break && *p != ' ') {  // break at the last space (English) ...
+                line[last_break_len] = 0;
+                step_say(s, "  %s", line);
+                p = last_break + 1;
+            } else {  // ... or anywhere (Chinese)
+                line[len] = 0;
+                step_say(s, "  %s", line);
+                if (*p == ' ') p++;
+            }
+            len = 0, cols = 0, last_break = NULL;
+            continue;
+        }
+        if (*p == ' ') last_break = p, last_break_len = len;
+        memcpy(line + len, p, (size_t)nbytes);
+        len += (size_t)nbytes, cols += w, p += nbytes;
+    }
+    if (len) {
+        line[len] = 0;
+        step_say(s, "  %s", line);
+    }
+}
+
+void step_heading(Step *s, const char *en, const char *zh) {
+    step_say(s, "%s", "");
+    step_say(s, "-- %s", step_text(s, en, zh));
+}
+
+void step_shape(Step *s, const char *name, const int64_t *shape, int ndim, const char *dtype) {
+    char buf[128];
+    step_say(s, "%-40s %-18s %s", name, shape_str(shape, ndim, buf, sizeof buf), dtype);
+}
+
+void step_print_vector(Step *s, const char *name, const float *v, int n, const char *fmt, int max_show) {
+    // torch prints several values per line; we print 8 per line, aligned.
+    char line[1024];
+    size_t k = (size_t)snprintf(line, sizeof line, "%s = tensor([", name);
+    size_t indent = k;
+    int per_line = 8, on_line = 0;
+    for (int i = 0; i < n; i++) {
+        if (n > max_show && i == max_show / 2) {
+            k += (size_t)snprintf(line + k, sizeof line - k, "..., ");
+            i = n - max_show / 2;
+        }
+        char val[64];
+        snprintf(val, sizeof val, fmt, (double)v[i]);
+        k += (size_t)snprintf(line + k, sizeof line - k, "%s%s", val, i + 1 < n ? ", " : "])");
+        if (++on_line == per_line && i + 1 < n) {
+            step_say(s, "%s", line);
+            memset(line, ' ', indent);
+            k = indent;
+            line[k] = 0;
+            on_line = 0;
+        }
+    }
+    step_say(s, "%s", line);
+}
+
+// ---- outputs ---------------------------------------------------------------------------------------------------------------
+void step_tensor(Step *s, const char *name, const float *data, const int64_t *shape, int ndim, const char *dtype) {
+    trace_tensor_f32(s->trace, s->id, name, data, shape, ndim, dtype);
+}
+void step_show(Step *s, const char *name, const float *data, const int64_t *shape, int ndim, const char *dtype) {
+    step_shape(s, name, shape, ndim, dtype);
+    step_tensor(s, name, data, shape, ndim, dtype);
+}
+char *step_path(Step *s, const char *file) { return trace_path(s->trace, s->id, file); }
+void step_image(Step *s, const char *file, const char *caption) {
+    trace_image(s->trace, s->id, file, caption);
+    step_say(s, "%s %s/%s/%s", step_text(s, "figure:", "图:"), s->out_dir, s->id, file);
+}
+
+void step_token_heatmap(Step *s, const char *file, const float *cpu, const float *cuda, const char *title,
+                        const char *value_label, bool probs) {
+    char subtitle[256], png_name[128];
+    snprintf(subtitle, sizeof subtitle, "%s, layer %d, head %d, [%d, %d], %s", s->id, s->layer, s->head, s->T, s->T,
+             s->cuda ? "CUDA" : "CPU");
+    HeatmapOptions opt = {
+        .title = title, .subtitle = subtitle, .x_label = step_text(s, "key token", "key token"),
+        .y_label = step_text(s, "query token", "query token"), .value_label = value_label,
+        .fixed_range = probs, .vmin = 0.0f, .vmax = 1.0f, .show_values = true,
+    };
+    snprintf(png_name, sizeof png_name, "%s.png", file);
+    char *path = step_path(s, png_name);
+    figure_heatmap(path, cuda ? cuda : cpu, s->T, s->T, step_labels(s), step_labels(s), &opt);
+    free(path);
+    step_image(s, png_name, title);
+    if (!cuda) return;
+    snprintf(png_name, sizeof png_name, "%s_compare.png", file);
+    path = step_path(s, png_name);
+    opt.show_values = false;
+    figure_heatmap_compare(path, cuda, cpu, s->T, s->T, step_labels(s), step_labels(s), "CUDA", "CPU", &opt);
+    free(path);
+    char caption[256];
+    snprintf(caption, sizeof caption, "%s: CUDA | CPU | |CUDA - CPU|", title);
+    step_image(s, png_name, caption);
+}
+
+static double rms_of(const float *x, int64_t n) {
+    double ss = 0;
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (isfinite(x[i])) ss += (double)x[i] * x[i], k++;
+    return k ? sqrt(ss / (double)k) : 0.0;
+}
+void step_tolerance_act(const Step *s, const float *ref, int64_t n, double *atol, double *rtol) {
+    double rms = rms_of(ref, n);
+    if (s->prec == PREC_BF16) *rtol = 1.0 / 128, *atol = rms / 256;
+    else *rtol = 1e-5, *atol = 1e-5 * rms;
+}
+void step_tolerance_f32(const Step *s, const float *ref, int64_t n, double *atol, double *rtol) {
+    (void)s;
+    double rms = rms_of(ref, n);
+    *rtol = 1e-5, *atol = 1e-5 * rms;
+}
+
+bool step_compare(Step *s, const char *name, const float *ref, const float *out, const int64_t *shape, int ndim,
+                  double atol, double rtol) {
+    if (s->n_results == STEP_MAX_COMPARISONS) fatal("%s: more than %d comparisons", s->id, STEP_MAX_COMPARISONS);
+    fflush(stdout);
+    CompareResult r = compare_f32(s->id, name, ref, out, shape, ndim, atol, rtol, 0);
+    s->results[s->n_results++] = r;
+    char verdict[512];
+    compare_verdict_line(&r, verdict, sizeof verdict);
+    trace_line(s->trace, s->id, verdict);
+    TraceComparison c = {
+        .name = name, .metric = "|ref-out| <= atol + rtol*|ref|", .max_abs = r.max_abs, .max_rel = r.max_rel,
+        .atol = atol, .rtol = rtol, .tol_used = r.tol_used, .n = r.n, .n_mismatch = r.n_mismatch, .ok = r.ok,
+    };
+    trace_comparison(s->trace, s->id, &c);
+    return r.ok;
+}
+
+double step_clock(void) { return now_seconds(); }
+void step_add_ms(Step *s, bool cuda, double t0) {
+    if (cuda) cuda_synchronize();
+    double ms = 1e3 * (now_seconds() - t0);
+    if (cuda) s->ms_cuda += ms;
+    else s->ms_cpu += ms;
+}
+
+const char *const *step_labels(const Step *s) { return (const char *const *)s->pieces; }
+
+// ---- init and finish ----------------------------------------------------------------------------------------------------
+void step_init(Step *s, int argc, char **argv, const Chapter *chapter) {
+    memset(s, 0, sizeof *s);
+    s->chapter = chapter;
+    s->id = chapter->id;
+    s->t_start = now_seconds();
+    parse_args(s, argc, argv);
+    load_model(s);
+    if (s->cuda) {
+        cuda_init(0);
+        size_t bytes = (size_t)(s->T + 1) * (size_t)s->cfg->head_dim * sizeof(float);
+        s->freqs_cis_dev = step_dev_alloc(s, bytes);
+        cuda_memcpy_h2d(s->freqs_cis_dev, s->freqs_cis, bytes);
+    }
+
+    s->trace = trace_open(s->out_dir);
+    char device[160];
+    if (s->cuda) cuda_device_describe(0, device, sizeof device);
+    else snprintf(device, sizeof device, "cpu");
+    trace_set_run(s->trace, s->model_dir, s->prompt, s->cuda ? device : "cpu", precision_name(s->prec));
+    int64_t *ids = xmalloc((size_t)s->T * sizeof(int64_t));
+    for (int t = 0; t < s->T; t++) ids[t] = s->tokens[t];
+    trace_set_tokens(s->trace, ids, (const char *const *)s->pieces, s->T);
+    free(ids);
+    trace_step_begin(s->trace, s->id, step_text(s, chapter->title_en, chapter->title_zh));
+
+    if (!s->quiet) {
+        printf("\n=== %s: %s ===\n", s->id, step_text(s, chapter->title_en, chapter->title_zh));
+        printf("model %s | %d tokens | %s | %s\n", s->model_dir, s->T,
+               s->cuda ? device : step_text(s, "CPU reference alone (no GPU)", "仅 CPU 参考实现（无 GPU）"),
+               precision_name(s->prec));
+    }
+    step_explain(s, chapter->intro_en, chapter->intro_zh);
+}
+
+int step_finish(Step *s) {
+    trace_timing(s->trace, s->id, "cpu_ms", s->ms_cpu);
+    if (s->cuda) trace_timing(s->trace, s->id, "cuda_ms", s->ms_cuda);
+    trace_timing(s->trace, s->id, "total_ms", 1e3 * (now_seconds() - s->t_start));
+    trace_close(s->trace);
+    int failed = 0;
+    for (int i = 0; i < s->n_results; i++) failed += !s->results[i].ok;
+    if (!s->cuda && !s->quiet)
+        printf("(%s)\n", step_text(s, "no CUDA path in this run: nothing to compare, the CPU reference alone ran",
+                                   "本次运行没有 CUDA 路径：只运行了 CPU 参考实现，无可比较"));
+    if (s->cuda)
+        printf("%s %s: %d of %d comparisons passed\n", failed ? "FAIL" : "OK  ", s->id, s->n_results - failed,
+               s->n_results);
+    // device memory: weights and scratch
+    for (int i = 0; i < g_n_dev_allocs; i++) cuda_free(g_dev_allocs[i]);
+    for (int i = 0; i < g_n_dev_weights; i++) cuda_free(g_dev_weights[i].dev), free(g_dev_weights[i].name);
+    free(g_dev_allocs), free(g_dev_weights);
+    g_dev_allocs = NULL, g_dev_weights = NULL, g_n_dev_allocs = g_cap_dev_allocs = g_n_dev_weights = 0;
+    for (int t = 0; t < s->T; t++) free(s->pieces[t]);
+    free(s->pieces), free(s->tokens), free(s->freqs), free(s->freqs_cis);
+    tokenizer_free(&s->tok);
+    checkpoint_close(&s->ck);
+    free(s->model_dir), free(s->prompt), free(s->out_dir), free(s->tokenizer_path);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,134 @@
+// step.h: what every chapter program of the walkthrough shares: the command line, the model and the prompt, the
+// choice of backend, printing like the tutorial, writing tensors and figures into the trace, and the comparisons
+// between the CUDA path and the CPU reference.
+//
+// A chapter (steps/NN_name.c) reads like this:
+//     Step s;
+//     step_init(&s, argc, argv, &CHAPTER);          // parses flags, loads model + tokenizer, picks the device
+//     ... compute with the CPU reference (common/ref_ops.h) and, if s.cuda, the CUDA twin (kernels/kernels.h) ...
+//     step_shape(&s, "q_per_token", shape, 2, "bf16");      // prints "q_per_token  [17, 128]  bf16"
+//     step_tensor(&s, "q_per_token", q, shape, 2, "bf16");  // OUT/04_query/q_per_token.npy + trace.json entry
+//     step_compare(&s, "q_per_token", q_cpu, q_cuda, shape, 2, atol, rtol);
+//     return step_finish(&s);                       // 0 only if every comparison passed
+//
+// Command line (DESIGN.md "Command-line contract"), the same for every chapter and for build/bin/walkthrough:
+//     --model DIR  --prompt TEXT  --out DIR  --device auto|cuda|cpu  --layer L  --head H  --precision bf16|fp32
+//     --lang en|zh  --quiet  --help
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "checkpoint.h"
+#include "compare.h"
+#include "ref_ops.h"
+#include "tokenizer.h"
+#include "trace.h"
+
+#define TUTORIAL_PROMPT "the answer to the ultimate question of life, the universe, and everything is "
+#define STEP_MAX_COMPARISONS 256
+
+typedef enum { LANG_EN = 0, LANG_ZH = 1 } Lang;
+
+// What a chapter says about itself; the texts are the chapter's, in both languages.
+typedef struct {
+    const char *id;         // "05_rope": the program's name, the folder under OUT, the key in trace.json
+    const char *title_en, *title_zh;
+    const char *intro_en, *intro_zh;  // printed first: what the chapter computes and why (a short paragraph)
+    const char *usage_extra;          // extra lines for --help, or NULL
+} Chapter;
+
+typedef struct {
+    const Chapter *chapter;
+    const char *id;
+    // the command line
+    char *model_dir, *prompt, *out_dir, *tokenizer_path;
+    bool cuda;              // the CUDA path runs too (else the CPU reference alone)
+    int layer, head;        // --layer, --head (default 0, 0), checked against the config
+    Precision prec;
+    Lang lang;
+    bool quiet;
+    // the model and the prompt
+    Checkpoint ck;
+    const Config *cfg;
+    Tokenizer tok;
+    int T;                  // tokens in the prompt (17 for the tutorial's)
+    int32_t *tokens;        // [T]
+    char **pieces;          // [T] each token decoded alone, as the tutorial prints it ("<|begin_of_text|>", " answer")
+    // the freqs_cis table of the CPU reference, [T + 1, Dh/2, 2] (one spare position for chapter 16's next token)
+    float *freqs, *freqs_cis;
+    void *freqs_cis_dev;    // the same table on the device (s.cuda only)
+    // results
+    Trace *trace;
+    CompareResult results[STEP_MAX_COMPARISONS];
+    int n_results;
+    double t_start;
+    double ms_cpu, ms_cuda; // time spent in each backend's compute (what the chapter put between step_time_* calls)
+} Step;
+
+// Parses the command line (exit 0 for --help, 2 on a bad flag), loads the model, tokenizes the prompt, opens the
+// trace, prints the chapter's title and introduction. Exits 2 on bad input with a one-line message.
+void step_init(Step *s, int argc, char **argv, const Chapter *chapter);
+// Saves the trace, prints the verdict summary; returns the exit status (0 when every comparison passed).
+int step_finish(Step *s);
+
+// Printing: everything printed is also recorded in trace.json.
+void step_say(Step *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// A paragraph of explanation in the run's language, wrapped, indented.
+void step_explain(Step *s, const char *en, const char *zh);
+// A section heading in the run's language.
+void step_heading(Step *s, const char *en, const char *zh);
+const char *step_text(const Step *s, const char *en, const char *zh);  // picks one by --lang
+// "name  [17, 128]  bf16" (the tutorial's `x.shape` -> `torch.Size([17, 128])`).
+void step_shape(Step *s, const char *name, const int64_t *shape, int ndim, const char *dtype);
+// Prints a short vector like torch does: "tensor([1.0000e+00, 8.1462e-01, ...])" with the given printf format,
+// all values when n <= max_show, else the first and last max_show/2.
+void step_print_vector(Step *s, const char *name, const float *v, int n, const char *fmt, int max_show);
+// The activation dtype label of this run: "bf16" or "f32".
+const char *step_act_dtype(const Step *s);
+
+// Writes OUT/<id>/<name>.npy and records it (stats, checksum) in trace.json.
+void step_tensor(Step *s, const char *name, const float *data, const int64_t *shape, int ndim, const char *dtype);
+// step_shape + step_tensor: prints the shape line and writes the tensor.
+void step_show(Step *s, const char *name, const float *data, const int64_t *shape, int ndim, const char *dtype);
+// "OUT/<id>/<file>" (malloc'd) for a figure; step_image records it with a caption.
+char *step_path(Step *s, const char *file);
+void step_image(Step *s, const char *file, const char *caption);
+
+// A [T, T] map over the prompt's tokens (scores, masked scores, attention weights): OUT/<id>/<file>.png with the token
+// strings on both axes; when the CUDA path ran, also <file>_compare.png with the CUDA map, the CPU map and their
+// absolute difference side by side. probs: the colour range is fixed to 0..1.
+void step_token_heatmap(Step *s, const char *file, const float *cpu, const float *cuda, const char *title,
+                        const char *value_label, bool probs);
+
+// The CUDA output against the CPU reference through the validator; recorded in trace.json. Returns ok.
+bool step_compare(Step *s, const char *name, const float *ref, const float *out, const int64_t *shape, int ndim,
+                  double atol, double rtol);
+// The tolerance of a bf16 activation produced from the SAME inputs on both backends: the two sums differ only in
+// accumulation order (fp32 on the GPU, double on the CPU), so the results differ by at most one rounding of the
+// output: one bf16 ulp (2^-8 relative) plus the fp32 accumulation error, which the rtol of 2^-7 (two ulps) covers.
+// atol: one bf16 ulp of the tensor's typical magnitude (its RMS), for elements near zero where a sum cancelled.
+// For --precision fp32 the outputs are fp32 and the rtol is 1e-5 instead, atol 1e-5 x RMS.
+void step_tolerance_act(const Step *s, const float *ref, int64_t n, double *atol, double *rtol);
+// The tolerance of an fp32 result (scores, softmax inputs, logits, RoPE in fp32 before rounding): fp32 accumulation
+// against double: rtol 1e-5; atol 1e-5 x RMS (plus the bf16 rounding when the run rounds the result).
+void step_tolerance_f32(const Step *s, const float *ref, int64_t n, double *atol, double *rtol);
+
+// Timers around each backend's work; the totals go into trace.json and the walkthrough's summary.
+double step_clock(void);
+void step_add_ms(Step *s, bool cuda, double t0);
+
+// Weights: a checkpoint tensor by name (printf-style), required (exit 2 naming the tensor when absent), bf16 and
+// contiguous (converted into an owned buffer once if the checkpoint holds another float dtype).
+const uint16_t *step_weight(Step *s, const Tensor **t_out, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+// The same weight on the device (uploaded on first use, kept until step_finish).
+const uint16_t *step_weight_dev(Step *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// Device scratch: an activation array uploaded from host floats (rounded to bf16 for PREC_BF16) or a fresh buffer;
+// all freed by step_finish. Downloads return host floats.
+void *step_dev_act(Step *s, const float *host, size_t n);
+void *step_dev_alloc(Step *s, size_t bytes);
+void step_host_act(const Step *s, float *host, const void *dev, size_t n);
+void step_host_f32(float *host, const void *dev, size_t n);
+
+// Token labels for the figures: the pieces as the tutorial prints them.
+const char *const *step_labels(const Step *s);
