@@ -16,6 +16,11 @@
 // 1100 x 1000 px and well under 200 KB. Strings are UTF-8 (Chinese titles and tokens render: Unifont has CJK).
 // Token labels are shown with token_display(): spaces as '␣', newlines as '↵', bytes that are not UTF-8 as \xHH.
 // Every function writes `path` atomically and exits 1 (fatal) only when the file cannot be written.
+//
+// Suggested options for the walkthrough: raw scores (07_scores, 08_mask) COLORMAP_DIVERGING + symmetric, value_label
+// "score"; attention weights (09_softmax, the head grids) COLORMAP_VIRIDIS + fixed_range 0..1, value_label "weight",
+// show_values for T <= 20; x_label "key token", y_label "query token". Token labels are the decoded pieces as they are
+// (" answer"), not pre-quoted.
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>

@@ -7,10 +7,11 @@
 //   <a>/version       "3\n"
 //   central directory, zip64 end-of-central-directory record, zip64 locator, end-of-central-directory record
 // Every entry is STORED with general-purpose flags 0x0808 (a data descriptor follows the data; UTF-8 names; an empty
-// entry has 0x0800 and no descriptor). Its local
-// header holds crc = sizes = 0, an optional zip64 extra (0x0001) and a padding record (0x4246 "FB" + 'Z' bytes) that
-// puts the data at a multiple of 64 bytes, so a reader can mmap a tensor and use it in place. This is what PyTorch's
-// miniz-based PyTorchStreamWriter does, byte for byte; the tests compare our output with Debian's torch.save.
+// entry has 0x0800 and no descriptor). Its local header holds crc = sizes = 0, an optional zip64 extra (0x0001) and a
+// padding record (0x4246 "FB" + 'Z' bytes) that puts the data at a multiple of 64 bytes, so a reader can mmap a tensor
+// and use it in place. Values past 32 bits (offsets beyond 4 GiB: the 8B model) go into zip64 extras, and the zip64
+// end records are always written. This is what PyTorch's miniz-based PyTorchStreamWriter does, byte for byte; the
+// tests compare our output with Debian's torch.save.
 //
 // Use:
 //   PthTensorSpec specs[2] = {{"a", DT_BF16, 2, {3, 4}}, {"b", DT_F32, 1, {5}}};

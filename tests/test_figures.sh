@@ -32,6 +32,7 @@ heatmap_120      800x800   2600x2600  200
 LIST
 check "no .partial files left" test -z "$(find "$TMP/figs" -name '*.partial')"
 check_fails 2 "usage" "render driver rejects an unknown flag" "$RENDER" --bogus
+check "render driver --help" "$RENDER" --help
 
 # A blank or one-colour image must fail the checker (the checker can fail).
 $PY - "$TMP/blank.png" <<'PY'

@@ -6,8 +6,8 @@
 #     other bytes; params.json, names, order, dtypes, shapes and values (recomputed in numpy) through torch.load;
 #     a forward pass with non-uniform attention and a well-scaled residual stream; wt-inspect --dump agrees with torch
 #   - the command line: --help, bad flags and values, a missing or malformed tokenizer (exit 2, one line)
-# L3T_BIG_TESTS=1 adds the llama3-8b preset: 1 layer (2.5 GB; exact params.json and sampled values) and 5 layers
-# (4.3 GB, so the last tensors lie past 4 GiB and need real zip64 offsets) read back by torch.load.
+# L3T_BIG_TESTS=1 adds the llama3-8b preset: 1 layer (2.5 GB; exact params.json and sampled values) and 8 layers
+# (5.6 GB: layer 7 and output.weight lie past 4 GiB, so their offsets need zip64 extras) read back by torch.load.
 source "$(dirname "$0")/lib.sh"
 MM=build/bin/wt-make-model
 TPW=build/tests/test_pth_write
@@ -41,6 +41,13 @@ check "params.json, names, shapes and values through torch.load" $PY "$CHK" mode
 check "forward pass: attention not uniform, residual stream O(1)" $PY "$CHK" forward "$TMP/a"
 check "tiny --layers 2" "$MM" --preset tiny --layers 2 --seed 7 --tokenizer "$TOK" --out "$TMP/l2" --quiet
 check "tiny --layers 2 through torch.load" $PY "$CHK" model "$TMP/l2" tiny 7 2
+
+# Streaming: tok_embeddings alone is 131 MB of bf16, so a peak RSS under 100 MB means it was written in chunks.
+if [ -x /usr/bin/time ]; then
+    check "peak memory under 100 MB (tensors are streamed in chunks)" bash -c \
+        "/usr/bin/time -f %M -o '$TMP/rss_kb' '$MM' --preset tiny --layers 1 --tokenizer '$TOK' --out '$TMP/rss' --quiet &&
+         echo \"peak RSS \$(cat '$TMP/rss_kb') KB\" && [ \$(tail -n 1 '$TMP/rss_kb') -lt 102400 ]"
+fi
 
 if [ -x "$INSPECT" ]; then
     dumps=()
@@ -77,8 +84,10 @@ if [ "${L3T_BIG_TESTS:-0}" = 1 ]; then
     check "llama3-8b --layers 1" "$MM" --preset llama3-8b --layers 1 --seed 3 --tokenizer "$TOK" --out "$TMP/b8" --quiet
     check "llama3-8b --layers 1 through torch.load" $PY "$CHK" model "$TMP/b8" llama3-8b 3 1
     rm -rf "$TMP/b8"
-    check "llama3-8b --layers 5 (> 4 GiB)" "$MM" --preset llama3-8b --layers 5 --seed 4 --tokenizer "$TOK" --out "$TMP/b8" --quiet
-    check "llama3-8b --layers 5 through torch.load (zip64 offsets)" $PY "$CHK" model "$TMP/b8" llama3-8b 4 5
+    check "llama3-8b --layers 8 (5.6 GB)" "$MM" --preset llama3-8b --layers 8 --seed 4 --tokenizer "$TOK" --out "$TMP/b8" --quiet
+    off=$("$INSPECT" "$TMP/b8" --no-checksums | sed -nE 's/^output\.weight .*offset=([0-9]+).*/\1/p')
+    check "output.weight lies past 4 GiB (offset ${off:-none})" test "${off:-0}" -gt 4294967296
+    check "llama3-8b --layers 8 through torch.load (zip64 offsets)" $PY "$CHK" model "$TMP/b8" llama3-8b 4 8
     rm -rf "$TMP/b8"
 fi
 finish

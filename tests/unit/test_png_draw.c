@@ -525,6 +525,11 @@ static void test_other_figures(void) {
 }
 
 int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+        printf("usage: %s [--render DIR]\n  no argument: unit tests of png.h, font.h, draw.h, figures.h\n"
+               "  --render DIR: every walkthrough figure from realistic data into DIR\n", argv[0]);
+        return 0;
+    }
     if (argc == 3 && strcmp(argv[1], "--render") == 0) { render_all(argv[2]); return 0; }
     if (argc > 1) { fprintf(stderr, "usage: %s [--render DIR]\n", argv[0]); return 2; }
     char tmpl[] = "/tmp/test_png_draw.XXXXXX";

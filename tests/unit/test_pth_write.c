@@ -2,7 +2,8 @@
 // project's reader): every data offset a multiple of 64, the local headers as torch writes them (flags 0x0808, crc and
 // sizes 0, the "FB" padding record), data descriptors, the central directory, the zip64 records (always present;
 // with every value in zip64 extras when the threshold is lowered), CRC-32 of every entry, the entry names and order,
-// the exact pickle bytes of a tensor (formats.md §2.4) and the errors for too many or too few bytes.
+// the exact pickle bytes of a tensor (formats.md §2.4) and the errors for too many or too few bytes. Also the other
+// writer of a Meta checkpoint directory, config_write_params_json: its exact text and a round trip through the reader.
 //
 //   build/tests/test_pth_write                        runs the checks in a temporary folder
 //   build/tests/test_pth_write --write-fixtures DIR   writes the files tests/reference/check_torch_load.py loads with
@@ -19,6 +20,7 @@
 #include <zlib.h>
 
 #include "check.h"
+#include "config.h"
 #include "pth_write.h"
 #include "tensor.h"
 #include "util.h"
@@ -340,6 +342,36 @@ static void too_few_bytes(const char *path) {
     pth_writer_close(w);
 }
 
+// params.json: Meta's key names and order, the shortest form of each real, optional keys only when set.
+static void check_params_json(const char *dir) {
+    char *path = path_join(dir, "params.json");
+    Config c = {.dim = 4096, .n_layers = 32, .n_heads = 32, .n_kv_heads = 8, .vocab_size = 128256, .multiple_of = 1024,
+                .has_ffn_dim_multiplier = true, .ffn_dim_multiplier = 1.3, .norm_eps = 1e-5, .rope_theta = 500000.0};
+    config_write_params_json(&c, path);
+    char *text = read_whole_file(path, NULL);
+    CHECK_EQ_STR(text, "{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"n_kv_heads\": 8, \"vocab_size\": 128256, "
+                       "\"multiple_of\": 1024, \"ffn_dim_multiplier\": 1.3, \"norm_eps\": 1e-5, \"rope_theta\": 500000.0}\n");
+    free(text);
+    Config back;
+    config_from_params_json(&back, path);
+    CHECK(back.dim == 4096 && back.n_kv_heads == 8 && back.has_ffn_dim_multiplier && back.ffn_dim_multiplier == 1.3 &&
+              back.norm_eps == 1e-5 && back.rope_theta == 500000.0 && !back.use_scaled_rope && back.ffn_hidden == 14336,
+          "8B params.json read back");
+
+    // Llama-3.1 style: use_scaled_rope; no multiplier; reals that need more digits
+    Config d = {.dim = 512, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .vocab_size = 1000, .multiple_of = 256,
+                .norm_eps = 1e-6, .rope_theta = 123456.789, .use_scaled_rope = true};
+    config_write_params_json(&d, path);
+    text = read_whole_file(path, NULL);
+    CHECK(strstr(text, "ffn_dim_multiplier") == NULL, "no ffn_dim_multiplier key when the config has none: %s", text);
+    CHECK(strstr(text, "\"rope_theta\": 123456.789, \"use_scaled_rope\": true}") != NULL, "%s", text);
+    free(text);
+    config_from_params_json(&back, path);
+    CHECK(back.use_scaled_rope && back.norm_eps == 1e-6 && back.rope_theta == 123456.789 && !back.has_ffn_dim_multiplier,
+          "3.1-style params.json read back");
+    free(path);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--write-fixtures") == 0) {
         write_fixtures(argv[2]);
@@ -447,6 +479,7 @@ int main(int argc, char **argv) {
         snprintf(partial, sizeof partial, "%s.partial", path);
         CHECK(!file_exists(path) && !file_exists(partial), "abort must remove both files");
     }
+    check_params_json(dir);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);

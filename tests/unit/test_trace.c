@@ -109,6 +109,11 @@ static void write_sample(Trace *t) {
 }
 
 int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+        printf("usage: %s [--write DIR]\n  no argument: unit tests of trace.h\n"
+               "  --write DIR: a sample trace (two steps, three tensors) into DIR\n", argv[0]);
+        return 0;
+    }
     if (argc == 3 && strcmp(argv[1], "--write") == 0) {
         Trace *t = trace_open(argv[2]);
         write_sample(t);
