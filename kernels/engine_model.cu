@@ -1,0 +1,541 @@
+// engine_model.cu: the device model of the engine (engine.h): the two allocations, loading, the forward pass for
+// prefill (T > 1: cuBLAS products + fused row kernels) and decode (T = 1: fused GEMV kernels), the decode CUDA
+// graph, and the timers the bench uses.
+//
+// Decode, one token, one layer (6 kernels; the comment is the line of Meta's model.py each implements):
+//   gemv  RMSNORM -> wqkv -> QKV_ROPE   x = attention_norm(h); xq,xk,xv = wq,wk,wv(x); rotary; cache_k/v[pos] = xk,xv
+//   attention scores, values            softmax(q·kᵀ/sqrt(Dh) + mask[start_pos]) · v over cache rows 0..pos
+//   gemv  COPY -> wo -> RESIDUAL        h = x + self.attention.wo(out)
+//   gemv  RMSNORM -> w13 -> SWIGLU      silu(w1(ffn_norm(h))) * w3(ffn_norm(h))
+//   gemv  COPY -> w2 -> RESIDUAL        out = h + w2(...)
+// and at the end  gemv RMSNORM -> output -> F32  (self.output(self.norm(h)).float()), then the logits to the host.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common.cuh"
+#include "engine.h"
+
+typedef struct {
+    uint16_t *attention_norm, *wqkv, *wo, *ffn_norm, *w13, *w2;
+} LayerDev;
+
+struct Engine {
+    EngineOptions opt;
+    EngineInfo info;
+    Config cfg;
+    int D, H, Hkv, Dh, F, V, L, S, QKV, max_T;
+    float eps;
+    uint8_t *weights, *state;     // the two device allocations
+    LayerDev *layers;             // [L] pointers into weights
+    uint16_t *tok_embeddings, *norm, *output;
+    uint16_t *cache_k, *cache_v;  // [L][S][Hkv*Dh]
+    // activations (in state)
+    int32_t *d_tokens;            // [max_T]
+    int *d_pos;                   // start_pos of the call
+    uint16_t *h;                  // [max_T, D] residual stream
+    uint16_t *xn;                 // [max_T, D] normalised
+    uint16_t *qkv;                // [max_T, QKV]
+    uint16_t *q;                  // [max_T, H*Dh] rotated
+    uint16_t *att_out;            // [max_T, H*Dh]
+    uint16_t *delta;              // [max_T, D]
+    uint16_t *gu;                 // [max_T, 2F] (gate, up) pairs
+    uint16_t *hidden;             // [max_T, F]
+    float *scores;                // [max_T, H, S]
+    float *partial;               // [max_T, H, ATTN_SPLITS, Dh]
+    int *counters;                // [max_T, Hkv]
+    float *logits_dev;            // [V]
+    float *freqs_cis;             // [S, Dh/2, 2]
+    void *cublas_ws;
+    size_t cublas_ws_bytes;
+    // host
+    float *logits_host;           // pinned [V]
+    int32_t *params_host;         // pinned [2]: token, pos of the decode step
+    cudaStream_t stream;
+    cublasHandle_t cublas;
+    cudaGraphExec_t graph;
+    bool graph_ready;
+    size_t peak_used;
+};
+
+static size_t align_up(size_t x) { return (x + 255) & ~(size_t)255; }
+
+static void note_memory(Engine *e) {
+    size_t free_b = 0, total_b = 0;
+    cudaCheck(cudaMemGetInfo(&free_b, &total_b));
+    if (total_b - free_b > e->peak_used) e->peak_used = total_b - free_b;
+    e->info.gpu_total_bytes = total_b;
+    e->info.gpu_used_bytes = total_b - free_b;
+}
+
+extern "C" void engine_options_default(EngineOptions *o) {
+    memset(o, 0, sizeof *o);
+    o->device = 0;
+    o->max_seq_len = 2048;
+    o->max_prefill = 0;  // min(S, 512)
+    o->use_graphs = true;
+    o->gemv = ENGINE_GEMV_OURS;
+    o->load_threads = 8;
+}
+
+extern "C" bool engine_available(void) { return cuda_device_count() > 0; }
+
+// ---- weights: layout, sources ---------------------------------------------------------------------------------------
+// A weight as contiguous bf16 host memory: in place, or converted into a buffer appended to *owned.
+static const uint8_t *host_bf16(const Checkpoint *ck, const char *name, void ***owned, int *n_owned) {
+    const Tensor *t = checkpoint_find(ck, name);
+    if (!t) input_error(ck->path, "tensor '%s' is missing", name);
+    if (t->dtype == DT_BF16 && tensor_is_contiguous(t)) return (const uint8_t *)t->data;
+    int64_t n = tensor_numel(t);
+    float *f = (float *)malloc((size_t)n * sizeof(float));
+    uint16_t *b = (uint16_t *)malloc((size_t)n * sizeof(uint16_t));
+    if (!f || !b) fatal("engine: out of host memory converting %s", name);
+    tensor_to_f32(t, f);
+    for (int64_t i = 0; i < n; i++) b[i] = f32_to_bf16(f[i]);
+    free(f);
+    *owned = (void **)realloc(*owned, sizeof(void *) * (size_t)(*n_owned + 1));
+    (*owned)[(*n_owned)++] = b;
+    return (const uint8_t *)b;
+}
+
+typedef struct {
+    UploadJob *jobs;
+    int n, cap;
+} JobList;
+static void add_job(JobList *jl, const uint8_t *src, size_t dst_offset, size_t rows, size_t row_bytes, size_t pitch) {
+    if (jl->n == jl->cap) {
+        jl->cap = jl->cap ? 2 * jl->cap : 64;
+        jl->jobs = (UploadJob *)realloc(jl->jobs, sizeof(UploadJob) * (size_t)jl->cap);
+    }
+    jl->jobs[jl->n++] = (UploadJob){src, dst_offset, rows, row_bytes, pitch};
+}
+
+static void gib(char *buf, size_t n, size_t bytes) { snprintf(buf, n, "%.2f GiB", (double)bytes / 1073741824.0); }
+
+extern "C" Engine *engine_create(const Checkpoint *ck, const EngineOptions *opt) {
+    if (!ck->has_config) input_error(ck->path, "no params.json or config.json: the model's shape is unknown");
+    checkpoint_check_against_config(ck);
+    if (cuda_device_count() == 0) fatal("engine_create: no CUDA device (use --device cpu)");
+    Engine *e = (Engine *)calloc(1, sizeof(Engine));
+    e->opt = *opt;
+    e->cfg = ck->cfg;
+    const Config *c = &e->cfg;
+    e->D = c->dim, e->H = c->n_heads, e->Hkv = c->n_kv_heads, e->Dh = c->head_dim, e->F = c->ffn_hidden;
+    e->V = c->vocab_size, e->L = c->n_layers, e->S = opt->max_seq_len, e->eps = (float)c->norm_eps;
+    e->QKV = (e->H + 2 * e->Hkv) * e->Dh;
+    if (e->S < 1) fatal("engine_create: max_seq_len %d", e->S);
+    e->max_T = opt->max_prefill > 0 ? opt->max_prefill : (e->S < 512 ? e->S : 512);
+    if (e->max_T > e->S) e->max_T = e->S;
+    if (e->D % 8 || e->F % 8 || (e->H * e->Dh) % 8)
+        input_error(ck->path, "dim %d, ffn hidden %d: the engine needs multiples of 8 (16-byte rows)", e->D, e->F);
+
+    cudaCheck(cudaSetDevice(opt->device));
+    cuda_init(opt->device);  // the shared handles of kernels/ (device selection, context)
+    cudaDeviceProp prop;
+    cudaCheck(cudaGetDeviceProperties(&prop, opt->device));
+    snprintf(e->info.device_name, sizeof e->info.device_name, "%s (sm_%d%d, %.1f GiB)", prop.name, prop.major,
+             prop.minor, (double)prop.totalGlobalMem / 1073741824.0);
+
+    // ---- layout of the weights allocation
+    const size_t D = (size_t)e->D, F = (size_t)e->F, V = (size_t)e->V, QKV = (size_t)e->QKV,
+                 HD = (size_t)e->H * e->Dh, KVD = (size_t)e->Hkv * e->Dh;
+    const bool tied = checkpoint_find(ck, "output.weight") == NULL;
+    size_t off = 0;
+    size_t *lay = (size_t *)malloc(sizeof(size_t) * 6 * (size_t)e->L);
+    for (int l = 0; l < e->L; l++) {
+        size_t *o = lay + 6 * l;
+        o[0] = off, off = align_up(off + D * 2);         // attention_norm
+        o[1] = off, off = align_up(off + QKV * D * 2);   // wqkv
+        o[2] = off, off = align_up(off + D * HD * 2);    // wo
+        o[3] = off, off = align_up(off + D * 2);         // ffn_norm
+        o[4] = off, off = align_up(off + 2 * F * D * 2); // w13
+        o[5] = off, off = align_up(off + D * F * 2);     // w2
+    }
+    size_t off_emb = off;
+    off = align_up(off + V * D * 2);
+    size_t off_norm = off;
+    off = align_up(off + D * 2);
+    size_t off_out = off;
+    if (!tied) off = align_up(off + V * D * 2);
+    e->info.weight_bytes = off;
+    // what one decode step reads: every layer, the final norm and the output matrix (one embedding row is noise)
+    e->info.bytes_per_token = off_emb + D * 2 + V * D * 2;
+    // layout of the state allocation
+    const size_t T = (size_t)e->max_T, S = (size_t)e->S;
+    size_t s_off = 0;
+#define CARVE(var, bytes) size_t var = s_off; s_off = align_up(s_off + (bytes));
+    CARVE(o_cache_k, (size_t)e->L * S * KVD * 2)
+    CARVE(o_cache_v, (size_t)e->L * S * KVD * 2)
+    size_t act_start = s_off;
+    CARVE(o_tokens, T * 4)
+    CARVE(o_pos, 16)
+    CARVE(o_h, T * D * 2)
+    CARVE(o_xn, T * D * 2)
+    CARVE(o_qkv, T * QKV * 2)
+    CARVE(o_q, T * HD * 2)
+    CARVE(o_att, T * HD * 2)
+    CARVE(o_delta, T * D * 2)
+    CARVE(o_gu, T * 2 * F * 2)
+    CARVE(o_hidden, T * F * 2)
+    CARVE(o_scores, T * (size_t)e->H * S * 4)
+    CARVE(o_partial, T * (size_t)e->H * ATTN_SPLITS * (size_t)e->Dh * 4)
+    CARVE(o_counters, T * (size_t)e->Hkv * 4)
+    CARVE(o_logits, V * 4)
+    CARVE(o_freqs, S * (size_t)e->Dh * 4)
+    e->cublas_ws_bytes = 32u << 20;
+    CARVE(o_ws, e->cublas_ws_bytes)
+#undef CARVE
+    e->info.state_bytes = s_off;
+    e->info.cache_bytes = act_start;
+
+    // ---- does it fit?
+    size_t free_b = 0, total_b = 0;
+    cudaCheck(cudaMemGetInfo(&free_b, &total_b));
+    const size_t margin = 256u << 20;  // cuBLAS kernels, the graph, fragmentation
+    if (e->info.weight_bytes + e->info.state_bytes + margin > free_b) {
+        char a[32], b[32], cc[32], d[32], f[32];
+        gib(a, sizeof a, free_b), gib(b, sizeof b, e->info.weight_bytes + e->info.state_bytes + margin);
+        gib(cc, sizeof cc, e->info.weight_bytes), gib(d, sizeof d, e->info.cache_bytes);
+        gib(f, sizeof f, e->info.state_bytes - e->info.cache_bytes + margin);
+        fatal("the GPU (%s) has %s free, this model needs %s: weights %s, KV cache %s for --max-seq-len %d, "
+              "activations and scratch %s. Use a smaller --max-seq-len, or a GPU with more memory.",
+              e->info.device_name, a, b, cc, d, e->S, f);
+    }
+    cudaCheck(cudaMalloc((void **)&e->weights, e->info.weight_bytes));
+    cudaCheck(cudaMalloc((void **)&e->state, e->info.state_bytes));
+    cudaCheck(cudaMemset(e->state, 0, e->info.state_bytes));
+
+    // ---- pointers
+    e->layers = (LayerDev *)calloc((size_t)e->L, sizeof(LayerDev));
+    for (int l = 0; l < e->L; l++) {
+        size_t *o = lay + 6 * l;
+        LayerDev *ld = &e->layers[l];
+        ld->attention_norm = (uint16_t *)(e->weights + o[0]);
+        ld->wqkv = (uint16_t *)(e->weights + o[1]);
+        ld->wo = (uint16_t *)(e->weights + o[2]);
+        ld->ffn_norm = (uint16_t *)(e->weights + o[3]);
+        ld->w13 = (uint16_t *)(e->weights + o[4]);
+        ld->w2 = (uint16_t *)(e->weights + o[5]);
+    }
+    e->tok_embeddings = (uint16_t *)(e->weights + off_emb);
+    e->norm = (uint16_t *)(e->weights + off_norm);
+    e->output = tied ? e->tok_embeddings : (uint16_t *)(e->weights + off_out);
+    e->cache_k = (uint16_t *)(e->state + o_cache_k);
+    e->cache_v = (uint16_t *)(e->state + o_cache_v);
+    e->d_tokens = (int32_t *)(e->state + o_tokens);
+    e->d_pos = (int *)(e->state + o_pos);
+    e->h = (uint16_t *)(e->state + o_h);
+    e->xn = (uint16_t *)(e->state + o_xn);
+    e->qkv = (uint16_t *)(e->state + o_qkv);
+    e->q = (uint16_t *)(e->state + o_q);
+    e->att_out = (uint16_t *)(e->state + o_att);
+    e->delta = (uint16_t *)(e->state + o_delta);
+    e->gu = (uint16_t *)(e->state + o_gu);
+    e->hidden = (uint16_t *)(e->state + o_hidden);
+    e->scores = (float *)(e->state + o_scores);
+    e->partial = (float *)(e->state + o_partial);
+    e->counters = (int *)(e->state + o_counters);
+    e->logits_dev = (float *)(e->state + o_logits);
+    e->freqs_cis = (float *)(e->state + o_freqs);
+    e->cublas_ws = e->state + o_ws;
+
+    // ---- upload: every tensor one job (w1/w3 rows interleaved by the destination pitch)
+    JobList jl = {NULL, 0, 0};
+    void **owned = NULL;
+    int n_owned = 0;
+    char name[128];
+    for (int l = 0; l < e->L; l++) {
+        size_t *o = lay + 6 * l;
+#define SRC(fmt) (snprintf(name, sizeof name, fmt, l), host_bf16(ck, name, &owned, &n_owned))
+        add_job(&jl, SRC("layers.%d.attention_norm.weight"), o[0], 1, D * 2, D * 2);
+        add_job(&jl, SRC("layers.%d.attention.wq.weight"), o[1], HD, D * 2, D * 2);
+        add_job(&jl, SRC("layers.%d.attention.wk.weight"), o[1] + HD * D * 2, KVD, D * 2, D * 2);
+        add_job(&jl, SRC("layers.%d.attention.wv.weight"), o[1] + (HD + KVD) * D * 2, KVD, D * 2, D * 2);
+        add_job(&jl, SRC("layers.%d.attention.wo.weight"), o[2], D, HD * 2, HD * 2);
+        add_job(&jl, SRC("layers.%d.ffn_norm.weight"), o[3], 1, D * 2, D * 2);
+        add_job(&jl, SRC("layers.%d.feed_forward.w1.weight"), o[4], F, D * 2, 2 * D * 2);          // rows 0, 2, 4..
+        add_job(&jl, SRC("layers.%d.feed_forward.w3.weight"), o[4] + D * 2, F, D * 2, 2 * D * 2);  // rows 1, 3, 5..
+        add_job(&jl, SRC("layers.%d.feed_forward.w2.weight"), o[5], D, F * 2, F * 2);
+#undef SRC
+    }
+    add_job(&jl, host_bf16(ck, "tok_embeddings.weight", &owned, &n_owned), off_emb, V, D * 2, D * 2);
+    add_job(&jl, host_bf16(ck, "norm.weight", &owned, &n_owned), off_norm, 1, D * 2, D * 2);
+    if (!tied) add_job(&jl, host_bf16(ck, "output.weight", &owned, &n_owned), off_out, V, D * 2, D * 2);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    engine_upload(jl.jobs, jl.n, e->weights, opt->device, opt->load_threads, ck->files, ck->n_files, opt->quiet);
+    cudaCheck(cudaDeviceSynchronize());
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    e->info.load_s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    for (int i = 0; i < n_owned; i++) free(owned[i]);
+    free(owned);
+    free(jl.jobs);
+    free(lay);
+
+    // ---- RoPE table: the CPU's own numbers, so both backends rotate by bit-identical cos/sin
+    int half = e->Dh / 2;
+    float *freqs = (float *)malloc(sizeof(float) * (size_t)half);
+    float *fc = (float *)malloc(sizeof(float) * (size_t)e->S * (size_t)e->Dh);
+    rope_freqs_cpu(freqs, e->Dh, c->rope_theta, c->use_scaled_rope);
+    rope_freqs_cis_cpu(fc, freqs, e->Dh, e->S);
+    cudaCheck(cudaMemcpy(e->freqs_cis, fc, sizeof(float) * (size_t)e->S * (size_t)e->Dh, cudaMemcpyHostToDevice));
+    free(freqs), free(fc);
+
+    cudaCheck(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking));
+    cublasCheck(cublasCreate(&e->cublas));
+    cublasCheck(cublasSetStream(e->cublas, e->stream));
+    cublasCheck(cublasSetWorkspace(e->cublas, e->cublas_ws, e->cublas_ws_bytes));
+    cudaCheck(cudaHostAlloc((void **)&e->logits_host, V * sizeof(float), cudaHostAllocDefault));
+    cudaCheck(cudaHostAlloc((void **)&e->params_host, 2 * sizeof(int32_t), cudaHostAllocDefault));
+    note_memory(e);
+    return e;
+}
+
+extern "C" void engine_free(Engine *e) {
+    if (!e) return;
+    if (e->graph_ready) cudaCheck(cudaGraphExecDestroy(e->graph));
+    cublasCheck(cublasDestroy(e->cublas));
+    cudaCheck(cudaStreamDestroy(e->stream));
+    cudaCheck(cudaFreeHost(e->logits_host));
+    cudaCheck(cudaFreeHost(e->params_host));
+    cudaCheck(cudaFree(e->weights));
+    cudaCheck(cudaFree(e->state));
+    free(e->layers);
+    free(e);
+}
+
+extern "C" const EngineInfo *engine_info(const Engine *e) { return &e->info; }
+extern "C" size_t engine_peak_gpu_bytes(const Engine *e) { return e->peak_used; }
+
+// ---- the forward pass ------------------------------------------------------------------------------------------------
+// out[T, OC] = in[T, C] · W[OC, C]ᵀ (row-major; see kernels/matmul_cublas.cu for the transposes)
+static void gemm(Engine *e, uint16_t *out, const uint16_t *in, const uint16_t *w, int T, int C, int OC) {
+    const float alpha = 1.0f, beta = 0.0f;
+    cublasCheck(cublasGemmEx(e->cublas, CUBLAS_OP_T, CUBLAS_OP_N, OC, T, C, &alpha, w, CUDA_R_16BF, C, in, CUDA_R_16BF,
+                             C, &beta, out, CUDA_R_16BF, OC, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+static uint16_t *layer_cache(const Engine *e, uint16_t *cache, int l) {
+    return cache + (size_t)l * (size_t)e->S * (size_t)e->Hkv * (size_t)e->Dh;
+}
+
+// Decode, T = 1, through the fused GEMV kernels. The token is in d_tokens[0], its position in *d_pos.
+static void forward_decode_gemv(Engine *e) {
+    cudaStream_t st = e->stream;
+    const int D = e->D, HD = e->H * e->Dh;
+    engine_embedding(e->h, e->d_tokens, e->tok_embeddings, 1, D, st);
+    for (int l = 0; l < e->L; l++) {
+        const LayerDev *w = &e->layers[l];
+        uint16_t *ck = layer_cache(e, e->cache_k, l), *cv = layer_cache(e, e->cache_v, l);
+        GemvArgs a;
+        memset(&a, 0, sizeof a);
+        // x = attention_norm(h); xq, xk, xv = wq(x), wk(x), wv(x); rotary; cache_k[pos], cache_v[pos] = xk, xv
+        a.w = w->wqkv, a.C = D, a.OC = e->QKV, a.x = e->h, a.norm_w = w->attention_norm, a.eps = e->eps;
+        a.out = e->q, a.q_rows = HD, a.k_rows = e->Hkv * e->Dh, a.head_dim = e->Dh;
+        a.cache_k = ck, a.cache_v = cv, a.freqs_cis = e->freqs_cis, a.pos = e->d_pos;
+        engine_gemv(&a, GEMV_PRO_RMSNORM, GEMV_EPI_QKV_ROPE, st);
+        // softmax(q·kᵀ/sqrt(Dh) + mask) · v, keys 0..pos
+        engine_attention(e->att_out, e->q, ck, cv, e->d_pos, 1, e->H, e->Hkv, e->Dh, e->S, e->scores, e->partial,
+                         e->counters, st);
+        // h = x + wo(out)
+        memset(&a, 0, sizeof a);
+        a.w = w->wo, a.C = HD, a.OC = D, a.x = e->att_out, a.resid = e->h;
+        engine_gemv(&a, GEMV_PRO_COPY, GEMV_EPI_RESIDUAL, st);
+        // silu(w1(ffn_norm(h))) * w3(ffn_norm(h))
+        memset(&a, 0, sizeof a);
+        a.w = w->w13, a.C = D, a.OC = 2 * e->F, a.x = e->h, a.norm_w = w->ffn_norm, a.eps = e->eps, a.out = e->hidden;
+        a.head_dim = 2;
+        engine_gemv(&a, GEMV_PRO_RMSNORM, GEMV_EPI_SWIGLU, st);
+        // out = h + w2(...)
+        memset(&a, 0, sizeof a);
+        a.w = w->w2, a.C = e->F, a.OC = D, a.x = e->hidden, a.resid = e->h;
+        engine_gemv(&a, GEMV_PRO_COPY, GEMV_EPI_RESIDUAL, st);
+    }
+    // self.output(self.norm(h)).float()
+    GemvArgs a;
+    memset(&a, 0, sizeof a);
+    a.w = e->output, a.C = D, a.OC = e->V, a.x = e->h, a.norm_w = e->norm, a.eps = e->eps, a.out_f32 = e->logits_dev;
+    engine_gemv(&a, GEMV_PRO_RMSNORM, GEMV_EPI_F32, st);
+}
+
+// T tokens (d_tokens[0..T), positions *d_pos ..), through cuBLAS products and the fused row kernels.
+static void forward_prefill(Engine *e, int T) {
+    cudaStream_t st = e->stream;
+    const int D = e->D, HD = e->H * e->Dh, F = e->F;
+    engine_embedding(e->h, e->d_tokens, e->tok_embeddings, T, D, st);
+    for (int l = 0; l < e->L; l++) {
+        const LayerDev *w = &e->layers[l];
+        uint16_t *ck = layer_cache(e, e->cache_k, l), *cv = layer_cache(e, e->cache_v, l);
+        // h += the previous layer's w2 output (fused), x = attention_norm(h)
+        engine_add_rmsnorm(e->xn, e->h, l == 0 ? NULL : e->delta, w->attention_norm, T, D, e->eps, st);
+        gemm(e, e->qkv, e->xn, w->wqkv, T, D, e->QKV);
+        engine_rope_kv(e->q, ck, cv, e->qkv, e->freqs_cis, e->d_pos, T, e->H, e->Hkv, e->Dh, st);
+        engine_attention(e->att_out, e->q, ck, cv, e->d_pos, T, e->H, e->Hkv, e->Dh, e->S, e->scores, e->partial,
+                         e->counters, st);
+        gemm(e, e->delta, e->att_out, w->wo, T, HD, D);
+        engine_add_rmsnorm(e->xn, e->h, e->delta, w->ffn_norm, T, D, e->eps, st);  // h = x + wo(...); ffn_norm(h)
+        gemm(e, e->gu, e->xn, w->w13, T, D, 2 * F);
+        engine_swiglu_pairs(e->hidden, e->gu, T, F, st);
+        gemm(e, e->delta, e->hidden, w->w2, T, F, D);
+    }
+    // the last row only: h += w2 output, norm, output (the other rows' logits are never used)
+    size_t last = (size_t)(T - 1) * (size_t)D;
+    engine_add_rmsnorm(e->xn + last, e->h + last, e->delta + last, e->norm, 1, D, e->eps, st);
+    GemvArgs a;
+    memset(&a, 0, sizeof a);
+    a.w = e->output, a.C = D, a.OC = e->V, a.x = e->xn + last, a.out_f32 = e->logits_dev;
+    engine_gemv(&a, GEMV_PRO_COPY, GEMV_EPI_F32, st);
+}
+
+static void check_tokens(const Engine *e, const int32_t *tokens, int T, int start_pos) {
+    if (T < 1 || start_pos < 0 || start_pos + T > e->S)
+        fatal("engine: positions %d..%d do not fit max_seq_len %d", start_pos, start_pos + T - 1, e->S);
+    for (int t = 0; t < T; t++)
+        if (tokens[t] < 0 || tokens[t] >= e->V) fatal("engine: token %d is outside the vocabulary [0, %d)", tokens[t], e->V);
+}
+
+// One chunk (T <= max_T) without the logits download: tokens and start_pos to the device, then the layers.
+static void run_chunk(Engine *e, const int32_t *tokens, int T, int start_pos) {
+    cudaCheck(cudaStreamSynchronize(e->stream));  // params_host may still be read by earlier work
+    e->params_host[1] = start_pos;
+    cudaCheck(cudaMemcpyAsync(e->d_tokens, tokens, sizeof(int32_t) * (size_t)T, cudaMemcpyHostToDevice, e->stream));
+    cudaCheck(cudaMemcpyAsync(e->d_pos, &e->params_host[1], sizeof(int), cudaMemcpyHostToDevice, e->stream));
+    if (T == 1 && e->opt.gemv == ENGINE_GEMV_OURS) forward_decode_gemv(e);
+    else forward_prefill(e, T);
+}
+
+static const float *download_logits(Engine *e) {
+    cudaCheck(cudaMemcpyAsync(e->logits_host, e->logits_dev, sizeof(float) * (size_t)e->V, cudaMemcpyDeviceToHost,
+                              e->stream));
+    cudaCheck(cudaStreamSynchronize(e->stream));
+    note_memory(e);
+    return e->logits_host;
+}
+
+extern "C" const float *engine_forward(Engine *e, const int32_t *tokens, int T, int start_pos) {
+    check_tokens(e, tokens, T, start_pos);
+    for (int done = 0; done < T; done += e->max_T) {
+        int n = T - done < e->max_T ? T - done : e->max_T;
+        run_chunk(e, tokens + done, n, start_pos + done);
+    }
+    return download_logits(e);
+}
+
+// The decode step as a graph: params (token, pos) from pinned host memory, the layers, the logits to the host.
+static void capture_decode_graph(Engine *e) {
+    cudaGraph_t g;
+    cudaCheck(cudaStreamSynchronize(e->stream));
+    cudaCheck(cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal));
+    cudaCheck(cudaMemcpyAsync(e->d_tokens, &e->params_host[0], sizeof(int32_t), cudaMemcpyHostToDevice, e->stream));
+    cudaCheck(cudaMemcpyAsync(e->d_pos, &e->params_host[1], sizeof(int), cudaMemcpyHostToDevice, e->stream));
+    if (e->opt.gemv == ENGINE_GEMV_OURS) forward_decode_gemv(e);
+    else forward_prefill(e, 1);
+    cudaCheck(cudaMemcpyAsync(e->logits_host, e->logits_dev, sizeof(float) * (size_t)e->V, cudaMemcpyDeviceToHost,
+                              e->stream));
+    cudaCheck(cudaStreamEndCapture(e->stream, &g));
+    cudaCheck(cudaGraphInstantiate(&e->graph, g, 0));
+    cudaCheck(cudaGraphDestroy(g));
+    e->graph_ready = true;
+}
+
+static void decode_launch(Engine *e, int32_t token, int pos) {
+    if (!e->opt.use_graphs) {
+        run_chunk(e, &token, 1, pos);
+        cudaCheck(cudaMemcpyAsync(e->logits_host, e->logits_dev, sizeof(float) * (size_t)e->V,
+                                  cudaMemcpyDeviceToHost, e->stream));
+        return;
+    }
+    if (!e->graph_ready) capture_decode_graph(e);
+    e->params_host[0] = token;  // the previous step was synchronised: nothing reads these now
+    e->params_host[1] = pos;
+    cudaCheck(cudaGraphLaunch(e->graph, e->stream));
+}
+
+extern "C" const float *engine_decode(Engine *e, int32_t token, int pos) {
+    check_tokens(e, &token, 1, pos);
+    decode_launch(e, token, pos);
+    cudaCheck(cudaStreamSynchronize(e->stream));
+    note_memory(e);
+    return e->logits_host;
+}
+
+// ---- timers ------------------------------------------------------------------------------------------------------------
+extern "C" double engine_time_prefill_ms(Engine *e, const int32_t *tokens, int T) {
+    check_tokens(e, tokens, T, 0);
+    if (T > e->max_T) fatal("engine_time_prefill_ms: T %d > max_prefill %d", T, e->max_T);
+    cudaEvent_t a, b;
+    cudaCheck(cudaEventCreate(&a));
+    cudaCheck(cudaEventCreate(&b));
+    cudaCheck(cudaStreamSynchronize(e->stream));
+    cudaCheck(cudaEventRecord(a, e->stream));
+    run_chunk(e, tokens, T, 0);  // (synchronises first, before any work is queued: the event pair is tight)
+    cudaCheck(cudaMemcpyAsync(e->logits_host, e->logits_dev, sizeof(float) * (size_t)e->V, cudaMemcpyDeviceToHost,
+                              e->stream));
+    cudaCheck(cudaEventRecord(b, e->stream));
+    cudaCheck(cudaEventSynchronize(b));
+    float ms = 0;
+    cudaCheck(cudaEventElapsedTime(&ms, a, b));
+    cudaCheck(cudaEventDestroy(a));
+    cudaCheck(cudaEventDestroy(b));
+    note_memory(e);
+    return ms;
+}
+
+extern "C" double engine_time_decode_ms(Engine *e, int32_t token, int pos0, int n) {
+    check_tokens(e, &token, 1, pos0 + n - 1);
+    cudaEvent_t a, b;
+    cudaCheck(cudaEventCreate(&a));
+    cudaCheck(cudaEventCreate(&b));
+    cudaCheck(cudaStreamSynchronize(e->stream));
+    if (!e->graph_ready && e->opt.use_graphs) capture_decode_graph(e);
+    cudaCheck(cudaEventRecord(a, e->stream));
+    for (int i = 0; i < n; i++) {
+        decode_launch(e, token, pos0 + i);
+        cudaCheck(cudaStreamSynchronize(e->stream));  // as generation does: the host needs the logits to go on
+    }
+    cudaCheck(cudaEventRecord(b, e->stream));
+    cudaCheck(cudaEventSynchronize(b));
+    float ms = 0;
+    cudaCheck(cudaEventElapsedTime(&ms, a, b));
+    cudaCheck(cudaEventDestroy(a));
+    cudaCheck(cudaEventDestroy(b));
+    note_memory(e);
+    return ms;
+}
+
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+extern "C" double engine_copy_bandwidth(int device, size_t bytes, int reps) {
+    cudaCheck(cudaSetDevice(device));
+    void *src, *dst;
+    cudaCheck(cudaMalloc(&src, bytes));
+    cudaCheck(cudaMalloc(&dst, bytes));
+    cudaCheck(cudaMemset(src, 1, bytes));
+    cudaEvent_t a, b;
+    cudaCheck(cudaEventCreate(&a));
+    cudaCheck(cudaEventCreate(&b));
+    cudaCheck(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));  // warm-up
+    if (reps < 1) reps = 1;
+    double *bw = (double *)malloc(sizeof(double) * (size_t)reps);
+    for (int r = 0; r < reps; r++) {
+        cudaCheck(cudaEventRecord(a));
+        cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice));
+        cudaCheck(cudaEventRecord(b));
+        cudaCheck(cudaEventSynchronize(b));
+        float ms = 0;
+        cudaCheck(cudaEventElapsedTime(&ms, a, b));
+        bw[r] = 2.0 * (double)bytes / (ms * 1e-3);  // every byte is read once and written once
+    }
+    qsort(bw, (size_t)reps, sizeof(double), cmp_double);
+    double median = bw[reps / 2];
+    free(bw);
+    cudaCheck(cudaEventDestroy(a));
+    cudaCheck(cudaEventDestroy(b));
+    cudaCheck(cudaFree(src));
+    cudaCheck(cudaFree(dst));
+    return median;
+}
