@@ -1,0 +1,163 @@
+// walkthrough: every chapter of the walkthrough in order, into one trace directory, then a summary table.
+//
+// Runs build/steps/NN_name (the programs next to this one's folder) one after another with the same flags, shows
+// progress, and prints per chapter: the verdict, the number of comparisons, the largest share of a tolerance used,
+// the worst max-abs error, and the time on each backend (from OUT/trace.json). Exit status: 0 when every chapter
+// exited 0, 1 when a comparison failed, 2 on bad input (a chapter's own exit status 2 is passed on).
+//
+// Run: build/bin/walkthrough [--model DIR] [--prompt TEXT] [--out DIR] [--device auto|cuda|cpu] [--layer L]
+//                            [--head H] [--precision bf16|fp32] [--lang en|zh] [--only NN[,NN...]]
+
+#include <dirent.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void usage(void) {
+    printf("usage: walkthrough [--model DIR] [--prompt TEXT] [--out DIR] [--device auto|cuda|cpu] [--layer L]\n"
+           "                   [--head H] [--precision bf16|fp32] [--lang en|zh] [--tokenizer FILE] [--only NN,NN]\n\n"
+           "Runs every chapter program (build/steps/NN_name) in order with these flags into one trace directory\n"
+           "(default trace/), then prints a summary table: chapter, verdict, comparisons, the largest share of a\n"
+           "tolerance used, the worst absolute error, and the time on each backend.\n"
+           "--only 05,07 runs only those chapters. The flags are those of every chapter (see build/steps/00_config --help).\n"
+           "Exit status: 0 when every chapter passed, 1 when a comparison failed, 2 on bad input.\n");
+}
+
+int main(int argc, char **argv) {
+    const char *out_dir = "trace", *only = NULL;
+    // flags passed through to every chapter
+    char **pass = xcalloc((size_t)argc + 4, sizeof(char *));
+    int n_pass = 0;
+    static const char *with_value[] = {"--model", "--prompt", "--out", "--device", "--layer", "--head",
+                                       "--precision", "--lang", "--tokenizer"};
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage();
+            return 0;
+        }
+        if (!strcmp(argv[i], "--quiet")) {
+            pass[n_pass++] = argv[i];
+            continue;
+        }
+        if (!strcmp(argv[i], "--only")) {
+            if (i + 1 >= argc) usage_error("walkthrough", "--only needs a value");
+            only = argv[++i];
+            continue;
+        }
+        bool known = false;
+        for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
+            if (!strcmp(argv[i], with_value[k])) known = true;
+        if (!known) usage_error("walkthrough", "unknown argument '%s'", argv[i]);
+        if (i + 1 >= argc) usage_error("walkthrough", "%s needs a value", argv[i]);
+        if (!strcmp(argv[i], "--out")) out_dir = argv[i + 1];
+        pass[n_pass++] = argv[i], pass[n_pass++] = argv[++i];
+    }
+
+    // the chapter programs: ../steps/[0-9][0-9]_* next to this executable
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) fatal("cannot find my own executable");
+    exe[len] = 0;
+    char *steps_dir = path_join(dirname(dirname(exe)), "steps");
+    DIR *d = opendir(steps_dir);
+    if (!d) fatal("%s: no chapter programs (run `make`)", steps_dir);
+    char **names = NULL;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strlen(e->d_name) < 4 || e->d_name[0] < '0' || e->d_name[0] > '9' || e->d_name[2] != '_') continue;
+        if (only) {
+            char nn[3] = {e->d_name[0], e->d_name[1], 0};
+            if (!strstr(only, nn)) continue;
+        }
+        names = xrealloc(names, (size_t)(n + 1) * sizeof(char *));
+        names[n++] = xstrdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof(char *), cmp_str);
+    if (n == 0) input_error(steps_dir, "no chapter programs matched");
+
+    // the first chapter starts a fresh trace.json: an old index would mix runs
+    char *index = path_join(out_dir, "trace.json");
+    unlink(index);
+
+    int worst_status = 0;
+    int *status = xcalloc((size_t)n, sizeof(int));
+    double t_all = now_seconds();
+    for (int i = 0; i < n; i++) {
+        fprintf(stderr, "[%d/%d] %s ...\n", i + 1, n, names[i]);
+        char *prog = path_join(steps_dir, names[i]);
+        char **args = xcalloc((size_t)n_pass + 2, sizeof(char *));
+        args[0] = prog;
+        for (int k = 0; k < n_pass; k++) args[k + 1] = pass[k];
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid < 0) fatal("fork failed");
+        if (pid == 0) {
+            execv(prog, args);
+            perror(prog);
+            _exit(127);
+        }
+        int ws;
+        waitpid(pid, &ws, 0);
+        status[i] = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + (WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
+        if (status[i] == 2) {  // bad input: every chapter would say the same; stop here
+            fprintf(stderr, "walkthrough: %s rejected its input (exit 2); stopping\n", names[i]);
+            return 2;
+        }
+        if (status[i] > worst_status) worst_status = status[i];
+        free(prog), free(args);
+    }
+    double secs = now_seconds() - t_all;
+
+    // the summary, from trace.json
+    json_error_t err;
+    json_t *root = json_load_file(index, 0, &err);
+    printf("\n%-16s %-7s %6s %10s %11s %10s %10s\n", "chapter", "verdict", "cmp", "tol used", "max abs", "cpu ms",
+           "cuda ms");
+    printf("%-16s %-7s %6s %10s %11s %10s %10s\n", "----------------", "-------", "------", "----------", "-----------",
+           "----------", "----------");
+    int n_failed = 0;
+    for (int i = 0; i < n; i++) {
+        json_t *step = NULL, *steps = root ? json_object_get(root, "steps") : NULL;
+        size_t k;
+        json_t *v;
+        json_array_foreach(steps, k, v) {
+            if (!strcmp(json_string_value(json_object_get(v, "id")) ?: "", names[i])) step = v;
+        }
+        int n_cmp = 0, n_bad = 0;
+        double tol_used = 0, max_abs = 0;
+        json_t *cmps = step ? json_object_get(step, "comparisons") : NULL;
+        json_array_foreach(cmps, k, v) {
+            n_cmp++;
+            if (strcmp(json_string_value(json_object_get(v, "verdict")) ?: "", "OK")) n_bad++;
+            double tu = json_number_value(json_object_get(v, "tol_used")), ma = json_number_value(json_object_get(v, "max_abs"));
+            if (tu > tol_used) tol_used = tu;
+            if (ma > max_abs) max_abs = ma;
+        }
+        json_t *tm = step ? json_object_get(step, "timings") : NULL;
+        json_t *cpu = tm ? json_object_get(tm, "cpu_ms") : NULL, *cuda = tm ? json_object_get(tm, "cuda_ms") : NULL;
+        const char *verdict = status[i] ? "FAIL" : n_cmp ? "OK" : "ran";
+        if (status[i]) n_failed++;
+        char cpu_s[32] = "-", cuda_s[32] = "-", tol_s[32] = "-", abs_s[32] = "-";
+        if (cpu) snprintf(cpu_s, sizeof cpu_s, "%.1f", json_number_value(cpu));
+        if (cuda) snprintf(cuda_s, sizeof cuda_s, "%.1f", json_number_value(cuda));
+        if (n_cmp) snprintf(tol_s, sizeof tol_s, "%.0f%%", 100 * tol_used), snprintf(abs_s, sizeof abs_s, "%.2e", max_abs);
+        printf("%-16s %-7s %3d/%-2d %10s %11s %10s %10s\n", names[i], verdict, n_cmp - n_bad, n_cmp, tol_s, abs_s,
+               cpu_s, cuda_s);
+    }
+    printf("\n%d chapters in %.1f s: %d passed, %d failed. Trace: %s/trace.json\n", n, secs, n - n_failed, n_failed,
+           out_dir);
+    if (root) json_decref(root);
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names), free(status), free(index), free(steps_dir), free(pass);
+    return worst_status ? 1 : 0;
+}
