@@ -157,6 +157,7 @@ class Attention(nn.Module):
         self.wk = nn.Linear(args.dim, self.n_kv_heads * self.head_dim, bias=False)
         self.wv = nn.Linear(args.dim, self.n_kv_heads * self.head_dim, bias=False)
         self.wo = nn.Linear(self.n_heads * self.head_dim, args.dim, bias=False)
+        self.capture = None  # a list to append each forward's attention weights [B, H, T, T] to (analysis only)
 
     def forward(self, x, freqs_cis, mask):
         # Meta's forward without the KV cache (start_pos = 0: the whole sequence at once)
@@ -172,6 +173,8 @@ class Attention(nn.Module):
         if mask is not None:
             scores = scores + mask
         scores = F.softmax(scores.float(), dim=-1).type_as(xq)
+        if self.capture is not None:
+            self.capture.append(scores.detach().float().cpu())
         output = torch.matmul(scores, values)                                              # [B, H, T, Dh]
         output = output.transpose(1, 2).contiguous().view(bsz, seqlen, -1)
         return self.wo(output)
@@ -439,6 +442,27 @@ def greedy_answer(model, prompt_c, device, autocast, compact_to_full, log_n_unus
     return int(compact_to_full[best]), float(logits[best])
 
 
+@torch.no_grad()
+def attention_summary(model, ids):
+    """Per layer and head, on one prompt: the mean attention weight on <|begin_of_text|> (position 0, queries 1..T-1)
+    and on the previous token (queries 2..T-1). What the walkthrough's heatmaps will show: a sink, previous-token heads."""
+    maps = []
+    for layer in model.layers:
+        layer.attention.capture = maps
+    model(torch.as_tensor([ids]))
+    for layer in model.layers:
+        layer.attention.capture = None
+    rows = []
+    T = len(ids)
+    for L, w in enumerate(maps):
+        w = w[0]                                                   # [H, T, T]
+        for h in range(w.shape[0]):
+            on_bos = float(w[h, 1:, 0].mean())
+            on_prev = float(torch.stack([w[h, t, t - 1] for t in range(2, T)]).mean())
+            rows.append({"layer": L, "head": h, "on_bos": round(on_bos, 4), "on_previous": round(on_prev, 4)})
+    return rows
+
+
 def main(argv=None):
     a = parse_args(sys.argv[1:] if argv is None else argv)
     if a.self_test:
@@ -580,6 +604,10 @@ def main(argv=None):
         if ok:
             break
         print(f"note: the saved weights of step {kept_step} answer {answers['bf16']['argmax']}, not {ANSWER_ID}")
+    attention = attention_summary(reloaded.to(torch.float32), TUTORIAL_PROMPT_IDS)
+    print("attention on the tutorial prompt (mean weight on <|begin_of_text|> / on the previous token):")
+    for r in attention:
+        print(f"  layer {r['layer']} head {r['head']}:  BOS {r['on_bos']:.2f}   previous {r['on_previous']:.2f}")
     reloaded = reloaded.to(device, torch.bfloat16)
     # small batches: these logits span all 128256 ids
     saved_valid_loss = evaluate_full(reloaded, valid, valid_starts, a.seq_len, min(a.batch_size, 8), device)
@@ -634,6 +662,7 @@ def main(argv=None):
         "evals": evals,
         "held_out_loss_saved_bf16": saved_valid_loss,
         "answer": {"prompt_ids": TUTORIAL_PROMPT_IDS, "expected": ANSWER_ID, **answers, "ok": ok},
+        "attention_on_tutorial_prompt": attention,
         "parameters": {"trained": n_params, "in_checkpoint": n_params_full},
         "checkpoint_bytes": os.path.getsize(os.path.join(a.out, "consolidated.00.pth")),
         "checkpoint_zlib9_bytes": gz_bytes,
