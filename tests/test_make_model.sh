@@ -79,6 +79,12 @@ check_fails 2 "no tokenizer.*make models" "no --tokenizer and no build/models/to
     bash -c "cd '$TMP/empty_cwd' && '$ABS_MM' --preset tiny --out out"
 check "a refused run writes nothing" bash -c "[ ! -e '$TMP/x' ] && [ ! -e '$TMP/empty_cwd/out' ]"
 
+# A write that fails half-way (here: the .partial file cannot be created) exits 1 and leaves no params.json, so the
+# folder no longer looks like a model (params.json is removed first and written last).
+mkdir -p "$TMP/a/consolidated.00.pth.partial"
+check_fails 1 "cannot open" "a failed write exits 1" "$MM" --preset tiny --tokenizer "$TOK" --out "$TMP/a" --quiet
+check "a failed write leaves no params.json" test ! -e "$TMP/a/params.json"
+
 # ---- the 8B preset (opt-in: gigabytes of disk and minutes on a small machine) ------------------------------------------
 if [ "${L3T_BIG_TESTS:-0}" = 1 ]; then
     check "llama3-8b --layers 1" "$MM" --preset llama3-8b --layers 1 --seed 3 --tokenizer "$TOK" --out "$TMP/b8" --quiet

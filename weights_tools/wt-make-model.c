@@ -1,9 +1,9 @@
 // wt-make-model: writes a synthetic Llama-3 model in Meta's exact on-disk layout, so every program can be run and
 // tested without downloading the real 16 GB checkpoint:
 //
-//     OUT/params.json          Meta's keys (formats.md §1)
 //     OUT/consolidated.00.pth  torch.save format (pth_write.h), every tensor bf16, Meta's names, shapes and order
 //     OUT/tokenizer.model      copied from --tokenizer (default build/models/tokenizer.model)
+//     OUT/params.json          Meta's keys (formats.md §1); written last, so it exists only beside complete weights
 //
 // Presets (D = dim, L = n_layers, H = n_heads, Hkv = n_kv_heads, Dh = D/H, F = FFN hidden size, V = vocab):
 //     tiny       D 512, L 4, H 4, Hkv 1 (Dh 128, GQA group 4), V 128256, multiple_of 256 -> F 1536   (~290 MB)
@@ -249,11 +249,13 @@ int main(int argc, char **argv) {
         pr.total_bytes += (uint64_t)plan_numel(&plan[i]) * sizeof(uint16_t);
     }
 
+    // params.json is removed first and written last: a run that fails half-way leaves no params.json, so an older
+    // model's params.json never sits beside new weights, and `make` (whose target is params.json) retries.
     mkdir_p(out_dir);
     char *params_path = path_join(out_dir, "params.json");
     char *pth_path = path_join(out_dir, "consolidated.00.pth");
     char *tok_path = path_join(out_dir, "tokenizer.model");
-    config_write_params_json(&cfg, params_path);
+    if (unlink(params_path) != 0 && errno != ENOENT) fatal("%s: cannot remove: %s", params_path, strerror(errno));
 
     PthWriter *w = pth_writer_open(pth_path, specs, n_tensors);
     uint16_t *chunk = xmalloc((size_t)CHUNK_ELEMENTS * sizeof(uint16_t));  // bf16 bits
@@ -279,6 +281,7 @@ int main(int argc, char **argv) {
     progress_report(&pr, n_tensors, n_tensors, "done", data_bytes, true);
 
     copy_file_atomically(tokenizer, tok_path);
+    config_write_params_json(&cfg, params_path);
     double secs = now_seconds() - pr.t0;
     printf("wrote %s: %s preset, %d layers, seed %llu, %d tensors, %.2f GB of bf16 in %.1f s (%.0f MB/s)\n", out_dir, preset,
            cfg.n_layers, (unsigned long long)seed, n_tensors, data_bytes / 1e9, secs, secs > 0 ? data_bytes / 1e6 / secs : 0.0);
