@@ -13,8 +13,8 @@
 // its chunk of V, writes a partial sum, and the last block of the row to finish adds the partials in a fixed order
 // (deterministic) and writes bf16.
 // Scratch: scores [T, H, S] floats, partial [T, H, ATTN_SPLITS, Dh] floats, counters [T, Hkv] (zero, left zero).
+#include "engine.h"  // first: it includes the C headers (tensor.h, util.h) with C linkage
 #include "common.cuh"
-#include "engine.h"
 
 #define ATTN_THREADS 128
 #define ATTN_WARPS (ATTN_THREADS / 32)

@@ -6,8 +6,8 @@
 //   engine_swiglu_pairs  interleaved (gate, up) -> bf16(bf16(silu(gate)) * up)
 // Rounding points as common/ref_ops.h; RoPE and the norm are written without FMA contraction so that they round
 // exactly like the CPU reference.
+#include "engine.h"  // first: it includes the C headers (tensor.h, util.h) with C linkage
 #include "common.cuh"
-#include "engine.h"
 
 __device__ __forceinline__ float rbf(float x) { return dev_bf16_to_f32(dev_f32_to_bf16(x)); }
 

@@ -14,8 +14,8 @@
 //                      freqs_cis[pos] in fp32 and written to q, or into the KV cache at row pos (v unrotated).
 //   epilogue SWIGLU    the interleaved w1|w3 product: the pair is (gate, up) -> bf16(bf16(silu(gate)) * up).
 // Layout: 256 threads = 8 warps per block, 2 rows per warp, 16 rows per block.
+#include "engine.h"  // first: it includes the C headers (tensor.h, util.h) with C linkage
 #include "common.cuh"
-#include "engine.h"
 
 #define GEMV_WARPS 8
 #define GEMV_ROWS_PER_WARP 2

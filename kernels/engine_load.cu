@@ -15,8 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine.h"  // first: it includes the C headers (tensor.h, util.h) with C linkage
 #include "common.cuh"
-#include "engine.h"
 
 #define LOAD_CHUNK_BYTES (16u << 20)
 

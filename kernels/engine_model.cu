@@ -14,8 +14,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine.h"  // first: it includes the C headers (tensor.h, util.h) with C linkage
 #include "common.cuh"
-#include "engine.h"
 
 typedef struct {
     uint16_t *attention_norm, *wqkv, *wo, *ffn_norm, *w13, *w2;
