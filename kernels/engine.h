@@ -84,6 +84,9 @@ const float *engine_forward(Engine *e, const int32_t *tokens, int T, int start_p
 // launches without use_graphs). Returns the logits as engine_forward does.
 const float *engine_decode(Engine *e, int32_t token, int pos);
 
+// Switches the decode products (the graph is captured again at the next decode).
+void engine_set_gemv(Engine *e, EngineGemv gemv);
+
 // Timing with CUDA events (bench): milliseconds of one prefill of T tokens at start_pos 0, and of n decode steps
 // at positions pos0..pos0+n-1 (the cache rows before pos0 must be filled, e.g. by a prefill).
 double engine_time_prefill_ms(Engine *e, const int32_t *tokens, int T);

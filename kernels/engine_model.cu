@@ -460,6 +460,14 @@ extern "C" const float *engine_decode(Engine *e, int32_t token, int pos) {
     return e->logits_host;
 }
 
+extern "C" void engine_set_gemv(Engine *e, EngineGemv gemv) {
+    if (e->opt.gemv == gemv) return;
+    cudaCheck(cudaStreamSynchronize(e->stream));
+    if (e->graph_ready) cudaCheck(cudaGraphExecDestroy(e->graph));
+    e->graph_ready = false;
+    e->opt.gemv = gemv;
+}
+
 // ---- timers ------------------------------------------------------------------------------------------------------------
 extern "C" double engine_time_prefill_ms(Engine *e, const int32_t *tokens, int T) {
     check_tokens(e, tokens, T, 0);

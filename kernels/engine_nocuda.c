@@ -18,6 +18,7 @@ void engine_free(Engine *e) { NO_ENGINE("engine_free"); }
 const EngineInfo *engine_info(const Engine *e) { NO_ENGINE("engine_info"); }
 const float *engine_forward(Engine *e, const int32_t *tokens, int T, int start_pos) { NO_ENGINE("engine_forward"); }
 const float *engine_decode(Engine *e, int32_t token, int pos) { NO_ENGINE("engine_decode"); }
+void engine_set_gemv(Engine *e, EngineGemv gemv) { NO_ENGINE("engine_set_gemv"); }
 double engine_time_prefill_ms(Engine *e, const int32_t *tokens, int T) { NO_ENGINE("engine_time_prefill_ms"); }
 double engine_time_decode_ms(Engine *e, int32_t token, int pos0, int n) { NO_ENGINE("engine_time_decode_ms"); }
 double engine_copy_bandwidth(int device, size_t bytes, int reps) { NO_ENGINE("engine_copy_bandwidth"); }

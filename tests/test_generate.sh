@@ -82,6 +82,8 @@ sys.exit(0 if d <= 0.02 * s and a.argmax() == b.argmax() else 1)"
     else
         no "transformers is not importable: the HF peer cannot run"
     fi
+    check_fails 1 "needs .* GiB.*KV cache" "a KV cache larger than the GPU: a clear error" "$GEN" --model "$MODEL" \
+        --prompt x --device cuda --max-seq-len 1048576
     SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
     if [ -n "$SAN" ]; then
         check "compute-sanitizer memcheck on generate" "$SAN" --tool memcheck --error-exitcode 9 "$GEN" --model "$MODEL" \

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# bench/run.sh: `make bench` on a machine with an NVIDIA GPU (see bench/README.md).
+#   1. the llama3-8b preset (16 GB, random weights in Meta's layout) under /tmp, written once by wt-make-model
+#   2. its file read once so that the load is timed from the page cache
+#   3. build/bin/bench: copy bandwidth, load, prefill 17/512, decode at 128/1024 (ours and cuBLAS), memory
+#   4. bench/peers.py: HF eager, sdpa, static cache + torch.compile; the table; the JSON with GPU, commit and date
+# The JSON goes to $OUT when that is set (the device tool's folder), else bench/results/.
+# BENCH_MODEL=DIR uses another model; BENCH_SKIP_PEERS=1 measures ours alone; BENCH_RUNS (5), BENCH_STEPS (32).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODEL=${BENCH_MODEL:-/tmp/llama3-8b-bench}
+RUNS=${BENCH_RUNS:-5}
+STEPS=${BENCH_STEPS:-32}
+DEST=${OUT:-bench/results}
+mkdir -p "$DEST"
+[ -x build/bin/bench ] || { echo "build/bin/bench is missing: make needs nvcc for the bench" >&2; exit 1; }
+nvidia-smi -L >/dev/null 2>&1 || { echo "bench: no NVIDIA GPU here" >&2; exit 1; }
+if [ ! -f "$MODEL/params.json" ]; then
+    echo "== writing the llama3-8b preset to $MODEL (16 GB, about a minute) =="
+    build/bin/wt-make-model --preset llama3-8b --seed 1 --tokenizer build/models/tokenizer.model --out "$MODEL" --quiet
+fi
+echo "== page cache: reading $MODEL once =="
+cat "$MODEL"/consolidated.*.pth >/dev/null
+WORK=$(mktemp -d /tmp/bench.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+echo "== ours =="
+build/bin/bench --model "$MODEL" --json "$WORK/ours.json" --runs "$RUNS" --decode-steps "$STEPS"
+GPU=$(python3 -c "import json,re,sys; print(re.sub('[^A-Za-z0-9]+','-',json.load(open('$WORK/ours.json'))['gpu'].split(' (')[0]).strip('-'))")
+RESULT="$DEST/bench-$GPU-$(date -u +%Y%m%dT%H%M%SZ).json"
+echo "== peers and table =="
+PEER_FLAGS=()
+[ "${BENCH_SKIP_PEERS:-0}" = 1 ] && PEER_FLAGS+=(--skip-peers)
+PYTHONUNBUFFERED=1 python3 bench/peers.py --ours "$WORK/ours.json" --out "$RESULT" --runs "$RUNS" \
+    --decode-steps "$STEPS" "${PEER_FLAGS[@]}"
