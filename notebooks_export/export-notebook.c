@@ -1,0 +1,1264 @@
+// export-notebook: a trace directory -> a Jupyter notebook and a self-contained HTML page, in English or Chinese.
+//
+// Reads TRACE_DIR/trace.json (common/trace.h: steps with printed lines, tensors, images, timings, comparisons) and
+// writes
+//   - a notebook (nbformat 4.5): a setup cell with small numpy/matplotlib helpers, then per chapter in the order of
+//     the trace (00_config ... 16_generate): the explanation (notebooks_export/chapters.h), the tutorial's PyTorch
+//     as comments, a cell that prints what the C program printed, a cell that loads the chapter's .npy files and
+//     describes them, one cell per figure that redraws it from the .npy, and the CUDA-vs-CPU verdicts. Every output
+//     is filled in already (the figures are the PNGs of the trace, embedded); "Run All" in Jupyter recomputes them
+//     from the files next to the notebook with numpy and matplotlib alone.
+//   - a page: one HTML file, images embedded as data: URIs, no script and no network: a chapter list, and per
+//     chapter the explanation, the tutorial's code, the printed lines, a table of tensors (name, shape, dtype,
+//     min/max/mean/std), the figures and the verdicts.
+// Everything in the trace is checked before anything is written (exit 2 naming the file and the field on bad
+// input); the outputs are written to NAME.partial and renamed, so a failed run leaves no half-written file.
+//
+// Run: build/bin/export-notebook TRACE_DIR [-o FILE.ipynb] [--html FILE.html] [--lang en|zh]
+//      (defaults: TRACE_DIR/walkthrough.ipynb and TRACE_DIR/index.html; walkthrough_zh.ipynb, index_zh.html for zh)
+#include <ctype.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#include "chapters.h"
+
+// ---- a growable string --------------------------------------------------------------------------------------------
+
+typedef struct {
+    char *s;
+    size_t len, cap;
+} Buf;
+
+static void buf_add_n(Buf *b, const char *s, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (b->len + n + 1 > cap) cap *= 2;
+        b->s = xrealloc(b->s, cap);
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = 0;
+}
+static void buf_add(Buf *b, const char *s) { buf_add_n(b, s, strlen(s)); }
+static void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void buf_printf(Buf *b, const char *fmt, ...) {
+    char small[512];
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) fatal("buf_printf: bad format");
+    if ((size_t)n < sizeof small) buf_add_n(b, small, (size_t)n);
+    else {
+        char *big = xmalloc((size_t)n + 1);
+        vsnprintf(big, (size_t)n + 1, fmt, ap2);
+        buf_add_n(b, big, (size_t)n);
+        free(big);
+    }
+    va_end(ap2);
+}
+// Takes the text out of the buffer (malloc'd, never NULL) and empties it.
+static char *buf_take(Buf *b) {
+    char *s = b->s ? b->s : xstrdup("");
+    b->s = NULL, b->len = b->cap = 0;
+    return s;
+}
+
+// ---- base64 (RFC 4648, with padding): how notebooks and data: URIs carry PNG bytes ---------------------------------
+
+static char *base64_encode(const unsigned char *data, size_t n) {
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = xmalloc(4 * ((n + 2) / 3) + 1), *o = out;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {  // 3 bytes -> 4 characters of 6 bits
+        uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8 | data[i + 2];
+        *o++ = alphabet[v >> 18 & 63], *o++ = alphabet[v >> 12 & 63], *o++ = alphabet[v >> 6 & 63], *o++ = alphabet[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)data[i] << 16;
+        *o++ = alphabet[v >> 18 & 63], *o++ = alphabet[v >> 12 & 63], *o++ = '=', *o++ = '=';
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8;
+        *o++ = alphabet[v >> 18 & 63], *o++ = alphabet[v >> 12 & 63], *o++ = alphabet[v >> 6 & 63], *o++ = '=';
+    }
+    *o = 0;
+    return out;
+}
+
+// ---- the trace, checked ---------------------------------------------------------------------------------------------
+// Strings point into the JSON document, which stays alive until the end. Everything allocated is reachable from the
+// global `G`, so that an exit through input_error() leaves nothing that LeakSanitizer would call a leak.
+
+typedef struct {
+    const char *name, *dtype, *file;
+    int ndim;
+    int64_t shape[8];
+    double min, max, mean, std;  // NAN where the trace has null (no finite value)
+    int64_t numel, n_nan, n_inf;
+    const char *npy_dtype;       // numpy's name of the .npy's dtype: "float32", "int64", ...
+} TensorInfo;
+
+typedef struct {
+    const char *file, *caption;
+    char *base64;  // the PNG bytes, base64
+} ImageInfo;
+
+typedef struct {
+    const char *name, *metric, *verdict;
+    double max_abs, max_rel, atol, rtol, tol_used;
+    int64_t n, n_mismatch;
+} CompareInfo;
+
+typedef struct {
+    const char *id, *title;
+    json_t *lines, *timings;
+    TensorInfo *tensors;
+    int n_tensors;
+    ImageInfo *images;
+    int n_images;
+    CompareInfo *comparisons;
+    int n_comparisons;
+} StepInfo;
+
+static struct {
+    json_t *root;
+    const char *trace_dir, *index_path;
+    const char *model, *prompt, *device, *precision;
+    json_t *token_ids, *token_pieces;
+    StepInfo *steps;
+    int n_steps;
+    char *checking;          // the path of the file being checked
+    unsigned char *scratch;  // its bytes
+} G;
+
+static const char *opt_string(json_t *obj, const char *key, const char *where) {
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) return NULL;
+    if (!json_is_string(v)) input_error(G.index_path, "%s%s: expected a string", where, key);
+    return json_string_value(v);
+}
+static const char *req_string(json_t *obj, const char *key, const char *where) {
+    const char *s = opt_string(obj, key, where);
+    if (!s) input_error(G.index_path, "%s%s: expected a string", where, key);
+    return s;
+}
+static double opt_number(json_t *obj, const char *key, const char *where) {
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) return NAN;
+    if (!json_is_number(v)) input_error(G.index_path, "%s%s: expected a number or null", where, key);
+    return json_number_value(v);
+}
+static int64_t opt_count(json_t *obj, const char *key, const char *where) {
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        input_error(G.index_path, "%s%s: expected a count (an integer >= 0)", where, key);
+    return (int64_t)json_integer_value(v);
+}
+static json_t *req_array(json_t *obj, const char *key, const char *where) {
+    json_t *v = json_object_get(obj, key);
+    if (!v) return NULL;
+    if (!json_is_array(v)) input_error(G.index_path, "%s%s: expected an array", where, key);
+    return v;
+}
+
+// A file named by the trace must stay inside the trace directory: relative, no "..", no empty parts.
+static void check_relative_path(const char *file, const char *where) {
+    bool bad = !*file || file[0] == '/' || strstr(file, "//");
+    for (const char *p = file; !bad && *p;) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        if ((n == 2 && p[0] == '.' && p[1] == '.') || (n == 1 && p[0] == '.')) bad = true;
+        p = slash ? slash + 1 : p + n;
+    }
+    if (bad) input_error(G.index_path, "%s: expected a path relative to the trace directory, got \"%s\"", where, file);
+}
+
+// numpy's dtype name for a .npy descr string, NULL if it is one numpy would not load as a plain number.
+static const char *numpy_dtype_name(const char *descr) {
+    static const char *const table[][2] = {
+        {"<f4", "float32"}, {"<f8", "float64"}, {"<f2", "float16"}, {"<i8", "int64"}, {"<i4", "int32"},
+        {"<i2", "int16"},   {"|i1", "int8"},    {"|u1", "uint8"},   {"<u2", "uint16"}, {"<u4", "uint32"},
+        {"<u8", "uint64"},  {"|b1", "bool"},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (strcmp(descr, table[i][0]) == 0) return table[i][1];
+    return NULL;
+}
+
+// Reads the header of a .npy file (format 1.0, 2.0 or 3.0) and checks it against the trace's shape; sets
+// t->npy_dtype. Only the header is read: a tensor of the real model can be hundreds of MB.
+static void check_npy(const char *path, TensorInfo *t, const char *where) {
+    FILE *f = fopen(path, "rb");
+    if (!f) input_error(path, "cannot open the .npy named by %s.file: %s", where, strerror(errno));
+    unsigned char pre[12];
+    size_t got = fread(pre, 1, sizeof pre, f);
+    if (got < 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
+        fclose(f);
+        input_error(path, "magic: expected a .npy file (\\x93NUMPY)");
+    }
+    size_t header_len, header_start;
+    if (pre[6] == 1) header_len = (size_t)pre[8] | (size_t)pre[9] << 8, header_start = 10;
+    else if ((pre[6] == 2 || pre[6] == 3) && got == 12)
+        header_len = (size_t)pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 | (size_t)pre[11] << 24, header_start = 12;
+    else {
+        fclose(f);
+        input_error(path, "version: expected .npy format 1, 2 or 3, got %d", pre[6]);
+    }
+    if (header_len > (1u << 20)) {
+        fclose(f);
+        input_error(path, "header length: %zu bytes is not a .npy header", header_len);
+    }
+    G.scratch = xmalloc(header_len + 1);
+    char *h = (char *)G.scratch;
+    bool short_read = fseek(f, (long)header_start, SEEK_SET) != 0 || fread(h, 1, header_len, f) != header_len;
+    fclose(f);
+    if (short_read) input_error(path, "header: the file ends inside the .npy header");
+    h[header_len] = 0;
+    // {'descr': '<f4', 'fortran_order': False, 'shape': (17, 128), }
+    const char *d = strstr(h, "'descr':"), *s = strstr(h, "'shape':"), *fo = strstr(h, "'fortran_order':");
+    char descr[16] = "";
+    if (!d || sscanf(d + 8, " '%15[^']'", descr) != 1) input_error(path, "descr: not found in the .npy header");
+    if (!fo || strncmp(fo + 16 + strspn(fo + 16, " "), "False", 5) != 0)
+        input_error(path, "fortran_order: expected False (C order)");
+    t->npy_dtype = numpy_dtype_name(descr);
+    if (!t->npy_dtype) input_error(path, "descr: '%s' is not a little-endian number type numpy loads", descr);
+    if (!s) input_error(path, "shape: not found in the .npy header");
+    const char *p = strchr(s, '(');
+    if (!p) input_error(path, "shape: expected a tuple");
+    p++;
+    int ndim = 0;
+    int64_t shape[8];
+    for (;;) {
+        p += strspn(p, " ,");
+        if (*p == ')') break;
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || v < 0 || ndim == 8) input_error(path, "shape: expected up to 8 sizes >= 0");
+        shape[ndim++] = v;
+        p = end;
+    }
+    free(G.scratch), G.scratch = NULL;
+    bool same = ndim == t->ndim;
+    for (int i = 0; same && i < ndim; i++) same = shape[i] == t->shape[i];
+    if (!same) input_error(path, "shape: the .npy's shape differs from %s.shape in trace.json", where);
+}
+
+static char *read_png_base64(const char *path, const char *where) {
+    FILE *f = fopen(path, "rb");
+    if (!f) input_error(path, "cannot open the image named by %s: %s", where, strerror(errno));
+    fclose(f);
+    size_t n;
+    G.scratch = (unsigned char *)read_whole_file(path, &n);
+    if (n < 8 || memcmp(G.scratch, "\x89PNG\r\n\x1a\n", 8) != 0) input_error(path, "signature: expected a PNG file");
+    char *b64 = base64_encode(G.scratch, n);
+    free(G.scratch), G.scratch = NULL;
+    return b64;
+}
+
+static void load_trace(const char *trace_dir) {
+    G.trace_dir = trace_dir;
+    if (!dir_exists(trace_dir)) input_error(trace_dir, "expected a trace directory (made by the steps' --out)");
+    G.index_path = path_join(trace_dir, "trace.json");
+    if (!file_exists(G.index_path))
+        input_error(G.index_path, "not found: run the walkthrough's steps with --out %s first", trace_dir);
+    json_error_t err;
+    G.root = json_load_file(G.index_path, 0, &err);
+    if (!G.root) input_error(G.index_path, "not valid JSON: line %d, column %d: %s", err.line, err.column, err.text);
+    json_t *root = G.root;
+    if (!json_is_object(root)) input_error(G.index_path, "expected a JSON object (a trace index)");
+    const char *format = opt_string(root, "format", "");
+    if (format && strcmp(format, "llama3-trace/1") != 0)
+        input_error(G.index_path, "format: expected \"llama3-trace/1\", got \"%s\"", format);
+    G.model = opt_string(root, "model", "");
+    G.prompt = opt_string(root, "prompt", "");
+    G.device = opt_string(root, "device", "");
+    G.precision = opt_string(root, "precision", "");
+    json_t *tokens = json_object_get(root, "tokens");
+    if (tokens && !json_is_null(tokens)) {
+        if (!json_is_object(tokens)) input_error(G.index_path, "tokens: expected an object {ids, pieces}");
+        G.token_ids = req_array(tokens, "ids", "tokens.");
+        G.token_pieces = req_array(tokens, "pieces", "tokens.");
+        size_t i;
+        json_t *v;
+        if (G.token_ids)
+            json_array_foreach(G.token_ids, i, v) if (!json_is_integer(v))
+                input_error(G.index_path, "tokens.ids[%zu]: expected an integer", i);
+        if (G.token_pieces)
+            json_array_foreach(G.token_pieces, i, v) if (!json_is_string(v))
+                input_error(G.index_path, "tokens.pieces[%zu]: expected a string", i);
+    }
+    json_t *steps = req_array(root, "steps", "");
+    if (!steps || json_array_size(steps) == 0) input_error(G.index_path, "steps: expected a non-empty array of steps");
+    G.n_steps = (int)json_array_size(steps);
+    G.steps = xcalloc((size_t)G.n_steps, sizeof(StepInfo));
+    for (int si = 0; si < G.n_steps; si++) {
+        json_t *js = json_array_get(steps, (size_t)si);
+        StepInfo *st = &G.steps[si];
+        char where[96];
+        snprintf(where, sizeof where, "steps[%d].", si);
+        if (!json_is_object(js)) input_error(G.index_path, "steps[%d]: expected an object", si);
+        st->id = req_string(js, "id", where);
+        // the id names a folder, an HTML anchor and a Python string: plain characters only
+        if (!*st->id || strspn(st->id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") != strlen(st->id) ||
+            st->id[0] == '.')
+            input_error(G.index_path, "%sid: expected a plain step name like \"05_rope\", got \"%s\"", where, st->id);
+        for (int k = 0; k < si; k++)
+            if (strcmp(G.steps[k].id, st->id) == 0) input_error(G.index_path, "%sid: \"%s\" appears twice", where, st->id);
+        st->title = opt_string(js, "title", where);
+        st->lines = req_array(js, "lines", where);
+        if (st->lines) {
+            size_t i;
+            json_t *v;
+            json_array_foreach(st->lines, i, v) if (!json_is_string(v))
+                input_error(G.index_path, "%slines[%zu]: expected a string", where, i);
+        }
+        st->timings = json_object_get(js, "timings");
+        if (st->timings && !json_is_object(st->timings)) input_error(G.index_path, "%stimings: expected an object", where);
+        if (st->timings) {
+            const char *key;
+            json_t *v;
+            json_object_foreach(st->timings, key, v) if (!json_is_number(v) && !json_is_null(v))
+                input_error(G.index_path, "%stimings.%s: expected a number (ms)", where, key);
+        }
+
+        json_t *jt = req_array(js, "tensors", where);
+        st->n_tensors = jt ? (int)json_array_size(jt) : 0;
+        st->tensors = xcalloc((size_t)st->n_tensors + 1, sizeof(TensorInfo));
+        for (int ti = 0; ti < st->n_tensors; ti++) {
+            json_t *o = json_array_get(jt, (size_t)ti);
+            TensorInfo *t = &st->tensors[ti];
+            char w[128];
+            snprintf(w, sizeof w, "%stensors[%d]", where, ti);
+            if (!json_is_object(o)) input_error(G.index_path, "%s: expected an object", w);
+            char wd[136];
+            snprintf(wd, sizeof wd, "%s.", w);
+            t->name = req_string(o, "name", wd);
+            t->dtype = opt_string(o, "dtype", wd);
+            t->file = req_string(o, "file", wd);
+            json_t *shape = req_array(o, "shape", wd);
+            if (!shape || json_array_size(shape) > 8) input_error(G.index_path, "%s.shape: expected up to 8 sizes", w);
+            t->ndim = (int)json_array_size(shape);
+            t->numel = 1;
+            for (int d = 0; d < t->ndim; d++) {
+                json_t *v = json_array_get(shape, (size_t)d);
+                if (!json_is_integer(v) || json_integer_value(v) < 0)
+                    input_error(G.index_path, "%s.shape[%d]: expected a size >= 0", w, d);
+                t->shape[d] = (int64_t)json_integer_value(v);
+                t->numel *= t->shape[d];
+            }
+            t->min = opt_number(o, "min", wd), t->max = opt_number(o, "max", wd);
+            t->mean = opt_number(o, "mean", wd), t->std = opt_number(o, "std", wd);
+            t->n_nan = opt_count(o, "n_nan", wd), t->n_inf = opt_count(o, "n_inf", wd);
+            snprintf(wd, sizeof wd, "%s.file", w);
+            check_relative_path(t->file, wd);
+            G.checking = path_join(trace_dir, t->file);
+            check_npy(G.checking, t, w);
+            free(G.checking), G.checking = NULL;
+        }
+
+        json_t *ji = req_array(js, "images", where);
+        st->n_images = ji ? (int)json_array_size(ji) : 0;
+        st->images = xcalloc((size_t)st->n_images + 1, sizeof(ImageInfo));
+        for (int ii = 0; ii < st->n_images; ii++) {
+            json_t *o = json_array_get(ji, (size_t)ii);
+            char w[128];
+            snprintf(w, sizeof w, "%simages[%d].", where, ii);
+            if (!json_is_object(o)) input_error(G.index_path, "%s: expected an object", w);
+            ImageInfo *im = &st->images[ii];
+            im->file = req_string(o, "file", w);
+            im->caption = opt_string(o, "caption", w);
+            snprintf(w, sizeof w, "%simages[%d].file", where, ii);
+            check_relative_path(im->file, w);
+            G.checking = path_join(trace_dir, im->file);
+            im->base64 = read_png_base64(G.checking, w);
+            free(G.checking), G.checking = NULL;
+        }
+
+        json_t *jc = req_array(js, "comparisons", where);
+        st->n_comparisons = jc ? (int)json_array_size(jc) : 0;
+        st->comparisons = xcalloc((size_t)st->n_comparisons + 1, sizeof(CompareInfo));
+        for (int ci = 0; ci < st->n_comparisons; ci++) {
+            json_t *o = json_array_get(jc, (size_t)ci);
+            char w[128];
+            snprintf(w, sizeof w, "%scomparisons[%d].", where, ci);
+            if (!json_is_object(o)) input_error(G.index_path, "%s: expected an object", w);
+            CompareInfo *c = &st->comparisons[ci];
+            c->name = req_string(o, "name", w);
+            c->metric = opt_string(o, "metric", w);
+            c->verdict = req_string(o, "verdict", w);
+            if (strcmp(c->verdict, "OK") != 0 && strcmp(c->verdict, "FAIL") != 0)
+                input_error(G.index_path, "%sverdict: expected \"OK\" or \"FAIL\", got \"%s\"", w, c->verdict);
+            c->max_abs = opt_number(o, "max_abs", w), c->max_rel = opt_number(o, "max_rel", w);
+            c->tol_used = opt_number(o, "tol_used", w);
+            c->n = opt_count(o, "n", w), c->n_mismatch = opt_count(o, "n_mismatch", w);
+            json_t *tol = json_object_get(o, "tolerance");
+            c->atol = c->rtol = NAN;
+            if (tol && !json_is_null(tol)) {
+                if (!json_is_object(tol)) input_error(G.index_path, "%stolerance: expected {atol, rtol}", w);
+                char wt[140];
+                snprintf(wt, sizeof wt, "%stolerance.", w);
+                c->atol = opt_number(tol, "atol", wt), c->rtol = opt_number(tol, "rtol", wt);
+            }
+        }
+    }
+}
+
+static void free_trace(void) {
+    for (int si = 0; si < G.n_steps; si++) {
+        for (int i = 0; i < G.steps[si].n_images; i++) free(G.steps[si].images[i].base64);
+        free(G.steps[si].tensors), free(G.steps[si].images), free(G.steps[si].comparisons);
+    }
+    free(G.steps);
+    free((char *)G.index_path);
+    json_decref(G.root);
+}
+
+// ---- small text helpers ----------------------------------------------------------------------------------------------
+
+static const NotebookChapter *chapter_text(const char *id) {
+    for (int i = 0; i < NB_N_CHAPTERS; i++)
+        if (strcmp(NB_CHAPTERS[i].id, id) == 0) return &NB_CHAPTERS[i];
+    return NULL;
+}
+static const char *step_title(const StepInfo *st, int lang) {
+    const NotebookChapter *c = chapter_text(st->id);
+    if (c) return lang ? c->title_zh : c->title_en;
+    return st->title ? st->title : st->id;
+}
+// "05" of "05_rope": the chapter number shown before the title (empty when the id does not start with digits)
+static void step_number(const StepInfo *st, char *out, size_t n) {
+    size_t k = strspn(st->id, "0123456789");
+    if (k >= n) k = n - 1;
+    memcpy(out, st->id, k);
+    out[k] = 0;
+}
+
+// Python's str(tuple(shape)): "(17, 128)", "(64,)", "()".
+static void python_tuple(const TensorInfo *t, char *out, size_t n) {
+    size_t len = (size_t)snprintf(out, n, "(");
+    for (int d = 0; d < t->ndim && len < n; d++)
+        len += (size_t)snprintf(out + len, n - len, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+    if (len < n) snprintf(out + len, n - len, t->ndim == 1 ? ",)" : ")");
+}
+// "[17, 128]"
+static void shape_list(const TensorInfo *t, char *out, size_t n) {
+    size_t len = (size_t)snprintf(out, n, "[");
+    for (int d = 0; d < t->ndim && len < n; d++)
+        len += (size_t)snprintf(out + len, n - len, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+    if (len < n) snprintf(out + len, n - len, "]");
+}
+
+// The line the notebook's describe(name, a) prints (NB_PRELUDE), from the statistics in the trace: the same format
+// as Python's %-formatting, so the filled-in output is what running the cell prints.
+static void describe_line(Buf *b, const TensorInfo *t) {
+    char shape[160];
+    python_tuple(t, shape, sizeof shape);
+    buf_printf(b, "%-40s %-16s %-8s ", t->name, shape, t->npy_dtype);
+    int64_t nonfinite = t->n_nan + t->n_inf;
+    if (!isnan(t->min) && !isnan(t->max) && !isnan(t->mean))
+        buf_printf(b, "min %.4g  max %.4g  mean %.4g", t->min, t->max, t->mean);
+    else
+        buf_add(b, "no finite values");
+    if (nonfinite > 0) buf_printf(b, "  non-finite %lld", (long long)nonfinite);
+    buf_add(b, "\n");
+}
+
+// A Python string literal (UTF-8 kept; quotes, backslashes and control characters escaped).
+static void py_string(Buf *b, const char *s) {
+    buf_add(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') buf_printf(b, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f) buf_printf(b, "\\x%02x", *p);
+        else buf_add_n(b, (const char *)p, 1);
+    }
+    buf_add(b, "\"");
+}
+
+static bool is_python_identifier(const char *s) {
+    static const char *const keywords[] = {"False", "None", "True", "and", "as", "assert", "async", "await", "break",
+        "class", "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if",
+        "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while", "with",
+        "yield"};
+    // also keep clear of the names the setup cell defines
+    static const char *const taken[] = {"json", "os", "np", "plt", "TRACE", "trace", "steps", "TOKENS", "load",
+        "printed", "describe", "KV_GROUP", "token_labels", "token_heatmap", "complex_rays", "head_grid",
+        "residual_norms", "top_k", "show_png", "f"};
+    if (!*s || !(isalpha((unsigned char)*s) || *s == '_')) return false;
+    for (const char *p = s; *p; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '_')) return false;
+    for (size_t i = 0; i < sizeof keywords / sizeof *keywords; i++)
+        if (strcmp(s, keywords[i]) == 0) return false;
+    for (size_t i = 0; i < sizeof taken / sizeof *taken; i++)
+        if (strcmp(s, taken[i]) == 0) return false;
+    return true;
+}
+
+// The trace directory as seen from the folder of the notebook ("." when the notebook is inside it).
+static char *relative_trace_dir(const char *notebook_path) {
+    char *copy = xstrdup(notebook_path);
+    char *slash = strrchr(copy, '/');
+    const char *nb_dir = slash ? (slash == copy ? "/" : (*slash = 0, copy)) : ".";
+    char from[PATH_MAX], to[PATH_MAX];
+    if (!realpath(nb_dir, from)) {
+        free(copy);
+        input_error(notebook_path, "the folder of the notebook does not exist");
+    }
+    if (!realpath(G.trace_dir, to)) fatal("%s: realpath failed: %s", G.trace_dir, strerror(errno));
+    free(copy);
+    // strip the common leading folders, then one ".." per folder left in `from`
+    size_t common = 0;
+    for (size_t i = 0;; i++) {
+        bool end_from = from[i] == 0 || from[i] == '/', end_to = to[i] == 0 || to[i] == '/';
+        if (end_from && end_to) common = i;
+        if (from[i] != to[i] || from[i] == 0) break;
+    }
+    if (strcmp(from, "/") == 0) common = 0;
+    Buf b = {0};
+    for (const char *p = from + common; *p; p++)
+        if (*p == '/') buf_add(&b, b.len ? "/.." : "..");
+    const char *rest = to + common;
+    if (*rest == '/') rest++;
+    if (*rest) {
+        if (b.len) buf_add(&b, "/");
+        buf_add(&b, rest);
+    }
+    if (!b.len) buf_add(&b, ".");
+    return buf_take(&b);
+}
+
+// ---- the notebook ----------------------------------------------------------------------------------------------------
+
+typedef struct {
+    json_t *cells;
+    int n_cells, execution_count;
+} Notebook;
+
+// nbformat stores multi-line text as a list of lines, each keeping its '\n'.
+static json_t *nb_text(const char *text) {
+    json_t *lines = json_array();
+    for (const char *p = text; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) + 1 : strlen(p);
+        json_array_append_new(lines, json_stringn(p, n));
+        p += n;
+    }
+    return lines;
+}
+
+static json_t *nb_cell(Notebook *nb, const char *type, const char *source) {
+    json_t *cell = json_object();
+    char id[32];
+    snprintf(id, sizeof id, "cell-%03d", nb->n_cells++);
+    json_object_set_new(cell, "cell_type", json_string(type));
+    json_object_set_new(cell, "id", json_string(id));
+    json_object_set_new(cell, "metadata", json_object());
+    json_object_set_new(cell, "source", nb_text(source));
+    json_array_append_new(nb->cells, cell);
+    return cell;
+}
+static void nb_markdown(Notebook *nb, const char *source) { nb_cell(nb, "markdown", source); }
+// A code cell; its outputs array is returned so the caller can fill it in. A cell without output is left unnumbered.
+static json_t *nb_code(Notebook *nb, const char *source, bool has_output) {
+    json_t *cell = nb_cell(nb, "code", source);
+    json_object_set_new(cell, "execution_count", has_output ? json_integer(++nb->execution_count) : json_null());
+    json_t *outputs = json_array();
+    json_object_set_new(cell, "outputs", outputs);
+    return outputs;
+}
+static void nb_stream(json_t *outputs, const char *text) {
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string("stdout"));
+    json_object_set_new(o, "output_type", json_string("stream"));
+    json_object_set_new(o, "text", nb_text(text));
+    json_array_append_new(outputs, o);
+}
+static void nb_png(json_t *outputs, const char *base64, const char *alt) {
+    json_t *o = json_object(), *data = json_object();
+    json_object_set_new(data, "image/png", json_string(base64));
+    json_object_set_new(data, "text/plain", nb_text(alt));
+    json_object_set_new(o, "data", data);
+    json_object_set_new(o, "metadata", json_object());
+    json_object_set_new(o, "output_type", json_string("display_data"));
+    json_array_append_new(outputs, o);
+}
+
+// Markdown-safe text: the characters that would start emphasis, links or HTML are escaped.
+static void md_escape(Buf *b, const char *s) {
+    for (const char *p = s; *p; p++) {
+        if (strchr("\\`*_[]<>#|", *p)) buf_printf(b, "\\%c", *p);
+        else buf_add_n(b, p, 1);
+    }
+}
+static void md_number(Buf *b, double v) {
+    if (isnan(v)) buf_add(b, "–");
+    else buf_printf(b, "%.3g", v);
+}
+
+static void verdict_markdown(Buf *b, const StepInfo *st, const UiText *ui) {
+    buf_printf(b, "**%s**\n\n", ui->verdict_heading);
+    if (st->n_comparisons == 0) {
+        buf_add(b, G.device && strcmp(G.device, "cpu") == 0 ? ui->no_comparison_cpu : ui->no_comparison);
+        buf_add(b, "\n");
+        return;
+    }
+    buf_printf(b, "| %s | %s | %s | %s | %s | %s | %s |\n|---|---:|---:|---|---:|---:|---|\n", ui->col_name,
+               ui->col_max_abs, ui->col_max_rel, ui->col_tolerance, ui->col_tol_used, ui->col_mismatch, ui->col_verdict);
+    for (int i = 0; i < st->n_comparisons; i++) {
+        const CompareInfo *c = &st->comparisons[i];
+        buf_add(b, "| ");
+        md_escape(b, c->name);
+        buf_add(b, " | ");
+        md_number(b, c->max_abs);
+        buf_add(b, " | ");
+        md_number(b, c->max_rel);
+        buf_add(b, " | atol ");
+        md_number(b, c->atol);
+        buf_add(b, ", rtol ");
+        md_number(b, c->rtol);
+        buf_add(b, " | ");
+        if (isnan(c->tol_used)) buf_add(b, "–");
+        else buf_printf(b, "%.0f%%", 100.0 * c->tol_used);
+        buf_printf(b, " | %lld / %lld | %s |\n", (long long)c->n_mismatch, (long long)c->n,
+                   strcmp(c->verdict, "OK") == 0 ? "✅ OK" : "❌ FAIL");
+    }
+}
+
+// The figure recipe for an image of a step, or NULL; *layer gets the number a '*' matched.
+static const FigureRecipe *figure_recipe(const StepInfo *st, const char *file, int *layer) {
+    const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+    char prefix[128];
+    snprintf(prefix, sizeof prefix, "%s/", st->id);
+    if (strncmp(file, prefix, strlen(prefix)) != 0) return NULL;  // an image outside the step's folder
+    for (int i = 0; i < NB_N_FIGURES; i++) {
+        const FigureRecipe *r = &NB_FIGURES[i];
+        if (strcmp(r->step, st->id) != 0 || fnmatch(r->image, base, 0) != 0) continue;
+        bool has_tensor = false;
+        for (int t = 0; t < st->n_tensors; t++) has_tensor |= strcmp(st->tensors[t].name, r->needs) == 0;
+        if (!has_tensor) return NULL;
+        *layer = -1;
+        const char *star = strchr(r->image, '*');
+        if (star) {
+            const char *digits = base + (star - r->image);
+            if (!isdigit((unsigned char)*digits)) return NULL;
+            *layer = atoi(digits);
+            // the layer must exist in the tensor: its first dimension
+            for (int t = 0; t < st->n_tensors; t++)
+                if (strcmp(st->tensors[t].name, r->needs) == 0 &&
+                    (st->tensors[t].ndim == 0 || *layer >= st->tensors[t].shape[0]))
+                    return NULL;
+        }
+        return r;
+    }
+    return NULL;
+}
+
+// recipe->python with "{N}" replaced by the layer number
+static void figure_python(Buf *b, const FigureRecipe *r, int layer) {
+    for (const char *p = r->python; *p;) {
+        if (strncmp(p, "{N}", 3) == 0) buf_printf(b, "%d", layer), p += 3;
+        else buf_add_n(b, p++, 1);
+    }
+}
+
+static void add_chapter_cells(Notebook *nb, const StepInfo *st, int lang) {
+    const UiText *ui = &NB_UI[lang];
+    const NotebookChapter *c = chapter_text(st->id);
+    Buf b = {0};
+    char num[16];
+    step_number(st, num, sizeof num);
+
+    // the explanation
+    buf_printf(&b, "<a id=\"ch-%s\"></a>\n\n## %s%s", st->id, num, *num ? " · " : "");
+    md_escape(&b, step_title(st, lang));
+    buf_printf(&b, "\n\n`%s`\n\n", st->id);
+    buf_add(&b, c ? (lang ? c->explain_zh : c->explain_en) : ui->missing_text);
+    buf_add(&b, "\n");
+    nb_markdown(nb, b.s);
+    free(buf_take(&b));
+
+    // the tutorial's PyTorch, as comments
+    if (c && c->tutorial_code) {
+        buf_printf(&b, "%s\n", ui->tutorial_comment);
+        for (const char *p = c->tutorial_code; *p;) {
+            const char *nl = strchr(p, '\n');
+            size_t n = nl ? (size_t)(nl - p) : strlen(p);
+            buf_add(&b, "# ");
+            buf_add_n(&b, p, n);
+            if (nl) buf_add(&b, "\n");
+            p += n + (nl ? 1 : 0);
+        }
+        nb_code(nb, b.s, false);
+        free(buf_take(&b));
+    }
+
+    // what the program printed
+    size_t n_lines = st->lines ? json_array_size(st->lines) : 0;
+    if (n_lines) {
+        buf_add(&b, "printed(");
+        py_string(&b, st->id);
+        buf_add(&b, ")");
+        json_t *out = nb_code(nb, b.s, true);
+        free(buf_take(&b));
+        for (size_t i = 0; i < n_lines; i++) {
+            buf_add(&b, json_string_value(json_array_get(st->lines, i)));
+            buf_add(&b, "\n");
+        }
+        nb_stream(out, b.s);
+        free(buf_take(&b));
+    }
+
+    // the .npy files, loaded with numpy
+    if (st->n_tensors) {
+        Buf out_text = {0};
+        buf_printf(&b, "%s\n", ui->npy_comment);
+        for (int i = 0; i < st->n_tensors; i++) {
+            const TensorInfo *t = &st->tensors[i];
+            // two tensors may share a name across steps but not within one; a name that is no identifier is loaded
+            // without a variable
+            bool dup = false;
+            for (int k = 0; k < i; k++) dup |= strcmp(st->tensors[k].name, t->name) == 0;
+            if (is_python_identifier(t->name) && !dup) {
+                buf_printf(&b, "%s = load(", t->name);
+                py_string(&b, st->id);
+                buf_add(&b, ", ");
+                py_string(&b, t->name);
+                buf_add(&b, ")\ndescribe(");
+                py_string(&b, t->name);
+                buf_printf(&b, ", %s)\n", t->name);
+            } else {
+                buf_add(&b, "describe(");
+                py_string(&b, t->name);
+                buf_add(&b, ", load(");
+                py_string(&b, st->id);
+                buf_add(&b, ", ");
+                py_string(&b, t->name);
+                buf_add(&b, "))\n");
+            }
+            describe_line(&out_text, t);
+        }
+        b.s[--b.len] = 0;  // no newline after the last line of the cell
+        json_t *out = nb_code(nb, b.s, true);
+        nb_stream(out, out_text.s);
+        free(buf_take(&b)), free(buf_take(&out_text));
+    }
+
+    // the figures: redrawn from the .npy where we know how, else the PNG itself
+    for (int i = 0; i < st->n_images; i++) {
+        const ImageInfo *im = &st->images[i];
+        int layer;
+        const FigureRecipe *r = figure_recipe(st, im->file, &layer);
+        buf_printf(&b, "%s\n", r ? ui->figure_comment : ui->figure_shown_comment);
+        if (r) figure_python(&b, r, layer);
+        else {
+            buf_add(&b, "show_png(");
+            py_string(&b, im->file);
+            buf_add(&b, ")");
+        }
+        json_t *out = nb_code(nb, b.s, true);
+        free(buf_take(&b));
+        nb_png(out, im->base64, im->caption ? im->caption : im->file);
+    }
+
+    // the verdicts
+    verdict_markdown(&b, st, ui);
+    nb_markdown(nb, b.s);
+    free(buf_take(&b));
+}
+
+static json_t *build_notebook(const char *notebook_path, int lang) {
+    const UiText *ui = &NB_UI[lang];
+    Notebook nb = {.cells = json_array()};
+    Buf b = {0};
+
+    // title, the run, the chapter list
+    buf_printf(&b, "# %s\n\n%s\n\n", ui->doc_title, ui->intro);
+    buf_printf(&b, "| | |\n|---|---|\n");
+    const char *fields[4][2] = {{ui->model, G.model}, {ui->prompt, G.prompt}, {ui->device, G.device},
+                                {ui->precision, G.precision}};
+    for (int i = 0; i < 4; i++) {
+        if (!fields[i][1]) continue;
+        // in a table cell of markdown, a '|' would end the cell and a '`' the code span
+        buf_printf(&b, "| %s | `", fields[i][0]);
+        for (const char *p = fields[i][1]; *p; p++) {
+            if (*p == '|') buf_add(&b, "¦");
+            else if (*p == '`') buf_add(&b, "'");
+            else if (*p == '\n') buf_add(&b, " ");
+            else buf_add_n(&b, p, 1);
+        }
+        buf_add(&b, "` |\n");
+    }
+    if (G.token_ids) buf_printf(&b, "| %s | %zu |\n", ui->tokens, json_array_size(G.token_ids));
+    buf_printf(&b, "\n**%s**\n\n", ui->chapters);
+    for (int si = 0; si < G.n_steps; si++) {
+        const StepInfo *st = &G.steps[si];
+        char num[16];
+        step_number(st, num, sizeof num);
+        buf_printf(&b, "%d. [%s%s", si + 1, num, *num ? " · " : "");
+        md_escape(&b, step_title(st, lang));
+        buf_printf(&b, "](#ch-%s)\n", st->id);
+    }
+    nb_markdown(&nb, b.s);
+    free(buf_take(&b));
+
+    // the helpers
+    nb_markdown(&nb, ui->setup_md);
+    char *rel = relative_trace_dir(notebook_path);
+    Buf lit = {0};
+    py_string(&lit, rel);
+    free(rel);
+    const char *at = strstr(NB_PRELUDE, "@TRACE@");
+    buf_add_n(&b, NB_PRELUDE, (size_t)(at - NB_PRELUDE));
+    buf_add(&b, lit.s);
+    buf_add(&b, at + strlen("@TRACE@"));
+    free(buf_take(&lit));
+    while (b.len && b.s[b.len - 1] == '\n') b.s[--b.len] = 0;
+    nb_code(&nb, b.s, false);
+    free(buf_take(&b));
+
+    for (int si = 0; si < G.n_steps; si++) add_chapter_cells(&nb, &G.steps[si], lang);
+
+    json_t *doc = json_object(), *meta = json_object(), *kernel = json_object(), *langinfo = json_object();
+    json_object_set_new(kernel, "display_name", json_string("Python 3"));
+    json_object_set_new(kernel, "language", json_string("python"));
+    json_object_set_new(kernel, "name", json_string("python3"));
+    json_object_set_new(langinfo, "name", json_string("python"));
+    json_object_set_new(meta, "kernelspec", kernel);
+    json_object_set_new(meta, "language_info", langinfo);
+    json_t *ours = json_object();
+    json_object_set_new(ours, "lang", json_string(lang ? "zh" : "en"));
+    json_object_set_new(ours, "trace_format", json_string("llama3-trace/1"));
+    json_object_set_new(ours, "steps", json_integer(G.n_steps));
+    json_object_set_new(meta, "llama3_trace", ours);
+    json_object_set_new(doc, "cells", nb.cells);
+    json_object_set_new(doc, "metadata", meta);
+    json_object_set_new(doc, "nbformat", json_integer(4));
+    json_object_set_new(doc, "nbformat_minor", json_integer(5));
+    return doc;
+}
+
+static void write_notebook(const char *path, int lang) {
+    json_t *doc = build_notebook(path, lang);
+    char *text = json_dumps(doc, JSON_INDENT(1));
+    if (!text) fatal("%s: cannot serialise the notebook", path);
+    AtomicFile af;
+    atomic_open(&af, path);
+    xfwrite(text, strlen(text), af.f, af.tmp_path);
+    xfwrite("\n", 1, af.f, af.tmp_path);
+    atomic_commit(&af);
+    free(text);
+    json_decref(doc);
+}
+
+// ---- the page --------------------------------------------------------------------------------------------------------
+
+static void html_escape(FILE *f, const char *s) {
+    for (const char *p = s; *p; p++) {
+        switch (*p) {
+            case '&': fputs("&amp;", f); break;
+            case '<': fputs("&lt;", f); break;
+            case '>': fputs("&gt;", f); break;
+            case '"': fputs("&quot;", f); break;
+            case '\'': fputs("&#39;", f); break;
+            default: fputc(*p, f);
+        }
+    }
+}
+static void html_escape_n(FILE *f, const char *s, size_t n) {
+    char *copy = xmalloc(n + 1);
+    memcpy(copy, s, n);
+    copy[n] = 0;
+    html_escape(f, copy);
+    free(copy);
+}
+// Text with `code` spans, escaped.
+static void html_inline_n(FILE *f, const char *p, size_t n) {
+    for (size_t i = 0; i < n;) {
+        const char *tick = memchr(p + i, '`', n - i);
+        const char *close = tick ? memchr(tick + 1, '`', (size_t)(p + n - tick - 1)) : NULL;
+        if (!tick || !close) {
+            html_escape_n(f, p + i, n - i);
+            return;
+        }
+        html_escape_n(f, p + i, (size_t)(tick - (p + i)));
+        fputs("<code>", f);
+        html_escape_n(f, tick + 1, (size_t)(close - tick - 1));
+        fputs("</code>", f);
+        i = (size_t)(close + 1 - p);
+    }
+}
+static void html_inline(FILE *f, const char *text) { html_inline_n(f, text, strlen(text)); }
+// The chapters' markdown, the little of it they use: paragraphs split by a blank line, `code` spans.
+static void html_markdown(FILE *f, const char *text) {
+    for (const char *p = text; *p;) {
+        const char *end = strstr(p, "\n\n");
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        fputs("<p>", f);
+        html_inline_n(f, p, n);
+        fputs("</p>\n", f);
+        p += n + (end ? 2 : 0);
+    }
+}
+static void html_number(FILE *f, double v) {
+    if (isnan(v)) fputs("<span class=\"na\">–</span>", f);
+    else fprintf(f, "%.4g", v);
+}
+
+static const char PAGE_CSS[] =
+    ":root{--ink:#1f2328;--muted:#59636e;--line:#d1d9e0;--soft:#f6f8fa;--accent:#0969da;--ok:#1a7f37;--bad:#cf222e}\n"
+    "*{box-sizing:border-box}\n"
+    "body{margin:0;color:var(--ink);background:#fff;font:16px/1.55 system-ui,-apple-system,'Segoe UI','Noto Sans',"
+    "'Noto Sans CJK SC','WenQuanYi Micro Hei','DejaVu Sans',Unifont,sans-serif}\n"
+    "nav{position:fixed;top:0;left:0;bottom:0;width:270px;overflow-y:auto;padding:20px 14px;background:var(--soft);"
+    "border-right:1px solid var(--line)}\n"
+    "nav .brand{font-weight:700;font-size:18px;margin:0 6px 12px}\n"
+    "nav ol{list-style:none;margin:0;padding:0}\n"
+    "nav li a{display:flex;gap:8px;align-items:baseline;padding:4px 6px;border-radius:6px;color:var(--ink);"
+    "text-decoration:none;font-size:14px;line-height:1.35}\n"
+    "nav li a:hover{background:#e7ecf0}\n"
+    "nav .num,h2 .num{font-variant-numeric:tabular-nums;color:var(--muted);font-weight:600}\n"
+    "nav .badge{margin-left:auto;font-size:12px}\n"
+    ".ok{color:var(--ok)}.fail{color:var(--bad);font-weight:700}.na{color:var(--muted)}\n"
+    "main{margin-left:270px;padding:28px 40px 60px;max-width:1220px;min-width:0}\n"
+    ".scroll{overflow-x:auto;max-width:100%}\n"
+    "h1{font-size:30px;margin:0 0 8px}\n"
+    "h2{font-size:23px;margin:0 0 10px;padding-bottom:6px;border-bottom:1px solid var(--line)}\n"
+    "h3{font-size:15px;margin:18px 0 6px;color:var(--muted);text-transform:uppercase;letter-spacing:.04em}\n"
+    "section.chapter{margin:34px 0;padding-top:6px}\n"
+    ".explain p{margin:0 0 10px;max-width:62em}\n"
+    "code{font:13.5px/1.4 ui-monospace,'DejaVu Sans Mono',Menlo,Consolas,monospace;background:var(--soft);"
+    "padding:1px 4px;border-radius:4px}\n"
+    "pre{font:13px/1.45 ui-monospace,'DejaVu Sans Mono',Menlo,Consolas,'Noto Sans Mono CJK SC',Unifont,monospace;"
+    "background:var(--soft);border:1px solid var(--line);border-radius:6px;padding:10px 12px;overflow:auto;margin:0}\n"
+    "pre.code{border-left:4px solid var(--accent)}\n"
+    "pre.out{max-height:24em}\n"
+    "table{border-collapse:collapse;font-size:13.5px;margin:4px 0}\n"
+    "th,td{border:1px solid var(--line);padding:4px 9px;text-align:left;vertical-align:top}\n"
+    "th{background:var(--soft);font-weight:600}\n"
+    "td.n{white-space:nowrap;text-align:right;font-variant-numeric:tabular-nums;font-family:ui-monospace,'DejaVu Sans Mono',monospace}\n"
+    "table.run th{width:8em}\n"
+    ".tokens{display:flex;flex-wrap:wrap;gap:5px;margin:10px 0}\n"
+    ".tok{display:inline-flex;flex-direction:column;align-items:center;border:1px solid var(--line);border-radius:6px;"
+    "padding:2px 7px;background:#fff}\n"
+    ".tok b{font:600 14px ui-monospace,'DejaVu Sans Mono',monospace;white-space:pre}\n"
+    ".tok small{color:var(--muted);font-size:11px}\n"
+    ".summary{font-weight:600;margin:10px 0 0}\n"
+    "figure{margin:10px 0 18px}\n"
+    "figure img{max-width:min(100%,900px);height:auto;border:1px solid var(--line);border-radius:6px;display:block}\n"
+    "figcaption{color:var(--muted);font-size:13.5px;margin-top:4px}\n"
+    ".timings{color:var(--muted);font-size:13px;margin-top:10px}\n"
+    "footer{margin-top:50px;color:var(--muted);font-size:13px;border-top:1px solid var(--line);padding-top:10px}\n"
+    "@media (max-width:900px){nav{position:static;width:auto;border-right:0}main{margin-left:0;padding:16px}}\n";
+
+// "ok" when every comparison of the step passed, "fail" when one failed, NULL when it has none.
+static const char *step_status(const StepInfo *st) {
+    if (!st->n_comparisons) return NULL;
+    for (int i = 0; i < st->n_comparisons; i++)
+        if (strcmp(st->comparisons[i].verdict, "OK") != 0) return "fail";
+    return "ok";
+}
+
+static void html_chapter(FILE *f, const StepInfo *st, int lang) {
+    const UiText *ui = &NB_UI[lang];
+    const NotebookChapter *c = chapter_text(st->id);
+    char num[16];
+    step_number(st, num, sizeof num);
+    fprintf(f, "<section class=\"chapter\" id=\"ch-%s\" data-step=\"%s\">\n<h2>", st->id, st->id);
+    if (*num) fprintf(f, "<span class=\"num\">%s</span> ", num);
+    html_escape(f, step_title(st, lang));
+    fprintf(f, " <code>%s</code></h2>\n<div class=\"explain\">\n", st->id);
+    if (c) html_markdown(f, lang ? c->explain_zh : c->explain_en);
+    else {
+        fputs("<p>", f);
+        html_escape(f, ui->missing_text);
+        fputs("</p>\n", f);
+    }
+    fputs("</div>\n", f);
+
+    if (c && c->tutorial_code) {
+        fputs("<h3>", f);
+        html_escape(f, ui->tutorial_heading);
+        fputs("</h3>\n<pre class=\"code\">", f);
+        html_escape(f, c->tutorial_code);
+        fputs("</pre>\n", f);
+    }
+    size_t n_lines = st->lines ? json_array_size(st->lines) : 0;
+    if (n_lines) {
+        fputs("<h3>", f);
+        html_escape(f, ui->printed_heading);
+        fputs("</h3>\n<pre class=\"out\">", f);
+        for (size_t i = 0; i < n_lines; i++) {
+            html_escape(f, json_string_value(json_array_get(st->lines, i)));
+            fputc('\n', f);
+        }
+        fputs("</pre>\n", f);
+    }
+
+    fputs("<h3>", f);
+    html_escape(f, ui->tensors_heading);
+    fputs("</h3>\n", f);
+    if (!st->n_tensors) {
+        fputs("<p class=\"na\">", f);
+        html_escape(f, ui->no_tensors);
+        fputs("</p>\n", f);
+    } else {
+        fprintf(f, "<div class=\"scroll\"><table class=\"tensors\"><thead><tr><th>%s</th><th>%s</th><th>%s</th><th>min</th><th>max</th>"
+                   "<th>mean</th><th>std</th><th>%s</th></tr></thead><tbody>\n",
+                ui->col_name, ui->col_shape, ui->col_dtype, ui->col_nonfinite);
+        for (int i = 0; i < st->n_tensors; i++) {
+            const TensorInfo *t = &st->tensors[i];
+            char shape[160];
+            shape_list(t, shape, sizeof shape);
+            // the file is OUT/<step>/<name>.npy: shown on hover, and kept in data-file
+            fputs("<tr data-file=\"", f);
+            html_escape(f, t->file);
+            fputs("\"><td title=\"", f);
+            html_escape(f, t->file);
+            fputs("\"><code>", f);
+            html_escape(f, t->name);
+            fprintf(f, "</code></td><td class=\"n\">%s</td><td>", shape);
+            html_escape(f, t->dtype ? t->dtype : t->npy_dtype);
+            fputs("</td><td class=\"n\">", f);
+            html_number(f, t->min);
+            fputs("</td><td class=\"n\">", f);
+            html_number(f, t->max);
+            fputs("</td><td class=\"n\">", f);
+            html_number(f, t->mean);
+            fputs("</td><td class=\"n\">", f);
+            html_number(f, t->std);
+            fprintf(f, "</td><td class=\"n\">%lld</td></tr>\n", (long long)(t->n_nan + t->n_inf));
+        }
+        fputs("</tbody></table></div>\n", f);
+    }
+
+    if (st->n_images) {
+        fputs("<h3>", f);
+        html_escape(f, ui->figures_heading);
+        fputs("</h3>\n", f);
+        for (int i = 0; i < st->n_images; i++) {
+            const ImageInfo *im = &st->images[i];
+            const char *caption = im->caption ? im->caption : im->file;
+            fputs("<figure><img alt=\"", f);
+            html_escape(f, caption);
+            fputs("\" data-file=\"", f);
+            html_escape(f, im->file);
+            fprintf(f, "\" src=\"data:image/png;base64,%s\"><figcaption>", im->base64);
+            html_escape(f, caption);
+            fputs(" — <code>", f);
+            html_escape(f, im->file);
+            fputs("</code></figcaption></figure>\n", f);
+        }
+    }
+
+    fputs("<h3>", f);
+    html_escape(f, ui->verdict_heading);
+    fputs("</h3>\n", f);
+    if (!st->n_comparisons) {
+        fputs("<p class=\"na verdict-none\">", f);
+        html_inline(f, G.device && strcmp(G.device, "cpu") == 0 ? ui->no_comparison_cpu : ui->no_comparison);
+        fputs("</p>\n", f);
+    } else {
+        fprintf(f, "<div class=\"scroll\"><table class=\"verdicts\"><thead><tr><th>%s</th><th>%s</th><th>%s</th><th>%s</th><th>%s</th>"
+                   "<th>%s</th><th>%s</th></tr></thead><tbody>\n",
+                ui->col_name, ui->col_max_abs, ui->col_max_rel, ui->col_tolerance, ui->col_tol_used, ui->col_mismatch,
+                ui->col_verdict);
+        for (int i = 0; i < st->n_comparisons; i++) {
+            const CompareInfo *cmp = &st->comparisons[i];
+            bool ok = strcmp(cmp->verdict, "OK") == 0;
+            fputs("<tr><td>", f);
+            html_escape(f, cmp->name);
+            fputs("</td><td class=\"n\">", f);
+            html_number(f, cmp->max_abs);
+            fputs("</td><td class=\"n\">", f);
+            html_number(f, cmp->max_rel);
+            fputs("</td><td class=\"n\">atol ", f);
+            html_number(f, cmp->atol);
+            fputs(", rtol ", f);
+            html_number(f, cmp->rtol);
+            fputs("</td><td class=\"n\">", f);
+            if (isnan(cmp->tol_used)) html_number(f, NAN);
+            else fprintf(f, "%.0f%%", 100.0 * cmp->tol_used);
+            fprintf(f, "</td><td class=\"n\">%lld / %lld</td><td class=\"verdict %s\">%s</td></tr>\n",
+                    (long long)cmp->n_mismatch, (long long)cmp->n, ok ? "ok" : "fail", ok ? "✓ OK" : "✗ FAIL");
+        }
+        fputs("</tbody></table></div>\n", f);
+    }
+    if (st->timings && json_object_size(st->timings)) {
+        fprintf(f, "<p class=\"timings\">%s:", ui->timings);
+        const char *key;
+        json_t *v;
+        json_object_foreach(st->timings, key, v) {
+            if (!json_is_number(v)) continue;
+            fputs(" ", f);
+            html_escape(f, key);
+            fprintf(f, " %.1f;", json_number_value(v));
+        }
+        fputs("</p>\n", f);
+    }
+    fputs("</section>\n", f);
+}
+
+static void write_page(const char *path, int lang) {
+    const UiText *ui = &NB_UI[lang];
+    AtomicFile af;
+    atomic_open(&af, path);
+    FILE *f = af.f;
+    fprintf(f, "<!DOCTYPE html>\n<html lang=\"%s\">\n<head>\n<meta charset=\"utf-8\">\n"
+               "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>",
+            ui->html_lang);
+    html_escape(f, ui->doc_title);
+    fprintf(f, "</title>\n<style>\n%s</style>\n</head>\n<body>\n", PAGE_CSS);
+
+    // the chapter list
+    fputs("<nav id=\"toc\"><div class=\"brand\">llama3-trace</div><ol>\n", f);
+    for (int si = 0; si < G.n_steps; si++) {
+        const StepInfo *st = &G.steps[si];
+        char num[16];
+        step_number(st, num, sizeof num);
+        fprintf(f, "<li><a href=\"#ch-%s\"><span class=\"num\">%s</span><span>", st->id, num);
+        html_escape(f, step_title(st, lang));
+        fputs("</span>", f);
+        const char *status = step_status(st);
+        if (status) fprintf(f, "<span class=\"badge %s\">%s</span>", status, strcmp(status, "ok") == 0 ? "✓" : "✗");
+        fputs("</a></li>\n", f);
+    }
+    fputs("</ol></nav>\n<main>\n<header>\n<h1>", f);
+    html_escape(f, ui->doc_title);
+    fputs("</h1>\n<p class=\"intro\">", f);
+    html_escape(f, ui->intro);
+    fputs("</p>\n<table class=\"run\">\n", f);
+    const char *fields[4][2] = {{ui->model, G.model}, {ui->prompt, G.prompt}, {ui->device, G.device},
+                                {ui->precision, G.precision}};
+    for (int i = 0; i < 4; i++) {
+        if (!fields[i][1]) continue;
+        fprintf(f, "<tr><th>%s</th><td><code>", fields[i][0]);
+        html_escape(f, fields[i][1]);
+        fputs("</code></td></tr>\n", f);
+    }
+    fputs("</table>\n", f);
+    size_t n_ids = G.token_ids ? json_array_size(G.token_ids) : 0;
+    if (n_ids) {
+        fprintf(f, "<h3>%s (T = %zu)</h3>\n<div class=\"tokens\">", ui->tokens, n_ids);
+        for (size_t i = 0; i < n_ids; i++) {
+            json_t *piece = G.token_pieces ? json_array_get(G.token_pieces, i) : NULL;
+            fputs("<span class=\"tok\"><b>", f);
+            if (piece) {
+                // a space is drawn as ␣ so that " answer" and "answer" look different
+                for (const char *p = json_string_value(piece); *p; p++) {
+                    if (*p == ' ') fputs("␣", f);
+                    else if (*p == '\n') fputs("\\n", f);
+                    else html_escape_n(f, p, 1);
+                }
+            }
+            fprintf(f, "</b><small>%lld</small></span>", (long long)json_integer_value(json_array_get(G.token_ids, i)));
+        }
+        fputs("</div>\n", f);
+    }
+    int n_cmp = 0, n_fail = 0;
+    for (int si = 0; si < G.n_steps; si++)
+        for (int i = 0; i < G.steps[si].n_comparisons; i++) {
+            n_cmp++;
+            n_fail += strcmp(G.steps[si].comparisons[i].verdict, "OK") != 0;
+        }
+    fprintf(f, "<p class=\"summary %s\">%d / %d · ", n_fail ? "fail" : n_cmp ? "ok" : "na", n_cmp - n_fail, n_cmp);
+    html_escape(f, n_fail ? ui->summary_fail : n_cmp ? ui->summary_ok : ui->summary_none);
+    fputs("</p>\n</header>\n", f);
+
+    for (int si = 0; si < G.n_steps; si++) html_chapter(f, &G.steps[si], lang);
+    fputs("<footer>", f);
+    html_escape(f, ui->footer);
+    fputs("</footer>\n</main>\n</body>\n</html>\n", f);
+    if (ferror(f)) fatal("%s: write failed", af.tmp_path);
+    atomic_commit(&af);
+}
+
+// ---- the command line ------------------------------------------------------------------------------------------------
+
+static void print_help(void) {
+    printf("usage: export-notebook TRACE_DIR [-o FILE.ipynb] [--html FILE.html] [--lang en|zh]\n"
+           "\n"
+           "Turns a trace directory (what the walkthrough's steps wrote with --out) into\n"
+           "  - a Jupyter notebook: per chapter the explanation, the tutorial's PyTorch, what the program printed,\n"
+           "    the .npy files loaded with numpy, the figures (redrawn with matplotlib when run) and the CUDA-vs-CPU\n"
+           "    verdicts; the outputs are filled in, and Run All recomputes them with numpy and matplotlib alone;\n"
+           "  - one self-contained HTML page (images embedded, no network needed) with the same chapters.\n"
+           "\n"
+           "  -o FILE.ipynb      the notebook (default TRACE_DIR/walkthrough.ipynb; walkthrough_zh.ipynb for zh)\n"
+           "  --html FILE.html   the page (default TRACE_DIR/index.html; index_zh.html for zh)\n"
+           "  --lang en|zh       the language of the texts (default en)\n"
+           "  -h, --help         this text\n"
+           "\n"
+           "Exit status: 0 written; 2 bad input (the message names the file and the field); 1 internal failure.\n");
+}
+
+static void check_output_path(const char *path, const char *what) {
+    if (!*path) usage_error("export-notebook", "%s: expected a file name", what);
+    if (dir_exists(path)) input_error(path, "%s: is a directory, expected a file name", what);
+    char *copy = xstrdup(path);
+    char *slash = strrchr(copy, '/');
+    bool ok = true;
+    if (slash && slash != copy) {
+        *slash = 0;
+        ok = dir_exists(copy);
+    }
+    free(copy);
+    if (!ok) input_error(path, "%s: the folder does not exist", what);
+}
+
+int main(int argc, char **argv) {
+    const char *notebook_path = NULL, *page_path = NULL, *lang_name = "en";
+    static const struct option options[] = {
+        {"output", required_argument, 0, 'o'}, {"html", required_argument, 0, 'H'},
+        {"lang", required_argument, 0, 'l'},   {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+    };
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":o:h", options, NULL)) != -1) {
+        switch (ch) {
+            case 'o': notebook_path = optarg; break;
+            case 'H': page_path = optarg; break;
+            case 'l': lang_name = optarg; break;
+            case 'h': print_help(); return 0;
+            case ':': usage_error("export-notebook", "%s needs a value", argv[optind - 1]);
+            default: usage_error("export-notebook", "unknown option %s", argv[optind - 1]);
+        }
+    }
+    if (optind != argc - 1)
+        usage_error("export-notebook", optind == argc ? "expected TRACE_DIR" : "expected one TRACE_DIR, got more");
+    int lang;
+    if (strcmp(lang_name, "en") == 0) lang = 0;
+    else if (strcmp(lang_name, "zh") == 0) lang = 1;
+    else usage_error("export-notebook", "--lang: expected en or zh, got \"%s\"", lang_name);
+    const char *trace_dir = argv[optind];
+
+    char *default_notebook = path_join(trace_dir, lang ? "walkthrough_zh.ipynb" : "walkthrough.ipynb");
+    char *default_page = path_join(trace_dir, lang ? "index_zh.html" : "index.html");
+    if (!notebook_path) notebook_path = default_notebook;
+    if (!page_path) page_path = default_page;
+    check_output_path(notebook_path, "-o");
+    check_output_path(page_path, "--html");
+    if (strcmp(notebook_path, page_path) == 0) usage_error("export-notebook", "-o and --html name the same file");
+
+    load_trace(trace_dir);  // every check happens here, before anything is written
+    write_notebook(notebook_path, lang);
+    write_page(page_path, lang);
+    int n_images = 0, n_tensors = 0;
+    for (int si = 0; si < G.n_steps; si++) n_images += G.steps[si].n_images, n_tensors += G.steps[si].n_tensors;
+    printf("notebook: %s\npage:     %s\n(%d chapters, %d tensors, %d figures, %s)\n", notebook_path, page_path,
+           G.n_steps, n_tensors, n_images, lang ? "zh" : "en");
+    free_trace();
+    free(default_notebook), free(default_page);
+    return 0;
+}
