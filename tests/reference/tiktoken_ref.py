@@ -10,6 +10,8 @@ Usage:
   tiktoken_ref.py MODEL --random N --seed S TEXTS.jsonl IDS.txt
       makes N random strings (many scripts, digits, whitespace runs, emoji, contractions), writes them one JSON
       string per line to TEXTS.jsonl and their ids (with BOS) one line each to IDS.txt.
+  tiktoken_ref.py MODEL --jsonl TEXTS.jsonl IDS.txt
+      encodes each JSON string of TEXTS.jsonl (with BOS), one line of ids per line
   tiktoken_ref.py MODEL --encode TEXT      prints the ids of TEXT (with BOS)
 Exit status 3 when the `regex` module is missing (the caller skips the cross-check then).
 """
@@ -119,6 +121,11 @@ def main(argv):
     pattern = regex.compile(PAT_STR)
     if argv[2] == "--encode":
         print(" ".join(map(str, encode(ranks, pattern, argv[3]))))
+        return 0
+    if argv[2] == "--jsonl":
+        with open(argv[3], encoding="utf-8") as ft, open(argv[4], "w") as fi:
+            for line in ft:
+                fi.write(" ".join(map(str, encode(ranks, pattern, json.loads(line)))) + "\n")
         return 0
     if argv[2] == "--random":
         n, seed, texts_path, ids_path = int(argv[3]), int(argv[5]), argv[6], argv[7]
