@@ -15,6 +15,7 @@
 //
 // Special-token text typed into the input ("<|eot_id|>") is encoded as ordinary text, as Meta's encode() does by
 // default; special ids enter only through bos/eos and the chat helper.
+// A loaded Tokenizer is read-only: encode/decode may run from several threads at once.
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>

