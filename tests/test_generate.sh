@@ -54,6 +54,18 @@ check "6 ids generated" bash -c "[ \$(wc -w <'$TMP/s5a') -eq 6 ]"
 check "--chat with a system message" "$GEN" --model "$MODEL" --prompt "What is 6 times 7?" --system "Be brief." --chat -n 3 --temperature 0 --device cpu --ids-out "$TMP/chat.ids"
 check "statistics printed" bash -c "'$GEN' --model '$MODEL' --prompt hi -n 2 --device cpu 2>&1 >/dev/null | grep -q 'prefill:'"
 
+# ---- chapter 16: the cache proof on the CPU (bit for bit), also under the sanitizers ---------------------------------
+S16=build/steps/16_generate
+if [ -x "$S16" ]; then
+    check "16_generate --device cpu" bash -c "'$S16' --model $MODEL --out $TMP/trace --device cpu >$TMP/s16.out"
+    check "16_generate: every step bit-identical to a recompute" grep -q "bit-identical" "$TMP/s16.out"
+    check "16_generate: cached = recomputed verdict" grep -q "^OK   16_generate  cpu_logits_cached_vs_recomputed" "$TMP/s16.out"
+    check "16_generate: trace.json written" test -s "$TMP/trace/trace.json"
+    [ -x build/asan/steps/16_generate ] && check "16_generate under ASan/UBSan" build/asan/steps/16_generate --model $MODEL --out $TMP/trace_asan --device cpu --quiet
+else
+    no "$S16 is not built"
+fi
+
 # ---- GPU -------------------------------------------------------------------------------------------------------------
 if [ "${REQUIRE_GPU:-0}" = 1 ] || nvidia-smi -L >/dev/null 2>&1; then
     check "generate --device cuda greedy" "$GEN" --model "$MODEL" --prompt "$PROMPT" -n 8 --temperature 0 --device cuda \
@@ -74,6 +86,7 @@ sys.exit(0 if d <= 0.02 * s and a.argmax() == b.argmax() else 1)"
         -n 6 --temperature 0 --device cuda --max-seq-len 40 --ids-out "$TMP/long_cuda.ids"
     check "long prompt on the CPU" "$GEN" --model "$MODEL" --prompt "$PROMPT$PROMPT" -n 6 --temperature 0 --device cpu --max-seq-len 40 --ids-out "$TMP/long_cpu.ids"
     check "long prompt: CUDA ids = CPU ids" cmp "$TMP/long_cuda.ids" "$TMP/long_cpu.ids"
+    check "16_generate --device cuda (cached = recomputed on CUDA within tolerance)" "$S16" --model $MODEL --out $TMP/trace_cuda --device cuda
     if $PY -c "import transformers" 2>/dev/null || python3 -c "import transformers" 2>/dev/null; then
         HFPY=$PY; $PY -c "import transformers" 2>/dev/null || HFPY=python3
         check "wt-convert meta-to-hf" build/bin/wt-convert meta-to-hf "$MODEL" "$TMP/hf"
