@@ -9,7 +9,7 @@ NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/de
 CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)),/usr/local/cuda)
 # Hopper (H100/H200) first; sm_80/sm_89 so the same build runs on A100/L40 too. PTX for anything newer.
 CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=compute_90
-DEBIAN_PKGS := build-essential libpcre2-dev libjansson-dev libpng-dev zlib1g-dev libomp-dev unifont python3-torch python3-numpy npm
+DEBIAN_PKGS := build-essential libpcre2-dev libjansson-dev libpng-dev zlib1g-dev libomp-dev unifont python3-torch python3-numpy python3-regex npm bc
 
 ifeq ($(NO_CUDA),1)
   NVCC :=
@@ -84,6 +84,7 @@ deps-check:
 	 test -f /usr/share/unifont/unifont.hex || missing="$$missing unifont"; \
 	 test -d /usr/lib/python3/dist-packages/torch || missing="$$missing python3-torch"; \
 	 test -d /usr/lib/python3/dist-packages/numpy || missing="$$missing python3-numpy"; \
+	 test -d /usr/lib/python3/dist-packages/regex || missing="$$missing python3-regex"; \
 	 command -v npm >/dev/null || missing="$$missing npm"; \
 	 if [ -n "$$missing" ]; then \
 	   if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then echo "installing:$$missing"; \
@@ -144,7 +145,7 @@ models: $(TOKENIZER) build/models/tiny/params.json
 $(TOKENIZER): build/bin/wt-convert tools/fetch_tokenizer.sh
 	bash tools/fetch_tokenizer.sh build/models
 build/models/tiny/params.json: build/bin/wt-make-model $(TOKENIZER)
-	build/bin/wt-make-model --preset tiny --seed 1 --tokenizer $(TOKENIZER) --out build/models/tiny
+	build/bin/wt-make-model --preset tiny --seed 4 --tokenizer $(TOKENIZER) --out build/models/tiny
 
 # ---- the two commands -----------------------------------------------------------------------------------------------
 PROMPT := the answer to the ultimate question of life, the universe, and everything is 

@@ -5,7 +5,7 @@ cd "$(git rev-parse --show-toplevel 2>/dev/null || dirname "$0"/..)"
 PASS=0 FAIL=0
 TMP=$(mktemp -d /tmp/l3t.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
-PY=/usr/bin/python3   # Debian's python3, where python3-torch lives
+PY=${PY:-/usr/bin/python3}   # Debian's python3, where python3-torch lives (the GPU machine sets its own)
 ok() { PASS=$((PASS + 1)); }
 no() { FAIL=$((FAIL + 1)); echo "FAIL: $*" >&2; }
 # check WHAT CMD...: passes when CMD exits 0

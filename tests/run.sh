@@ -19,7 +19,7 @@ run_one() {  # name, command...
     local t0=$(date +%s.%N)
     "$@" >"$log" 2>&1
     local rc=$?
-    local secs=$(printf '%.1f' "$(echo "$(date +%s.%N) - $t0" | bc)")
+    local secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
     local line=$(grep -E '^([A-Za-z]+: )?[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1 | sed -E 's/^[A-Za-z]+: //')
     local p=0 f=0
     if [ -n "$line" ]; then

@@ -10,7 +10,7 @@
 //     llama3-8b  exactly Meta-Llama-3-8B's params.json: D 4096, L 32, H 32, Hkv 8, V 128256, F 14336  (16.06 GB)
 // --layers N changes L only. Tensors, in Meta's order, with stream index s = their position in this list:
 //     tok_embeddings.weight [V, D]; per layer L: attention.wq [H*Dh, D], wk [Hkv*Dh, D], wv [Hkv*Dh, D],
-//     wo [D, H*Dh], feed_forward.w1 [F, D], w2 [D, F], w3 [F, D], attention_norm [D], ffn_norm [D]; norm [D];
+//     wo [D, H*Dh], feed_forward.w1 [F, D], w3 [F, D], w2 [D, F] (the order of Meta's own file), attention_norm [D], ffn_norm [D]; norm [D];
 //     output.weight [V, D]
 //
 // Values. Element i (row-major) of the tensor with stream index s is
@@ -124,8 +124,8 @@ static WeightPlan *plan_weights(const Config *c, int *n_out) {
         MATRIX(Hkv, D, 0.0, 1.0 / sqrt((double)D), "layers.%d.attention.wv.weight", l);
         MATRIX(D, Hq, 0.0, 1.0 / sqrt((double)Hq) / branch, "layers.%d.attention.wo.weight", l);
         MATRIX(F, D, 0.0, 1.0 / sqrt((double)D), "layers.%d.feed_forward.w1.weight", l);
-        MATRIX(D, F, 0.0, 1.0 / sqrt((double)F) / branch, "layers.%d.feed_forward.w2.weight", l);
         MATRIX(F, D, 0.0, 1.0 / sqrt((double)D), "layers.%d.feed_forward.w3.weight", l);
+        MATRIX(D, F, 0.0, 1.0 / sqrt((double)F) / branch, "layers.%d.feed_forward.w2.weight", l);
         VECTOR(D, 1.0, 0.05, "layers.%d.attention_norm.weight", l);
         VECTOR(D, 1.0, 0.05, "layers.%d.ffn_norm.weight", l);
     }

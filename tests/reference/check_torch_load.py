@@ -191,8 +191,8 @@ def model_plan(p):
                  (a + "wv.weight", (Hkv * Dh, D), 0.0, 1.0 / math.sqrt(D)),
                  (a + "wo.weight", (D, H * Dh), 0.0, 1.0 / math.sqrt(H * Dh) / branch),
                  (f + "w1.weight", (F, D), 0.0, 1.0 / math.sqrt(D)),
-                 (f + "w2.weight", (D, F), 0.0, 1.0 / math.sqrt(F) / branch),
                  (f + "w3.weight", (F, D), 0.0, 1.0 / math.sqrt(D)),
+                 (f + "w2.weight", (D, F), 0.0, 1.0 / math.sqrt(F) / branch),
                  ("layers.%d.attention_norm.weight" % l, (D,), 1.0, 0.05),
                  ("layers.%d.ffn_norm.weight" % l, (D,), 1.0, 0.05)]
     plan += [("norm.weight", (D,), 1.0, 0.05), ("output.weight", (V, D), 0.0, 3.0 / math.sqrt(D))]

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# tests/gpu/run.sh (`make test-gpu`): the CUDA path on a machine with an NVIDIA GPU.
+#
+#   kernels     every CUDA launcher against its CPU twin, small and 8B shapes (build/tests/test_kernels_gpu)
+#   engine      the inference engine's GPU tests (build/tests/test_engine_gpu), when built
+#   tiny        the whole walkthrough with --device cuda on the tiny model: every comparison must pass
+#   sanitizer   compute-sanitizer memcheck over one walkthrough of the tiny model
+#   8b          the llama3-8b preset (16 GB, written here with wt-make-model under $GPU_TMP): wt-inspect lists it,
+#               torch.load(mmap=True) reads the same values, and the whole walkthrough passes with --device cuda
+#   generate    greedy ids CPU = CUDA = HF transformers on the tiny model, chapter 16 on CUDA, compute-sanitizer
+#   engine8b    the engine's logits against the CPU reference at the llama3-8b preset
+# STAGES="tiny 8b" picks stages (default: all). Ends with "N passed, N failed" and writes a summary (date, commit,
+# GPU, counts, timings) to $GPU_SUMMARY (default tests/gpu/last-run.txt).
+set -u
+cd "$(dirname "$0")/../.."
+STAGES="${STAGES:-kernels engine tiny sanitizer generate 8b engine8b}"
+GPU_TMP="${GPU_TMP:-/tmp/l3t-gpu}"
+SUMMARY="${GPU_SUMMARY:-tests/gpu/last-run.txt}"
+LOGS="${GPU_LOGS:-$GPU_TMP/logs}"
+mkdir -p "$GPU_TMP" "$LOGS"
+PASS=0 FAIL=0
+NOTES=()
+stage() { [[ " $STAGES " == *" $1 "* ]]; }
+note() { NOTES+=("$*"); echo "  $*"; }
+# run NAME CMD...: one check; its output goes to $LOGS/NAME.log; the last lines are shown on failure
+run() {
+    local name="$1"; shift
+    local t0=$(date +%s.%N)
+    "$@" >"$LOGS/$name.log" 2>&1
+    local rc=$? dt=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
+    if [ $rc -eq 0 ]; then PASS=$((PASS + 1)); note "ok    $name (${dt}s)"
+    else FAIL=$((FAIL + 1)); note "FAIL  $name (exit $rc, ${dt}s)"; tail -n 25 "$LOGS/$name.log" | sed 's/^/        /'; fi
+    return $rc
+}
+
+GPU=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -n 1)
+[ -n "$GPU" ] || { echo "no NVIDIA GPU (nvidia-smi found none): make test-gpu needs one"; echo "0 passed, 1 failed"; exit 1; }
+echo "GPU: $GPU"
+export REQUIRE_GPU=1
+TINY=build/models/tiny
+
+if stage kernels; then
+    echo "== kernels: CUDA launchers against the CPU reference =="
+    run kernels build/tests/test_kernels_gpu
+    grep -E "passed, [0-9]+ failed" "$LOGS/kernels.log" | tail -n 1 | sed 's/^/        /'
+fi
+if stage engine && [ -x build/tests/test_engine_gpu ]; then
+    echo "== engine: GPU forward against the full-model CPU reference (tiny) =="
+    run engine_tiny build/tests/test_engine_gpu $TINY
+    grep -E "passed, [0-9]+ failed" "$LOGS/engine_tiny.log" | tail -n 1 | sed 's/^/        /'
+fi
+if stage tiny; then
+    echo "== walkthrough on the tiny model, --device cuda =="
+    run walkthrough_tiny_bf16 build/bin/walkthrough --model $TINY --device cuda --out "$GPU_TMP/tiny" --quiet
+    sed -n '/^chapter/,$p' "$LOGS/walkthrough_tiny_bf16.log" | sed 's/^/        /'
+    run walkthrough_tiny_fp32 build/bin/walkthrough --model $TINY --device cuda --precision fp32 --out "$GPU_TMP/tiny32" --quiet
+fi
+if stage sanitizer; then
+    echo "== compute-sanitizer memcheck over the walkthrough of the tiny model =="
+    if command -v compute-sanitizer >/dev/null; then
+        for prog in build/steps/[0-9][0-9]_*; do
+            run "memcheck_$(basename $prog)" compute-sanitizer --tool memcheck --error-exitcode 9 --leak-check full \
+                "$prog" --model $TINY --device cuda --out "$GPU_TMP/san" --quiet
+        done
+    else
+        FAIL=$((FAIL + 1)); note "FAIL  compute-sanitizer not found"
+    fi
+fi
+if stage 8b; then
+    echo "== the llama3-8b preset (16 GB) =="
+    M8B="$GPU_TMP/llama3-8b"
+    if [ ! -f "$M8B/params.json" ]; then
+        t0=$(date +%s.%N)
+        run make_8b build/bin/wt-make-model --preset llama3-8b --seed 1 --tokenizer build/models/tokenizer.model --out "$M8B"
+        note "wt-make-model --preset llama3-8b: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s for $(du -sh "$M8B/consolidated.00.pth" | cut -f1)"
+    fi
+    t0=$(date +%s.%N)
+    run inspect_8b build/bin/wt-inspect "$M8B" --no-checksums
+    note "wt-inspect of the 16 GB checkpoint (no checksums): $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.3f", b-a}') s"
+    run torch_mmap_8b python3 tests/gpu/check_torch_mmap.py "$M8B" build/bin/wt-inspect "$GPU_TMP/dumps"
+    tail -n 3 "$LOGS/torch_mmap_8b.log" | sed 's/^/        /'
+    run walkthrough_8b build/bin/walkthrough --model "$M8B" --device cuda --out "$GPU_TMP/w8b" --quiet
+    sed -n '/^chapter/,$p' "$LOGS/walkthrough_8b.log" | sed 's/^/        /'
+fi
+if stage generate; then
+    echo "== generation: CPU = CUDA = HF greedy ids, chapter 16 on CUDA, compute-sanitizer on a short generate =="
+    run generate_gpu env PY="$(command -v python3)" bash tests/test_generate.sh
+    grep -E "passed, [0-9]+ failed" "$LOGS/generate_gpu.log" | tail -n 1 | sed 's/^/        /'
+fi
+if stage engine8b; then
+    echo "== engine: GPU logits against the CPU reference at the llama3-8b preset =="
+    M8B="$GPU_TMP/llama3-8b"
+    [ -f "$M8B/params.json" ] || run make_8b build/bin/wt-make-model --preset llama3-8b --seed 1 --tokenizer build/models/tokenizer.model --out "$M8B"
+    run engine_8b build/tests/test_engine_gpu "$M8B"
+    grep -E "passed, [0-9]+ failed" "$LOGS/engine_8b.log" | tail -n 1 | sed 's/^/        /'
+fi
+
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo "${GIT_COMMIT:-unknown}")
+{
+    echo "make test-gpu: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "commit: $COMMIT"
+    echo "GPU: $GPU"
+    echo "stages: $STAGES"
+    echo "result: $PASS passed, $FAIL failed"
+    echo
+    for n in "${NOTES[@]}"; do echo "$n"; done
+    for f in "$LOGS"/walkthrough_*.log; do
+        [ -f "$f" ] || continue
+        echo; echo "$(basename "$f" .log):"; sed -n '/^chapter/,$p' "$f"
+    done
+    [ -f "$LOGS/kernels.log" ] && { echo; echo "kernels:"; grep -E "^(OK|FAIL)|passed, " "$LOGS/kernels.log" | tail -n 60; }
+} >"$SUMMARY"
+echo "summary: $SUMMARY"
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
