@@ -1247,11 +1247,10 @@ int main(int argc, char **argv) {
     char *default_page = path_join(trace_dir, lang ? "index_zh.html" : "index.html");
     if (!notebook_path) notebook_path = default_notebook;
     if (!page_path) page_path = default_page;
+    load_trace(trace_dir);  // every check of the input happens here, before anything is written
     check_output_path(notebook_path, "-o");
     check_output_path(page_path, "--html");
     if (strcmp(notebook_path, page_path) == 0) usage_error("export-notebook", "-o and --html name the same file");
-
-    load_trace(trace_dir);  // every check happens here, before anything is written
     write_notebook(notebook_path, lang);
     write_page(page_path, lang);
     int n_images = 0, n_tensors = 0;
