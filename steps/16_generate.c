@@ -60,8 +60,11 @@ int main(int argc, char **argv) {
     step_init(&s, argc, argv, &CHAPTER);
     const Config *c = s.cfg;
     const int T = s.T, S = T + N_NEW, V = c->vocab_size, L = c->n_layers, Hkv = c->n_kv_heads, Dh = c->head_dim;
-    if (s.prec != PREC_BF16 && s.cuda)
-        input_error(NULL, "--precision fp32: the engine of chapter 16 runs bf16 only; use --device cpu for fp32");
+    if (s.prec != PREC_BF16 && s.cuda) {  // the engine is bf16 only: the fp32 run proves the cache on the CPU alone
+        step_say(&s, "%s", step_text(&s, "(--precision fp32: the GPU engine runs bf16 only; this chapter runs the CPU "
+                                         "reference alone)", "（--precision fp32：GPU 引擎只支持 bf16；本章只运行 CPU 参考实现）"));
+        s.cuda = false;
+    }
 
     // ---- the cache and its shapes
     step_heading(&s, "The cache", "缓存");
