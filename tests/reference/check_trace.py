@@ -1,0 +1,287 @@
+#!/usr/bin/python3
+"""check_trace.py: checks a trace directory written by the walkthrough's chapters (steps/00_config .. 15_logits).
+
+    check_trace.py TRACE_DIR MODEL_DIR STEP...
+
+STEP: the chapter ids that ran into TRACE_DIR (e.g. 00_config 01_tokenize ...), in order. Checks, one line each:
+  - trace.json is valid JSON in format llama3-trace/1, with the run (model, prompt, device, precision), the tokens
+    (ids and pieces, as many as tokens.npy holds) and exactly the steps given, in order, each with its title and the
+    lines it printed;
+  - every tensor a step lists: its .npy exists, loads, has the dtype and shape trace.json records, and that shape is
+    the one the chapter must write for this model (from params.json: T, D, H, Hkv, Dh, F, V, L), the layer and
+    head it followed (from 04_query's file names) and the tokens; the min/max/mean/std/NaN/Inf counts recorded are
+    those of the file, and so is the FNV-1a checksum (for files up to 4M elements: a pure-Python hash is slow);
+  - a step lists exactly the tensors and images it must write, no fewer and no more; every .npy and .png under
+    TRACE_DIR is listed;
+  - every image decodes (a PNG decoder written here with zlib: chunk CRCs, IHDR, the five row filters), is 8-bit
+    RGB/RGBA, between 300x200 and 4000x4000 pixels, and is not blank: at least 4 colours (a bar chart has few) and 1% of its pixels drawn
+    (darker than light grey);
+  - the tensors the walkthrough's issue names exist (token_embeddings_unnormalized ... next_token).
+Prints "N passed, N failed"; exit 0 when all passed, 1 otherwise, 2 on bad usage.
+"""
+import json
+import os
+import re
+import struct
+import sys
+import zlib
+
+import numpy as np
+
+ISSUE_TENSORS = [  # the names the walkthrough's issue asks for; {L} and {h} are the layer and head followed
+    "token_embeddings_unnormalized", "token_embeddings", "q_layer{L}", "q_layer{L}_head{h}", "q_per_token",
+    "q_per_token_split_into_pairs", "zero_to_one_split_into_64_parts", "freqs", "freqs_cis", "q_per_token_rotated",
+    "k_per_token_rotated", "qk_per_token", "mask", "qk_per_token_after_masking",
+    "qk_per_token_after_masking_after_softmax", "v_per_token", "qkv_attention", "stacked_qkv_attention",
+    "embedding_delta", "embedding_after_edit", "embedding_after_edit_normalized", "output_after_feedforward",
+    "layer_{L}_embedding", "final_embedding", "logits", "next_token",
+]
+
+
+class Result:
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def check(self, ok, what):
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print(f"FAIL {what}", flush=True)
+        return ok
+
+
+def config(model_dir):
+    p = json.load(open(os.path.join(model_dir, "params.json")))
+    D, H = p["dim"], p["n_heads"]
+    Hkv = p.get("n_kv_heads") or H
+    hidden = int(2 * (4 * D) / 3)
+    if p.get("ffn_dim_multiplier") is not None:
+        hidden = int(p["ffn_dim_multiplier"] * hidden)
+    m = p.get("multiple_of", 256)
+    return dict(D=D, H=H, Hkv=Hkv, Dh=D // H, n_rep=H // Hkv, F=m * ((hidden + m - 1) // m), V=p["vocab_size"],
+                L=p["n_layers"])
+
+
+def expected_outputs(c, T, layer, head):
+    """{step: ({tensor name: (shape, dtype)}, [image files])} for a run on this model and prompt."""
+    D, H, Hkv, Dh, V, NL = c["D"], c["H"], c["Hkv"], c["Dh"], c["V"], c["L"]
+    half, kv, L = Dh // 2, head // c["n_rep"], layer
+    f32 = "float32"
+    pairs = ([T, half, 2], f32)
+    return {
+        "00_config": ({}, []),
+        "01_tokenize": ({"tokens": ([T], "int64")}, []),
+        "02_embed": ({"token_embeddings_unnormalized": ([T, D], f32)}, []),
+        "03_rmsnorm": ({"rms": ([T], f32), "token_embeddings": ([T, D], f32)}, []),
+        "04_query": ({f"q_layer{L}": ([H, Dh, D], f32), f"q_layer{L}_head{head}": ([Dh, D], f32),
+                      "q_per_token": ([T, Dh], f32)}, []),
+        "05_rope": ({"q_per_token_split_into_pairs": pairs, f"zero_to_one_split_into_{half}_parts": ([half], f32),
+                     "freqs": ([half], f32), "freqs_for_each_token": ([T, half], f32), "freqs_cis": pairs,
+                     "q_per_token_as_complex_numbers": pairs, "q_per_token_as_complex_numbers_rotated": pairs,
+                     "q_per_token_split_into_pairs_rotated": pairs, "q_per_token_rotated": ([T, Dh], f32)},
+                    ["freqs_cis.png"]),
+        "06_key": ({f"k_layer{L}": ([Hkv, Dh, D], f32), f"k_layer{L}_head{kv}": ([Dh, D], f32),
+                    "k_per_token": ([T, Dh], f32), "k_per_token_split_into_pairs": pairs,
+                    "k_per_token_as_complex_numbers": pairs, "k_per_token_split_into_pairs_rotated": pairs,
+                    "k_per_token_rotated": ([T, Dh], f32)}, []),
+        "07_scores": ({"qk_per_token": ([T, T], f32)}, ["scores.png"]),
+        "08_mask": ({"mask": ([T, T], f32), "qk_per_token_after_masking": ([T, T], f32)}, ["scores_masked.png"]),
+        "09_softmax": ({"qk_per_token_after_masking_after_softmax": ([T, T], f32)}, ["attention_weights.png"]),
+        "10_value": ({f"v_layer{L}": ([Hkv, Dh, D], f32), f"v_layer{L}_head{kv}": ([Dh, D], f32),
+                      "v_per_token": ([T, Dh], f32), "qkv_attention": ([T, Dh], f32)}, []),
+        "11_multihead": ({"attn_weights_all": ([H, T, T], f32), "stacked_qkv_attention": ([T, H * Dh], f32)},
+                         ["heads.png"]),
+        "12_output": ({"embedding_delta": ([T, D], f32), "embedding_after_edit": ([T, D], f32)}, []),
+        "13_ffn": ({"embedding_after_edit_normalized": ([T, D], f32), "output_after_feedforward": ([T, D], f32),
+                    f"layer_{L}_embedding": ([T, D], f32)}, []),
+        "14_layers": ({"final_embedding": ([T, D], f32), "layer_outputs": ([NL, T, D], f32),
+                       "attn_weights_layers": ([NL, H, T, T], f32), "residual_norms": ([NL + 1, T], f32)},
+                      [f"attention_layer_{i:02d}.png" for i in range(NL)] + ["residual_norms.png"]),
+        "15_logits": ({"final_embedding": ([T, D], f32), "final_embedding_normalized": ([T, D], f32),
+                       "logits": ([V], f32), "next_token": ([1], f32), "top_k_probs": ([min(10, V)], f32)},
+                      ["top_k.png"]),
+    }
+
+
+def fnv1a64(data):
+    h = 0xCBF29CE484222325
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def read_png(path):
+    """Decodes an 8-bit RGB/RGBA PNG: returns an array [height, width, channels] (uint8). Raises ValueError."""
+    data = open(path, "rb").read()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("no PNG signature")
+    pos, ihdr, idat, seen_end = 8, None, [], False
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if len(body) != length or pos + 12 + length > len(data):
+            raise ValueError(f"truncated {kind!r} chunk")
+        if zlib.crc32(kind + body) & 0xFFFFFFFF != struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])[0]:
+            raise ValueError(f"bad CRC in {kind!r}")
+        if ihdr is None and kind != b"IHDR":
+            raise ValueError("the first chunk is not IHDR")
+        if kind == b"IHDR":
+            ihdr = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            seen_end = True
+            break
+        pos += 12 + length
+    if not seen_end:
+        raise ValueError("no IEND chunk")
+    width, height, depth, colour, _, _, interlace = ihdr
+    if depth != 8 or colour not in (2, 6) or interlace:
+        raise ValueError(f"not 8-bit RGB/RGBA non-interlaced (depth {depth}, colour type {colour})")
+    ch = 3 if colour == 2 else 4
+    stride = width * ch
+    raw = zlib.decompress(b"".join(idat))
+    if len(raw) != height * (stride + 1):
+        raise ValueError(f"{len(raw)} bytes of pixels, want {height * (stride + 1)}")
+    img = np.zeros((height, stride), dtype=np.uint8)
+    prev = np.zeros(stride, dtype=np.int32)
+    for y in range(height):
+        kind = raw[y * (stride + 1)]
+        row = np.frombuffer(raw, np.uint8, stride, y * (stride + 1) + 1).astype(np.int32)
+        if kind == 0:
+            out = row
+        elif kind == 1:  # Sub: each byte adds the byte one pixel to the left, already decoded: a running sum
+            out = np.cumsum(row.reshape(width, ch), axis=0).reshape(-1) & 255
+        elif kind == 2:  # Up
+            out = (row + prev) & 255
+        elif kind in (3, 4):  # Average, Paeth: depend on the byte just decoded, so byte by byte
+            cur, up = bytearray(row.astype(np.uint8).tobytes()), bytes(prev.astype(np.uint8).tobytes())
+            for i in range(stride):
+                a = cur[i - ch] if i >= ch else 0
+                b = up[i]
+                if kind == 3:
+                    pred = (a + b) >> 1
+                else:
+                    c = up[i - ch] if i >= ch else 0
+                    pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                    pred = a if pa <= pb and pa <= pc else b if pb <= pc else c
+                cur[i] = (cur[i] + pred) & 255
+            out = np.frombuffer(bytes(cur), np.uint8).astype(np.int32)
+        else:
+            raise ValueError(f"row {y}: filter type {kind}")
+        img[y] = out
+        prev = out
+    return img.reshape(height, width, ch)
+
+
+def main(argv):
+    if len(argv) < 4:
+        print(__doc__, file=sys.stderr)
+        return 2
+    out, model_dir, steps = argv[1], argv[2], argv[3:]
+    R = Result()
+    try:
+        trace = json.load(open(os.path.join(out, "trace.json")))
+    except (OSError, ValueError) as e:
+        R.check(False, f"trace.json: {e}")
+        print(f"{R.passed} passed, {R.failed} failed")
+        return 1
+    c = config(model_dir)
+    R.check(trace.get("format") == "llama3-trace/1", f"trace.json format {trace.get('format')!r}")
+    for key in ("model", "prompt", "device", "precision"):
+        R.check(isinstance(trace.get(key), str) and trace[key], f"trace.json: run field {key!r} missing")
+    R.check(trace.get("device") == "cpu" and trace.get("precision") == "bf16",
+            f"trace.json: device {trace.get('device')!r}, precision {trace.get('precision')!r}: want cpu, bf16")
+    tok = trace.get("tokens", {})
+    ids, pieces = tok.get("ids", []), tok.get("pieces", [])
+    T = len(ids)
+    R.check(T > 0 and len(pieces) == T and ids[0] == 128000 and pieces[0] == "<|begin_of_text|>",
+            f"trace.json tokens: {T} ids, {len(pieces)} pieces")
+    got_steps = [s.get("id") for s in trace.get("steps", [])]
+    R.check(got_steps == steps, f"trace.json steps {got_steps}, want {steps}")
+
+    # the layer and head the chapters followed
+    layer, head = 0, 0
+    qdir = os.path.join(out, "04_query")
+    if os.path.isdir(qdir):
+        found = [re.fullmatch(r"q_layer(\d+)_head(\d+)\.npy", n) for n in os.listdir(qdir)]
+        found = [f for f in found if f]
+        if R.check(len(found) == 1, "04_query: exactly one q_layerL_headH.npy"):
+            layer, head = int(found[0].group(1)), int(found[0].group(2))
+    want = expected_outputs(c, T, layer, head)
+
+    listed_files, n_tensors, n_images = set(), 0, 0
+    names_written = set()
+    for step in trace.get("steps", []):
+        sid = step.get("id")
+        if sid not in want:
+            R.check(False, f"trace.json: unknown step {sid!r}")
+            continue
+        want_tensors, want_images = want[sid]
+        R.check(isinstance(step.get("title"), str) and step["title"], f"{sid}: no title")
+        lines = step.get("lines")
+        R.check(isinstance(lines, list) and len(lines) >= 3 and all(isinstance(x, str) for x in lines),
+                f"{sid}: printed lines missing in trace.json")
+        R.check(isinstance(step.get("comparisons"), list) and isinstance(step.get("timings"), dict),
+                f"{sid}: comparisons/timings missing")
+        names = [t.get("name") for t in step.get("tensors", [])]
+        R.check(sorted(names) == sorted(want_tensors),
+                f"{sid}: tensors {sorted(names)}, want {sorted(want_tensors)}")
+        for rec in step.get("tensors", []):
+            name, file = rec.get("name"), rec.get("file", "")
+            names_written.add(name)
+            listed_files.add(file)
+            n_tensors += 1
+            path = os.path.join(out, file)
+            if not R.check(file == f"{sid}/{name}.npy" and os.path.isfile(path), f"{sid}/{name}: file {file!r} missing"):
+                continue
+            a = np.load(path)
+            shape, dtype = want_tensors.get(name, (None, None))
+            R.check(list(a.shape) == rec.get("shape") and list(a.shape) == shape and str(a.dtype) == dtype,
+                    f"{file}: {a.dtype} {list(a.shape)}; trace.json says {rec.get('shape')}, want {dtype} {shape}")
+            f = a.astype(np.float64).ravel()
+            finite = f[np.isfinite(f)]
+            ok = rec.get("n_nan") == int(np.isnan(f).sum()) and rec.get("n_inf") == int(np.isinf(f).sum())
+            for key, val in (("min", finite.min()), ("max", finite.max()), ("mean", finite.mean()), ("std", finite.std())):
+                ok = ok and abs(rec.get(key, np.nan) - val) <= 1e-6 * max(1.0, abs(val))
+            R.check(ok, f"{file}: recorded min/max/mean/std/NaN/Inf are not the file's")
+            if a.size <= 4 * 1024 * 1024:
+                h = fnv1a64(a.astype("<f4").tobytes())
+                R.check(rec.get("checksum") == "fnv1a64:%016x" % h, f"{file}: checksum {rec.get('checksum')} != {h:016x}")
+        imgs = [i.get("file") for i in step.get("images", [])]
+        R.check(sorted(imgs) == sorted(f"{sid}/{x}" for x in want_images),
+                f"{sid}: images {sorted(imgs)}, want {sorted(want_images)}")
+        for file in imgs:
+            listed_files.add(file)
+            n_images += 1
+            try:
+                img = read_png(os.path.join(out, file))
+            except (OSError, ValueError, zlib.error) as e:
+                R.check(False, f"{file}: {e}")
+                continue
+            hgt, wid = img.shape[:2]
+            rgb = img[:, :, :3].astype(np.int64)
+            colours = len(np.unique((rgb[:, :, 0] << 16) | (rgb[:, :, 1] << 8) | rgb[:, :, 2]))
+            drawn = float((rgb.sum(axis=2) < 600).mean())
+            if R.check(300 <= wid <= 4000 and 200 <= hgt <= 4000 and colours >= 4 and drawn >= 0.01,
+                       f"{file}: {wid}x{hgt}, {colours} colours, {100 * drawn:.1f}% drawn"):
+                print(f"ok   {file}: {wid}x{hgt}, {colours} colours, {100 * drawn:.1f}% drawn")
+    # nothing on disk that trace.json does not list
+    for root, _, files in os.walk(out):
+        for f in files:
+            rel = os.path.relpath(os.path.join(root, f), out)
+            if f.endswith((".npy", ".png")):
+                R.check(rel in listed_files, f"{rel}: on disk but not in trace.json")
+    # the names the issue asks for (when the run covers all chapters that write them)
+    if all(s in steps for s in ("02_embed", "13_ffn", "15_logits")):
+        for n in ISSUE_TENSORS:
+            n = n.format(L=layer, h=head)
+            R.check(n in names_written, f"tensor {n} (named in the issue) not written")
+    print(f"# {out}: {len(steps)} steps, {n_tensors} tensors, {n_images} images")
+    print(f"{R.passed} passed, {R.failed} failed")
+    return 0 if R.failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
