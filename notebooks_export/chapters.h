@@ -144,11 +144,13 @@ static const NotebookChapter NB_CHAPTERS[] = {
      "The model was trained to guess each token from the ones before it, so a token may not look at later tokens. "
      "The mask is a [T, T] matrix with 0 on and below the diagonal and -inf above it; adding it to the scores "
      "leaves the allowed cells alone and makes the others -inf, which the softmax turns into exactly 0.\n\n"
-     "In the heatmap the masked cells are shown as masked (no colour), not as a very small number. The statistics "
-     "in the table cover the finite values only; the -inf cells are counted apart.",
+     "In the heatmaps the masked cells are marked as masked (hatched in the C program's figure, blank in the "
+     "matplotlib one), not coloured as a very small number. The statistics in the table cover the finite values "
+     "only; the -inf cells are counted apart.",
      "模型在训练时是根据前面的 token 来猜下一个 token 的，所以一个 token 不能看它后面的 token。掩码是一个 [T, T] 矩阵："
      "对角线及其下方为 0，上方为 -inf；把它加到分数上，允许的格子保持不变，其余格子变成 -inf，经过 softmax 后正好是 0。\n\n"
-     "热力图中被遮住的格子画成“遮住”（不上色），而不是一个很小的数。表中的统计量只针对有限值，-inf 的格子单独计数。",
+     "热力图中被遮住的格子标记为“遮住”（C 程序的图里画成斜线，matplotlib 的图里留白），而不是涂成一个很小的数的颜色。"
+     "表中的统计量只针对有限值，-inf 的格子单独计数。",
      "mask = torch.full((len(tokens), len(tokens)), float(\"-inf\"), device=tokens.device)\n"
      "mask = torch.triu(mask, diagonal=1)\n"
      "qk_per_token_after_masking = qk_per_token + mask"},

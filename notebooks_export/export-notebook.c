@@ -955,7 +955,8 @@ static const char PAGE_CSS[] =
     ".tok b{font:600 14px ui-monospace,'DejaVu Sans Mono',monospace;white-space:pre}\n"
     ".tok small{color:var(--muted);font-size:11px}\n"
     ".summary{font-weight:600;margin:10px 0 0}\n"
-    "figure{margin:10px 0 18px}\n"
+    ".figs{display:flex;flex-wrap:wrap;gap:6px 18px;align-items:flex-start}\n"
+    "figure{margin:10px 0 12px;max-width:100%}\n"
     "figure img{max-width:min(100%,900px);height:auto;border:1px solid var(--line);border-radius:6px;display:block}\n"
     "figcaption{color:var(--muted);font-size:13.5px;margin-top:4px}\n"
     ".timings{color:var(--muted);font-size:13px;margin-top:10px}\n"
@@ -1046,7 +1047,7 @@ static void html_chapter(FILE *f, const StepInfo *st, int lang) {
     if (st->n_images) {
         fputs("<h3>", f);
         html_escape(f, ui->figures_heading);
-        fputs("</h3>\n", f);
+        fputs("</h3>\n<div class=\"figs\">\n", f);
         for (int i = 0; i < st->n_images; i++) {
             const ImageInfo *im = &st->images[i];
             const char *caption = im->caption ? im->caption : im->file;
@@ -1060,6 +1061,7 @@ static void html_chapter(FILE *f, const StepInfo *st, int lang) {
             html_escape(f, im->file);
             fputs("</code></figcaption></figure>\n", f);
         }
+        fputs("</div>\n", f);
     }
 
     fputs("<h3>", f);

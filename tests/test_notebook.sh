@@ -80,6 +80,35 @@ checker_catches() {
     else no "$what (exit $rc: $(grep -m 3 -E 'FAIL|Error' "$TMP/out" | tr '\n' ' '))"; fi
 }
 
+# ---- a trace as a CUDA run leaves it: comparisons on most steps (one FAIL), a CUDA|CPU figure the notebook can only
+# show, not redraw --------------------------------------------------------------------------------------------------------
+CU="$TMP/cuda_like"
+mkdir -p "$CU" && cp -rs "$(cd "$TR" && pwd)"/[0-9]* "$CU"/ && cp "$TR/07_scores/scores.png" "$CU/07_scores/scores_compare.png"
+$PY - "$TR/trace.json" "$CU/trace.json" <<'EOF2'
+import json, sys
+t = json.load(open(sys.argv[1]))
+t["device"] = "cuda"
+for i, s in enumerate(t["steps"]):
+    for k, tensor in enumerate(s["tensors"][:2]):
+        bad = s["id"] == "09_softmax" and k == 0
+        s["comparisons"].append({"name": tensor["name"] + " (CUDA vs CPU)", "metric": "|ref-out| <= atol + rtol*|ref|",
+            "max_abs": 3e-3 if bad else 1e-7 * (i + 1), "max_rel": 2e-2 if bad else 1e-6, "tolerance": {"atol": 1e-5, "rtol": 7.8125e-3},
+            "tol_used": 2.5 if bad else 0.01 * (k + 1), "n": 289, "n_mismatch": 7 if bad else 0, "verdict": "FAIL" if bad else "OK"})
+    if s["id"] == "07_scores":
+        s["images"].append({"file": "07_scores/scores_compare.png", "caption": "qk_per_token: CUDA | CPU | |CUDA - CPU|"})
+json.dump(t, open(sys.argv[2], "w"))
+EOF2
+check "export-notebook on a trace with CUDA comparisons and a FAIL" "$BIN" "$CU"
+check "cuda-like notebook: the verdicts (OK and FAIL) shown; runs, showing the CUDA|CPU PNG" \
+    $PY tests/reference/check_notebook.py "$CU/walkthrough.ipynb" "$CU" --lang en --execute
+check "cuda-like page: verdict rows and the extra figure" \
+    $PY tests/reference/check_page.py "$CU/index.html" "$CU" --lang en --screenshot "$TMP/page_cuda.png"
+check "cuda-like page: the summary and the chapter list say a comparison failed" \
+    grep -q 'class="summary fail"[^<]*FAILED' "$CU/index.html"
+check "cuda-like page: 09_softmax is marked failed in the chapter list" \
+    grep -qE 'href="#ch-09_softmax">.*class="badge fail"' "$CU/index.html"
+check "cuda-like notebook: the CUDA|CPU figure is shown with show_png" grep -q 'show_png(\\"07_scores/scores_compare.png\\")' "$CU/walkthrough.ipynb"
+
 # ---- the checkers can fail -------------------------------------------------------------------------------------------
 # a notebook with one chapter's cells removed, one with a PNG changed, one whose numpy cell loads a missing file
 $PY - "$TR/walkthrough.ipynb" "$TMP" <<'EOF'
