@@ -99,6 +99,23 @@ check "--lang zh writes the same attention weights" cmp "$TMP/zh/09_softmax/qk_p
 elapsed "tiny model: PyTorch reference"
 sub_checker "$TMP/tiny_ref.log" $PY tests/reference/walkthrough_reference.py "$TINY" "$TMP/tiny" "$TMP/tiny_l2"
 
+# ======================================= the trained demo model: the tutorial's answer ================================
+# `make models` unpacks it (models/README.md); trained to answer the tutorial's prompt with 2983 = "42".
+elapsed "trained demo model: the prediction"
+TRAINED=build/models/llama3-tiny-trained
+TRAINED_STEPS=(01_tokenize 02_embed 14_layers 15_logits)
+if [ -f "$TRAINED/params.json" ]; then
+    for s in "${TRAINED_STEPS[@]}"; do
+        check "$s exits 0 on $TRAINED" run_step "$TMP/tr_$s.log" "build/steps/$s" --model "$TRAINED" --out "$TMP/trained" --device cpu
+    done
+    has "$TMP/tr_15_logits.log" "tensor(2983)"
+    check "15_logits decodes the prediction as '42'" grep -qx "'42'" "$TMP/tr_15_logits.log"
+    sub_checker "$TMP/trained_trace.log" $PY tests/reference/check_trace.py "$TMP/trained" "$TRAINED" "${TRAINED_STEPS[@]}"
+    sub_checker "$TMP/trained_ref.log" $PY tests/reference/walkthrough_reference.py "$TRAINED" "$TMP/trained"
+else
+    no "$TRAINED is missing: run 'make models'"
+fi
+
 # ======================================= the command line ============================================================
 elapsed "command line"
 # error_case CODE REGEX WHAT CMD...: exits CODE, exactly one line on stderr matching REGEX, nothing on stdout
