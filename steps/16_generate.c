@@ -177,12 +177,13 @@ int main(int argc, char **argv) {
         t0 = step_clock();
         memcpy(gl, engine_forward(e, seq, T, 0), (size_t)V * sizeof(float));
         step_add_ms(&s, true, t0);
-        // Logits after 16+ bf16 layers on two backends that accumulate in different orders: single bf16 roundings
-        // flip along the way and the differences add up over the layers. Tolerance: 2% of the largest |logit| (a few
-        // bf16 ulps at that scale), and the argmax must agree.
-        double scale = 0;
-        for (int i = 0; i < V; i++) scale = fmax(scale, fabs(step_logits[i]));
-        step_compare(&s, "cuda_prefill_logits_vs_cpu", step_logits, gl, lshape, 1, 0.02 * scale, 0.0);
+        // Logits after all the bf16 layers on two paths that accumulate in different orders: single bf16 roundings
+        // flip along the way and the differences grow over the layers (measured on an H200, 32-layer llama3-8b
+        // preset: normalised MSE 9e-4 GPU vs CPU, 5e-4 cached vs recomputed on the GPU; 4 layers: ~1e-5). A wrong
+        // cache (a wrong position, a row not written or read twice) changes the logits of a random-weight model
+        // completely: normalised MSE of order 1. Threshold 1e-2 separates the two by an order of magnitude each way.
+        const double max_nmse = 1e-2;
+        step_compare_nmse(&s, "cuda_prefill_logits_vs_cpu", step_logits, gl, lshape, 1, max_nmse);
         for (int i = 0; i < n_new - 1; i++) {
             int pos = T + i;
             double a = now_seconds();
@@ -192,14 +193,12 @@ int main(int argc, char **argv) {
             memcpy(gf, engine_forward(e, seq, pos + 1, 0), (size_t)V * sizeof(float));  // rewrites rows 0..pos
             gpu_full_ms[i] = 1e3 * (now_seconds() - a);
             const float *ref = step_logits + (size_t)(i + 1) * V;
-            scale = 0;
-            for (int k = 0; k < V; k++) scale = fmax(scale, fabs(ref[k]));
             char name[96];
             snprintf(name, sizeof name, "cuda_step%d_cached_vs_cpu", i + 1);
-            step_compare(&s, name, ref, gl, lshape, 1, 0.02 * scale, 0.0);
+            step_compare_nmse(&s, name, ref, gl, lshape, 1, max_nmse);
             // cached (GEMV kernels) vs recomputed (cuBLAS) on the GPU: the same tolerance
             snprintf(name, sizeof name, "cuda_step%d_cached_vs_recomputed", i + 1);
-            step_compare(&s, name, gf, gl, lshape, 1, 0.02 * scale, 0.0);
+            step_compare_nmse(&s, name, gf, gl, lshape, 1, max_nmse);
             if (argmax_cpu(gl, V) != argmax_cpu(ref, V))
                 step_say(&s, "step %d: the CUDA argmax %lld differs from the CPU's %lld", i + 1,
                          (long long)argmax_cpu(gl, V), (long long)argmax_cpu(ref, V));

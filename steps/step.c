@@ -337,6 +337,7 @@ void step_print_vector(Step *s, const char *name, const float *v, int n, const c
         snprintf(val, sizeof val, fmt, (double)v[i]);
         k += (size_t)snprintf(line + k, sizeof line - k, "%s%s", val, i + 1 < n ? ", " : "])");
         if (++on_line == per_line && i + 1 < n) {
+            if (k > 0 && line[k - 1] == ' ') line[--k] = 0;  // torch ends a wrapped line with ","
             step_say(s, "%s", line);
             memset(line, ' ', indent);
             k = indent;
@@ -417,6 +418,47 @@ bool step_compare(Step *s, const char *name, const float *ref, const float *out,
     TraceComparison c = {
         .name = name, .metric = "|ref-out| <= atol + rtol*|ref|", .max_abs = r.max_abs, .max_rel = r.max_rel,
         .atol = atol, .rtol = rtol, .tol_used = r.tol_used, .n = r.n, .n_mismatch = r.n_mismatch, .ok = r.ok,
+    };
+    trace_comparison(s->trace, s->id, &c);
+    return r.ok;
+}
+
+bool step_compare_nmse(Step *s, const char *name, const float *ref, const float *out, const int64_t *shape, int ndim,
+                       double max_nmse) {
+    if (s->n_results == STEP_MAX_COMPARISONS) fatal("%s: more than %d comparisons", s->id, STEP_MAX_COMPARISONS);
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= shape[d];
+    double num = 0, den = 0, max_abs = 0;
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(out[i]) || !isfinite(ref[i])) {
+            bad += !(isinf(ref[i]) && ref[i] == out[i]);
+            continue;
+        }
+        double d = (double)out[i] - ref[i];
+        num += d * d, den += (double)ref[i] * ref[i];
+        if (fabs(d) > max_abs) max_abs = fabs(d);
+    }
+    double nmse = den > 0 ? num / den : (num > 0 ? INFINITY : 0);
+    CompareResult r = {0};
+    snprintf(r.step, sizeof r.step, "%s", s->id);
+    snprintf(r.name, sizeof r.name, "%s", name);
+    shape_str(shape, ndim, r.shape, sizeof r.shape);
+    r.n = n, r.n_bad_special = bad, r.n_mismatch = bad + (nmse > max_nmse), r.max_abs = max_abs, r.nmse = nmse;
+    r.tol_used = max_nmse > 0 ? nmse / max_nmse : (nmse > 0 ? INFINITY : 0);
+    r.ok = r.n_mismatch == 0;
+    r.worst_index = -1;
+    s->results[s->n_results++] = r;
+    char verdict[512];
+    snprintf(verdict, sizeof verdict, "%-4s %s  %s %s  nmse %.1e (%.0f%% of tol %.0e)  max_abs %.1e%s", r.ok ? "OK" : "FAIL",
+             s->id, name, r.shape, nmse, 100 * r.tol_used, max_nmse, max_abs, bad ? "  NaN/Inf" : "");
+    puts(verdict);
+    fflush(stdout);
+    trace_line(s->trace, s->id, verdict);
+    TraceComparison c = {
+        .name = name, .metric = "sum((ref-out)^2)/sum(ref^2) <= tolerance (atol field)", .max_abs = max_abs,
+        .max_rel = nmse, .atol = max_nmse, .rtol = 0, .tol_used = r.tol_used, .n = n, .n_mismatch = r.n_mismatch,
+        .ok = r.ok,
     };
     trace_comparison(s->trace, s->id, &c);
     return r.ok;

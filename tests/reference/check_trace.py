@@ -99,7 +99,7 @@ def expected_outputs(c, T, layer, head):
                        "attn_weights_layers": ([NL, H, T, T], f32), "residual_norms": ([NL + 1, T], f32)},
                       [f"attention_layer_{i:02d}.png" for i in range(NL)] + ["residual_norms.png"]),
         "15_logits": ({"final_embedding": ([T, D], f32), "final_embedding_normalized": ([T, D], f32),
-                       "logits": ([V], f32), "next_token": ([1], f32), "top_k_probs": ([min(10, V)], f32)},
+                       "logits": ([V], f32), "next_token": ([1], "int64"), "top_k_probs": ([min(10, V)], f32)},
                       ["top_k.png"]),
     }
 
