@@ -469,7 +469,7 @@ static const UiText NB_UI[2] = {
         .tensors_heading = "Tensors", .figures_heading = "Figures",
         .figure_comment = "# redrawn with matplotlib from the .npy; until you run it, the output is the PNG of the C program",
         .figure_shown_comment = "# the PNG as the C program drew it (the data it shows is not in the trace)",
-        .verdict_heading = "CUDA against the CPU reference",
+        .verdict_heading = "Comparisons: CUDA against the CPU reference, and self-checks",
         .no_comparison_cpu = "This trace ran on the CPU only (device cpu): there is no GPU result to compare. "
                              "Run the step with `--device cuda` on a machine with an NVIDIA GPU to get the verdicts.",
         .no_comparison = "This chapter records no comparison.",
@@ -500,7 +500,7 @@ static const UiText NB_UI[2] = {
         .tensors_heading = "张量", .figures_heading = "图",
         .figure_comment = "# 用 matplotlib 根据 .npy 重新画图；运行之前，下面的输出是 C 程序画的 PNG",
         .figure_shown_comment = "# C 程序画的 PNG（它所显示的数据不在记录中）",
-        .verdict_heading = "CUDA 与 CPU 参考实现的对比",
+        .verdict_heading = "对比：CUDA 与 CPU 参考实现，以及自检",
         .no_comparison_cpu = "这次记录只在 CPU 上运行（device cpu），没有 GPU 结果可以对比。在有 NVIDIA GPU 的机器上用 "
                              "`--device cuda` 运行这一步，即可得到对比结论。",
         .no_comparison = "这一章没有记录对比。",
