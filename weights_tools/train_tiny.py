@@ -27,14 +27,24 @@ model had to push the likely tokens far above that block of ~118k zero logits (l
 prediction such as "42" after the tutorial prompt has a large positive logit and stays the argmax over the full
 vocabulary. The script checks that on the saved bf16 weights. The zero rows also let git store the file compressed.
 
+What the demo must show, and the kept checkpoint. The walkthrough should show what the tutorial shows: a head of
+layer 0 that looks at the previous token, an attention sink on <|begin_of_text|>, and the answer 42. Those criteria
+are defined once below (attention_criteria) and tests/test_tiny_model.sh applies the same functions to the C
+walkthrough's attention maps. Every --eval-every steps the held-out loss, the greedy answer and the criteria are
+logged (train_log.json "evals"). The kept checkpoint is the lowest-held-out-loss evaluation that answers 42, is
+within --loss-margin of the best held-out loss of the run, and meets the criteria with --select-margin to spare;
+the saved bf16 file is checked again (falling back to the next candidate). Dropout (training only) lets the small
+corpus be seen more times before the held-out loss turns up.
+
 Outputs in OUT: params.json (Meta's keys), consolidated.00.pth (torch.save of a dict of bf16 contiguous tensors),
-loss.csv (step, lr, train loss, held-out loss), loss.png (when matplotlib is importable), train_log.json.
+loss.csv (step, lr, train loss, held-out loss), loss.png (when matplotlib is importable), train_log.json, and a copy
+of the corpus's tokenizer.model (so that OUT is a model directory the C programs read; not to be committed).
 
 Use:
     python3 weights_tools/train_tiny.py --self-test        (checks the model code; prints "N passed, N failed")
     tools/make_corpus.sh build/corpus
-    python3 weights_tools/train_tiny.py --corpus build/corpus --out build/models/tiny --device cuda \\
-        --steps 2000 --seed 1 --time-budget 420
+    python3 weights_tools/train_tiny.py --corpus build/corpus --out build/train/try1 --device cuda --seed 1 \\
+        --time-budget 50          (the defaults are the demo's recipe; models/README.md has the command that made it)
     python3 weights_tools/train_tiny.py --corpus build/corpus --out /tmp/smoke --device cpu --steps 10 \\
         --dim 128 --n-layers 2 --seq-len 64 --batch-size 4          (smoke test on the CPU)
 
@@ -43,8 +53,9 @@ Determinism: with the same --seed, corpus, device type and torch version the run
 workspace. What can still vary on a GPU: the cuBLAS/cuDNN kernels chosen for another GPU model, driver or torch
 version (a different summation order, so bf16 results drift after many steps); ops that torch only warns about in
 deterministic mode (listed on stderr if any); and --time-budget, which shortens the run when the GPU is too slow
-(the number of steps then depends on the measured speed; train_log.json records it). Exit status: 0 when the greedy
-answer to the tutorial prompt is 2983 ("42"), 3 when it is not (the files are written all the same), 2 on bad input.
+(the number of steps then depends on the measured speed; train_log.json records it). Exit status: 0 when the saved
+file answers 2983 ("42") to the tutorial prompt and meets the attention criteria, 3 when it does not (the files are
+written all the same; the log says what failed), 2 on bad input, 1 on an internal failure.
 """
 import argparse
 import csv
@@ -738,6 +749,14 @@ def main(argv=None):
           f"{answers['bf16']['argmax']}{' = 42' if answers['bf16']['argmax'] == ANSWER_ID else ''} (fp32: "
           f"{answers['fp32']['argmax']})")
 
+    # the tokenizer the corpus was made with, beside the weights: the directory is then a model the C programs (the
+    # walkthrough, generate, tests/test_tiny_model.sh with TINY_MODEL=OUT) read as they are (not committed: `make
+    # models` copies its own)
+    tok_src = (info.get("tokenizer") or {}).get("file")
+    if tok_src and os.path.isfile(tok_src):
+        shutil.copyfile(tok_src, os.path.join(a.out, "tokenizer.model.partial"))
+        os.replace(os.path.join(a.out, "tokenizer.model.partial"), os.path.join(a.out, "tokenizer.model"))
+
     # git stores objects zlib-compressed; gzip -9 of the file is the proxy the project uses (limit 40 MiB)
     import zlib
     comp, gz_bytes = zlib.compressobj(9), 0
@@ -952,6 +971,27 @@ def self_test():
         unused_rows[torch.as_tensor(used)] = False
     check(abs(closs - floss) < 1e-5 * abs(floss), f"compact loss {closs:.7f} == full-vocabulary loss {floss:.7f}")
     check(bool((flog[..., unused_rows] == 0).all()), "unused ids have logit exactly 0 in the saved model")
+    # the attention criteria on hand-made maps: uniform causal rows, a pure previous-token head, a pure sink
+    T = len(TUTORIAL_PROMPT_IDS)
+    causal = np.tril(np.ones((T, T)))
+    uniform = np.repeat((causal / causal.sum(1, keepdims=True))[None], 4, axis=0)
+    on_bos, on_prev = head_scores(uniform)
+    want_bos = np.mean([1 / (t + 1) for t in range(1, T)])
+    want_prev = np.mean([1 / (t + 1) for t in range(2, T)])
+    check(np.allclose(on_bos, want_bos) and np.allclose(on_prev, want_prev) and abs(want_bos - 0.152) < 1e-3
+          and abs(want_prev - 0.129) < 1e-3, f"uniform map: on_bos {on_bos[0]:.4f}, on_previous {on_prev[0]:.4f}")
+    prev_map, sink_map = uniform.copy(), uniform.copy()
+    prev_map[2] = np.eye(T, k=-1)
+    prev_map[2, 0, 0] = 1
+    sink_map[1] = 0
+    sink_map[1, :, 0] = 1
+    c1 = attention_criteria([prev_map, sink_map])
+    c2 = attention_criteria([sink_map, prev_map])
+    check(c1["ok"] and c1["layer0_previous"] == {"layer": 0, "head": 2, "value": 1.0}
+          and c1["bos_sink"] == {"layer": 1, "head": 1, "value": 1.0},
+          f"criteria met by a layer-0 previous-token head and a sink in layer 1: {c1['layer0_previous']}")
+    check(not c2["ok"] and not attention_criteria([uniform])["ok"],
+          "criteria not met by a previous-token head in layer 1 only, nor by uniform maps")
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 
