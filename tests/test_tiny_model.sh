@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/test_tiny_model.sh: the trained demo model (models/llama3-tiny-trained, unpacked by `make models` into
 # build/models/llama3-tiny-trained) shows what the tutorial shows. CPU only (Debian's python3 with torch 1.13).
+#   0. weights_tools/train_tiny.py --self-test (its model code and the attention criteria on hand-made maps);
 #   1. the checkpoint loads in PyTorch with Meta's names (strict) and has the demo's shape (params.json);
 #   2. our C forward pass (build/bin/generate --device cpu --logits-out) agrees with PyTorch's
 #      (tests/reference/tiny_forward.py, both in Meta's bf16 numerics) on 4 prompts: max |diff| <= 2% of the largest
@@ -27,6 +28,9 @@ for f in params.json consolidated.00.pth tokenizer.model; do
     [ -f "$MODEL/$f" ] || { no "$MODEL/$f is missing: run make models"; finish; exit; }
 done
 $PY -c 'import torch, numpy' 2>/dev/null || { no "$PY lacks torch/numpy (apt-get install python3-torch)"; finish; exit; }
+
+# ---- 0. the training script's own checks (model pieces against independent formulations, the criteria) ----------
+check "train_tiny.py --self-test" $PY weights_tools/train_tiny.py --self-test
 
 # ---- 1. the checkpoint -----------------------------------------------------------------------------------------------
 check "params.json has the demo's shape (dim 512, 4 layers, 4 heads, 1 kv head, vocab 128256)" $PY -c "
