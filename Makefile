@@ -9,7 +9,7 @@ NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/de
 CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)),/usr/local/cuda)
 # Hopper (H100/H200) first; sm_80/sm_89 so the same build runs on A100/L40 too. PTX for anything newer.
 CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=compute_90
-DEBIAN_PKGS := build-essential libpcre2-dev libjansson-dev libpng-dev zlib1g-dev libomp-dev unifont python3-torch python3-numpy python3-regex npm bc xz-utils
+DEBIAN_PKGS := build-essential libpcre2-dev libjansson-dev libpng-dev zlib1g-dev libomp-dev unifont python3-torch python3-numpy python3-regex npm bc xz-utils python3-nbformat jupyter-nbconvert python3-ipykernel python3-matplotlib chromium
 
 ifeq ($(NO_CUDA),1)
   NVCC :=
@@ -53,7 +53,7 @@ BIN_PROGS := $(patsubst bin/%.c,$(BUILD)/bin/%,$(wildcard bin/*.c)) \
              $(patsubst bench/%.c,$(BUILD)/bin/%,$(wildcard bench/*.c))
 STEP_PROGS := $(patsubst steps/%.c,$(BUILD)/steps/%,$(wildcard steps/[0-9][0-9]_*.c))
 TEST_PROGS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
-STEP_LIB_SRC := $(filter-out steps/[0-9][0-9]_%.c,$(wildcard steps/*.c))
+STEP_LIB_SRC := $(filter-out $(wildcard steps/[0-9][0-9]_*.c),$(wildcard steps/*.c))
 STEP_LIB_OBJ := $(patsubst steps/%.c,$(BUILD)/obj/steps/%.o,$(STEP_LIB_SRC))
 
 .PHONY: all help deps config demo test test-unit test-gpu bench clean models
@@ -125,7 +125,7 @@ $(BUILD)/bin/%: weights_tools/%.c $(LIBCOMMON)
 $(BUILD)/bin/%: bin/%.c $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Isteps $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
-$(BUILD)/bin/%: notebooks_export/%.c $(LIBCOMMON)
+$(BUILD)/bin/%: notebooks_export/%.c $(wildcard notebooks_export/*.h) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
 $(BUILD)/bin/%: bench/%.c $(LIBCOMMON)
@@ -166,10 +166,13 @@ demo: all models
 	build/bin/wt-tokenize --tokenizer $(TOKENIZER) --bos --pieces "$(PROMPT)"
 	@echo "== the walkthrough, every chapter, into trace/ =="
 	build/bin/walkthrough --model $(DEMO_MODEL) --out trace --quiet
+	build/bin/export-notebook trace -o trace/walkthrough.ipynb --html trace/index.html
+	build/bin/export-notebook trace --lang zh -o trace/walkthrough_zh.ipynb --html trace/index_zh.html
 	@echo
 	@echo "pictures: trace/05_rope/freqs_cis.png  trace/07_scores/scores.png  trace/08_mask/scores_masked.png"
 	@echo "          trace/09_softmax/attention_weights.png  trace/11_multihead/heads.png  trace/14_layers/*.png"
 	@echo "          trace/15_logits/top_k.png        index of every tensor and figure: trace/trace.json"
+	@echo "notebook: trace/walkthrough.ipynb   page: trace/index.html   (Chinese: trace/walkthrough_zh.ipynb, trace/index_zh.html)"
 
 test: config
 	@$(MAKE) --no-print-directory all
