@@ -17,21 +17,27 @@
 #include "util.h"
 
 // Logits after L bf16 layers from two backends that accumulate in different orders (fp32 on the GPU, double on the
-// CPU): single bf16 roundings flip and the differences add up over the layers. Tolerance: 2% of the largest |logit|
-// (a few bf16 ulps at that scale); the argmax must agree.
+// CPU): single bf16 roundings flip and the differences grow over the layers, so the measure is the normalised MSE
+// sum((ref-out)^2)/sum(ref^2), not an elementwise bound. Measured on an H200: ~1e-5 for the 4-layer tiny model,
+// ~9e-4 for the 32-layer llama3-8b preset (max |diff| 3% of max |logit|). A cache or indexing bug changes the logits
+// of a random-weight model completely (normalised MSE of order 1). Threshold 1e-2; the argmax must agree.
 static void check_logits(const char *what, const float *ref, const float *out, int V) {
-    double scale = 0, max_diff = 0;
+    double scale = 0, max_diff = 0, num = 0, den = 0;
     int bad = 0;
     for (int i = 0; i < V; i++) {
         scale = fmax(scale, fabs(ref[i]));
         if (!isfinite(out[i])) bad++;
-        else max_diff = fmax(max_diff, fabs((double)ref[i] - out[i]));
+        else {
+            double d = (double)ref[i] - out[i];
+            max_diff = fmax(max_diff, fabs(d)), num += d * d, den += (double)ref[i] * ref[i];
+        }
     }
+    double nmse = den > 0 ? num / den : 0;
     int64_t am_ref = argmax_cpu(ref, V), am_out = argmax_cpu(out, V);
-    printf("%-44s max |diff| %.4g (%.2f%% of max |logit| %.3g), argmax %lld / %lld\n", what, max_diff,
+    printf("%-44s nmse %.2e, max |diff| %.4g (%.2f%% of max |logit| %.3g), argmax %lld / %lld\n", what, nmse, max_diff,
            100 * max_diff / scale, scale, (long long)am_ref, (long long)am_out);
     CHECK(bad == 0, "%s: %d NaN/Inf logits", what, bad);
-    CHECK(max_diff <= 0.02 * scale, "%s: max |diff| %g > 2%% of %g", what, max_diff, scale);
+    CHECK(nmse <= 1e-2, "%s: normalised MSE %g > 1e-2", what, nmse);
     CHECK(am_ref == am_out, "%s: argmax %lld vs %lld", what, (long long)am_ref, (long long)am_out);
 }
 
