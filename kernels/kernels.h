@@ -28,6 +28,8 @@ extern "C" {
 int cuda_device_count(void);
 // Selects the device and creates the cuBLAS handles (called on first use otherwise, with device 0).
 void cuda_init(int device);
+// Frees what cuda_init and the products allocated (the cuBLAS handles, workspaces); cuda_init may be called again.
+void cuda_shutdown(void);
 // "NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)" into buf.
 void cuda_device_describe(int device, char *buf, size_t n);
 void *cuda_malloc(size_t bytes);  // exits naming the size when the device is out of memory

@@ -8,6 +8,7 @@
 
 int cuda_device_count(void) { return 0; }
 void cuda_init(int device) { NO_CUDA("cuda_init"); }
+void cuda_shutdown(void) {}  // nothing was made
 void cuda_device_describe(int device, char *buf, size_t n) { NO_CUDA("cuda_device_describe"); }
 void *cuda_malloc(size_t bytes) { NO_CUDA("cuda_malloc"); }
 void cuda_free(void *p) { NO_CUDA("cuda_free"); }

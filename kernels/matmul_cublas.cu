@@ -27,6 +27,12 @@ static const float *weight_as_f32(const uint16_t *weight, size_t n) {
     return g_w_f32;
 }
 
+// Frees the fp32 scratch (cuda_shutdown calls it).
+void matmul_free_scratch(void) {
+    if (g_w_f32) cudaCheck(cudaFree(g_w_f32));
+    g_w_f32 = NULL, g_w_f32_elems = 0;
+}
+
 #define REQUIRE_GEMM(T, C, OC) REQUIRE((T) >= 0 && (C) > 0 && (OC) > 0, "T %d C %d OC %d", (T), (C), (OC))
 
 // out_f32: the result type is float (logits, or PREC_FP32), else bf16.

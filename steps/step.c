@@ -526,6 +526,7 @@ int step_finish(Step *s) {
     for (int i = 0; i < g_n_dev_allocs; i++) cuda_free(g_dev_allocs[i]);
     for (int i = 0; i < g_n_dev_weights; i++) cuda_free(g_dev_weights[i].dev), free(g_dev_weights[i].name);
     free(g_dev_allocs), free(g_dev_weights);
+    if (s->cuda) cuda_shutdown();
     g_dev_allocs = NULL, g_dev_weights = NULL, g_n_dev_allocs = g_cap_dev_allocs = g_n_dev_weights = 0;
     for (int t = 0; t < s->T; t++) free(s->pieces[t]);
     free(s->pieces), free(s->tokens), free(s->freqs), free(s->freqs_cis);

@@ -101,7 +101,9 @@ sys.exit(0 if d <= 0.02 * s and a.argmax() == b.argmax() else 1)"
     if [ -n "$SAN" ]; then
         check "compute-sanitizer memcheck on generate" "$SAN" --tool memcheck --error-exitcode 9 "$GEN" --model "$MODEL" \
             --prompt "$PROMPT" -n 4 --temperature 0 --device cuda --max-seq-len 64 --quiet
-        check "compute-sanitizer racecheck on generate" "$SAN" --tool racecheck --error-exitcode 9 "$GEN" --model "$MODEL" \
+        # cuBLAS's own GEMM kernels (nvjet_*) report shared-memory hazards inside the library (seen on an H200, CUDA 13):
+        # not our code, so racecheck looks at every kernel but those.
+        check "compute-sanitizer racecheck on generate" "$SAN" --tool racecheck --kernel-name-exclude kns=nvjet --error-exitcode 9 "$GEN" --model "$MODEL" \
             --prompt "$PROMPT" -n 2 --temperature 0 --device cuda --max-seq-len 64 --no-graphs --quiet
         check "compute-sanitizer initcheck on generate" "$SAN" --tool initcheck --error-exitcode 9 "$GEN" --model "$MODEL" \
             --prompt "$PROMPT" -n 2 --temperature 0 --device cuda --max-seq-len 64 --no-graphs --quiet
