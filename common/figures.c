@@ -469,7 +469,7 @@ void figure_heatmap_grid(const char *path, const float *maps, int n, int rows, i
     int left = PAD;
     int cbar_x = left + grid_w + 24;
     int width = cbar_x + COLORBAR_WIDTH + PAD;
-    int title_w = titles_width(opt->title, opt->subtitle) + 2 * PAD;
+    int title_w = titles_width(opt->title, opt->subtitle) + 6 * PAD;  // room on both sides of a centred title
     if (width < title_w) width = title_w;
     int grid_h = grid_rows * row_h - group_gap;
     char axes_note[256] = "";
