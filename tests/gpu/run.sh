@@ -79,8 +79,9 @@ if stage 8b; then
     note "wt-inspect of the 16 GB checkpoint (no checksums): $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.3f", b-a}') s"
     run torch_mmap_8b python3 tests/gpu/check_torch_mmap.py "$M8B" build/bin/wt-inspect "$GPU_TMP/dumps"
     tail -n 3 "$LOGS/torch_mmap_8b.log" | sed 's/^/        /'
-    run walkthrough_8b build/bin/walkthrough --model "$M8B" --device cuda --out "$GPU_TMP/w8b" --quiet
+    run walkthrough_8b python3 tests/gpu/measure.py walkthrough_8b -- build/bin/walkthrough --model "$M8B" --device cuda --out "$GPU_TMP/w8b" --quiet
     sed -n '/^chapter/,$p' "$LOGS/walkthrough_8b.log" | sed 's/^/        /'
+    note "$(grep '^measure walkthrough_8b' "$LOGS/walkthrough_8b.log")"
 fi
 if stage generate; then
     echo "== generation: CPU = CUDA = HF greedy ids, chapter 16 on CUDA, compute-sanitizer on a short generate =="
