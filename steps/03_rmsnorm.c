@@ -23,11 +23,7 @@ int main(int argc, char **argv) {
     Step s;
     step_init(&s, argc, argv, &CHAPTER);
     LayerTrace lt;
-    layer_trace_alloc(&lt, &s, s.layer, s.head);
-    double t0 = step_clock();
-    layer_input_cpu(&s, s.layer, lt.x_in);
-    layer_forward_cpu(&s, &lt);
-    step_add_ms(&s, false, t0);
+    layer_trace_run(&s, &lt);
     step_say(&s, "rms_norm(x, w) = (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + norm_eps)) * w,  norm_eps = %g",
              s.cfg->norm_eps);
     int64_t shape[2] = {s.T, s.cfg->dim}, shape_t[1] = {s.T};

@@ -23,7 +23,7 @@ int main(int argc, char **argv) {
     Step s;
     step_init(&s, argc, argv, &CHAPTER);
     const Config *c = s.cfg;
-    const int L = s.layer, D = c->dim, Dh = c->head_dim;
+    const int L = s.layer, Dh = c->head_dim;
     const char *names[4] = {"wq", "wk", "wv", "wo"};
     char line[512] = "";
     size_t k = 0;
@@ -36,23 +36,10 @@ int main(int argc, char **argv) {
     step_say(&s, "wq wk wv wo of layer %d: %s", L, line);
 
     LayerTrace lt;
-    layer_trace_alloc(&lt, &s, L, s.head);
-    double t0 = step_clock();
-    layer_input_cpu(&s, L, lt.x_in);
-    layer_forward_cpu(&s, &lt);
-    step_add_ms(&s, false, t0);
+    layer_trace_run(&s, &lt);
 
-    const uint16_t *wq = step_weight(&s, NULL, "layers.%d.attention.wq.weight", L);
-    int64_t n = (int64_t)c->n_heads * Dh * D;
-    float *wq_f = xmalloc((size_t)n * sizeof(float));
-    for (int64_t i = 0; i < n; i++) wq_f[i] = bf16_to_f32(wq[i]);
-    char name[64];
-    int64_t shape3[3] = {c->n_heads, Dh, D}, shape2[2] = {Dh, D}, shape_q[2] = {s.T, Dh};
-    snprintf(name, sizeof name, "q_layer%d", L);
-    step_show(&s, name, wq_f, shape3, 3, "bf16");
-    snprintf(name, sizeof name, "q_layer%d_head%d", L, s.head);
-    step_show(&s, name, wq_f + (size_t)s.head * Dh * D, shape2, 2, "bf16");
-    free(wq_f);
+    int64_t shape_q[2] = {s.T, Dh};
+    show_head_weights(&s, "q", "wq", c->n_heads, s.head);
     step_show(&s, "q_per_token", lt.q_per_token, shape_q, 2, step_act_dtype(&s));
     step_explain(&s,
                  "q_per_token = torch.matmul(token_embeddings, q_layer0_head0.T): every one of the T tokens now has "

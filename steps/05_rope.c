@@ -36,11 +36,7 @@ int main(int argc, char **argv) {
     const Config *c = s.cfg;
     const int T = s.T, Dh = c->head_dim, half = Dh / 2;
     LayerTrace lt;
-    layer_trace_alloc(&lt, &s, s.layer, s.head);
-    double t0 = step_clock();
-    layer_input_cpu(&s, s.layer, lt.x_in);
-    layer_forward_cpu(&s, &lt);
-    step_add_ms(&s, false, t0);
+    layer_trace_run(&s, &lt);
 
     // q_per_token.float().view(T, -1, 2)
     int64_t sh_pairs[3] = {T, half, 2}, sh_half[1] = {half}, sh_tc[2] = {T, half}, sh_q[2] = {T, Dh};

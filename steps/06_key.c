@@ -24,28 +24,14 @@ int main(int argc, char **argv) {
     Step s;
     step_init(&s, argc, argv, &CHAPTER);
     const Config *c = s.cfg;
-    const int T = s.T, L = s.layer, D = c->dim, Dh = c->head_dim, half = Dh / 2;
+    const int T = s.T, Dh = c->head_dim, half = Dh / 2;
     LayerTrace lt;
-    layer_trace_alloc(&lt, &s, L, s.head);
-    double t0 = step_clock();
-    layer_input_cpu(&s, L, lt.x_in);
-    layer_forward_cpu(&s, &lt);
-    step_add_ms(&s, false, t0);
+    layer_trace_run(&s, &lt);
 
-    const uint16_t *wk = step_weight(&s, NULL, "layers.%d.attention.wk.weight", L);
-    int64_t n = (int64_t)c->n_kv_heads * Dh * D;
-    float *wk_f = xmalloc((size_t)n * sizeof(float));
-    for (int64_t i = 0; i < n; i++) wk_f[i] = bf16_to_f32(wk[i]);
-    char name[64];
-    int64_t sh3[3] = {c->n_kv_heads, Dh, D}, sh2[2] = {Dh, D}, sh_k[2] = {T, Dh}, sh_pairs[3] = {T, half, 2},
-            sh_tc[2] = {T, half};
-    snprintf(name, sizeof name, "k_layer%d", L);
-    step_show(&s, name, wk_f, sh3, 3, "bf16");
+    int64_t sh_k[2] = {T, Dh}, sh_pairs[3] = {T, half, 2}, sh_tc[2] = {T, half};
     step_say(&s, step_text(&s, "query head %d reads kv head %d = %d // %d", "query 头 %d 使用 kv 头 %d = %d // %d"), s.head,
              lt.kv_head, s.head, c->n_rep);
-    snprintf(name, sizeof name, "k_layer%d_head%d", L, lt.kv_head);
-    step_show(&s, name, wk_f + (size_t)lt.kv_head * Dh * D, sh2, 2, "bf16");
-    free(wk_f);
+    show_head_weights(&s, "k", "wk", c->n_kv_heads, lt.kv_head);
     step_show(&s, "k_per_token", lt.k_per_token, sh_k, 2, step_act_dtype(&s));
     step_show(&s, "k_per_token_split_into_pairs", lt.k_per_token, sh_pairs, 3, "f32");
     step_shape(&s, "k_per_token_as_complex_numbers", sh_tc, 2, "complex64");

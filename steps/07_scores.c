@@ -22,11 +22,7 @@ int main(int argc, char **argv) {
     Step s;
     step_init(&s, argc, argv, &CHAPTER);
     LayerTrace lt;
-    layer_trace_alloc(&lt, &s, s.layer, s.head);
-    double t0 = step_clock();
-    layer_input_cpu(&s, s.layer, lt.x_in);
-    layer_forward_cpu(&s, &lt);
-    step_add_ms(&s, false, t0);
+    layer_trace_run(&s, &lt);
     step_say(&s, "qk_per_token = torch.matmul(q_per_token_rotated, k_per_token_rotated.T) / (head_dim)**0.5,  "
                  "head_dim = %d", s.cfg->head_dim);
     int64_t sh[2] = {s.T, s.T};

@@ -26,11 +26,7 @@ int main(int argc, char **argv) {
     step_init(&s, argc, argv, &CHAPTER);
     const int T = s.T;
     LayerTrace lt;
-    layer_trace_alloc(&lt, &s, s.layer, s.head);
-    double t0 = step_clock();
-    layer_input_cpu(&s, s.layer, lt.x_in);
-    layer_forward_cpu(&s, &lt);
-    step_add_ms(&s, false, t0);
+    layer_trace_run(&s, &lt);
 
     step_say(&s, "mask = torch.triu(torch.full((%d, %d), float(\"-inf\")), diagonal=1)", T, T);
     char *line = xmalloc((size_t)T * 8 + 32);

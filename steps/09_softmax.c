@@ -25,11 +25,7 @@ int main(int argc, char **argv) {
     step_init(&s, argc, argv, &CHAPTER);
     const int T = s.T;
     LayerTrace lt;
-    layer_trace_alloc(&lt, &s, s.layer, s.head);
-    double t0 = step_clock();
-    layer_input_cpu(&s, s.layer, lt.x_in);
-    layer_forward_cpu(&s, &lt);
-    step_add_ms(&s, false, t0);
+    layer_trace_run(&s, &lt);
     const float *P = lt.qk_per_token_after_masking_after_softmax;
     int64_t sh[2] = {T, T};
     step_show(&s, "qk_per_token_after_masking_after_softmax", P, sh, 2, step_act_dtype(&s));

@@ -29,11 +29,7 @@ int main(int argc, char **argv) {
     const Config *c = s.cfg;
     const int T = s.T, H = c->n_heads, Dh = c->head_dim;
     LayerTrace lt;
-    layer_trace_alloc(&lt, &s, s.layer, s.head);
-    double t0 = step_clock();
-    layer_input_cpu(&s, s.layer, lt.x_in);
-    layer_forward_cpu(&s, &lt);
-    step_add_ms(&s, false, t0);
+    layer_trace_run(&s, &lt);
 
     for (int h = 0; h < H; h++)
         if (h < 3 || h == H - 1 || h % c->n_rep == 0)

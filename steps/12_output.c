@@ -21,11 +21,7 @@ int main(int argc, char **argv) {
     Step s;
     step_init(&s, argc, argv, &CHAPTER);
     LayerTrace lt;
-    layer_trace_alloc(&lt, &s, s.layer, s.head);
-    double t0 = step_clock();
-    layer_input_cpu(&s, s.layer, lt.x_in);
-    layer_forward_cpu(&s, &lt);
-    step_add_ms(&s, false, t0);
+    layer_trace_run(&s, &lt);
     const Tensor *wo;
     step_weight(&s, &wo, "layers.%d.attention.wo.weight", s.layer);
     char name[64];

@@ -23,11 +23,7 @@ int main(int argc, char **argv) {
     step_init(&s, argc, argv, &CHAPTER);
     const int L = s.layer;
     LayerTrace lt;
-    layer_trace_alloc(&lt, &s, L, s.head);
-    double t0 = step_clock();
-    layer_input_cpu(&s, L, lt.x_in);
-    layer_forward_cpu(&s, &lt);
-    step_add_ms(&s, false, t0);
+    layer_trace_run(&s, &lt);
     int64_t sh[2] = {s.T, s.cfg->dim};
     step_show(&s, "embedding_after_edit_normalized", lt.embedding_after_edit_normalized, sh, 2, step_act_dtype(&s));
     step_say(&s, "%s", step_text(&s, "the feed-forward weights (the tutorial never prints them):",

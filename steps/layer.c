@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -116,6 +117,28 @@ void layer_input_cpu(Step *s, int layer, float *out) {
         memcpy(out, lt.layer_embedding, (size_t)s->T * s->cfg->dim * sizeof(float));
         layer_trace_free(&lt);
     }
+}
+
+void layer_trace_run(Step *s, LayerTrace *lt) {
+    layer_trace_alloc(lt, s, s->layer, s->head);
+    double t0 = step_clock();
+    layer_input_cpu(s, s->layer, lt->x_in);
+    layer_forward_cpu(s, lt);
+    step_add_ms(s, false, t0);
+}
+
+void show_head_weights(Step *s, const char *prefix, const char *name, int heads, int head) {
+    const int D = s->cfg->dim, Dh = s->cfg->head_dim;
+    const uint16_t *w = step_weight(s, NULL, "layers.%d.attention.%s.weight", s->layer, name);
+    int64_t n = (int64_t)heads * Dh * D, sh3[3] = {heads, Dh, D}, sh2[2] = {Dh, D};
+    float *wf = xmalloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) wf[i] = bf16_to_f32(w[i]);
+    char label[64];
+    snprintf(label, sizeof label, "%s_layer%d", prefix, s->layer);
+    step_show(s, label, wf, sh3, 3, "bf16");
+    snprintf(label, sizeof label, "%s_layer%d_head%d", prefix, s->layer, head);
+    step_show(s, label, wf + (size_t)head * Dh * D, sh2, 2, "bf16");
+    free(wf);
 }
 
 // ---- the ops one by one -------------------------------------------------------------------------------------------------

@@ -47,6 +47,14 @@ void layer_forward_cpu(Step *s, LayerTrace *lt);
 // x_in of layer `layer`: the embeddings run through layers 0..layer-1 on the CPU. out [T, D].
 void layer_input_cpu(Step *s, int layer, float *out);
 
+// What chapters 03-13 start with: lt allocated for (--layer, --head), its input computed through the layers before
+// it, the whole layer computed on the CPU, the time added to the CPU's total.
+void layer_trace_run(Step *s, LayerTrace *lt);
+// Prints and writes the weight `name` ("wq", "wk", "wv") of --layer viewed per head, [heads, Dh, D] as
+// `<prefix>_layerL`, and the head `head` of it, [Dh, D] as `<prefix>_layerL_headK` (the tutorial's q_layer0 and
+// q_layer0_head0).
+void show_head_weights(Step *s, const char *prefix, const char *name, int heads, int head);
+
 // The ops of a layer, each checked on the CUDA path against the CPU from the CPU's own inputs.
 typedef enum {
     OP_EMBED, OP_ATTN_NORM, OP_Q_HEAD, OP_K_HEAD, OP_V_HEAD, OP_ROPE_Q, OP_ROPE_K, OP_SCORES, OP_MASK, OP_SOFTMAX,
