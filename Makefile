@@ -174,9 +174,10 @@ demo: all models
 	@echo "          trace/15_logits/top_k.png        index of every tensor and figure: trace/trace.json"
 	@echo "notebook: trace/walkthrough.ipynb   page: trace/index.html   (Chinese: trace/walkthrough_zh.ipynb, trace/index_zh.html)"
 
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test: config
-	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/asan SANITIZE=1 all
 	@$(MAKE) --no-print-directory models
 	bash tests/run.sh
 
