@@ -130,12 +130,16 @@ def main():
             except Exception as e:  # a peer that fails is recorded, not fatal: the table says so
                 traceback.print_exc()
                 peers[name] = {"error": f"{type(e).__name__}: {e}"}
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        commit = ""
+    # the commit: GIT_COMMIT when set (the device machine has no .git: the caller passes it), else git rev-parse
+    commit = os.environ.get("GIT_COMMIT") or os.environ.get("BENCH_COMMIT") or ""
+    if not commit:
+        try:
+            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                    text=True).stdout.strip()
+        except OSError:
+            commit = ""
     result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "commit": os.environ.get("BENCH_COMMIT", commit), "gpu": ours.get("gpu"), "ours": ours, "peers": peers}
+              "commit": commit or "unknown", "gpu": ours.get("gpu"), "ours": ours, "peers": peers}
     try:
         import torch, transformers
         result["torch"], result["transformers"] = torch.__version__, transformers.__version__

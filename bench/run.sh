@@ -5,7 +5,8 @@
 #   3. build/bin/bench: copy bandwidth, load, prefill 17/512, decode at 128/1024 (ours and cuBLAS), memory
 #   4. bench/peers.py: HF eager, sdpa, static cache + torch.compile; the table; the JSON with GPU, commit and date
 # The JSON goes to $OUT when that is set (the device tool's folder), else bench/results/.
-# BENCH_MODEL=DIR uses another model; BENCH_SKIP_PEERS=1 measures ours alone; BENCH_RUNS (5), BENCH_STEPS (32).
+# GIT_COMMIT=SHA names the commit in the JSON (needed where there is no .git, e.g. the device machine; else git
+# rev-parse). BENCH_MODEL=DIR uses another model; BENCH_SKIP_PEERS=1 measures ours alone; BENCH_RUNS (5), BENCH_STEPS (32).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${BENCH_MODEL:-/tmp/llama3-8b-bench}
@@ -13,6 +14,9 @@ RUNS=${BENCH_RUNS:-5}
 STEPS=${BENCH_STEPS:-32}
 DEST=${OUT:-bench/results}
 mkdir -p "$DEST"
+if [ -z "${GIT_COMMIT:-}" ]; then GIT_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown); fi
+export GIT_COMMIT
+echo "== commit $GIT_COMMIT =="
 [ -x build/bin/bench ] || { echo "build/bin/bench is missing: make needs nvcc for the bench" >&2; exit 1; }
 nvidia-smi -L >/dev/null 2>&1 || { echo "bench: no NVIDIA GPU here" >&2; exit 1; }
 if [ ! -f "$MODEL/params.json" ]; then

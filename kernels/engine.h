@@ -142,12 +142,54 @@ void engine_rope_kv(uint16_t *q, uint16_t *cache_k, uint16_t *cache_v, const uin
 // gu [T, 2F] interleaved (gate, up) -> hidden [T, F]
 void engine_swiglu_pairs(uint16_t *hidden, const uint16_t *gu, int T, int F, cudaStream_t st);
 // Causal attention of T queries at positions start_pos.. (= *pos) over cache rows 0..start_pos+t.
-// q [T, H*Dh] -> out [T, H*Dh]; scratch: scores [T*H*S] floats, partial [T*H*ATTN_SPLITS*Dh] floats,
-// counters [T*Hkv] ints (zero; left zero).
-#define ATTN_SPLITS 16
+// q [T, H*Dh] -> out [T, H*Dh]. The keys of a row are cut into engine_attn_splits(T, S) chunks of a multiple of
+// ATTN_PIECE keys, one block each (engine_attention.cu). Scratch: scores [T*H*S] floats, stats [T*H*splits*2] floats,
+// partial [T*H*splits*Dh] floats, counters [T*Hkv] ints (zero; left zero).
+#define ATTN_PIECE 64              // keys a block loads at once (16-byte loads, all in flight)
+#define ATTN_MAX_SPLITS_DECODE 32  // T = 1: up to 32 chunks per kv head (8 kv heads -> 256 blocks at long contexts)
+#define ATTN_MAX_SPLITS_PREFILL 16 // T > 1: the queries already give parallelism; bounds the scratch
+int engine_attn_splits(int T, int S);
 void engine_attention(uint16_t *out, const uint16_t *q, const uint16_t *cache_k, const uint16_t *cache_v,
-                      const int *pos, int T, int H, int Hkv, int Dh, int S, float *scores, float *partial,
-                      int *counters, cudaStream_t st);
+                      const int *pos, int T, int H, int Hkv, int Dh, int S, float *scores, float *stats,
+                      float *partial, int *counters, cudaStream_t st);
+
+// out[T, OC] = bf16(in[T, C] · W[OC, C]ᵀ) for a few tokens (T <= SMALL_GEMM_MAX_T) on the tensor cores
+// (mma.sync m16n8k16 bf16, fp32 accumulation), streaming W once at memory speed; the prefill of a short prompt.
+#define SMALL_GEMM_MAX_T 32
+bool engine_small_gemm_fits(int T, int C, int OC);  // T in 1..SMALL_GEMM_MAX_T, C and OC multiples of 32
+void engine_small_gemm(uint16_t *out, const uint16_t *in, const uint16_t *w, int T, int C, int OC, cudaStream_t st);
+
+// Programmatic dependent launch (Hopper): a kernel launched through engine_launch may start while the kernel before
+// it drains; every engine kernel first issues what depends on nothing (weight loads), then pdl_wait(), which returns
+// when the previous kernel has finished and its writes are visible. engine_pdl is set by engine_create (sm_90 and
+// ENGINE_PDL unset or not 0).
+extern int engine_pdl;
+__device__ __forceinline__ void pdl_wait(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+// Lets the next kernel's blocks be scheduled once every block of this one has started (they wait in pdl_wait).
+__device__ __forceinline__ void pdl_launch_dependents(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+template <typename... KernelArgs, typename... Args>
+static inline cudaError_t engine_launch(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem,
+                                        cudaStream_t st, Args... args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = st;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = engine_pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, kernel, ((KernelArgs)args)...);
+}
 
 // Loading: copy jobs from host memory (the mmap) into the weights allocation.
 typedef struct {

@@ -7,12 +7,19 @@
 //   out[t, h]       = bf16(sum_j p · v[j, h / n_rep])              fp32 accumulation
 // start_pos is read from device memory (*pos), so a CUDA graph captured once serves every decode position.
 //
-// Work split: the keys of one (query, kv head) are cut into ATTN_SPLITS chunks, one block each (a decode step at
-// context 1024 has 8 kv heads x 16 = 128 blocks, about one per SM). Kernel 1 writes the scores. Kernel 2 gets the
-// row max and sum over ALL keys (so the probabilities are rounded after normalising, as the reference does), weighs
-// its chunk of V, writes a partial sum, and the last block of the row to finish adds the partials in a fixed order
-// (deterministic) and writes bf16.
-// Scratch: scores [T, H, S] floats, partial [T, H, ATTN_SPLITS, Dh] floats, counters [T, Hkv] (zero, left zero).
+// Work split (split-K over the cache, "flash decoding" without the online rescaling, because the probabilities must
+// be rounded to bf16 AFTER normalising, as the reference does): the keys of one (query t, kv head) are cut into
+// chunks of `chunk` keys (a multiple of ATTN_PIECE = 64), one block each; grid (T * Hkv, splits). At context 1024 a
+// decode step has 8 kv heads x 16 chunks = 128 blocks. Blocks whose chunk starts past the causal end exit at once.
+//   kernel 1 (scores)  each thread loads 16 bytes of a K row (Dh/8 threads per row, all 64 rows of a piece in flight
+//                      at once), the dot products for the n_rep heads are reduced across those threads; the scores
+//                      go to scratch, and the block's (max, sum exp(s - max)) per head to `stats`.
+//   kernel 2 (values)  combines the stats of the active chunks into the row's max and sum (exactly the softmax
+//                      denominator, up to summation order), weighs its chunk of V the same way (16-byte loads), writes
+//                      a partial sum per head; the last block of the row to finish adds the partials in chunk order
+//                      (deterministic) and writes bf16.
+// Scratch: scores [T, H, S], stats [T, H, splits, 2], partial [T, H, splits, Dh] floats; counters [T, Hkv] (zero,
+// left zero).
 #include "engine.h"  // first: it includes the C headers (tensor.h, util.h) with C linkage
 #include "common.cuh"
 
@@ -21,147 +28,231 @@
 #define ATTN_MAX_REP 8
 
 struct AttnRow {  // what a block works on
-    int t, kv, n_rep, Tk, j0, j1;
+    int t, kv, n_rep, Tk, j0, j1, n_active;
 };
-__device__ __forceinline__ AttnRow attn_row(const int *pos, int Hkv, int H) {
+__device__ __forceinline__ AttnRow attn_row(const int *pos, int Hkv, int H, int chunk) {
     AttnRow r;
     r.t = blockIdx.x / Hkv;
     r.kv = blockIdx.x % Hkv;
     r.n_rep = H / Hkv;
     r.Tk = *pos + r.t + 1;  // keys 0 .. start_pos + t: the causal mask with its start_pos offset
-    int chunk = (r.Tk + ATTN_SPLITS - 1) / ATTN_SPLITS;
     r.j0 = blockIdx.y * chunk;
     r.j1 = min(r.Tk, r.j0 + chunk);
+    r.n_active = (r.Tk + chunk - 1) / chunk;
     return r;
 }
 
-// EPL: elements of a head vector per lane (Dh = 32 * EPL)
-template <int EPL>
-__device__ __forceinline__ void load_lane(float *dst, const uint16_t *src) {
+// 8 bf16 (one 16-byte load) -> 8 floats
+__device__ __forceinline__ void unpack8(int4 v, float *f) {
+    const uint32_t u[4] = {(uint32_t)v.x, (uint32_t)v.y, (uint32_t)v.z, (uint32_t)v.w};
 #pragma unroll
-    for (int e = 0; e < EPL; e++) dst[e] = dev_bf16_to_f32(src[e]);
+    for (int k = 0; k < 4; k++) {
+        f[2 * k] = __uint_as_float(u[k] << 16);
+        f[2 * k + 1] = __uint_as_float(u[k] & 0xffff0000u);
+    }
 }
 
-template <int EPL>
+// The 64 rows of one piece, 16 bytes per thread: thread (slot, sub) loads row p0 + it * KPI + slot, bytes sub*16...
+template <int DH>
+__device__ __forceinline__ void load_piece(int4 *dst, const uint16_t *cache, int p0, int j1, int Hkv, int kv) {
+    constexpr int LPK = DH / 8, KPI = ATTN_THREADS / LPK, NIT = ATTN_PIECE / KPI;
+    const int sub = threadIdx.x % LPK, slot = threadIdx.x / LPK;
+#pragma unroll
+    for (int it = 0; it < NIT; it++) {
+        int j = p0 + it * KPI + slot;
+        dst[it] = j < j1 ? __ldg((const int4 *)(cache + ((size_t)j * Hkv + kv) * DH) + sub) : make_int4(0, 0, 0, 0);
+    }
+}
+
+template <int DH>
 __global__ void __launch_bounds__(ATTN_THREADS)
-    attn_scores_kernel(float *scores, const uint16_t *q, const uint16_t *cache_k, const int *pos, int H, int Hkv, int S) {
-    const int Dh = 32 * EPL, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    AttnRow r = attn_row(pos, Hkv, H);
-    if (r.j0 >= r.j1) return;
-    float qv[ATTN_MAX_REP][EPL];
+    attn_scores_kernel(float *scores, float *stats, const uint16_t *q, const uint16_t *cache_k, const int *pos, int H,
+                       int Hkv, int S, int chunk) {
+    constexpr int LPK = DH / 8, KPI = ATTN_THREADS / LPK, NIT = ATTN_PIECE / KPI;
+    __shared__ float s_sc[ATTN_MAX_REP][ATTN_PIECE];
+    pdl_launch_dependents();
+    pdl_wait();
+    const AttnRow r = attn_row(pos, Hkv, H, chunk);
+    if (r.j0 >= r.j1) return;  // past the causal end (the whole block)
+    const int sub = threadIdx.x % LPK, slot = threadIdx.x / LPK, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const size_t head0 = (size_t)r.t * H + (size_t)r.kv * r.n_rep;  // first query head of this kv head
+    float qv[ATTN_MAX_REP][8];
 #pragma unroll
     for (int i = 0; i < ATTN_MAX_REP; i++)
-        if (i < r.n_rep) load_lane<EPL>(qv[i], q + ((size_t)r.t * H + (size_t)(r.kv * r.n_rep + i)) * Dh + lane * EPL);
-    const float scale = 1.0f / sqrtf((float)Dh);
-    for (int j = r.j0 + warp; j < r.j1; j += ATTN_WARPS) {
-        float kvv[EPL];
-        load_lane<EPL>(kvv, cache_k + ((size_t)j * Hkv + r.kv) * Dh + lane * EPL);
+        if (i < r.n_rep) unpack8(__ldg((const int4 *)(q + (head0 + i) * DH) + sub), qv[i]);
+    const float scale = 1.0f / sqrtf((float)DH);
+    // running (max, sum) of the heads this warp reduces: warp, warp + 4
+    float run_m[ATTN_MAX_REP / ATTN_WARPS], run_s[ATTN_MAX_REP / ATTN_WARPS];
 #pragma unroll
-        for (int i = 0; i < ATTN_MAX_REP; i++) {
+    for (int k = 0; k < ATTN_MAX_REP / ATTN_WARPS; k++) run_m[k] = -INFINITY, run_s[k] = 0.0f;
+
+    for (int p0 = r.j0; p0 < r.j1; p0 += ATTN_PIECE) {
+        int4 kr[NIT];
+        load_piece<DH>(kr, cache_k, p0, r.j1, Hkv, r.kv);
+#pragma unroll
+        for (int it = 0; it < NIT; it++) {
+            float kf[8];
+            unpack8(kr[it], kf);
+            const int c = it * KPI + slot, j = p0 + c;
+#pragma unroll
+            for (int i = 0; i < ATTN_MAX_REP; i++) {
+                if (i >= r.n_rep) break;
+                float d = 0.0f;
+#pragma unroll
+                for (int e = 0; e < 8; e++) d = fmaf(qv[i][e], kf[e], d);
+#pragma unroll
+                for (int off = LPK / 2; off > 0; off >>= 1) d += __shfl_xor_sync(0xffffffffu, d, off);
+                if (sub == 0 && j < r.j1) {
+                    float s = d * scale;
+                    scores[(head0 + i) * S + j] = s;
+                    s_sc[i][c] = s;
+                }
+            }
+        }
+        __syncthreads();
+        const int n = min(ATTN_PIECE, r.j1 - p0);
+#pragma unroll
+        for (int k = 0; k < ATTN_MAX_REP / ATTN_WARPS; k++) {
+            const int i = warp + ATTN_WARPS * k;
             if (i >= r.n_rep) break;
-            float dot = 0.0f;
+            float a = lane < n ? s_sc[i][lane] : -INFINITY, b = lane + 32 < n ? s_sc[i][lane + 32] : -INFINITY;
+            float m = warp_max(fmaxf(a, b));
+            float sm = (lane < n ? expf(a - m) : 0.0f) + (lane + 32 < n ? expf(b - m) : 0.0f);
+            sm = warp_sum(sm);
+            float M = fmaxf(run_m[k], m);
+            run_s[k] = run_s[k] * expf(run_m[k] - M) + sm * expf(m - M);
+            run_m[k] = M;
+        }
+        __syncthreads();  // s_sc is written again by the next piece
+    }
+    const int nsplit = gridDim.y;
 #pragma unroll
-            for (int e = 0; e < EPL; e++) dot = fmaf(qv[i][e], kvv[e], dot);
-            dot = warp_sum(dot);
-            if (lane == 0) scores[((size_t)r.t * H + (size_t)(r.kv * r.n_rep + i)) * S + j] = dot * scale;
+    for (int k = 0; k < ATTN_MAX_REP / ATTN_WARPS; k++) {
+        const int i = warp + ATTN_WARPS * k;
+        if (i < r.n_rep && lane == 0) {
+            float *st = stats + ((head0 + i) * nsplit + blockIdx.y) * 2;
+            st[0] = run_m[k];
+            st[1] = run_s[k];
         }
     }
 }
 
-template <int EPL>
+template <int DH>
 __global__ void __launch_bounds__(ATTN_THREADS)
-    attn_values_kernel(uint16_t *out, const float *scores, const uint16_t *cache_v, const int *pos, int H, int Hkv,
-                       int S, float *partial, int *counters) {
-    const int Dh = 32 * EPL, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    __shared__ float red[32];
-    __shared__ float row_max[ATTN_MAX_REP], row_sum[ATTN_MAX_REP];
-    __shared__ float acc_s[ATTN_WARPS][ATTN_MAX_REP * 32 * EPL];
+    attn_values_kernel(uint16_t *out, const float *scores, const float *stats, const uint16_t *cache_v, const int *pos,
+                       int H, int Hkv, int S, int chunk, float *partial, int *counters) {
+    constexpr int LPK = DH / 8, KPI = ATTN_THREADS / LPK, NIT = ATTN_PIECE / KPI;
+    __shared__ float s_p[ATTN_MAX_REP][ATTN_PIECE];
+    __shared__ float s_max[ATTN_MAX_REP], s_sum[ATTN_MAX_REP];
+    __shared__ float s_red[KPI][ATTN_MAX_REP * DH];  // 32 KB: KPI * DH = 8 * ATTN_THREADS
     __shared__ int is_last;
-    AttnRow r = attn_row(pos, Hkv, H);
+    pdl_launch_dependents();
+    pdl_wait();
+    const AttnRow r = attn_row(pos, Hkv, H, chunk);
+    if (r.j0 >= r.j1) return;
+    const int sub = threadIdx.x % LPK, slot = threadIdx.x / LPK, nsplit = gridDim.y;
+    const size_t head0 = (size_t)r.t * H + (size_t)r.kv * r.n_rep;
 
-    // softmax statistics of each head's whole row (every block of the row computes the same numbers)
-    for (int i = 0; i < r.n_rep; i++) {
-        const float *s = scores + ((size_t)r.t * H + (size_t)(r.kv * r.n_rep + i)) * S;
-        float m = -INFINITY;
-        for (int j = threadIdx.x; j < r.Tk; j += ATTN_THREADS) m = fmaxf(m, s[j]);
-        m = block_max(m, red);
-        float sum = 0.0f;
-        for (int j = threadIdx.x; j < r.Tk; j += ATTN_THREADS) sum += expf(s[j] - m);
-        sum = block_sum(sum, red);
-        if (threadIdx.x == 0) row_max[i] = m, row_sum[i] = sum;
+    // the row's softmax max and denominator from the chunks' stats (every block of the row gets the same numbers)
+    if (threadIdx.x < r.n_rep) {
+        const float *st = stats + (head0 + threadIdx.x) * nsplit * 2;
+        float M = -INFINITY, sum = 0.0f;
+        for (int sp = 0; sp < r.n_active; sp++) M = fmaxf(M, st[2 * sp]);
+        for (int sp = 0; sp < r.n_active; sp++) sum += st[2 * sp + 1] * expf(st[2 * sp] - M);
+        s_max[threadIdx.x] = M;
+        s_sum[threadIdx.x] = sum;
     }
-    __syncthreads();
-
-    float acc[ATTN_MAX_REP][EPL];
+    float acc[ATTN_MAX_REP][8];
 #pragma unroll
     for (int i = 0; i < ATTN_MAX_REP; i++)
 #pragma unroll
-        for (int e = 0; e < EPL; e++) acc[i][e] = 0.0f;
-    for (int j = r.j0 + warp; j < r.j1; j += ATTN_WARPS) {
-        float vv[EPL];
-        load_lane<EPL>(vv, cache_v + ((size_t)j * Hkv + r.kv) * Dh + lane * EPL);
+        for (int e = 0; e < 8; e++) acc[i][e] = 0.0f;
+    for (int p0 = r.j0; p0 < r.j1; p0 += ATTN_PIECE) {
+        int4 vr[NIT];
+        load_piece<DH>(vr, cache_v, p0, r.j1, Hkv, r.kv);  // in flight while the probabilities are computed
+        __syncthreads();  // s_max/s_sum written; s_p free again
+        for (int idx = threadIdx.x; idx < r.n_rep * ATTN_PIECE; idx += ATTN_THREADS) {
+            int i = idx / ATTN_PIECE, c = idx % ATTN_PIECE, j = p0 + c;
+            float p = 0.0f;
+            if (j < r.j1) p = dev_bf16_to_f32(dev_f32_to_bf16(expf(scores[(head0 + i) * S + j] - s_max[i]) / s_sum[i]));
+            s_p[i][c] = p;  // .type_as(xq): bf16 probabilities
+        }
+        __syncthreads();
 #pragma unroll
-        for (int i = 0; i < ATTN_MAX_REP; i++) {
-            if (i >= r.n_rep) break;
-            float s = scores[((size_t)r.t * H + (size_t)(r.kv * r.n_rep + i)) * S + j];
-            float p = dev_bf16_to_f32(dev_f32_to_bf16(expf(s - row_max[i]) / row_sum[i]));  // .type_as(xq)
+        for (int it = 0; it < NIT; it++) {
+            float vf[8];
+            unpack8(vr[it], vf);
+            const int c = it * KPI + slot;
 #pragma unroll
-            for (int e = 0; e < EPL; e++) acc[i][e] = fmaf(p, vv[e], acc[i][e]);
+            for (int i = 0; i < ATTN_MAX_REP; i++) {
+                if (i >= r.n_rep) break;
+                float p = s_p[i][c];
+#pragma unroll
+                for (int e = 0; e < 8; e++) acc[i][e] = fmaf(p, vf[e], acc[i][e]);
+            }
         }
     }
-    // the warps' sums -> this block's partial [head][Dh]
+    // the slots' sums -> this block's partial [head][Dh]
 #pragma unroll
-    for (int i = 0; i < ATTN_MAX_REP; i++)
-        if (i < r.n_rep)
+    for (int i = 0; i < ATTN_MAX_REP; i++) {
+        if (i >= r.n_rep) break;
 #pragma unroll
-            for (int e = 0; e < EPL; e++) acc_s[warp][i * Dh + lane * EPL + e] = acc[i][e];
+        for (int e = 0; e < 8; e++) s_red[slot][i * DH + sub * 8 + e] = acc[i][e];
+    }
     __syncthreads();
-    const int n = r.n_rep * Dh;
+    const int n = r.n_rep * DH;
     for (int idx = threadIdx.x; idx < n; idx += ATTN_THREADS) {
         float v = 0.0f;
-        for (int w = 0; w < ATTN_WARPS; w++) v += acc_s[w][idx];
-        int i = idx / Dh, d = idx % Dh;
-        size_t head = (size_t)r.t * H + (size_t)(r.kv * r.n_rep + i);
-        partial[(head * ATTN_SPLITS + blockIdx.y) * Dh + d] = v;
+#pragma unroll
+        for (int k = 0; k < KPI; k++) v += s_red[k][idx];
+        partial[((head0 + idx / DH) * nsplit + blockIdx.y) * DH + idx % DH] = v;
     }
-    // the last block of this (t, kv) to finish adds the partials in split order
+    // the last block of this (t, kv) to finish adds the partials in chunk order
     __threadfence();
     __syncthreads();
     if (threadIdx.x == 0) {
         int prev = atomicAdd(&counters[blockIdx.x], 1);
-        is_last = prev == ATTN_SPLITS - 1;
+        is_last = prev == r.n_active - 1;
     }
     __syncthreads();
     if (!is_last) return;
     __threadfence();
     for (int idx = threadIdx.x; idx < n; idx += ATTN_THREADS) {
-        int i = idx / Dh, d = idx % Dh;
-        size_t head = (size_t)r.t * H + (size_t)(r.kv * r.n_rep + i);
+        const size_t head = head0 + idx / DH;
+        const int d = idx % DH;
         float v = 0.0f;
-        for (int sp = 0; sp < ATTN_SPLITS; sp++) v += __ldcg(&partial[(head * ATTN_SPLITS + sp) * Dh + d]);
-        out[head * Dh + d] = dev_f32_to_bf16(v);
+        for (int sp = 0; sp < r.n_active; sp++) v += __ldcg(&partial[(head * nsplit + sp) * DH + d]);
+        out[head * DH + d] = dev_f32_to_bf16(v);
     }
     if (threadIdx.x == 0) counters[blockIdx.x] = 0;  // ready for the next call (graph replays included)
 }
 
+// Chunks of a multiple of ATTN_PIECE keys, at most ATTN_MAX_SPLITS_* of them.
+static int attn_chunk(int T, int S) {
+    int cap = T == 1 ? ATTN_MAX_SPLITS_DECODE : ATTN_MAX_SPLITS_PREFILL;
+    int pieces = ceil_div(S, ATTN_PIECE);
+    return ceil_div(pieces, cap) * ATTN_PIECE;
+}
+int engine_attn_splits(int T, int S) { return ceil_div(S, attn_chunk(T, S)); }
+
 void engine_attention(uint16_t *out, const uint16_t *q, const uint16_t *cache_k, const uint16_t *cache_v,
-                      const int *pos, int T, int H, int Hkv, int Dh, int S, float *scores, float *partial,
-                      int *counters, cudaStream_t st) {
+                      const int *pos, int T, int H, int Hkv, int Dh, int S, float *scores, float *stats,
+                      float *partial, int *counters, cudaStream_t st) {
     REQUIRE(T >= 1 && Hkv >= 1 && H % Hkv == 0 && H / Hkv <= ATTN_MAX_REP, "T %d H %d Hkv %d (n_rep at most %d)", T, H,
             Hkv, ATTN_MAX_REP);
-    dim3 grid((unsigned)(T * Hkv), ATTN_SPLITS);
-#define ATTN_CASE(EPL)                                                                                               \
-    if (Dh == 32 * EPL) {                                                                                            \
-        attn_scores_kernel<EPL><<<grid, ATTN_THREADS, 0, st>>>(scores, q, cache_k, pos, H, Hkv, S);                   \
-        cudaCheckLaunch();                                                                                           \
-        attn_values_kernel<EPL><<<grid, ATTN_THREADS, 0, st>>>(out, scores, cache_v, pos, H, Hkv, S, partial,        \
-                                                               counters);                                            \
-        cudaCheckLaunch();                                                                                           \
+    const int chunk = attn_chunk(T, S);
+    dim3 grid((unsigned)(T * Hkv), (unsigned)ceil_div(S, chunk));
+#define ATTN_CASE(DH)                                                                                                \
+    if (Dh == DH) {                                                                                                  \
+        cudaCheck(engine_launch(attn_scores_kernel<DH>, grid, dim3(ATTN_THREADS), 0, st, scores, stats, q, cache_k,  \
+                                pos, H, Hkv, S, chunk));                                                             \
+        cudaCheck(engine_launch(attn_values_kernel<DH>, grid, dim3(ATTN_THREADS), 0, st, out, scores, stats,         \
+                                cache_v, pos, H, Hkv, S, chunk, partial, counters));                                 \
         return;                                                                                                      \
     }
-    ATTN_CASE(2)
-    ATTN_CASE(4)
-    ATTN_CASE(8)
+    ATTN_CASE(64)
+    ATTN_CASE(128)
+    ATTN_CASE(256)
 #undef ATTN_CASE
     fatal("engine_attention: head_dim %d is not supported (64, 128 or 256)", Dh);
 }

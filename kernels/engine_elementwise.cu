@@ -5,13 +5,16 @@
 //   engine_rope_kv       qkv[t] -> q rotated; k rotated and v written into the cache rows start_pos + t
 //   engine_swiglu_pairs  interleaved (gate, up) -> bf16(bf16(silu(gate)) * up)
 // Rounding points as common/ref_ops.h; RoPE and the norm are written without FMA contraction so that they round
-// exactly like the CPU reference.
+// exactly like the CPU reference. All but the embedding (which follows a host copy) are launched as programmatic
+// dependents (engine.h): each starts with pdl_wait().
 #include "engine.h"  // first: it includes the C headers (tensor.h, util.h) with C linkage
 #include "common.cuh"
 
 __device__ __forceinline__ float rbf(float x) { return dev_bf16_to_f32(dev_f32_to_bf16(x)); }
 
 __global__ void embedding_kernel(uint16_t *h, const int32_t *tokens, const uint16_t *table, int D) {
+    pdl_launch_dependents();
+    pdl_wait();  // a no-op unless launched as a dependent (engine.h)
     const int t = blockIdx.x;
     const int4 *src = (const int4 *)(table + (size_t)tokens[t] * D);
     int4 *dst = (int4 *)(h + (size_t)t * D);
@@ -27,6 +30,8 @@ void engine_embedding(uint16_t *h, const int32_t *tokens, const uint16_t *table,
 __global__ void add_rmsnorm_kernel(uint16_t *xn, uint16_t *h, const uint16_t *delta, const uint16_t *w, int D, float eps) {
     __shared__ double red[32];
     const size_t row = (size_t)blockIdx.x * D;
+    pdl_launch_dependents();
+    pdl_wait();
     double ss = 0.0;
     for (int i = threadIdx.x; i < D; i += blockDim.x) {
         float v = dev_bf16_to_f32(h[row + i]);
@@ -55,12 +60,13 @@ __global__ void add_rmsnorm_kernel(uint16_t *xn, uint16_t *h, const uint16_t *de
 void engine_add_rmsnorm(uint16_t *xn, uint16_t *h, const uint16_t *delta, const uint16_t *w, int T, int D, float eps,
                         cudaStream_t st) {
     REQUIRE(T >= 1 && D >= 1, "T %d D %d", T, D);
-    add_rmsnorm_kernel<<<T, 256, 0, st>>>(xn, h, delta, w, D, eps);
-    cudaCheckLaunch();
+    cudaCheck(engine_launch(add_rmsnorm_kernel, dim3(T), dim3(256), 0, st, xn, h, delta, w, D, eps));
 }
 
 __global__ void rope_kv_kernel(uint16_t *q, uint16_t *cache_k, uint16_t *cache_v, const uint16_t *qkv,
                                const float *freqs_cis, const int *pos, int H, int Hkv, int Dh) {
+    pdl_launch_dependents();
+    pdl_wait();
     const int t = blockIdx.x, p = *pos + t, half = Dh / 2;
     const int q_rows = H * Dh, k_rows = Hkv * Dh, width = q_rows + 2 * k_rows;
     const uint16_t *row = qkv + (size_t)t * width;
@@ -83,11 +89,13 @@ __global__ void rope_kv_kernel(uint16_t *q, uint16_t *cache_k, uint16_t *cache_v
 void engine_rope_kv(uint16_t *q, uint16_t *cache_k, uint16_t *cache_v, const uint16_t *qkv, const float *freqs_cis,
                     const int *pos, int T, int H, int Hkv, int Dh, cudaStream_t st) {
     REQUIRE(T >= 1 && Dh % 2 == 0, "T %d Dh %d", T, Dh);
-    rope_kv_kernel<<<T, 256, 0, st>>>(q, cache_k, cache_v, qkv, freqs_cis, pos, H, Hkv, Dh);
-    cudaCheckLaunch();
+    cudaCheck(engine_launch(rope_kv_kernel, dim3(T), dim3(256), 0, st, q, cache_k, cache_v, qkv, freqs_cis, pos, H, Hkv,
+                            Dh));
 }
 
 __global__ void swiglu_pairs_kernel(uint16_t *hidden, const uint16_t *gu, size_t n) {
+    pdl_launch_dependents();
+    pdl_wait();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     float gate = dev_bf16_to_f32(gu[2 * i]), up = dev_bf16_to_f32(gu[2 * i + 1]);
@@ -98,6 +106,5 @@ __global__ void swiglu_pairs_kernel(uint16_t *hidden, const uint16_t *gu, size_t
 void engine_swiglu_pairs(uint16_t *hidden, const uint16_t *gu, int T, int F, cudaStream_t st) {
     size_t n = (size_t)T * (size_t)F;
     REQUIRE(n > 0, "T %d F %d", T, F);
-    swiglu_pairs_kernel<<<ceil_div((long long)n, 256), 256, 0, st>>>(hidden, gu, n);
-    cudaCheckLaunch();
+    cudaCheck(engine_launch(swiglu_pairs_kernel, dim3(ceil_div((long long)n, 256)), dim3(256), 0, st, hidden, gu, n));
 }

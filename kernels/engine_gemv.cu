@@ -14,13 +14,17 @@
 //                      freqs_cis[pos] in fp32 and written to q, or into the KV cache at row pos (v unrotated).
 //   epilogue SWIGLU    the interleaved w1|w3 product: the pair is (gate, up) -> bf16(bf16(silu(gate)) * up).
 // Layout: 256 threads = 8 warps per block, 2 rows per warp, 16 rows per block.
+// Grid: persistent, as many blocks as fit on the GPU at once, each looping over groups of 16 rows, so the prologue
+// (the RMSNorm of x) runs once per block rather than once per 16 rows.
+// Launch: engine_launch (programmatic dependent launch when ENGINE_PDL=1; off by default: measured slower).
 #include "engine.h"  // first: it includes the C headers (tensor.h, util.h) with C linkage
 #include "common.cuh"
+#include <stdlib.h>
+#include <string.h>
 
 #define GEMV_WARPS 8
 #define GEMV_ROWS_PER_WARP 2
 #define GEMV_ROWS_PER_BLOCK (GEMV_WARPS * GEMV_ROWS_PER_WARP)
-#define GEMV_BATCH 4  // 16-byte loads per row in flight per lane
 
 __device__ __forceinline__ float bf16_lo(uint32_t u) { return __uint_as_float(u << 16); }
 __device__ __forceinline__ float bf16_hi(uint32_t u) { return __uint_as_float(u & 0xffff0000u); }
@@ -45,12 +49,18 @@ __device__ __forceinline__ void rope_pair(float x0, float x1, float c, float s, 
     *y1 = __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c));
 }
 
-template <int PRO, int EPI>
+// BATCH: 16-byte loads per row in flight per lane (4 or 8: engine_gemv_batch)
+template <int PRO, int EPI, int GEMV_BATCH>
 __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_kernel(GemvArgs a) {
     extern __shared__ __align__(16) uint8_t smem_raw[];
     uint16_t *xs = (uint16_t *)smem_raw;  // x [C] as bf16
     __shared__ double red[32];
     const int C = a.C, tid = threadIdx.x;
+    pdl_launch_dependents();
+
+    const int warp = tid / 32, lane = tid % 32;
+    const int nvec = C / 8;
+    pdl_wait();  // from here on: the previous kernel's outputs (x, h) are complete
 
     // ---- prologue: x into shared memory
     if (PRO == GEMV_PRO_COPY) {
@@ -81,87 +91,127 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_kernel(GemvArgs a) {
         }
     }
     __syncthreads();
-
-    // ---- the two rows of this warp
-    const int warp = tid / 32, lane = tid % 32;
-    const int o = (blockIdx.x * GEMV_WARPS + warp) * GEMV_ROWS_PER_WARP;
-    if (o >= a.OC) return;
-    const bool has_second = o + 1 < a.OC;
-    const int4 *w0 = (const int4 *)(a.w + (size_t)o * (size_t)C);
-    const int4 *w1 = has_second ? (const int4 *)(a.w + (size_t)(o + 1) * (size_t)C) : w0;
+    // ---- the row groups of this block: blockIdx.x, then + gridDim.x ... (a grid of a few blocks per SM, so the
+    // prologue above runs once per block, not once per 16 rows)
     const int4 *x4 = (const int4 *)xs;
-    const int nvec = C / 8;
-    float acc0 = 0.0f, acc1 = 0.0f;
-    int v = lane;
-    for (; v + 32 * (GEMV_BATCH - 1) < nvec; v += 32 * GEMV_BATCH) {
-        int4 wa[GEMV_BATCH], wb[GEMV_BATCH];
+    for (int grp = blockIdx.x;; grp += gridDim.x) {
+        const int o = (grp * GEMV_WARPS + warp) * GEMV_ROWS_PER_WARP;
+        if (o >= a.OC) break;
+        const bool has_second = o + 1 < a.OC;
+        const int4 *w0 = (const int4 *)(a.w + (size_t)o * (size_t)C);
+        const int4 *w1 = has_second ? (const int4 *)(a.w + (size_t)(o + 1) * (size_t)C) : w0;
+        float acc0 = 0.0f, acc1 = 0.0f;
+        int v = lane;
+        for (; v + 32 * (GEMV_BATCH - 1) < nvec; v += 32 * GEMV_BATCH) {
+            int4 wa[GEMV_BATCH], wb[GEMV_BATCH];
 #pragma unroll
-        for (int b = 0; b < GEMV_BATCH; b++) {
-            wa[b] = __ldcs(w0 + v + 32 * b);
-            wb[b] = __ldcs(w1 + v + 32 * b);
-        }
+            for (int b = 0; b < GEMV_BATCH; b++) {
+                wa[b] = __ldcs(w0 + v + 32 * b);
+                wb[b] = __ldcs(w1 + v + 32 * b);
+            }
 #pragma unroll
-        for (int b = 0; b < GEMV_BATCH; b++) {
-            int4 xv = x4[v + 32 * b];
-            acc0 = dot8(wa[b], xv, acc0);
-            acc1 = dot8(wb[b], xv, acc1);
+            for (int b = 0; b < GEMV_BATCH; b++) {
+                int4 xv = x4[v + 32 * b];
+                acc0 = dot8(wa[b], xv, acc0);
+                acc1 = dot8(wb[b], xv, acc1);
+            }
         }
-    }
-    for (; v < nvec; v += 32) {
-        int4 xv = x4[v];
-        acc0 = dot8(__ldcs(w0 + v), xv, acc0);
-        acc1 = dot8(__ldcs(w1 + v), xv, acc1);
-    }
-    acc0 = warp_sum(acc0);
-    acc1 = warp_sum(acc1);
-    if (lane != 0) return;
-
-    // ---- epilogue (lane 0 of the warp)
-    if (EPI == GEMV_EPI_F32) {
-        a.out_f32[o] = acc0;
-        if (has_second) a.out_f32[o + 1] = acc1;
-    } else if (EPI == GEMV_EPI_BF16) {
-        a.out[o] = dev_f32_to_bf16(acc0);
-        if (has_second) a.out[o + 1] = dev_f32_to_bf16(acc1);
-    } else if (EPI == GEMV_EPI_RESIDUAL) {
-        a.resid[o] = dev_f32_to_bf16(dev_bf16_to_f32(a.resid[o]) + round_bf(acc0));
-        if (has_second) a.resid[o + 1] = dev_f32_to_bf16(dev_bf16_to_f32(a.resid[o + 1]) + round_bf(acc1));
-    } else if (EPI == GEMV_EPI_QKV_ROPE) {
-        const int pos = *a.pos, Dh = a.head_dim;
-        float y0 = round_bf(acc0), y1 = round_bf(acc1);  // xq = self.wq(x) is a bf16 tensor
-        if (o < a.q_rows + a.k_rows) {
-            int r = o < a.q_rows ? o : o - a.q_rows;
-            int i = (r % Dh) / 2;
-            const float *cs = a.freqs_cis + ((size_t)pos * (size_t)(Dh / 2) + (size_t)i) * 2;
-            float z0, z1;
-            rope_pair(y0, y1, cs[0], cs[1], &z0, &z1);
-            uint16_t *dst = o < a.q_rows ? a.out + r : a.cache_k + (size_t)pos * (size_t)a.k_rows + r;
-            dst[0] = dev_f32_to_bf16(z0);
-            dst[1] = dev_f32_to_bf16(z1);
-        } else {
-            int r = o - a.q_rows - a.k_rows;
-            uint16_t *dst = a.cache_v + (size_t)pos * (size_t)a.k_rows + r;
-            dst[0] = dev_f32_to_bf16(y0);
-            dst[1] = dev_f32_to_bf16(y1);
+        for (; v < nvec; v += 32) {
+            int4 xv = x4[v];
+            acc0 = dot8(__ldcs(w0 + v), xv, acc0);
+            acc1 = dot8(__ldcs(w1 + v), xv, acc1);
         }
-    } else if (EPI == GEMV_EPI_SWIGLU) {
-        float gate = round_bf(acc0), up = round_bf(acc1);
-        float silu = round_bf(gate / (1.0f + expf(-gate)));  // F.silu(w1(x)) is bf16
-        a.out[o / 2] = dev_f32_to_bf16(__fmul_rn(silu, up));
+        acc0 = warp_sum(acc0);
+        acc1 = warp_sum(acc1);
+        if (lane != 0) continue;
+        // ---- epilogue (lane 0 of the warp)
+        if (EPI == GEMV_EPI_F32) {
+            a.out_f32[o] = acc0;
+            if (has_second) a.out_f32[o + 1] = acc1;
+        } else if (EPI == GEMV_EPI_BF16) {
+            a.out[o] = dev_f32_to_bf16(acc0);
+            if (has_second) a.out[o + 1] = dev_f32_to_bf16(acc1);
+        } else if (EPI == GEMV_EPI_RESIDUAL) {
+            a.resid[o] = dev_f32_to_bf16(dev_bf16_to_f32(a.resid[o]) + round_bf(acc0));
+            if (has_second) a.resid[o + 1] = dev_f32_to_bf16(dev_bf16_to_f32(a.resid[o + 1]) + round_bf(acc1));
+        } else if (EPI == GEMV_EPI_QKV_ROPE) {
+            const int pos = *a.pos, Dh = a.head_dim;
+            float y0 = round_bf(acc0), y1 = round_bf(acc1);  // xq = self.wq(x) is a bf16 tensor
+            if (o < a.q_rows + a.k_rows) {
+                int r = o < a.q_rows ? o : o - a.q_rows;
+                int i = (r % Dh) / 2;
+                const float *cs = a.freqs_cis + ((size_t)pos * (size_t)(Dh / 2) + (size_t)i) * 2;
+                float z0, z1;
+                rope_pair(y0, y1, cs[0], cs[1], &z0, &z1);
+                uint16_t *dst = o < a.q_rows ? a.out + r : a.cache_k + (size_t)pos * (size_t)a.k_rows + r;
+                dst[0] = dev_f32_to_bf16(z0);
+                dst[1] = dev_f32_to_bf16(z1);
+            } else {
+                int r = o - a.q_rows - a.k_rows;
+                uint16_t *dst = a.cache_v + (size_t)pos * (size_t)a.k_rows + r;
+                dst[0] = dev_f32_to_bf16(y0);
+                dst[1] = dev_f32_to_bf16(y1);
+            }
+        } else if (EPI == GEMV_EPI_SWIGLU) {
+            float gate = round_bf(acc0), up = round_bf(acc1);
+            float silu = round_bf(gate / (1.0f + expf(-gate)));  // F.silu(w1(x)) is bf16
+            a.out[o / 2] = dev_f32_to_bf16(__fmul_rn(silu, up));
+        }
     }
 }
 
-template <int PRO, int EPI>
-static void launch(const GemvArgs *a, cudaStream_t st) {
+// 16-byte loads per row in flight per lane: 4 (ENGINE_GEMV_BATCH=8 doubles it; measured on an H200: 8 was slower,
+// 184.6 against 189.0 tok/s, so bytes in flight were not what limited; bench/NOTES.md).
+static int gemv_batch(void) {
+    static int batch = 0;
+    if (!batch) {
+        const char *env = getenv("ENGINE_GEMV_BATCH");
+        batch = env && strcmp(env, "8") == 0 ? 8 : 4;
+    }
+    return batch;
+}
+
+// The grid: as many blocks as are resident at once, each looping over row groups (ENGINE_GEMV_PERSIST=0: one block
+// per 16 rows, the first version).
+static bool gemv_persistent(void) {
+    const char *env = getenv("ENGINE_GEMV_PERSIST");
+    return !(env && strcmp(env, "0") == 0);
+}
+static int gemv_sm_count(void) {
+    static int sms = 0;
+    if (!sms) {
+        int dev = 0;
+        cudaCheck(cudaGetDevice(&dev));
+        cudaCheck(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    }
+    return sms;
+}
+
+template <int PRO, int EPI, int BATCH>
+static void launch_batch(const GemvArgs *a, cudaStream_t st) {
     size_t smem = (size_t)a->C * sizeof(uint16_t);
     static size_t smem_allowed = 48 * 1024;  // raised once per instantiation (rows longer than 24576, e.g. 70B's w2)
     if (smem > smem_allowed) {
-        cudaCheck(cudaFuncSetAttribute(gemv_kernel<PRO, EPI>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        cudaCheck(cudaFuncSetAttribute(gemv_kernel<PRO, EPI, BATCH>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       (int)smem));
         smem_allowed = smem;
     }
     int grid = ceil_div(a->OC, GEMV_ROWS_PER_BLOCK);
-    gemv_kernel<PRO, EPI><<<grid, GEMV_WARPS * 32, smem, st>>>(*a);
-    cudaCheckLaunch();
+    // a persistent grid: as many blocks as fit at once (occupancy of this instantiation), each looping over groups
+    static int resident = 0;
+    if (!resident) {
+        int per_sm = 0;
+        cudaCheck(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_kernel<PRO, EPI, BATCH>,
+                                                                GEMV_WARPS * 32, smem));
+        resident = (per_sm > 0 ? per_sm : 1) * gemv_sm_count();
+    }
+    if (gemv_persistent() && grid > resident) grid = resident;
+    cudaCheck(engine_launch(gemv_kernel<PRO, EPI, BATCH>, dim3(grid), dim3(GEMV_WARPS * 32), smem, st, *a));
+}
+template <int PRO, int EPI>
+static void launch(const GemvArgs *a, cudaStream_t st) {
+    if (gemv_batch() == 4) launch_batch<PRO, EPI, 4>(a, st);
+    else launch_batch<PRO, EPI, 8>(a, st);
 }
 
 void engine_gemv(const GemvArgs *a, int pro, int epi, cudaStream_t st) {
