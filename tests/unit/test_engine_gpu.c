@@ -38,7 +38,17 @@ static void check_logits(const char *what, const float *ref, const float *out, i
            100 * max_diff / scale, scale, (long long)am_ref, (long long)am_out);
     CHECK(bad == 0, "%s: %d NaN/Inf logits", what, bad);
     CHECK(nmse <= 1e-2, "%s: normalised MSE %g > 1e-2", what, nmse);
-    CHECK(am_ref == am_out, "%s: argmax %lld vs %lld", what, (long long)am_ref, (long long)am_out);
+    // The prediction: the same token, or a near tie that the drift can flip: the reference scores the engine's choice
+    // within 1% of the logits' spread (standard deviation) of its own best (the rule of chapter 15). Seen once on an
+    // H200 at the 32-layer preset: 88484 vs 79929 at one decode step with nmse 1.08e-3.
+    double mean = 0, var = 0;
+    for (int i = 0; i < V; i++) mean += ref[i];
+    mean /= V;
+    for (int i = 0; i < V; i++) var += ((double)ref[i] - mean) * ((double)ref[i] - mean);
+    double gap = (double)ref[am_ref] - ref[am_out], spread = sqrt(var / V);
+    if (am_ref != am_out) printf("    argmax differs: the reference's logit gap %.4g, 1%% of the spread %.4g\n", gap, 0.01 * spread);
+    CHECK(am_ref == am_out || gap <= 0.01 * spread, "%s: argmax %lld vs %lld, gap %g > 1%% of spread %g", what,
+          (long long)am_ref, (long long)am_out, gap, spread);
 }
 
 int main(int argc, char **argv) {
