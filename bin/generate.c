@@ -85,7 +85,7 @@ int main(int argc, char **argv) {
         case 'm': model_dir = optarg; break;
         case 'p': prompt = optarg; break;
         case 'n': n_new = parse_long("-n", optarg, 0, 1000000); break;
-        case 'S': max_seq_len = parse_long("--max-seq-len", optarg, 1, 1 << 20); break;
+        case 'S': max_seq_len = parse_long("--max-seq-len", optarg, 1, 1 << 24); break;
         case 't': temperature = parse_double("--temperature", optarg, 0.0, 100.0); break;
         case 'P': top_p = parse_double("--top-p", optarg, 1e-9, 1.0); break;
         case 's': {

@@ -95,16 +95,22 @@ sys.exit(0 if d <= 0.02 * s and a.argmax() == b.argmax() else 1)"
     else
         no "transformers is not importable: the HF peer cannot run"
     fi
+    # 2^24 positions: 32 GiB of KV cache for the tiny model and 128 GiB of prefill scores: more than a 141 GB GPU has
     check_fails 1 "needs .* GiB.*KV cache" "a KV cache larger than the GPU: a clear error" "$GEN" --model "$MODEL" \
-        --prompt x --device cuda --max-seq-len 1048576
+        --prompt x --device cuda --max-seq-len 16777216
     SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
     if [ -n "$SAN" ]; then
         check "compute-sanitizer memcheck on generate" "$SAN" --tool memcheck --error-exitcode 9 "$GEN" --model "$MODEL" \
             --prompt "$PROMPT" -n 4 --temperature 0 --device cuda --max-seq-len 64 --quiet
-        # cuBLAS's own GEMM kernels (nvjet_*) report shared-memory hazards inside the library (seen on an H200, CUDA 13):
-        # not our code, so racecheck looks at every kernel but those.
-        check "compute-sanitizer racecheck on generate" "$SAN" --tool racecheck --kernel-name-exclude kns=nvjet --error-exitcode 9 "$GEN" --model "$MODEL" \
-            --prompt "$PROMPT" -n 2 --temperature 0 --device cuda --max-seq-len 64 --no-graphs --quiet
+        # cuBLAS's own GEMM kernels (nvjet_*) report shared-memory hazards inside the library (seen on an H200, CUDA 13),
+        # and excluding them with --kernel-name-exclude crashed the sanitizer there. So racecheck checks every kernel,
+        # and the check passes when the run completes and every hazard it reports lies in a cuBLAS kernel, not ours.
+        "$SAN" --tool racecheck "$GEN" --model "$MODEL" --prompt "$PROMPT" -n 2 --temperature 0 --device cuda \
+            --max-seq-len 64 --no-graphs --quiet >"$TMP/race.out" 2>&1
+        if grep -q "RACECHECK SUMMARY" "$TMP/race.out" && ! grep -q "Internal Sanitizer Error\|fatal:" "$TMP/race.out" &&
+           ! grep "Race reported between" "$TMP/race.out" | grep -vq "nvjet"; then ok
+        else no "compute-sanitizer racecheck on generate: a hazard outside cuBLAS, or the run failed"; sed 's/^/    /' "$TMP/race.out" | head -20 >&2; fi
+        grep -c "Race reported between" "$TMP/race.out" | sed 's/^/    racecheck: cuBLAS-internal hazard reports: /' 
         check "compute-sanitizer initcheck on generate" "$SAN" --tool initcheck --error-exitcode 9 "$GEN" --model "$MODEL" \
             --prompt "$PROMPT" -n 2 --temperature 0 --device cuda --max-seq-len 64 --no-graphs --quiet
     else
