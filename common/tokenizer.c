@@ -87,40 +87,24 @@ int64_t utf8_first_invalid(const void *text, size_t len) {
     return -1;
 }
 
-// Appends bytes to a growing buffer.
-typedef struct {
-    char *data;
-    size_t len, cap;
-} ByteBuf;
-static void buf_append(ByteBuf *b, const void *p, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (b->len + n + 1 > cap) cap *= 2;
-        b->data = xrealloc(b->data, cap);
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = 0;
-}
 static const char REPLACEMENT_CHAR[] = "\xEF\xBF\xBD";  // U+FFFD
 
 // Copies s to out, replacing each invalid sequence by U+FFFD. If keep_tail, a cut-short sequence at the end is not
 // written and its length is returned (the caller keeps those bytes); otherwise it is replaced and 0 is returned.
-static size_t utf8_replace_invalid(const uint8_t *s, size_t len, ByteBuf *out, bool keep_tail) {
+static size_t utf8_replace_invalid(const uint8_t *s, size_t len, StrBuf *out, bool keep_tail) {
     size_t i = 0;
     uint32_t cp;
     while (i < len) {
         int n = utf8_next(s + i, len - i, &cp);
         if (n > 0) {
-            buf_append(out, s + i, (size_t)n);
+            strbuf_add(out, s + i, (size_t)n);
             i += (size_t)n;
         } else if (n < 0) {
-            buf_append(out, REPLACEMENT_CHAR, 3);
+            strbuf_add(out, REPLACEMENT_CHAR, 3);
             i += (size_t)(-n);
         } else {
             if (keep_tail) return len - i;
-            buf_append(out, REPLACEMENT_CHAR, 3);  // an incomplete sequence at the very end: one U+FFFD
+            strbuf_add(out, REPLACEMENT_CHAR, 3);  // an incomplete sequence at the very end: one U+FFFD
             break;
         }
     }
@@ -553,13 +537,13 @@ int32_t tokenizer_token_id(const Tokenizer *t, const void *bytes, size_t len) {
 bool tokenizer_is_special(const Tokenizer *t, int32_t id) { return id >= t->n_base && id < t->vocab_size; }
 
 char *tokenizer_decode(const Tokenizer *t, const int32_t *ids, size_t n, size_t *len) {
-    ByteBuf out = {0};
-    buf_append(&out, "", 0);
+    StrBuf out = {0};
+    strbuf_add(&out, "", 0);
     for (size_t i = 0; i < n; i++) {
         size_t tl;
         const uint8_t *p = tokenizer_token_bytes(t, ids[i], &tl);
         if (!p) input_error("decode", "id %d is not in 0..%d", ids[i], t->vocab_size - 1);
-        buf_append(&out, p, tl);
+        strbuf_add(&out, p, tl);
     }
     if (len) *len = out.len;
     return out.data;
@@ -568,8 +552,8 @@ char *tokenizer_decode(const Tokenizer *t, const int32_t *ids, size_t n, size_t 
 char *tokenizer_decode_text(const Tokenizer *t, const int32_t *ids, size_t n, size_t *len) {
     size_t raw_len;
     char *raw = tokenizer_decode(t, ids, n, &raw_len);
-    ByteBuf out = {0};
-    buf_append(&out, "", 0);
+    StrBuf out = {0};
+    strbuf_add(&out, "", 0);
     utf8_replace_invalid((const uint8_t *)raw, raw_len, &out, false);
     free(raw);
     if (len) *len = out.len;
@@ -592,16 +576,16 @@ static bool python_unprintable(uint32_t c) {
 size_t tokenizer_piece_display(const Tokenizer *t, int32_t id, char *buf, size_t n) {
     size_t len;
     const uint8_t *p = tokenizer_token_bytes(t, id, &len);
-    ByteBuf out = {0};
+    StrBuf out = {0};
     if (!p) {
         char tmp[48];
         snprintf(tmp, sizeof tmp, "<bad id %d>", id);
-        buf_append(&out, tmp, strlen(tmp));
+        strbuf_add(&out, tmp, strlen(tmp));
     } else {
         // Python picks single quotes unless the text has a ' and no ".
         bool has_single = memchr(p, '\'', len) != NULL, has_double = memchr(p, '"', len) != NULL;
         char quote = (has_single && !has_double) ? '"' : '\'';
-        buf_append(&out, &quote, 1);
+        strbuf_add(&out, &quote, 1);
         size_t i = 0;
         while (i < len) {
             uint32_t c;
@@ -611,7 +595,7 @@ size_t tokenizer_piece_display(const Tokenizer *t, int32_t id, char *buf, size_t
                 size_t bad = k < 0 ? (size_t)(-k) : len - i;
                 for (size_t j = 0; j < bad; j++) {
                     snprintf(esc, sizeof esc, "\\x%02x", p[i + j]);
-                    buf_append(&out, esc, 4);
+                    strbuf_add(&out, esc, 4);
                 }
                 i += bad;
                 continue;
@@ -619,19 +603,19 @@ size_t tokenizer_piece_display(const Tokenizer *t, int32_t id, char *buf, size_t
             if (c == '\\' || c == (uint32_t)quote) {
                 esc[0] = '\\';
                 esc[1] = (char)c;
-                buf_append(&out, esc, 2);
-            } else if (c == '\n') buf_append(&out, "\\n", 2);
-            else if (c == '\r') buf_append(&out, "\\r", 2);
-            else if (c == '\t') buf_append(&out, "\\t", 2);
+                strbuf_add(&out, esc, 2);
+            } else if (c == '\n') strbuf_add(&out, "\\n", 2);
+            else if (c == '\r') strbuf_add(&out, "\\r", 2);
+            else if (c == '\t') strbuf_add(&out, "\\t", 2);
             else if (python_unprintable(c)) {
                 int m = c <= 0xFF ? snprintf(esc, sizeof esc, "\\x%02x", c)
                         : c <= 0xFFFF ? snprintf(esc, sizeof esc, "\\u%04x", c)
                                       : snprintf(esc, sizeof esc, "\\U%08x", c);
-                buf_append(&out, esc, (size_t)m);
-            } else buf_append(&out, p + i, (size_t)k);
+                strbuf_add(&out, esc, (size_t)m);
+            } else strbuf_add(&out, p + i, (size_t)k);
             i += (size_t)k;
         }
-        buf_append(&out, &quote, 1);
+        strbuf_add(&out, &quote, 1);
     }
     if (n > 0) {
         size_t copy = out.len < n - 1 ? out.len : n - 1;
@@ -647,7 +631,7 @@ size_t tokenizer_piece_display(const Tokenizer *t, int32_t id, char *buf, size_t
 
 void token_stream_init(TokenStream *s) { memset(s, 0, sizeof *s); }
 
-static const char *stream_emit(TokenStream *s, ByteBuf *text, size_t *len) {
+static const char *stream_emit(TokenStream *s, StrBuf *text, size_t *len) {
     // Bounded: pending (<= 3) + one token (<= MAX_TOKEN_BYTES, or a special name) -> at most 3 output bytes each.
     size_t n = text->len < sizeof s->out - 1 ? text->len : sizeof s->out - 1;
     if (n) memcpy(s->out, text->data, n);
@@ -668,7 +652,7 @@ const char *token_stream_push(TokenStream *s, const Tokenizer *t, int32_t id, si
     if (tl > sizeof joined - n) fatal("token %d is too long for the stream decoder", id);
     memcpy(joined + n, p, tl);
     n += tl;
-    ByteBuf text = {0};
+    StrBuf text = {0};
     size_t held = utf8_replace_invalid(joined, n, &text, true);
     memcpy(s->pending, joined + n - held, held);  // held <= 3: a cut-short character is at most 3 bytes
     s->n_pending = (int)held;
@@ -676,7 +660,7 @@ const char *token_stream_push(TokenStream *s, const Tokenizer *t, int32_t id, si
 }
 
 const char *token_stream_flush(TokenStream *s, size_t *len) {
-    ByteBuf text = {0};
+    StrBuf text = {0};
     utf8_replace_invalid(s->pending, (size_t)s->n_pending, &text, false);
     s->n_pending = 0;
     return stream_emit(s, &text, len);

@@ -176,6 +176,33 @@ void atomic_abort(AtomicFile *a) {
     a->f = NULL;
 }
 
+void strbuf_add(StrBuf *b, const void *bytes, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (b->len + n + 1 > cap) cap *= 2;
+        b->data = xrealloc(b->data, cap);
+        b->cap = cap;
+    }
+    if (n) memcpy(b->data + b->len, bytes, n);
+    b->len += n;
+    b->data[b->len] = 0;
+}
+void strbuf_addf(StrBuf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (n < 0) fatal("out of memory in strbuf_addf");
+    strbuf_add(b, s, (size_t)n);
+    free(s);
+}
+char *strbuf_take(StrBuf *b) {
+    char *s = b->data ? b->data : xstrdup("");
+    b->data = NULL, b->len = b->cap = 0;
+    return s;
+}
+
 double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

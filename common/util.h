@@ -59,5 +59,14 @@ void atomic_open(AtomicFile *a, const char *path);
 void atomic_commit(AtomicFile *a);  // fclose + rename
 void atomic_abort(AtomicFile *a);   // fclose + unlink
 
+// A growable byte string: data is NUL-terminated after the first append (bytes may include NULs; len counts them).
+typedef struct {
+    char *data;
+    size_t len, cap;
+} StrBuf;
+void strbuf_add(StrBuf *b, const void *bytes, size_t n);
+void strbuf_addf(StrBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *strbuf_take(StrBuf *b);  // the string (never NULL; "" when empty), ownership to the caller; b is emptied
+
 double now_seconds(void);  // monotonic clock
 size_t host_rss_bytes(void);  // resident set of this process (VmRSS), 0 if unknown

@@ -34,47 +34,12 @@
 
 // ---- a growable string --------------------------------------------------------------------------------------------
 
-typedef struct {
-    char *s;
-    size_t len, cap;
-} Buf;
+typedef StrBuf Buf;  // util.h
 
-static void buf_add_n(Buf *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (b->len + n + 1 > cap) cap *= 2;
-        b->s = xrealloc(b->s, cap);
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = 0;
-}
+static void buf_add_n(Buf *b, const char *s, size_t n) { strbuf_add(b, s, n); }
 static void buf_add(Buf *b, const char *s) { buf_add_n(b, s, strlen(s)); }
-static void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void buf_printf(Buf *b, const char *fmt, ...) {
-    char small[512];
-    va_list ap, ap2;
-    va_start(ap, fmt);
-    va_copy(ap2, ap);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0) fatal("buf_printf: bad format");
-    if ((size_t)n < sizeof small) buf_add_n(b, small, (size_t)n);
-    else {
-        char *big = xmalloc((size_t)n + 1);
-        vsnprintf(big, (size_t)n + 1, fmt, ap2);
-        buf_add_n(b, big, (size_t)n);
-        free(big);
-    }
-    va_end(ap2);
-}
-// Takes the text out of the buffer (malloc'd, never NULL) and empties it.
-static char *buf_take(Buf *b) {
-    char *s = b->s ? b->s : xstrdup("");
-    b->s = NULL, b->len = b->cap = 0;
-    return s;
-}
+#define buf_printf strbuf_addf
+#define buf_take strbuf_take
 
 // ---- base64 (RFC 4648, with padding): how notebooks and data: URIs carry PNG bytes ---------------------------------
 
@@ -686,7 +651,7 @@ static void add_chapter_cells(Notebook *nb, const StepInfo *st, int lang) {
     buf_printf(&b, "\n\n`%s`\n\n", st->id);
     buf_add(&b, c ? (lang ? c->explain_zh : c->explain_en) : ui->missing_text);
     buf_add(&b, "\n");
-    nb_markdown(nb, b.s);
+    nb_markdown(nb, b.data);
     free(buf_take(&b));
 
     // the tutorial's PyTorch, as comments
@@ -700,7 +665,7 @@ static void add_chapter_cells(Notebook *nb, const StepInfo *st, int lang) {
             if (nl) buf_add(&b, "\n");
             p += n + (nl ? 1 : 0);
         }
-        nb_code(nb, b.s, false);
+        nb_code(nb, b.data, false);
         free(buf_take(&b));
     }
 
@@ -710,13 +675,13 @@ static void add_chapter_cells(Notebook *nb, const StepInfo *st, int lang) {
         buf_add(&b, "printed(");
         py_string(&b, st->id);
         buf_add(&b, ")");
-        json_t *out = nb_code(nb, b.s, true);
+        json_t *out = nb_code(nb, b.data, true);
         free(buf_take(&b));
         for (size_t i = 0; i < n_lines; i++) {
             buf_add(&b, json_string_value(json_array_get(st->lines, i)));
             buf_add(&b, "\n");
         }
-        nb_stream(out, b.s);
+        nb_stream(out, b.data);
         free(buf_take(&b));
     }
 
@@ -749,9 +714,9 @@ static void add_chapter_cells(Notebook *nb, const StepInfo *st, int lang) {
             }
             describe_line(&out_text, t);
         }
-        b.s[--b.len] = 0;  // no newline after the last line of the cell
-        json_t *out = nb_code(nb, b.s, true);
-        nb_stream(out, out_text.s);
+        b.data[--b.len] = 0;  // no newline after the last line of the cell
+        json_t *out = nb_code(nb, b.data, true);
+        nb_stream(out, out_text.data);
         free(buf_take(&b)), free(buf_take(&out_text));
     }
 
@@ -767,14 +732,14 @@ static void add_chapter_cells(Notebook *nb, const StepInfo *st, int lang) {
             py_string(&b, im->file);
             buf_add(&b, ")");
         }
-        json_t *out = nb_code(nb, b.s, true);
+        json_t *out = nb_code(nb, b.data, true);
         free(buf_take(&b));
         nb_png(out, im->base64, im->caption ? im->caption : im->file);
     }
 
     // the verdicts
     verdict_markdown(&b, st, ui);
-    nb_markdown(nb, b.s);
+    nb_markdown(nb, b.data);
     free(buf_take(&b));
 }
 
@@ -810,7 +775,7 @@ static json_t *build_notebook(const char *notebook_path, int lang) {
         md_escape(&b, step_title(st, lang));
         buf_printf(&b, "](#ch-%s)\n", st->id);
     }
-    nb_markdown(&nb, b.s);
+    nb_markdown(&nb, b.data);
     free(buf_take(&b));
 
     // the helpers
@@ -821,11 +786,11 @@ static json_t *build_notebook(const char *notebook_path, int lang) {
     free(rel);
     const char *at = strstr(NB_PRELUDE, "@TRACE@");
     buf_add_n(&b, NB_PRELUDE, (size_t)(at - NB_PRELUDE));
-    buf_add(&b, lit.s);
+    buf_add(&b, lit.data);
     buf_add(&b, at + strlen("@TRACE@"));
     free(buf_take(&lit));
-    while (b.len && b.s[b.len - 1] == '\n') b.s[--b.len] = 0;
-    nb_code(&nb, b.s, false);
+    while (b.len && b.data[b.len - 1] == '\n') b.data[--b.len] = 0;
+    nb_code(&nb, b.data, false);
     free(buf_take(&b));
 
     for (int si = 0; si < G.n_steps; si++) add_chapter_cells(&nb, &G.steps[si], lang);
