@@ -121,10 +121,10 @@ int main(int argc, char **argv) {
     // the summary, from trace.json
     json_error_t err;
     json_t *root = json_load_file(index, 0, &err);
-    printf("\n%-16s %-7s %6s %10s %11s %10s %10s\n", "chapter", "verdict", "cmp", "tol used", "max abs", "cpu ms",
-           "cuda ms");
-    printf("%-16s %-7s %6s %10s %11s %10s %10s\n", "----------------", "-------", "------", "----------", "-----------",
-           "----------", "----------");
+    printf("\n%-16s %-7s %6s %10s %11s %10s %10s %9s\n", "chapter", "verdict", "cmp", "tol used", "max abs", "cpu ms",
+           "cuda ms", "total s");
+    printf("%-16s %-7s %6s %10s %11s %10s %10s %9s\n", "----------------", "-------", "------", "----------", "-----------",
+           "----------", "----------", "---------");
     int n_failed = 0;
     for (int i = 0; i < n; i++) {
         json_t *step = NULL, *steps = root ? json_object_get(root, "steps") : NULL;
@@ -145,14 +145,16 @@ int main(int argc, char **argv) {
         }
         json_t *tm = step ? json_object_get(step, "timings") : NULL;
         json_t *cpu = tm ? json_object_get(tm, "cpu_ms") : NULL, *cuda = tm ? json_object_get(tm, "cuda_ms") : NULL;
+        json_t *total = tm ? json_object_get(tm, "total_ms") : NULL;
         const char *verdict = status[i] ? "FAIL" : n_cmp ? "OK" : "ran";
         if (status[i]) n_failed++;
-        char cpu_s[32] = "-", cuda_s[32] = "-", tol_s[32] = "-", abs_s[32] = "-";
+        char cpu_s[32] = "-", cuda_s[32] = "-", tol_s[32] = "-", abs_s[32] = "-", total_s[32] = "-";
+        if (total) snprintf(total_s, sizeof total_s, "%.1f", json_number_value(total) / 1e3);
         if (cpu) snprintf(cpu_s, sizeof cpu_s, "%.1f", json_number_value(cpu));
         if (cuda) snprintf(cuda_s, sizeof cuda_s, "%.1f", json_number_value(cuda));
         if (n_cmp) snprintf(tol_s, sizeof tol_s, "%.0f%%", 100 * tol_used), snprintf(abs_s, sizeof abs_s, "%.2e", max_abs);
-        printf("%-16s %-7s %3d/%-2d %10s %11s %10s %10s\n", names[i], verdict, n_cmp - n_bad, n_cmp, tol_s, abs_s,
-               cpu_s, cuda_s);
+        printf("%-16s %-7s %3d/%-2d %10s %11s %10s %10s %9s\n", names[i], verdict, n_cmp - n_bad, n_cmp, tol_s, abs_s,
+               cpu_s, cuda_s, total_s);
     }
     printf("\n%d chapters in %.1f s: %d passed, %d failed. Trace: %s/trace.json\n", n, secs, n - n_failed, n_failed,
            out_dir);

@@ -117,6 +117,7 @@ int main(int argc, char **argv) {
         t0 = now_seconds();
         model_cpu_forward(&full, seq, pos + 1, 0, logits_full, false);
         full_ms[i] = 1e3 * (now_seconds() - t0);
+        s.ms_cpu += cached_ms[i] + full_ms[i];  // both ways count as the CPU reference's time
         memcpy(step_logits + (size_t)(i + 1) * V, logits, (size_t)V * sizeof(float));
         int diff = count_bit_diff(logits, logits_full, (size_t)V);
         all_equal &= diff == 0;
@@ -192,6 +193,7 @@ int main(int argc, char **argv) {
             a = now_seconds();
             memcpy(gf, engine_forward(e, seq, pos + 1, 0), (size_t)V * sizeof(float));  // rewrites rows 0..pos
             gpu_full_ms[i] = 1e3 * (now_seconds() - a);
+            s.ms_cuda += gpu_cached_ms[i] + gpu_full_ms[i];
             const float *ref = step_logits + (size_t)(i + 1) * V;
             char name[96];
             snprintf(name, sizeof name, "cuda_step%d_cached_vs_cpu", i + 1);
