@@ -4,9 +4,11 @@
 // progress, and prints per chapter: the verdict, the number of comparisons, the largest share of a tolerance used,
 // the worst max-abs error, and the time on each backend (from OUT/trace.json). Exit status: 0 when every chapter
 // exited 0, 1 when a comparison failed, 2 on bad input (a chapter's own exit status 2 is passed on).
+// With --no-compare (one path alone, nothing compared) a chapter's verdict is its mode, "cuda-only" or "cpu-only",
+// and the last line counts the chapters that ran, never as passed.
 //
 // Run: build/bin/walkthrough [--model DIR] [--prompt TEXT] [--out DIR] [--device auto|cuda|cpu] [--layer L]
-//                            [--head H] [--precision bf16|fp32] [--lang en|zh] [--only NN[,NN...]]
+//                            [--head H] [--precision bf16|fp32] [--lang en|zh] [--no-compare] [--only NN[,NN...]]
 
 #include <dirent.h>
 #include <jansson.h>
@@ -23,16 +25,22 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 
 static void usage(void) {
     printf("usage: walkthrough [--model DIR] [--prompt TEXT] [--out DIR] [--device auto|cuda|cpu] [--layer L]\n"
-           "                   [--head H] [--precision bf16|fp32] [--lang en|zh] [--tokenizer FILE] [--only NN,NN]\n\n"
+           "                   [--head H] [--precision bf16|fp32] [--lang en|zh] [--tokenizer FILE] [--no-compare]\n"
+           "                   [--only NN,NN]\n\n"
            "Runs every chapter program (build/steps/NN_name) in order with these flags into one trace directory\n"
            "(default trace/), then prints a summary table: chapter, verdict, comparisons, the largest share of a\n"
            "tolerance used, the worst absolute error, and the time on each backend.\n"
            "--only 05,07 runs only those chapters. The flags are those of every chapter (see build/steps/00_config --help).\n"
-           "Exit status: 0 when every chapter passed, 1 when a comparison failed, 2 on bad input.\n");
+           "--no-compare runs one path alone and compares nothing: with --device cuda the CPU reference does not run\n"
+           "at all (the fast way through a large model); each chapter's verdict is then \"cuda-only\" (or \"cpu-only\"),\n"
+           "not OK, and the summary counts the chapters that ran, not passed.\n"
+           "Exit status: 0 when every chapter passed (with --no-compare: ran), 1 when a comparison failed or a chapter\n"
+           "failed, 2 on bad input.\n");
 }
 
 int main(int argc, char **argv) {
     const char *out_dir = "trace", *only = NULL;
+    bool no_compare = false;
     // flags passed through to every chapter
     char **pass = xcalloc((size_t)argc + 4, sizeof(char *));
     int n_pass = 0;
@@ -43,7 +51,8 @@ int main(int argc, char **argv) {
             usage();
             return 0;
         }
-        if (!strcmp(argv[i], "--quiet")) {
+        if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "--no-compare")) {
+            if (!strcmp(argv[i], "--no-compare")) no_compare = true;
             pass[n_pass++] = argv[i];
             continue;
         }
@@ -121,10 +130,11 @@ int main(int argc, char **argv) {
     // the summary, from trace.json
     json_error_t err;
     json_t *root = json_load_file(index, 0, &err);
-    printf("\n%-16s %-7s %6s %10s %11s %10s %10s %9s\n", "chapter", "verdict", "cmp", "tol used", "max abs", "cpu ms",
-           "cuda ms", "total s");
-    printf("%-16s %-7s %6s %10s %11s %10s %10s %9s\n", "----------------", "-------", "------", "----------", "-----------",
-           "----------", "----------", "---------");
+    int vw = no_compare ? 9 : 7;  // the verdict column fits "cuda-only"
+    printf("\n%-16s %-*s %6s %10s %11s %10s %10s %9s\n", "chapter", vw, "verdict", "cmp", "tol used", "max abs",
+           "cpu ms", "cuda ms", "total s");
+    printf("%-16s %.*s %6s %10s %11s %10s %10s %9s\n", "----------------", vw, "---------", "------", "----------",
+           "-----------", "----------", "----------", "---------");
     int n_failed = 0;
     for (int i = 0; i < n; i++) {
         json_t *step = NULL, *steps = root ? json_object_get(root, "steps") : NULL;
@@ -146,18 +156,26 @@ int main(int argc, char **argv) {
         json_t *tm = step ? json_object_get(step, "timings") : NULL;
         json_t *cpu = tm ? json_object_get(tm, "cpu_ms") : NULL, *cuda = tm ? json_object_get(tm, "cuda_ms") : NULL;
         json_t *total = tm ? json_object_get(tm, "total_ms") : NULL;
-        const char *verdict = status[i] ? "FAIL" : n_cmp ? "OK" : "ran";
+        // a --no-compare chapter's verdict is its mode ("cuda-only", "cpu-only"): it ran, nothing was checked
+        const char *mode = step ? json_string_value(json_object_get(step, "mode")) : NULL;
+        const char *verdict = status[i] ? "FAIL" : no_compare ? (mode ? mode : "ran") : n_cmp ? "OK" : "ran";
         if (status[i]) n_failed++;
         char cpu_s[32] = "-", cuda_s[32] = "-", tol_s[32] = "-", abs_s[32] = "-", total_s[32] = "-";
         if (total) snprintf(total_s, sizeof total_s, "%.1f", json_number_value(total) / 1e3);
         if (cpu) snprintf(cpu_s, sizeof cpu_s, "%.1f", json_number_value(cpu));
         if (cuda) snprintf(cuda_s, sizeof cuda_s, "%.1f", json_number_value(cuda));
         if (n_cmp) snprintf(tol_s, sizeof tol_s, "%.0f%%", 100 * tol_used), snprintf(abs_s, sizeof abs_s, "%.2e", max_abs);
-        printf("%-16s %-7s %3d/%-2d %10s %11s %10s %10s %9s\n", names[i], verdict, n_cmp - n_bad, n_cmp, tol_s, abs_s,
-               cpu_s, cuda_s, total_s);
+        char cmp_s[32] = "     -";
+        if (!no_compare) snprintf(cmp_s, sizeof cmp_s, "%3d/%-2d", n_cmp - n_bad, n_cmp);
+        printf("%-16s %-*s %s %10s %11s %10s %10s %9s\n", names[i], vw, verdict, cmp_s, tol_s, abs_s, cpu_s, cuda_s,
+               total_s);
     }
-    printf("\n%d chapters in %.1f s: %d passed, %d failed. Trace: %s/trace.json\n", n, secs, n - n_failed, n_failed,
-           out_dir);
+    if (no_compare)
+        printf("\n%d chapters in %.1f s: %d ran, %d failed; nothing compared (--no-compare). Trace: %s/trace.json\n", n,
+               secs, n - n_failed, n_failed, out_dir);
+    else
+        printf("\n%d chapters in %.1f s: %d passed, %d failed. Trace: %s/trace.json\n", n, secs, n - n_failed, n_failed,
+               out_dir);
     if (root) json_decref(root);
     for (int i = 0; i < n; i++) free(names[i]);
     free(names), free(status), free(index), free(steps_dir), free(pass);

@@ -266,6 +266,11 @@ void trace_set_run(Trace *t, const char *model, const char *prompt, const char *
     if (precision) set_run_field(t, "precision", json_string_lossless(precision));
 }
 
+void trace_mode(Trace *t, const char *step, const char *mode) {
+    json_object_set_new(step_entry(t, step), "mode", json_string_lossless(mode));
+    set_run_field(t, "mode", json_string_lossless(mode));
+}
+
 void trace_set_tokens(Trace *t, const int64_t *ids, const char *const *pieces, int n) {
     json_t *tokens = json_object(), *id_list = json_array(), *piece_list = json_array();
     for (int i = 0; i < n; i++) {

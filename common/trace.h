@@ -2,14 +2,17 @@
 //
 // A trace directory holds what the walkthrough's steps wrote: OUT/<step>/<name>.npy tensors, OUT/<step>/*.png
 // figures, and OUT/trace.json, which says what is where:
-//   {"format": "llama3-trace/1", "model": ..., "prompt": ..., "device": ..., "precision": ...,
+//   {"format": "llama3-trace/1", "model": ..., "prompt": ..., "device": ..., "precision": ..., "mode": ...,
 //    "tokens": {"ids": [...], "pieces": [...]},
-//    "steps": [ {"id": "05_rope", "title": ..., "lines": [printed lines],
+//    "steps": [ {"id": "05_rope", "title": ..., "mode": ..., "lines": [printed lines],
 //                "tensors": [{"name", "shape", "dtype", "file", "min", "max", "mean", "std", "n_nan", "n_inf",
 //                             "checksum"}],
 //                "images": [{"file", "caption"}], "timings": {"name": ms},
 //                "comparisons": [{"name", "metric", "max_abs", "max_rel", "tolerance": {"atol", "rtol"},
 //                                 "tol_used", "n", "n_mismatch", "verdict": "OK" | "FAIL"}]}, ... ]}
+// mode says which paths ran and whether anything was compared: "cuda+cpu" (the CUDA path and the CPU reference,
+// compared), "cpu" (the CPU reference alone, its self-checks run), "cuda-only" or "cpu-only" (one path alone,
+// nothing compared: --no-compare). Each step records its own; the run's is the last one recorded.
 // Steps are sorted by id. File names are relative to OUT. Statistics cover the finite values (a masked score is
 // -inf): n_nan and n_inf count the rest; a statistic with no finite value is null. checksum is
 // "fnv1a64:<16 hex digits>" of the float32 little-endian bytes, the data of the .npy file.
@@ -45,6 +48,8 @@ char *trace_dump(const Trace *t);
 
 // Run fields; NULL leaves a field as it is.
 void trace_set_run(Trace *t, const char *model, const char *prompt, const char *device, const char *precision);
+// How the step ran (see "mode" above): recorded in the step's entry and as the run's mode.
+void trace_mode(Trace *t, const char *step, const char *mode);
 // pieces may be NULL; a piece that is not UTF-8 (a split multi-byte character) is stored with \xHH escapes.
 void trace_set_tokens(Trace *t, const int64_t *ids, const char *const *pieces, int n);
 

@@ -25,9 +25,13 @@ int main(int argc, char **argv) {
 
     LayerTrace lt;
     layer_trace_alloc(&lt, &s, 0, 0);
-    double t0 = step_clock();
-    embed_tokens_cpu(&s, lt.x_in);
-    step_add_ms(&s, false, t0);
+    if (s.cpu) {
+        double t0 = step_clock();
+        embed_tokens_cpu(&s, lt.x_in);
+        step_add_ms(&s, false, t0);
+    } else {
+        embed_tokens_cuda(&s, lt.x_in);  // --no-compare: the CUDA path alone
+    }
     int64_t shape[2] = {s.T, s.cfg->dim};
     step_show(&s, "token_embeddings_unnormalized", lt.x_in, shape, 2, "bf16");
     step_explain(&s,
@@ -36,7 +40,7 @@ int main(int argc, char **argv) {
                  "later, through RoPE.",
                  "[T x 1] 的 token 现在是 [T x dim] 的嵌入：每个 token 是 dim 个数字组成的向量。同一个 token 在这里总是得到"
                  "同一个向量（三个 “the” 的行完全相同）；位置信息要到后面的 RoPE 才加入。");
-    if (s.cuda) layer_check_op(&s, &lt, OP_EMBED, NULL);
+    if (s.cuda && s.cpu) layer_check_op(&s, &lt, OP_EMBED, NULL);
     layer_trace_free(&lt);
     return step_finish(&s);
 }

@@ -39,7 +39,7 @@ int main(int argc, char **argv) {
     step_tensor(&s, "rms", rms, shape_t, 1, "f32");
     step_show(&s, "token_embeddings", lt.x_norm, shape, 2, "bf16");
     free(rms);
-    if (s.cuda) layer_check_op(&s, &lt, OP_ATTN_NORM, NULL);
+    if (s.cuda && s.cpu) layer_check_op(&s, &lt, OP_ATTN_NORM, NULL);
     layer_trace_free(&lt);
     return step_finish(&s);
 }

@@ -46,7 +46,7 @@ int main(int argc, char **argv) {
                  "a query of head_dim numbers, what this head is looking for in the other tokens.",
                  "q_per_token = torch.matmul(token_embeddings, q_layer0_head0.T)：T 个 token 各有一个 head_dim 维的 query，"
                  "表示这个头要在其他 token 中寻找什么。");
-    if (s.cuda) layer_check_op(&s, &lt, OP_Q_HEAD, NULL);
+    if (s.cuda && s.cpu) layer_check_op(&s, &lt, OP_Q_HEAD, NULL);
     layer_trace_free(&lt);
     return step_finish(&s);
 }

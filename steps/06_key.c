@@ -37,11 +37,11 @@ int main(int argc, char **argv) {
     step_shape(&s, "k_per_token_as_complex_numbers", sh_tc, 2, "complex64");
     step_tensor(&s, "k_per_token_as_complex_numbers", lt.k_per_token, sh_pairs, 3, "complex64 as [T, 64, 2]");
     float *rot_f32 = xmalloc((size_t)T * Dh * sizeof(float));
-    rope_forward_complex_cpu(rot_f32, lt.k_per_token, s.freqs_cis, T, 1, Dh, 0, PREC_FP32);
+    rope_head_f32(&s, rot_f32, lt.k_per_token);
     step_show(&s, "k_per_token_split_into_pairs_rotated", rot_f32, sh_pairs, 3, "f32");
     step_show(&s, "k_per_token_rotated", lt.k_per_token_rotated, sh_k, 2, step_act_dtype(&s));
     free(rot_f32);
-    if (s.cuda) {
+    if (s.cuda && s.cpu) {
         layer_check_op(&s, &lt, OP_K_HEAD, NULL);
         layer_check_op(&s, &lt, OP_ROPE_K, NULL);
     }

@@ -28,7 +28,7 @@ int main(int argc, char **argv) {
     int64_t sh[2] = {s.T, s.T};
     step_show(&s, "qk_per_token", lt.qk_per_token, sh, 2, "f32");
     float *cuda = NULL;
-    if (s.cuda) layer_check_op(&s, &lt, OP_SCORES, &cuda);
+    if (s.cuda && s.cpu) layer_check_op(&s, &lt, OP_SCORES, &cuda);
     step_token_heatmap(&s, "scores", lt.qk_per_token, cuda,
                        step_text(&s, "qk_per_token: raw attention scores", "qk_per_token：原始注意力分数"), "score", false);
     step_explain(&s,

@@ -42,7 +42,7 @@ int main(int argc, char **argv) {
     step_show(&s, "mask", lt.mask, sh, 2, "f32");
     step_show(&s, "qk_per_token_after_masking", lt.qk_per_token_after_masking, sh, 2, "f32");
     float *cuda = NULL;
-    if (s.cuda) layer_check_op(&s, &lt, OP_MASK, &cuda);
+    if (s.cuda && s.cpu) layer_check_op(&s, &lt, OP_MASK, &cuda);
     step_token_heatmap(&s, "scores_masked",
                        lt.qk_per_token_after_masking, cuda,
                        step_text(&s, "qk_per_token_after_masking (hatched: -inf)", "qk_per_token_after_masking（斜线：-inf）"),

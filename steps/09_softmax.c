@@ -46,7 +46,7 @@ int main(int argc, char **argv) {
                  "在训练好的模型中，很大一部分权重落在 <|begin_of_text|> 上：没有有用信息可关注的头把权重停放在第一个 token 上"
                  "（“注意力汇聚”，attention sink）。");
     float *cuda = NULL;
-    if (s.cuda) layer_check_op(&s, &lt, OP_SOFTMAX, &cuda);
+    if (s.cuda && s.cpu) layer_check_op(&s, &lt, OP_SOFTMAX, &cuda);
     step_token_heatmap(&s, "attention_weights", P, cuda,
                        step_text(&s, "qk_per_token_after_masking_after_softmax", "qk_per_token_after_masking_after_softmax"),
                        "weight", true);

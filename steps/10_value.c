@@ -31,7 +31,7 @@ int main(int argc, char **argv) {
     step_show(&s, "v_per_token", lt.v_per_token, sh_v, 2, step_act_dtype(&s));
     step_say(&s, "qkv_attention = torch.matmul(qk_per_token_after_masking_after_softmax, v_per_token)");
     step_show(&s, "qkv_attention", lt.qkv_attention, sh_v, 2, step_act_dtype(&s));
-    if (s.cuda) {
+    if (s.cuda && s.cpu) {
         layer_check_op(&s, &lt, OP_V_HEAD, NULL);
         layer_check_op(&s, &lt, OP_HEAD_VALUES, NULL);
     }

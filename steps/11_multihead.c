@@ -39,17 +39,21 @@ int main(int argc, char **argv) {
     step_show(&s, "attn_weights_all", lt.attn_weights_all, sh_att, 3, step_act_dtype(&s));
     step_show(&s, "stacked_qkv_attention", lt.stacked_qkv_attention, sh_stack, 2, step_act_dtype(&s));
 
-    // head --head of the batch equals the one-head path (chapters 04-10), exactly: same arithmetic, same order
-    float *col = xmalloc((size_t)T * Dh * sizeof(float));
-    for (int t = 0; t < T; t++)
-        memcpy(col + (size_t)t * Dh, lt.stacked_qkv_attention + ((size_t)t * H + s.head) * Dh, (size_t)Dh * sizeof(float));
-    step_say(&s, step_text(&s, "head %d of the batched pass against the one-head path of chapter 10:",
-                           "批量计算中的头 %d 与第 10 章的单头路径对比："), s.head);
-    step_compare(&s, "qkv_attention (batched head vs one-head path)", lt.qkv_attention, col, sh_head, 2, 0.0, 0.0);
-    free(col);
+    // head --head of the batch equals the one-head path (chapters 04-10), exactly: same arithmetic, same order (a
+    // self-check of the CPU reference, so not in a --no-compare run)
+    if (s.compare) {
+        float *col = xmalloc((size_t)T * Dh * sizeof(float));
+        for (int t = 0; t < T; t++)
+            memcpy(col + (size_t)t * Dh, lt.stacked_qkv_attention + ((size_t)t * H + s.head) * Dh,
+                   (size_t)Dh * sizeof(float));
+        step_say(&s, step_text(&s, "head %d of the batched pass against the one-head path of chapter 10:",
+                               "批量计算中的头 %d 与第 10 章的单头路径对比："), s.head);
+        step_compare(&s, "qkv_attention (batched head vs one-head path)", lt.qkv_attention, col, sh_head, 2, 0.0, 0.0);
+        free(col);
+    }
 
     float *att_cuda = NULL;
-    if (s.cuda) {
+    if (s.cuda && s.cpu) {
         layer_check_op(&s, &lt, OP_Q_ALL, NULL);
         layer_check_op(&s, &lt, OP_K_ALL, NULL);
         layer_check_op(&s, &lt, OP_V_ALL, NULL);

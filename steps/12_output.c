@@ -33,7 +33,7 @@ int main(int argc, char **argv) {
     step_say(&s, "embedding_after_edit = %s + embedding_delta",
              s.layer == 0 ? "token_embeddings_unnormalized" : "final_embedding");
     step_show(&s, "embedding_after_edit", lt.embedding_after_edit, sh, 2, step_act_dtype(&s));
-    if (s.cuda) {
+    if (s.cuda && s.cpu) {
         layer_check_op(&s, &lt, OP_WO, NULL);
         layer_check_op(&s, &lt, OP_RESIDUAL_ATTN, NULL);
     }

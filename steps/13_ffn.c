@@ -42,7 +42,7 @@ int main(int argc, char **argv) {
     snprintf(name, sizeof name, "layer_%d_embedding", L);
     step_say(&s, "%s = embedding_after_edit + output_after_feedforward", name);
     step_show(&s, name, lt.layer_embedding, sh, 2, step_act_dtype(&s));
-    if (s.cuda) {
+    if (s.cuda && s.cpu) {
         const LayerOp ops[] = {OP_FFN_NORM, OP_FFN_GATE, OP_FFN_UP, OP_SWIGLU, OP_FFN_DOWN, OP_RESIDUAL_FFN};
         for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) layer_check_op(&s, &lt, ops[i], NULL);
     }

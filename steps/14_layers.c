@@ -5,6 +5,7 @@
 // attention maps (all heads, grouped by kv head) and the growth of the residual stream's norm across layers.
 // The CUDA path is checked two ways: each layer from the CPU's input of that layer (a tight, per-layer tolerance),
 // and all layers free-running on the GPU, whose drift from the CPU is reported (chapter 15 checks the prediction).
+// With --no-compare on CUDA the layers run on the GPU alone, each fed by the one before, and nothing is checked.
 // Run: build/steps/14_layers
 // Outputs: OUT/14_layers/{final_embedding, layer_outputs, attn_weights_layers, residual_norms}.npy,
 //          attention_layer_NN.png, residual_norms.png
@@ -41,20 +42,25 @@ int main(int argc, char **argv) {
     const size_t TD = (size_t)T * D, HTT = (size_t)H * T * T;
     float *layer_in = xmalloc((size_t)(NL + 1) * TD * sizeof(float));  // [NL+1][T][D]: the stream before each layer
     float *att = xmalloc((size_t)NL * HTT * sizeof(float));
-    double t0 = step_clock();
-    embed_tokens_cpu(&s, layer_in);
-    for (int L = 0; L < NL; L++) {
-        LayerTrace lt;
-        layer_trace_alloc(&lt, &s, L, 0);
-        memcpy(lt.x_in, layer_in + (size_t)L * TD, TD * sizeof(float));
-        layer_forward_cpu(&s, &lt);
-        memcpy(layer_in + (size_t)(L + 1) * TD, lt.layer_embedding, TD * sizeof(float));
-        memcpy(att + (size_t)L * HTT, lt.attn_weights_all, HTT * sizeof(float));
-        layer_trace_free(&lt);
-        if (!s.quiet) fprintf(stderr, "\r  layer %d/%d (CPU reference)", L + 1, NL);
+    if (s.cpu) {
+        double t0 = step_clock();
+        embed_tokens_cpu(&s, layer_in);
+        for (int L = 0; L < NL; L++) {
+            LayerTrace lt;
+            layer_trace_alloc(&lt, &s, L, 0);
+            memcpy(lt.x_in, layer_in + (size_t)L * TD, TD * sizeof(float));
+            layer_forward_cpu(&s, &lt);
+            memcpy(layer_in + (size_t)(L + 1) * TD, lt.layer_embedding, TD * sizeof(float));
+            memcpy(att + (size_t)L * HTT, lt.attn_weights_all, HTT * sizeof(float));
+            layer_trace_free(&lt);
+            if (!s.quiet) fprintf(stderr, "\r  layer %d/%d (CPU reference)", L + 1, NL);
+        }
+        if (!s.quiet) fprintf(stderr, "\n");
+        step_add_ms(&s, false, t0);
+    } else {  // --no-compare: the CUDA path alone, every layer's output and attention maps brought back
+        embed_tokens_cuda(&s, layer_in);
+        model_layers_cuda(&s, layer_in, 0, NL, layer_in + (size_t)NL * TD, layer_in + TD, att);
     }
-    if (!s.quiet) fprintf(stderr, "\n");
-    step_add_ms(&s, false, t0);
     const float *final_embedding = layer_in + (size_t)NL * TD;
     int64_t sh[2] = {T, D}, sh_layers[3] = {NL, T, D}, sh_att[4] = {NL, H, T, T}, sh_norm[2] = {NL + 1, T};
     step_say(&s, "for layer in range(n_layers): ...   # n_layers = %d", NL);
@@ -90,7 +96,7 @@ int main(int argc, char **argv) {
 
     // the CUDA path: layer by layer from the CPU's inputs, then free-running
     float *att_cuda = NULL;
-    if (s.cuda) {
+    if (s.cuda && s.cpu) {
         float *out = xmalloc(TD * sizeof(float));
         att_cuda = xmalloc((size_t)NL * HTT * sizeof(float));
         for (int L = 0; L < NL; L++) {
@@ -125,7 +131,7 @@ int main(int argc, char **argv) {
         snprintf(file, sizeof file, "attention_layer_%02d.png", L);
         snprintf(title, sizeof title, step_text(&s, "layer %d: attention weights of all %d heads", "第 %d 层：全部 %d 个头的注意力权重"), L, H);
         snprintf(sub, sizeof sub, step_text(&s, "%s; framed: query heads sharing a kv head", "%s；框：共用一个 kv 头的 query 头"),
-                 att_cuda ? "CUDA" : "CPU");
+                 att_cuda || !s.cpu ? "CUDA" : "CPU");
         HeatmapOptions opt = {.title = title, .subtitle = sub, .x_label = "key", .y_label = "query",
                               .value_label = "weight", .fixed_range = true, .vmin = 0, .vmax = 1};
         png = step_path(&s, file);

@@ -4,7 +4,8 @@
 // [V] in fp32; next_token = argmax(logits); tokenizer.decode([next_token]). For Meta-Llama-3-8B and the tutorial's
 // prompt: tensor(2983), '42'. Figure: the top-10 next tokens and their probabilities.
 // The CUDA path: the final norm and the logits from the CPU's inputs (tight tolerances), and the whole model
-// free-running on the GPU, whose prediction must be the CPU's (or a near-tie with it, see below).
+// free-running on the GPU, whose prediction must be the CPU's (or a near-tie with it, see below). With --no-compare
+// on CUDA: the whole model, the final norm and the logits on the GPU alone, nothing checked.
 // Run: build/steps/15_logits
 // Outputs: OUT/15_logits/{final_embedding_normalized, logits, next_token, top_k_probs}.npy, top_k.png
 #include <math.h>
@@ -40,13 +41,26 @@ int main(int argc, char **argv) {
     const uint16_t *norm_w = step_weight(&s, NULL, "norm.weight");
     const Tensor *out_w_t;
     const uint16_t *out_w = step_weight(&s, &out_w_t, "output.weight");
-    double t0 = step_clock();
-    layer_input_cpu(&s, NL, x);  // every layer: the stream after the last one
-    // final_embedding = rms_norm(final_embedding, model["norm.weight"])
-    rmsnorm_forward_cpu(xn, NULL, x, norm_w, T, D, (float)c->norm_eps, s.prec);
-    // logits = torch.matmul(final_embedding[-1], model["output.weight"].T)  (fp32, as Meta's .float())
-    logits_forward_cpu(logits, xn + (size_t)(T - 1) * D, out_w, 1, D, V, s.prec);
-    step_add_ms(&s, false, t0);
+    if (s.cpu) {
+        double t0 = step_clock();
+        layer_input_cpu(&s, NL, x);  // every layer: the stream after the last one
+        // final_embedding = rms_norm(final_embedding, model["norm.weight"])
+        rmsnorm_forward_cpu(xn, NULL, x, norm_w, T, D, (float)c->norm_eps, s.prec);
+        // logits = torch.matmul(final_embedding[-1], model["output.weight"].T)  (fp32, as Meta's .float())
+        logits_forward_cpu(logits, xn + (size_t)(T - 1) * D, out_w, 1, D, V, s.prec);
+        step_add_ms(&s, false, t0);
+    } else {  // --no-compare: the same three lines on the CUDA path alone
+        layer_input_cuda(&s, NL, x);
+        double t0 = step_clock();
+        void *xd = step_dev_act(&s, x, TD), *xnd = step_dev_act(&s, NULL, TD);
+        float *ld = step_dev_alloc(&s, (size_t)V * sizeof(float));
+        rmsnorm_forward_cuda(xnd, NULL, xd, step_weight_dev(&s, "norm.weight"), T, D, (float)c->norm_eps, s.prec);
+        logits_forward_cuda(ld, (char *)xnd + act_bytes((size_t)(T - 1) * D, s.prec),
+                            step_weight_dev(&s, "output.weight"), 1, D, V, s.prec);
+        step_host_act(&s, xn, xnd, TD);
+        step_host_f32(logits, ld, (size_t)V);
+        step_add_ms(&s, true, t0);
+    }
     int64_t sh[2] = {T, D}, sh_v[1] = {V}, sh_1[1] = {1}, sh_k[1] = {TOPK};
     step_show(&s, "final_embedding", xn, sh, 2, step_act_dtype(&s));
     step_tensor(&s, "final_embedding_normalized", xn, sh, 2, step_act_dtype(&s));
@@ -94,7 +108,7 @@ int main(int argc, char **argv) {
     free(png);
     step_image(&s, "top_k.png", "top-k");
 
-    if (s.cuda) {
+    if (s.cuda && s.cpu) {
         // the final norm and the logits from the CPU's inputs
         double atol, rtol;
         void *xd = step_dev_act(&s, x, TD), *xnd = step_dev_act(&s, NULL, TD);

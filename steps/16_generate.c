@@ -9,12 +9,16 @@
 // What it shows: the cache shapes growing, the mask with its offset, the proof that cached logits equal a full
 // recompute (bit for bit on the CPU, within tolerance on CUDA, where the decode products take another path), and
 // the time of both ways, step by step.
+// With --no-compare nothing is compared: on CUDA the engine alone generates (prefill, cached decode) and the GPU's
+// recompute runs only to time the other way; on the CPU the reference generates with its cache and the recompute,
+// which costs minutes at 8B shape and served the proof, does not run.
 // Shapes: T prompt tokens, N new tokens, S = T + N cache rows, L layers, Hkv kv heads, Dh head dim, V vocab.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine.h"
+#include "kernels.h"
 #include "model_cpu.h"
 #include "step.h"
 #include "util.h"
@@ -36,13 +40,45 @@ static const Chapter CHAPTER = {
                 "cache_k 和 cache_v 存着每一层在位置 0..S-1 的 K 和 V。每一步只运行新 token，位置为 start_pos，把它的 K/V "
                 "写入第 start_pos 行，并关注第 0..start_pos 行；因果掩码整体偏移 start_pos。",
     .usage_extra = "This chapter prefills the prompt, then decodes 8 tokens greedily with the cache and once more by "
-                   "full recomputation, and compares the logits of the two ways at every step.",
+                   "full recomputation, and compares the logits of the two ways at every step.\n"
+                   "With --no-compare: on CUDA the engine alone generates (its recompute still runs, to be timed); on "
+                   "the CPU the cached way alone.",
 };
 
 static int count_bit_diff(const float *a, const float *b, size_t n) {
     int d = 0;
     for (size_t i = 0; i < n; i++) d += memcmp(&a[i], &b[i], sizeof(float)) != 0;
     return d;
+}
+
+// K and V of every layer for n positions, in bytes: bf16 values take 2 bytes (as the GPU stores them), fp32 4.
+static size_t kv_cache_bytes(const Config *c, int n, Precision p) {
+    return 2 * (size_t)c->n_layers * (size_t)n * (size_t)c->n_kv_heads * (size_t)c->head_dim * (p == PREC_BF16 ? 2 : 4);
+}
+
+// cache_k of layer 0 for positions 0..n-1 of seq on the CUDA path (the engine keeps its cache to itself): row p is
+// rope(rms_norm(embed(seq[p])) · wkᵀ) at position p, what the engine's prefill and decode wrote there. out [n, Hkv, Dh].
+static void cache_k_layer0_cuda(Step *s, const int32_t *seq, int n, float *out) {
+    const Config *c = s->cfg;
+    const int D = c->dim, Hkv = c->n_kv_heads, Dh = c->head_dim, half = Dh / 2;
+    const size_t kv = (size_t)Hkv * (size_t)Dh, fc_bytes = (size_t)n * (size_t)half * 2 * sizeof(float);
+    double t0 = step_clock();
+    float *fc = xmalloc(fc_bytes);  // freqs_cis for n positions (the step's own table holds T + 1)
+    rope_freqs_cis_cpu(fc, s->freqs, Dh, n);
+    float *fc_dev = step_dev_alloc(s, fc_bytes);
+    cuda_memcpy_h2d(fc_dev, fc, fc_bytes);
+    free(fc);
+    int32_t *tok = step_dev_alloc(s, (size_t)n * sizeof(int32_t));
+    cuda_memcpy_h2d(tok, seq, (size_t)n * sizeof(int32_t));
+    void *x = step_dev_act(s, NULL, (size_t)n * D), *xn = step_dev_act(s, NULL, (size_t)n * D);
+    void *k = step_dev_act(s, NULL, (size_t)n * kv);
+    embedding_forward_cuda(x, tok, step_weight_dev(s, "tok_embeddings.weight"), n, D, c->vocab_size, s->prec);
+    rmsnorm_forward_cuda(xn, NULL, x, step_weight_dev(s, "layers.0.attention_norm.weight"), n, D, (float)c->norm_eps,
+                         s->prec);
+    matmul_forward_cuda(k, xn, step_weight_dev(s, "layers.0.attention.wk.weight"), n, D, (int)kv, s->prec);
+    rope_forward_cuda(k, k, fc_dev, n, Hkv, Dh, 0, s->prec);
+    step_host_act(s, out, k, (size_t)n * kv);
+    step_add_ms(s, true, t0);
 }
 
 static void print_mask(Step *s, const float *mask, int rows, int cols, int start_pos) {
@@ -64,18 +100,29 @@ int main(int argc, char **argv) {
         step_say(&s, "%s", step_text(&s, "(--precision fp32: the GPU engine runs bf16 only; this chapter runs the CPU "
                                          "reference alone)", "（--precision fp32：GPU 引擎只支持 bf16；本章只运行 CPU 参考实现）"));
         s.cuda = false;
+        s.cpu = true;
     }
 
     // ---- the cache and its shapes
     step_heading(&s, "The cache", "缓存");
-    CpuModel cached, full;
-    model_cpu_init(&cached, &s.ck, S, s.prec);
-    model_cpu_init(&full, &s.ck, S, s.prec);
+    CpuModel cached = {0}, full = {0};  // the CPU reference: with the cache, and recomputing (only to compare)
+    if (s.cpu) model_cpu_init(&cached, &s.ck, S, s.prec);
+    if (s.compare) model_cpu_init(&full, &s.ck, S, s.prec);
     int64_t cache_shape[4] = {L, S, Hkv, Dh};
     step_shape(&s, "cache_k (all layers)", cache_shape, 4, step_act_dtype(&s));
     step_shape(&s, "cache_v (all layers)", cache_shape, 4, step_act_dtype(&s));
-    step_say(&s, "  %.1f KiB per position (K and V, %d layers), %.2f MiB for S = %d", model_cpu_cache_bytes(&cached, 1) / 1024.0,
-             L, model_cpu_cache_bytes(&cached, S) / 1048576.0, S);
+    step_say(&s, "  %.1f KiB per position (K and V, %d layers), %.2f MiB for S = %d", kv_cache_bytes(c, 1, s.prec) / 1024.0,
+             L, kv_cache_bytes(c, S, s.prec) / 1048576.0, S);
+    Engine *e = NULL;  // --no-compare on CUDA: the engine is the only path
+    if (!s.cpu) {
+        EngineOptions o;
+        engine_options_default(&o);
+        o.max_seq_len = S;
+        o.quiet = s.quiet;
+        e = engine_create(&s.ck, &o);
+        step_say(&s, "weights on %s: %.2f GiB in %.2f s", engine_info(e)->device_name,
+                 engine_info(e)->weight_bytes / 1073741824.0, engine_info(e)->load_s);
+    }
 
     // ---- prefill
     step_heading(&s, "Prefill: the prompt in one pass, start_pos = 0", "预填充：一次处理整个提示词，start_pos = 0");
@@ -84,8 +131,9 @@ int main(int argc, char **argv) {
     int32_t *seq = xmalloc((size_t)S * sizeof(int32_t));
     memcpy(seq, s.tokens, (size_t)T * sizeof(int32_t));
     double t0 = step_clock();
-    model_cpu_forward(&cached, seq, T, 0, logits, false);
-    step_add_ms(&s, false, t0);
+    if (s.cpu) model_cpu_forward(&cached, seq, T, 0, logits, false);
+    else memcpy(logits, engine_forward(e, seq, T, 0), (size_t)V * sizeof(float));
+    step_add_ms(&s, !s.cpu, t0);
     memcpy(step_logits, logits, (size_t)V * sizeof(float));
     int64_t filled[3] = {T, Hkv, Dh};
     step_shape(&s, "cache_k[layer][0:start_pos+T] after prefill", filled, 3, step_act_dtype(&s));
@@ -98,7 +146,8 @@ int main(int argc, char **argv) {
     // ---- decode with the cache, and by recomputation
     step_heading(&s, "Decode: one token per step, start_pos = position of the token",
                  "解码：每步一个 token，start_pos = 该 token 的位置");
-    double cached_ms[N_NEW], full_ms[N_NEW];
+    // times of the way the chapter's main path took: the CPU's in a run with the CPU reference, else the engine's
+    double cached_ms[N_NEW] = {0}, full_ms[N_NEW] = {0};
     int n_new = 0;
     bool all_equal = true;
     for (int i = 0; i < N_NEW; i++) {
@@ -111,21 +160,30 @@ int main(int argc, char **argv) {
         tokenizer_piece_display(&s.tok, next, piece, sizeof piece);
         // cached: one token at start_pos = pos
         t0 = now_seconds();
-        model_cpu_forward(&cached, &next, 1, pos, logits, false);
+        if (s.cpu) model_cpu_forward(&cached, &next, 1, pos, logits, false);
+        else memcpy(logits, engine_decode(e, next, pos), (size_t)V * sizeof(float));
         cached_ms[i] = 1e3 * (now_seconds() - t0);
-        // recompute: all pos + 1 tokens from position 0
+        // recompute: all pos + 1 tokens from position 0 (on the CPU only to compare; on the GPU it costs milliseconds
+        // and is timed even without a comparison; it rewrites the engine's cache rows 0..pos)
         t0 = now_seconds();
-        model_cpu_forward(&full, seq, pos + 1, 0, logits_full, false);
+        if (s.compare) model_cpu_forward(&full, seq, pos + 1, 0, logits_full, false);
+        else if (!s.cpu) memcpy(logits_full, engine_forward(e, seq, pos + 1, 0), (size_t)V * sizeof(float));
         full_ms[i] = 1e3 * (now_seconds() - t0);
-        s.ms_cpu += cached_ms[i] + full_ms[i];  // both ways count as the CPU reference's time
+        if (s.cpu) s.ms_cpu += cached_ms[i] + full_ms[i];  // both ways count as the CPU reference's time
+        else s.ms_cuda += cached_ms[i] + full_ms[i];
         memcpy(step_logits + (size_t)(i + 1) * V, logits, (size_t)V * sizeof(float));
-        int diff = count_bit_diff(logits, logits_full, (size_t)V);
-        all_equal &= diff == 0;
         char shape[64];
         int64_t sh[3] = {pos + 1, Hkv, Dh};
-        step_say(&s, "step %d: token %6d %-16s start_pos %3d  q [1, %d, %d]  cache rows %s  mask [1, %d]  "
-                     "logits differ from a full recompute in %d of %d places",
-                 i + 1, next, piece, pos, c->n_heads, Dh, shape_str(sh, 3, shape, sizeof shape), pos + 1, diff, V);
+        if (s.compare) {
+            int diff = count_bit_diff(logits, logits_full, (size_t)V);
+            all_equal &= diff == 0;
+            step_say(&s, "step %d: token %6d %-16s start_pos %3d  q [1, %d, %d]  cache rows %s  mask [1, %d]  "
+                         "logits differ from a full recompute in %d of %d places",
+                     i + 1, next, piece, pos, c->n_heads, Dh, shape_str(sh, 3, shape, sizeof shape), pos + 1, diff, V);
+        } else {
+            step_say(&s, "step %d: token %6d %-16s start_pos %3d  q [1, %d, %d]  cache rows %s  mask [1, %d]",
+                     i + 1, next, piece, pos, c->n_heads, Dh, shape_str(sh, 3, shape, sizeof shape), pos + 1);
+        }
     }
     // the mask of a decode step is one row with nothing masked; a chunk of 3 tokens at start_pos T shows the offset
     causal_mask_cpu(mask, 3, T + 3, T);
@@ -143,13 +201,18 @@ int main(int argc, char **argv) {
     step_tensor(&s, "mask_chunk_at_start_pos", mask, mshape, 2, "f32");
 
     // ---- proof on the CPU: exactly equal
-    step_heading(&s, "Proof: cached = recomputed", "证明：缓存 = 重算");
     int64_t lshape[1] = {V};
-    // The CPU computes every row alone and the masked keys add exact zeros, so the cached logits must be the SAME
-    // bits as the recomputed ones: tolerance 0.
-    step_compare(&s, "cpu_logits_cached_vs_recomputed", logits_full, logits, lshape, 1, 0.0, 0.0);
-    step_say(&s, "every one of the %d steps: %s", n_new - 1, all_equal ? "bit-identical" : "DIFFERENT");
-    if (!all_equal) step_compare(&s, "cpu_all_steps_bit_identical", (float[]){1.0f}, (float[]){0.0f}, lshape, 0, 0.0, 0.0);
+    if (s.compare) {
+        step_heading(&s, "Proof: cached = recomputed", "证明：缓存 = 重算");
+        // The CPU computes every row alone and the masked keys add exact zeros, so the cached logits must be the SAME
+        // bits as the recomputed ones: tolerance 0.
+        step_compare(&s, "cpu_logits_cached_vs_recomputed", logits_full, logits, lshape, 1, 0.0, 0.0);
+        step_say(&s, "every one of the %d steps: %s", n_new - 1, all_equal ? "bit-identical" : "DIFFERENT");
+        if (!all_equal) step_compare(&s, "cpu_all_steps_bit_identical", (float[]){1.0f}, (float[]){0.0f}, lshape, 0, 0.0, 0.0);
+    } else {
+        step_heading(&s, "The generated tokens (--no-compare: cached and recomputed logits not compared)",
+                     "生成的 token（--no-compare：不比较缓存与重算的 logits）");
+    }
     int64_t seq_shape[1] = {T + n_new};
     float *seqf = xmalloc((size_t)(T + n_new) * sizeof(float));
     for (int i = 0; i < T + n_new; i++) seqf[i] = (float)seq[i];
@@ -161,17 +224,24 @@ int main(int argc, char **argv) {
         free(text);
     }
     int64_t k0_shape[3] = {T + n_new - 1, Hkv, Dh};
-    step_tensor(&s, "cache_k_layer0", cached.cache_k, k0_shape, 3, step_act_dtype(&s));
+    if (s.cpu) {
+        step_tensor(&s, "cache_k_layer0", cached.cache_k, k0_shape, 3, step_act_dtype(&s));
+    } else {
+        float *k0 = xmalloc((size_t)(T + n_new - 1) * Hkv * Dh * sizeof(float));
+        cache_k_layer0_cuda(&s, seq, T + n_new - 1, k0);
+        step_tensor(&s, "cache_k_layer0", k0, k0_shape, 3, step_act_dtype(&s));
+        free(k0);
+    }
 
     // ---- CUDA: the engine, the same tokens
     double gpu_cached_ms[N_NEW] = {0}, gpu_full_ms[N_NEW] = {0};
-    if (s.cuda) {
+    if (s.cuda && s.cpu) {
         step_heading(&s, "CUDA: the engine (fused kernels, decode in a CUDA graph)", "CUDA：推理引擎（融合算子，解码使用 CUDA graph）");
         EngineOptions o;
         engine_options_default(&o);
         o.max_seq_len = S;
         o.quiet = s.quiet;
-        Engine *e = engine_create(&s.ck, &o);
+        e = engine_create(&s.ck, &o);
         step_say(&s, "weights on %s: %.2f GiB in %.2f s", engine_info(e)->device_name,
                  engine_info(e)->weight_bytes / 1073741824.0, engine_info(e)->load_s);
         float *gl = xmalloc((size_t)V * sizeof(float)), *gf = xmalloc((size_t)V * sizeof(float));
@@ -206,24 +276,39 @@ int main(int argc, char **argv) {
                          (long long)argmax_cpu(gl, V), (long long)argmax_cpu(ref, V));
         }
         free(gl), free(gf);
-        engine_free(e);
+        engine_free(e), e = NULL;
     }
 
     // ---- the cost of both ways
     step_heading(&s, "Time: cached O(n) per token vs recomputed O(n) per token, O(n²) in total",
                  "时间：缓存每个 token O(n)，重算每个 token 也要处理 n 个 token，总计 O(n²)");
-    step_say(&s, "%-6s %-10s %14s %14s%s", "step", "position", "cpu cached ms", "cpu recompute", s.cuda ? "   cuda cached ms  cuda recompute" : "");
     double sum_c = 0, sum_f = 0, sum_gc = 0, sum_gf = 0;
-    for (int i = 0; i < n_new - 1; i++) {
+    for (int i = 0; i < n_new - 1; i++)
         sum_c += cached_ms[i], sum_f += full_ms[i], sum_gc += gpu_cached_ms[i], sum_gf += gpu_full_ms[i];
+    if (!s.cpu) {  // --no-compare on CUDA: the engine's times
+        step_say(&s, "%-6s %-10s %16s %15s", "step", "position", "cuda cached ms", "cuda recompute");
+        for (int i = 0; i < n_new - 1; i++)
+            step_say(&s, "%-6d %-10d %16.3f %15.3f", i + 1, T + i, cached_ms[i], full_ms[i]);
+        step_say(&s, "total: cuda %.2f ms cached vs %.2f ms recomputed (x%.1f)", sum_c, sum_f, sum_f / fmax(sum_c, 1e-9));
+    } else if (!s.compare) {  // --no-compare on the CPU: the cached way alone
+        step_say(&s, "%-6s %-10s %14s", "step", "position", "cpu cached ms");
+        for (int i = 0; i < n_new - 1; i++) step_say(&s, "%-6d %-10d %14.2f", i + 1, T + i, cached_ms[i]);
+        step_say(&s, "total: cpu %.1f ms cached (the recompute did not run: --no-compare)", sum_c);
+    } else {
+        step_say(&s, "%-6s %-10s %14s %14s%s", "step", "position", "cpu cached ms", "cpu recompute",
+                 s.cuda ? "   cuda cached ms  cuda recompute" : "");
+        for (int i = 0; i < n_new - 1; i++) {
+            if (s.cuda)
+                step_say(&s, "%-6d %-10d %14.2f %14.2f %16.3f %15.3f", i + 1, T + i, cached_ms[i], full_ms[i],
+                         gpu_cached_ms[i], gpu_full_ms[i]);
+            else step_say(&s, "%-6d %-10d %14.2f %14.2f", i + 1, T + i, cached_ms[i], full_ms[i]);
+        }
+        step_say(&s, "total: cpu %.1f ms cached vs %.1f ms recomputed (x%.1f)%s", sum_c, sum_f,
+                 sum_f / fmax(sum_c, 1e-9), "");
         if (s.cuda)
-            step_say(&s, "%-6d %-10d %14.2f %14.2f %16.3f %15.3f", i + 1, T + i, cached_ms[i], full_ms[i],
-                     gpu_cached_ms[i], gpu_full_ms[i]);
-        else step_say(&s, "%-6d %-10d %14.2f %14.2f", i + 1, T + i, cached_ms[i], full_ms[i]);
+            step_say(&s, "total: cuda %.2f ms cached vs %.2f ms recomputed (x%.1f)", sum_gc, sum_gf,
+                     sum_gf / fmax(sum_gc, 1e-9));
     }
-    step_say(&s, "total: cpu %.1f ms cached vs %.1f ms recomputed (x%.1f)%s", sum_c, sum_f, sum_f / fmax(sum_c, 1e-9),
-             "");
-    if (s.cuda) step_say(&s, "total: cuda %.2f ms cached vs %.2f ms recomputed (x%.1f)", sum_gc, sum_gf, sum_gf / fmax(sum_gc, 1e-9));
     step_explain(&s, "A cached step processes one token whatever the position, so its time stays flat; a recompute "
                      "processes position+1 tokens, so its time grows with the position and N tokens cost about "
                      "N·(T + N/2) token-passes instead of N. The cache costs memory instead: the bytes per position "
@@ -232,6 +317,7 @@ int main(int argc, char **argv) {
                  "N 个 token 大约需要 N·(T + N/2) 次 token 计算，而不是 N 次。代价是内存：上面打印的每个位置的字节数乘以 S。");
 
     free(logits), free(logits_full), free(step_logits), free(seq), free(mask);
+    if (e) engine_free(e);
     model_cpu_free(&cached), model_cpu_free(&full);
     return step_finish(&s);
 }

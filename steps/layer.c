@@ -46,6 +46,22 @@ void embed_tokens_cpu(Step *s, float *out) {
     embedding_forward_cpu(out, s->tokens, table, s->T, s->cfg->dim, s->cfg->vocab_size, s->prec);
 }
 
+// The embedding rows on the device, [T, D] activations (a step_dev_act buffer).
+static void *embed_tokens_dev(Step *s) {
+    const int T = s->T, D = s->cfg->dim;
+    int32_t *tok = step_dev_alloc(s, (size_t)T * sizeof(int32_t));
+    cuda_memcpy_h2d(tok, s->tokens, (size_t)T * sizeof(int32_t));
+    void *y = step_dev_act(s, NULL, (size_t)T * D);
+    embedding_forward_cuda(y, tok, step_weight_dev(s, "tok_embeddings.weight"), T, D, s->cfg->vocab_size, s->prec);
+    return y;
+}
+
+void embed_tokens_cuda(Step *s, float *out) {
+    double t0 = step_clock();
+    step_host_act(s, out, embed_tokens_dev(s), (size_t)s->T * s->cfg->dim);
+    step_add_ms(s, true, t0);
+}
+
 // The layer as the tutorial writes it, every intermediate kept.
 void layer_forward_cpu(Step *s, LayerTrace *lt) {
     const Config *c = s->cfg;
@@ -119,8 +135,18 @@ void layer_input_cpu(Step *s, int layer, float *out) {
     }
 }
 
+void layer_input_cuda(Step *s, int layer, float *out) {
+    embed_tokens_cuda(s, out);
+    if (layer > 0) model_layers_cuda(s, out, 0, layer, out, NULL, NULL);
+}
+
 void layer_trace_run(Step *s, LayerTrace *lt) {
     layer_trace_alloc(lt, s, s->layer, s->head);
+    if (!s->cpu) {  // --no-compare on CUDA: the CUDA path alone
+        layer_input_cuda(s, s->layer, lt->x_in);
+        layer_forward_cuda(s, lt);
+        return;
+    }
     double t0 = step_clock();
     layer_input_cpu(s, s->layer, lt->x_in);
     layer_forward_cpu(s, lt);
@@ -167,7 +193,8 @@ int layer_op_output_shape(const LayerTrace *lt, LayerOp op, int64_t *shape) {
     }
 }
 
-const float *layer_op_reference(const LayerTrace *lt, LayerOp op) {
+// The LayerTrace field that holds an op's output.
+static float *layer_op_slot(const LayerTrace *lt, LayerOp op) {
     switch (op) {
     case OP_EMBED: return lt->x_in;
     case OP_ATTN_NORM: return lt->x_norm;
@@ -192,15 +219,18 @@ const float *layer_op_reference(const LayerTrace *lt, LayerOp op) {
     case OP_SWIGLU: return lt->ffn_hidden;
     case OP_FFN_DOWN: return lt->output_after_feedforward;
     case OP_RESIDUAL_FFN: return lt->layer_embedding;
-    default: fatal("layer_op_reference: bad op %d", (int)op);
+    default: fatal("layer_op_slot: bad op %d", (int)op);
     }
 }
+const float *layer_op_reference(const LayerTrace *lt, LayerOp op) { return layer_op_slot(lt, op); }
 
 bool layer_op_is_fp32(LayerOp op) { return op == OP_SCORES || op == OP_MASK; }
 
-// The inputs of each op are the CPU's own, uploaded; q_all/k_all hold rotated values on the CPU, so the batched
-// products (OP_Q_ALL, OP_K_ALL) are compared after a RoPE on the device too.
-void layer_op_cuda(Step *s, const LayerTrace *lt, LayerOp op, float *out) {
+// The inputs of each op are lt's (the CPU's own when checking), uploaded; q_all/k_all hold rotated values on the
+// CPU, so the batched products (OP_Q_ALL, OP_K_ALL) are compared after a RoPE on the device too. extra, when not
+// NULL, also receives what an op computes besides its output: the rstd of OP_ATTN_NORM and the attention weights
+// of every head of OP_ATTENTION_ALL.
+static void op_cuda(Step *s, const LayerTrace *lt, LayerOp op, float *out, LayerTrace *extra) {
     const int L = lt->layer, T = lt->T, D = lt->D, H = lt->H, Hkv = lt->Hkv, Dh = lt->Dh, F = lt->F;
     const Precision p = s->prec;
     const float eps = (float)s->cfg->norm_eps;
@@ -210,18 +240,14 @@ void layer_op_cuda(Step *s, const LayerTrace *lt, LayerOp op, float *out) {
     double t0 = step_clock();
     void *y = NULL;     // activation output on the device
     float *yf = NULL;   // fp32 output on the device
+    float *rstd = extra && op == OP_ATTN_NORM ? step_dev_alloc(s, (size_t)T * sizeof(float)) : NULL;
+    float *att = NULL;  // [H, T, T] of OP_ATTENTION_ALL
 #define W(name) step_weight_dev(s, "layers.%d." name, L)
     switch (op) {
-    case OP_EMBED: {
-        int32_t *tok = step_dev_alloc(s, (size_t)T * sizeof(int32_t));
-        cuda_memcpy_h2d(tok, s->tokens, (size_t)T * sizeof(int32_t));
-        y = step_dev_act(s, NULL, n_out);
-        embedding_forward_cuda(y, tok, step_weight_dev(s, "tok_embeddings.weight"), T, D, s->cfg->vocab_size, p);
-        break;
-    }
+    case OP_EMBED: y = embed_tokens_dev(s); break;
     case OP_ATTN_NORM:
         y = step_dev_act(s, NULL, n_out);
-        rmsnorm_forward_cuda(y, NULL, step_dev_act(s, lt->x_in, (size_t)T * D), W("attention_norm.weight"), T, D, eps, p);
+        rmsnorm_forward_cuda(y, rstd, step_dev_act(s, lt->x_in, (size_t)T * D), W("attention_norm.weight"), T, D, eps, p);
         break;
     case OP_Q_HEAD: case OP_K_HEAD: case OP_V_HEAD: {
         const uint16_t *w = op == OP_Q_HEAD ? W("attention.wq.weight") : op == OP_K_HEAD ? W("attention.wk.weight") : W("attention.wv.weight");
@@ -267,7 +293,7 @@ void layer_op_cuda(Step *s, const LayerTrace *lt, LayerOp op, float *out) {
         break;
     }
     case OP_ATTENTION_ALL: {
-        float *att = step_dev_alloc(s, (size_t)H * T * T * sizeof(float));
+        att = step_dev_alloc(s, (size_t)H * T * T * sizeof(float));
         y = step_dev_act(s, NULL, n_out);
         attention_forward_cuda(y, att, step_dev_act(s, lt->q_all, (size_t)T * H * Dh),
                                step_dev_act(s, lt->k_all, (size_t)T * Hkv * Dh),
@@ -309,6 +335,38 @@ void layer_op_cuda(Step *s, const LayerTrace *lt, LayerOp op, float *out) {
 #undef W
     if (y) step_host_act(s, out, y, n_out);
     else step_host_f32(out, yf, n_out);
+    if (rstd) step_host_f32(extra->rstd, rstd, (size_t)T);
+    if (extra && att) step_host_f32(extra->attn_weights_all, att, (size_t)H * T * T);
+    step_add_ms(s, true, t0);
+}
+
+void layer_op_cuda(Step *s, const LayerTrace *lt, LayerOp op, float *out) { op_cuda(s, lt, op, out, NULL); }
+
+void layer_forward_cuda(Step *s, LayerTrace *lt) {
+    // the order of layer_forward_cpu: each op's inputs are fields an earlier op filled
+    static const LayerOp order[] = {
+        OP_ATTN_NORM, OP_Q_HEAD, OP_K_HEAD, OP_V_HEAD, OP_ROPE_Q, OP_ROPE_K, OP_SCORES, OP_MASK, OP_SOFTMAX,
+        OP_HEAD_VALUES, OP_Q_ALL, OP_K_ALL, OP_V_ALL, OP_ATTENTION_ALL, OP_WO, OP_RESIDUAL_ATTN, OP_FFN_NORM,
+        OP_FFN_GATE, OP_FFN_UP, OP_SWIGLU, OP_FFN_DOWN, OP_RESIDUAL_FFN,
+    };
+    // mask = torch.triu(torch.full((T, T), float("-inf")), diagonal=1): a constant, which the CUDA path applies
+    // inside attention_mask_cuda; the tensor itself is written for the learner
+    causal_mask_cpu(lt->mask, lt->T, lt->T, 0);
+    for (size_t i = 0; i < sizeof order / sizeof *order; i++) op_cuda(s, lt, order[i], layer_op_slot(lt, order[i]), lt);
+}
+
+void rope_head_f32(Step *s, float *out, const float *x) {
+    const int T = s->T, Dh = s->cfg->head_dim;
+    if (s->cpu) {
+        rope_forward_complex_cpu(out, x, s->freqs_cis, T, 1, Dh, 0, PREC_FP32);
+        return;
+    }
+    // the same rotation on the device with fp32 activations: nothing rounds to bf16
+    double t0 = step_clock();
+    float *y = step_dev_alloc(s, (size_t)T * Dh * sizeof(float));
+    cuda_upload_act(y, x, (size_t)T * Dh, PREC_FP32);
+    rope_forward_cuda(y, y, s->freqs_cis_dev, T, 1, Dh, 0, PREC_FP32);
+    step_host_f32(out, y, (size_t)T * Dh);
     step_add_ms(s, true, t0);
 }
 

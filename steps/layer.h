@@ -7,6 +7,8 @@
 // The CPU reference computes the whole layer (layer_forward_cpu). The CUDA path is checked op by op on the SAME
 // inputs (layer_op_cuda takes every input from the CPU's LayerTrace), so each comparison measures the kernel alone
 // and the tolerances can be tight; chapter 14 also runs the CUDA layers free-running and reports the drift.
+// With --no-compare on CUDA there is no CPU reference: layer_forward_cuda runs the same ops in order, each one fed by
+// the CUDA outputs before it, and leaves the CUDA values in the LayerTrace under the same names.
 #pragma once
 #include "step.h"
 
@@ -42,13 +44,24 @@ void layer_trace_free(LayerTrace *lt);
 
 // token_embeddings_unnormalized: the rows of tok_embeddings for the prompt's tokens, [T, D].
 void embed_tokens_cpu(Step *s, float *out);
+void embed_tokens_cuda(Step *s, float *out);
 // The whole layer on the CPU from lt->x_in (which the caller fills).
 void layer_forward_cpu(Step *s, LayerTrace *lt);
 // x_in of layer `layer`: the embeddings run through layers 0..layer-1 on the CPU. out [T, D].
 void layer_input_cpu(Step *s, int layer, float *out);
+// The whole layer on the CUDA path from lt->x_in, op by op in the order of layer_forward_cpu, each op reading the
+// CUDA results before it; every field of lt then holds the CUDA value (rstd and attn_weights_all included; the mask
+// is the constant triangle). For a run with no CPU reference (--no-compare).
+void layer_forward_cuda(Step *s, LayerTrace *lt);
+// x_in of layer `layer` on the CUDA path: the embeddings through layers 0..layer-1 (model_layers_cuda). out [T, D].
+void layer_input_cuda(Step *s, int layer, float *out);
+// q or k of one head [T, Dh] rotated in fp32, before the rounding of type_as (the tutorial's
+// *_split_into_pairs_rotated), on the path the run computes with: the CPU reference, or CUDA without it.
+void rope_head_f32(Step *s, float *out, const float *x);
 
 // What chapters 03-13 start with: lt allocated for (--layer, --head), its input computed through the layers before
-// it, the whole layer computed on the CPU, the time added to the CPU's total.
+// it, the whole layer computed on the CPU, the time added to the CPU's total. Without the CPU reference
+// (--no-compare on CUDA) the same on the CUDA path (layer_input_cuda, layer_forward_cuda).
 void layer_trace_run(Step *s, LayerTrace *lt);
 // Prints and writes the weight `name` ("wq", "wk", "wv") of --layer viewed per head, [heads, Dh, D] as
 // `<prefix>_layerL`, and the head `head` of it, [Dh, D] as `<prefix>_layerL_headK` (the tutorial's q_layer0 and

@@ -54,7 +54,7 @@ char *step_default_model(void) {
 // ---- command line -----------------------------------------------------------------------------------------------------
 static void print_help(const Chapter *c) {
     printf("usage: %s [--model DIR] [--prompt TEXT] [--out DIR] [--device auto|cuda|cpu] [--layer L] [--head H]\n"
-           "          [--precision bf16|fp32] [--lang en|zh] [--tokenizer FILE] [--quiet]\n\n"
+           "          [--precision bf16|fp32] [--lang en|zh] [--tokenizer FILE] [--no-compare] [--quiet]\n\n"
            "%s\n%s\n\n"
            "  --model DIR        a Meta directory (params.json, consolidated.NN.pth, tokenizer.model) or an HF one\n"
            "                     (config.json, *.safetensors, tokenizer.json); default: the model `make demo` prepares\n"
@@ -67,8 +67,13 @@ static void print_help(const Chapter *c) {
            "  --precision P      bf16 (Meta's reference, default) or fp32 (everything upcast: the cost of bf16)\n"
            "  --lang L           language of the explanations: en (default) or zh\n"
            "  --tokenizer FILE   tokenizer.model to use instead of the one beside the model\n"
+           "  --no-compare       run one path alone and compare nothing. With the CUDA path the CPU reference does not\n"
+           "                     run at all: each op is fed by the CUDA op before it and the trace holds the CUDA values\n"
+           "                     under the same names (the fast way through a large model). With --device cpu the CPU\n"
+           "                     reference runs without its self-checks. The verdict says \"not compared\", never OK.\n"
            "  --quiet            print only the verdict lines\n\n"
-           "Exit status: 0 when every comparison passed, 1 when one failed, 2 on bad input.\n",
+           "Exit status: 0 when every comparison passed (with --no-compare: when the chapter ran), 1 when one failed\n"
+           "or on an error, 2 on bad input.\n",
            c->id, c->title_en, c->title_zh, TUTORIAL_PROMPT, c->id);
     if (c->usage_extra) printf("\n%s\n", c->usage_extra);
 }
@@ -80,10 +85,12 @@ static void parse_args(Step *s, int argc, char **argv) {
         {"layer", required_argument, 0, 'l'},     {"head", required_argument, 0, 'H'},
         {"precision", required_argument, 0, 'P'}, {"lang", required_argument, 0, 'L'},
         {"tokenizer", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0},
+        {"no-compare", no_argument, 0, 'N'},      {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     const char *prog = s->id;
     const char *device = "auto";
+    bool no_compare = false;
     char *end;
     opterr = 0;
     optind = 1;
@@ -112,8 +119,11 @@ static void parse_args(Step *s, int argc, char **argv) {
             break;
         case 't': s->tokenizer_path = xstrdup(optarg); break;
         case 'q': s->quiet = true; break;
+        case 'N': no_compare = true; break;
         case 'h': print_help(s->chapter); exit(0);
         default:
+            if (optopt && strncmp(argv[optind - 1], "--", 2) == 0)  // a long option given a value it takes none of, or none
+                usage_error(prog, "option '%s' takes no value, or needs one", argv[optind - 1]);
             if (optopt) usage_error(prog, "option -%c needs a value or is unknown", optopt);
             usage_error(prog, "unknown option '%s'", argv[optind - 1]);
         }
@@ -127,6 +137,8 @@ static void parse_args(Step *s, int argc, char **argv) {
         s->cuda = true;
     } else if (strcmp(device, "cpu") == 0) s->cuda = false;
     else usage_error(prog, "--device: expected auto, cuda or cpu, got '%s'", device);
+    s->compare = !no_compare;
+    s->cpu = s->compare || !s->cuda;  // --no-compare on CUDA: the CUDA path alone
     if (!s->model_dir) s->model_dir = step_default_model();
     if (!s->prompt) s->prompt = xstrdup(TUTORIAL_PROMPT);
     if (!s->out_dir) s->out_dir = xstrdup("trace");
@@ -362,7 +374,7 @@ void step_image(Step *s, const char *file, const char *caption) {
     step_say(s, "%s %s/%s/%s", step_text(s, "figure:", "图:"), s->out_dir, s->id, file);
 }
 
-void step_token_heatmap(Step *s, const char *file, const float *cpu, const float *cuda, const char *title,
+void step_token_heatmap(Step *s, const char *file, const float *map, const float *cuda, const char *title,
                         const char *value_label, bool probs) {
     char subtitle[256], png_name[128];
     snprintf(subtitle, sizeof subtitle, "%s, layer %d, head %d, [%d, %d], %s", s->id, s->layer, s->head, s->T, s->T,
@@ -374,14 +386,14 @@ void step_token_heatmap(Step *s, const char *file, const float *cpu, const float
     };
     snprintf(png_name, sizeof png_name, "%s.png", file);
     char *path = step_path(s, png_name);
-    figure_heatmap(path, cuda ? cuda : cpu, s->T, s->T, step_labels(s), step_labels(s), &opt);
+    figure_heatmap(path, cuda ? cuda : map, s->T, s->T, step_labels(s), step_labels(s), &opt);
     free(path);
     step_image(s, png_name, title);
     if (!cuda) return;
     snprintf(png_name, sizeof png_name, "%s_compare.png", file);
     path = step_path(s, png_name);
     opt.show_values = false;
-    figure_heatmap_compare(path, cuda, cpu, s->T, s->T, step_labels(s), step_labels(s), "CUDA", "CPU", &opt);
+    figure_heatmap_compare(path, cuda, map, s->T, s->T, step_labels(s), step_labels(s), "CUDA", "CPU", &opt);
     free(path);
     char caption[256];
     snprintf(caption, sizeof caption, "%s: CUDA | CPU | |CUDA - CPU|", title);
@@ -406,8 +418,14 @@ void step_tolerance_f32(const Step *s, const float *ref, int64_t n, double *atol
     *rtol = 1e-5, *atol = 1e-5 * rms;
 }
 
+// A --no-compare run must not record a comparison: its summary says that nothing was compared.
+static void require_compare(const Step *s, const char *name) {
+    if (!s->compare) fatal("%s: comparison '%s' requested in a --no-compare run", s->id, name);
+}
+
 bool step_compare(Step *s, const char *name, const float *ref, const float *out, const int64_t *shape, int ndim,
                   double atol, double rtol) {
+    require_compare(s, name);
     if (s->n_results == STEP_MAX_COMPARISONS) fatal("%s: more than %d comparisons", s->id, STEP_MAX_COMPARISONS);
     fflush(stdout);
     CompareResult r = compare_f32(s->id, name, ref, out, shape, ndim, atol, rtol, 0);
@@ -425,6 +443,7 @@ bool step_compare(Step *s, const char *name, const float *ref, const float *out,
 
 bool step_compare_nmse(Step *s, const char *name, const float *ref, const float *out, const int64_t *shape, int ndim,
                        double max_nmse) {
+    require_compare(s, name);
     if (s->n_results == STEP_MAX_COMPARISONS) fatal("%s: more than %d comparisons", s->id, STEP_MAX_COMPARISONS);
     int64_t n = 1;
     for (int d = 0; d < ndim; d++) n *= shape[d];
@@ -499,27 +518,47 @@ void step_init(Step *s, int argc, char **argv, const Chapter *chapter) {
     trace_set_tokens(s->trace, ids, (const char *const *)s->pieces, s->T);
     free(ids);
     trace_step_begin(s->trace, s->id, step_text(s, chapter->title_en, chapter->title_zh));
+    trace_mode(s->trace, s->id, step_mode(s));
 
     if (!s->quiet) {
         printf("\n=== %s: %s ===\n", s->id, step_text(s, chapter->title_en, chapter->title_zh));
-        printf("model %s | %d tokens | %s | %s\n", s->model_dir, s->T,
-               s->cuda ? device : step_text(s, "CPU reference alone (no GPU)", "仅 CPU 参考实现（无 GPU）"),
-               precision_name(s->prec));
+        char what[512];
+        if (s->compare)
+            snprintf(what, sizeof what, "%s",
+                     s->cuda ? device : step_text(s, "CPU reference alone (no GPU)", "仅 CPU 参考实现（无 GPU）"));
+        else if (s->cuda)
+            snprintf(what, sizeof what, "%s | %s", device,
+                     step_text(s, "the CUDA path alone: no CPU reference, nothing compared (--no-compare)",
+                               "仅 CUDA 路径：不运行 CPU 参考实现，不做比较（--no-compare）"));
+        else
+            snprintf(what, sizeof what, "%s",
+                     step_text(s, "the CPU reference alone: no self-checks, nothing compared (--no-compare)",
+                               "仅 CPU 参考实现：不做自检，不做比较（--no-compare）"));
+        printf("model %s | %d tokens | %s | %s\n", s->model_dir, s->T, what, precision_name(s->prec));
     }
     step_explain(s, chapter->intro_en, chapter->intro_zh);
 }
 
+const char *step_mode(const Step *s) {
+    if (!s->compare) return s->cuda ? "cuda-only" : "cpu-only";
+    return s->cuda ? "cuda+cpu" : "cpu";
+}
+
 int step_finish(Step *s) {
-    trace_timing(s->trace, s->id, "cpu_ms", s->ms_cpu);
+    if (s->cpu) trace_timing(s->trace, s->id, "cpu_ms", s->ms_cpu);
     if (s->cuda) trace_timing(s->trace, s->id, "cuda_ms", s->ms_cuda);
     trace_timing(s->trace, s->id, "total_ms", 1e3 * (now_seconds() - s->t_start));
+    trace_mode(s->trace, s->id, step_mode(s));  // a chapter may have changed paths (16_generate with fp32)
     trace_close(s->trace);
     int failed = 0;
     for (int i = 0; i < s->n_results; i++) failed += !s->results[i].ok;
-    if (!s->cuda && !s->quiet)
+    if (!s->compare)  // the verdict line of a run that checked nothing: never "OK"
+        printf("%s %s: not compared (--no-compare: the %s ran alone)\n", step_mode(s), s->id,
+               s->cuda ? "CUDA path" : "CPU reference");
+    else if (!s->cuda && !s->quiet)
         printf("(%s)\n", step_text(s, "no CUDA path in this run: nothing to compare, the CPU reference alone ran",
                                    "本次运行没有 CUDA 路径：只运行了 CPU 参考实现，无可比较"));
-    if (s->cuda)
+    if (s->cuda && s->compare)
         printf("%s %s: %d of %d comparisons passed\n", failed ? "FAIL" : "OK  ", s->id, s->n_results - failed,
                s->n_results);
     // device memory: weights and scratch

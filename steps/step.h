@@ -13,7 +13,11 @@
 //
 // Command line (DESIGN.md "Command-line contract"), the same for every chapter and for build/bin/walkthrough:
 //     --model DIR  --prompt TEXT  --out DIR  --device auto|cuda|cpu  --layer L  --head H  --precision bf16|fp32
-//     --lang en|zh  --quiet  --help
+//     --lang en|zh  --no-compare  --quiet  --help
+//
+// --no-compare runs ONE path and compares nothing: with the CUDA path the CPU reference does not run at all (each
+// op is fed by the CUDA op before it, and the trace holds the CUDA values under the same names); with --device cpu
+// the CPU reference runs without its self-checks. The verdict line then says "not compared", never OK.
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
@@ -42,7 +46,9 @@ typedef struct {
     const char *id;
     // the command line
     char *model_dir, *prompt, *out_dir, *tokenizer_path;
-    bool cuda;              // the CUDA path runs too (else the CPU reference alone)
+    bool cuda;              // the CUDA path runs
+    bool cpu;               // the CPU reference runs (always, except with --no-compare on the CUDA path)
+    bool compare;           // comparisons and self-checks run (false with --no-compare)
     int layer, head;        // --layer, --head (default 0, 0), checked against the config
     Precision prec;
     Lang lang;
@@ -68,8 +74,11 @@ typedef struct {
 // Parses the command line (exit 0 for --help, 2 on a bad flag), loads the model, tokenizes the prompt, opens the
 // trace, prints the chapter's title and introduction. Exits 2 on bad input with a one-line message.
 void step_init(Step *s, int argc, char **argv, const Chapter *chapter);
-// Saves the trace, prints the verdict summary; returns the exit status (0 when every comparison passed).
+// Saves the trace, prints the verdict summary; returns the exit status (0 when every comparison passed; with
+// --no-compare, 0 when the chapter ran: nothing was checked, and the verdict line says "not compared").
 int step_finish(Step *s);
+// How this run computes, as trace.json records it: "cuda+cpu", "cpu", "cuda-only" or "cpu-only" (trace.h).
+const char *step_mode(const Step *s);
 
 // Printing: everything printed is also recorded in trace.json.
 void step_say(Step *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -95,12 +104,15 @@ char *step_path(Step *s, const char *file);
 void step_image(Step *s, const char *file, const char *caption);
 
 // A [T, T] map over the prompt's tokens (scores, masked scores, attention weights): OUT/<id>/<file>.png with the token
-// strings on both axes; when the CUDA path ran, also <file>_compare.png with the CUDA map, the CPU map and their
-// absolute difference side by side. probs: the colour range is fixed to 0..1.
-void step_token_heatmap(Step *s, const char *file, const float *cpu, const float *cuda, const char *title,
+// strings on both axes. map: the values the trace holds (the CPU reference's; the CUDA path's in a --no-compare run
+// on CUDA); cuda: the CUDA map when both paths ran, else NULL. The figure shows the CUDA map when there is one; with
+// both, also <file>_compare.png with the CUDA map, the CPU map and their absolute difference side by side.
+// probs: the colour range is fixed to 0..1.
+void step_token_heatmap(Step *s, const char *file, const float *map, const float *cuda, const char *title,
                         const char *value_label, bool probs);
 
 // The CUDA output against the CPU reference through the validator; recorded in trace.json. Returns ok.
+// Both compare functions exit (a bug) when called in a --no-compare run: such a run records no comparison.
 bool step_compare(Step *s, const char *name, const float *ref, const float *out, const int64_t *shape, int ndim,
                   double atol, double rtol);
 // For results at the end of many bf16 layers computed on two paths that accumulate in different orders (the whole
