@@ -441,7 +441,7 @@ typedef struct {
     const char *tutorial_heading, *tutorial_comment;
     const char *printed_heading, *npy_heading, *npy_comment;
     const char *tensors_heading, *figures_heading, *figure_comment, *figure_shown_comment;
-    const char *verdict_heading, *no_comparison_cpu, *no_comparison;
+    const char *verdict_heading, *no_comparison_cpu, *no_comparison, *no_comparison_run;
     const char *col_name, *col_shape, *col_dtype, *col_nonfinite;
     const char *col_max_abs, *col_max_rel, *col_tolerance, *col_tol_used, *col_mismatch, *col_verdict;
     const char *timings, *summary_ok, *summary_fail, *summary_none, *no_tensors;
@@ -473,6 +473,8 @@ static const UiText NB_UI[2] = {
         .no_comparison_cpu = "This trace ran on the CPU only (device cpu): there is no GPU result to compare. "
                              "Run the step with `--device cuda` on a machine with an NVIDIA GPU to get the verdicts.",
         .no_comparison = "This chapter records no comparison.",
+        .no_comparison_run = "This chapter ran with `--no-compare`: one path alone, nothing was compared. The "
+                             "tensors and figures are that path's values; run without `--no-compare` to check them.",
         .col_name = "name", .col_shape = "shape", .col_dtype = "dtype",
         .col_nonfinite = "non-finite",
         .col_max_abs = "max abs", .col_max_rel = "max rel", .col_tolerance = "tolerance",
@@ -504,6 +506,8 @@ static const UiText NB_UI[2] = {
         .no_comparison_cpu = "这次记录只在 CPU 上运行（device cpu），没有 GPU 结果可以对比。在有 NVIDIA GPU 的机器上用 "
                              "`--device cuda` 运行这一步，即可得到对比结论。",
         .no_comparison = "这一章没有记录对比。",
+        .no_comparison_run = "这一章用 `--no-compare` 运行：只运行了一条路径，没有做任何对比。张量和图是这条路径的结果；"
+                             "去掉 `--no-compare` 再运行即可检查它们。",
         .col_name = "名称", .col_shape = "形状", .col_dtype = "类型", .col_nonfinite = "非有限值",
         .col_max_abs = "最大绝对误差", .col_max_rel = "最大相对误差", .col_tolerance = "容差",
         .col_tol_used = "占容差", .col_mismatch = "超差个数", .col_verdict = "结论",

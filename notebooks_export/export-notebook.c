@@ -88,6 +88,7 @@ typedef struct {
 
 typedef struct {
     const char *id, *title;
+    const char *mode;  // "cuda+cpu", "cpu", "cuda-only", "cpu-only" (trace.h), or NULL in older traces
     json_t *lines, *timings;
     TensorInfo *tensors;
     int n_tensors;
@@ -283,6 +284,7 @@ static void load_trace(const char *trace_dir) {
         for (int k = 0; k < si; k++)
             if (strcmp(G.steps[k].id, st->id) == 0) input_error(G.index_path, "%sid: \"%s\" appears twice", where, st->id);
         st->title = opt_string(js, "title", where);
+        st->mode = opt_string(js, "mode", where);
         st->lines = req_array(js, "lines", where);
         if (st->lines) {
             size_t i;
@@ -572,10 +574,16 @@ static void md_number(Buf *b, double v) {
     else buf_printf(b, "%.3g", v);
 }
 
+// Why a step has no comparison: it ran with --no-compare, or on the CPU alone, or it has none to make.
+static const char *no_comparison_text(const StepInfo *st, const UiText *ui) {
+    if (st->mode && (strcmp(st->mode, "cuda-only") == 0 || strcmp(st->mode, "cpu-only") == 0)) return ui->no_comparison_run;
+    return G.device && strcmp(G.device, "cpu") == 0 ? ui->no_comparison_cpu : ui->no_comparison;
+}
+
 static void verdict_markdown(Buf *b, const StepInfo *st, const UiText *ui) {
     buf_printf(b, "**%s**\n\n", ui->verdict_heading);
     if (st->n_comparisons == 0) {
-        buf_add(b, G.device && strcmp(G.device, "cpu") == 0 ? ui->no_comparison_cpu : ui->no_comparison);
+        buf_add(b, no_comparison_text(st, ui));
         buf_add(b, "\n");
         return;
     }
@@ -1034,7 +1042,7 @@ static void html_chapter(FILE *f, const StepInfo *st, int lang) {
     fputs("</h3>\n", f);
     if (!st->n_comparisons) {
         fputs("<p class=\"na verdict-none\">", f);
-        html_inline(f, G.device && strcmp(G.device, "cpu") == 0 ? ui->no_comparison_cpu : ui->no_comparison);
+        html_inline(f, no_comparison_text(st, ui));
         fputs("</p>\n", f);
     } else {
         fprintf(f, "<div class=\"scroll\"><table class=\"verdicts\"><thead><tr><th>%s</th><th>%s</th><th>%s</th><th>%s</th><th>%s</th>"
