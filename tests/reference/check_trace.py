@@ -1,9 +1,11 @@
 #!/usr/bin/python3
-"""check_trace.py: checks a trace directory written by the walkthrough's chapters (steps/00_config .. 15_logits).
+"""check_trace.py: checks a trace directory written by the walkthrough's chapters (steps/00_config .. 16_generate).
 
-    check_trace.py TRACE_DIR MODEL_DIR STEP...
+    check_trace.py [--mode MODE] TRACE_DIR MODEL_DIR STEP...
 
-STEP: the chapter ids that ran into TRACE_DIR (e.g. 00_config 01_tokenize ...), in order. Checks, one line each:
+STEP: the chapter ids that ran into TRACE_DIR (e.g. 00_config 01_tokenize ...), in order. --mode: how they ran, as
+trace.json records it ("cpu" for --device cpu; "cpu-only" or "cuda-only" for --no-compare runs, where no step may
+record a comparison); without it the device must be cpu and the mode is not checked. Checks, one line each:
   - trace.json is valid JSON in format llama3-trace/1, with the run (model, prompt, device, precision), the tokens
     (ids and pieces, as many as tokens.npy holds) and exactly the steps given, in order, each with its title and the
     lines it printed;
@@ -101,6 +103,9 @@ def expected_outputs(c, T, layer, head):
         "15_logits": ({"final_embedding": ([T, D], f32), "final_embedding_normalized": ([T, D], f32),
                        "logits": ([V], f32), "next_token": ([1], "int64"), "top_k_probs": ([min(10, V)], f32)},
                       ["top_k.png"]),
+        # 8 new tokens (N_NEW in steps/16_generate.c); the cache holds every position but the last token's
+        "16_generate": ({"mask_chunk_at_start_pos": ([3, T + 3], f32), "tokens": ([T + 8], f32),
+                         "cache_k_layer0": ([T + 7, Hkv, Dh], f32)}, []),
     }
 
 
@@ -176,7 +181,10 @@ def read_png(path):
 
 
 def main(argv):
-    if len(argv) < 4:
+    mode = None
+    if len(argv) > 2 and argv[1] == "--mode":
+        mode, argv = argv[2], argv[:1] + argv[3:]
+    if len(argv) < 4 or mode not in (None, "cpu", "cpu-only", "cuda-only", "cuda+cpu"):
         print(__doc__, file=sys.stderr)
         return 2
     out, model_dir, steps = argv[1], argv[2], argv[3:]
@@ -191,8 +199,17 @@ def main(argv):
     R.check(trace.get("format") == "llama3-trace/1", f"trace.json format {trace.get('format')!r}")
     for key in ("model", "prompt", "device", "precision"):
         R.check(isinstance(trace.get(key), str) and trace[key], f"trace.json: run field {key!r} missing")
-    R.check(trace.get("device") == "cpu" and trace.get("precision") == "bf16",
-            f"trace.json: device {trace.get('device')!r}, precision {trace.get('precision')!r}: want cpu, bf16")
+    want_cpu = mode is None or mode.startswith("cpu")
+    R.check((trace.get("device") == "cpu") == want_cpu and trace.get("precision") == "bf16",
+            f"trace.json: device {trace.get('device')!r}, precision {trace.get('precision')!r}: want "
+            f"{'cpu' if want_cpu else 'a GPU'}, bf16")
+    if mode:
+        R.check(trace.get("mode") == mode, f"trace.json: mode {trace.get('mode')!r}, want {mode!r}")
+        for step in trace.get("steps", []):
+            R.check(step.get("mode") == mode, f"{step.get('id')}: mode {step.get('mode')!r}, want {mode!r}")
+            if mode.endswith("-only"):  # --no-compare: nothing compared, so no verdict at all
+                R.check(step.get("comparisons") == [], f"{step.get('id')}: a --no-compare run recorded comparisons "
+                        f"{[c.get('name') for c in step.get('comparisons', [])]}")
     tok = trace.get("tokens", {})
     ids, pieces = tok.get("ids", []), tok.get("pieces", [])
     T = len(ids)
