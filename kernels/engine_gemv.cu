@@ -3,8 +3,10 @@
 //
 // Decode reads every weight once per token and does 2 flops per 2 bytes: the time is the bytes. So the kernel is
 // built around the loads: each warp streams two neighbouring rows with 16-byte loads (8 bf16 per lane per load),
-// four loads per row in flight per lane, marked evict-first (__ldcs) so the weights do not push the KV cache out of
-// L2. x is staged once per block in shared memory as bf16.
+// BATCH loads per row per step, marked evict-first (__ldcs) so the weights do not push the KV cache out of L2, and
+// the next step's loads issued before the current step is computed (two register buffers), so a warp never waits
+// with nothing in flight. The first step is loaded before the kernel waits for its predecessor (pdl_wait) and before
+// the prologue. x is staged once per block in shared memory as bf16.
 //
 // Fusions (the rounding points are those of common/ref_ops.h):
 //   prologue RMSNORM   x = rmsnorm(h) * w computed by every block from the residual stream h (sum of squares in
@@ -16,7 +18,9 @@
 // Layout: 256 threads = 8 warps per block, 2 rows per warp, 16 rows per block.
 // Grid: persistent, as many blocks as fit on the GPU at once, each looping over groups of 16 rows, so the prologue
 // (the RMSNorm of x) runs once per block rather than once per 16 rows.
-// Launch: engine_launch (programmatic dependent launch when ENGINE_PDL=1; off by default: measured slower).
+// Launch: engine_launch (programmatic dependent launch on sm_90 unless ENGINE_PDL=0).
+// Measured (bench/NOTES.md, H200, llama3-8b preset): the two buffers took decode from 196 to 218-224 tok/s, the
+// early first step and the per-shape BATCH to 228-230 (81-83% of the copy-bandwidth limit).
 #include "engine.h"  // first: it includes the C headers (tensor.h, util.h) with C linkage
 #include "common.cuh"
 #include <stdlib.h>
@@ -49,124 +53,169 @@ __device__ __forceinline__ void rope_pair(float x0, float x1, float c, float s, 
     *y1 = __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c));
 }
 
-// BATCH: 16-byte loads per row in flight per lane (4 or 8: engine_gemv_batch)
-template <int PRO, int EPI, int GEMV_BATCH>
-__global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_kernel(GemvArgs a) {
-    extern __shared__ __align__(16) uint8_t smem_raw[];
-    uint16_t *xs = (uint16_t *)smem_raw;  // x [C] as bf16
-    __shared__ double red[32];
-    const int C = a.C, tid = threadIdx.x;
-    pdl_launch_dependents();
-
-    const int warp = tid / 32, lane = tid % 32;
-    const int nvec = C / 8;
-    pdl_wait();  // from here on: the previous kernel's outputs (x, h) are complete
-
-    // ---- prologue: x into shared memory
-    if (PRO == GEMV_PRO_COPY) {
-        const int4 *src = (const int4 *)a.x;
-        int4 *dst = (int4 *)xs;
-        for (int v = tid; v < C / 8; v += blockDim.x) dst[v] = src[v];
-    } else {
-        // Meta's RMSNorm: x.float() * rsqrt(mean(x²) + eps), .type_as(x), * weight
-        double ss = 0.0;
-        for (int i = tid; i < C; i += blockDim.x) {
-            double v = (double)dev_bf16_to_f32(a.x[i]);
-            ss += v * v;
-        }
-        for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
-        if (tid % 32 == 0) red[tid / 32] = ss;
-        __syncthreads();
-        if (tid == 0) {
-            double t = 0.0;
-            for (int w = 0; w < (int)blockDim.x / 32; w++) t += red[w];
-            red[0] = t;
-        }
-        __syncthreads();
-        float mean_sq = (float)(red[0] / (double)C);
-        float r = 1.0f / sqrtf(mean_sq + a.eps);
-        for (int i = tid; i < C; i += blockDim.x) {
-            float normed = round_bf(__fmul_rn(dev_bf16_to_f32(a.x[i]), r));
-            xs[i] = dev_f32_to_bf16(__fmul_rn(normed, dev_bf16_to_f32(a.norm_w[i])));
-        }
-    }
-    __syncthreads();
-    // ---- the row groups of this block: blockIdx.x, then + gridDim.x ... (a grid of a few blocks per SM, so the
-    // prologue above runs once per block, not once per 16 rows)
-    const int4 *x4 = (const int4 *)xs;
-    for (int grp = blockIdx.x;; grp += gridDim.x) {
-        const int o = (grp * GEMV_WARPS + warp) * GEMV_ROWS_PER_WARP;
-        if (o >= a.OC) break;
-        const bool has_second = o + 1 < a.OC;
-        const int4 *w0 = (const int4 *)(a.w + (size_t)o * (size_t)C);
-        const int4 *w1 = has_second ? (const int4 *)(a.w + (size_t)(o + 1) * (size_t)C) : w0;
-        float acc0 = 0.0f, acc1 = 0.0f;
-        int v = lane;
-        for (; v + 32 * (GEMV_BATCH - 1) < nvec; v += 32 * GEMV_BATCH) {
-            int4 wa[GEMV_BATCH], wb[GEMV_BATCH];
+// One step of a warp: BATCH 16-byte loads of each of its two rows, at vectors v, v+32, ... (zero past the row end).
+template <int BATCH>
+__device__ __forceinline__ void load_step(int4 *wa, int4 *wb, const int4 *w0, const int4 *w1, int v, int nvec) {
 #pragma unroll
-            for (int b = 0; b < GEMV_BATCH; b++) {
-                wa[b] = __ldcs(w0 + v + 32 * b);
-                wb[b] = __ldcs(w1 + v + 32 * b);
-            }
-#pragma unroll
-            for (int b = 0; b < GEMV_BATCH; b++) {
-                int4 xv = x4[v + 32 * b];
-                acc0 = dot8(wa[b], xv, acc0);
-                acc1 = dot8(wb[b], xv, acc1);
-            }
-        }
-        for (; v < nvec; v += 32) {
-            int4 xv = x4[v];
-            acc0 = dot8(__ldcs(w0 + v), xv, acc0);
-            acc1 = dot8(__ldcs(w1 + v), xv, acc1);
-        }
-        acc0 = warp_sum(acc0);
-        acc1 = warp_sum(acc1);
-        if (lane != 0) continue;
-        // ---- epilogue (lane 0 of the warp)
-        if (EPI == GEMV_EPI_F32) {
-            a.out_f32[o] = acc0;
-            if (has_second) a.out_f32[o + 1] = acc1;
-        } else if (EPI == GEMV_EPI_BF16) {
-            a.out[o] = dev_f32_to_bf16(acc0);
-            if (has_second) a.out[o + 1] = dev_f32_to_bf16(acc1);
-        } else if (EPI == GEMV_EPI_RESIDUAL) {
-            a.resid[o] = dev_f32_to_bf16(dev_bf16_to_f32(a.resid[o]) + round_bf(acc0));
-            if (has_second) a.resid[o + 1] = dev_f32_to_bf16(dev_bf16_to_f32(a.resid[o + 1]) + round_bf(acc1));
-        } else if (EPI == GEMV_EPI_QKV_ROPE) {
-            const int pos = *a.pos, Dh = a.head_dim;
-            float y0 = round_bf(acc0), y1 = round_bf(acc1);  // xq = self.wq(x) is a bf16 tensor
-            if (o < a.q_rows + a.k_rows) {
-                int r = o < a.q_rows ? o : o - a.q_rows;
-                int i = (r % Dh) / 2;
-                const float *cs = a.freqs_cis + ((size_t)pos * (size_t)(Dh / 2) + (size_t)i) * 2;
-                float z0, z1;
-                rope_pair(y0, y1, cs[0], cs[1], &z0, &z1);
-                uint16_t *dst = o < a.q_rows ? a.out + r : a.cache_k + (size_t)pos * (size_t)a.k_rows + r;
-                dst[0] = dev_f32_to_bf16(z0);
-                dst[1] = dev_f32_to_bf16(z1);
-            } else {
-                int r = o - a.q_rows - a.k_rows;
-                uint16_t *dst = a.cache_v + (size_t)pos * (size_t)a.k_rows + r;
-                dst[0] = dev_f32_to_bf16(y0);
-                dst[1] = dev_f32_to_bf16(y1);
-            }
-        } else if (EPI == GEMV_EPI_SWIGLU) {
-            float gate = round_bf(acc0), up = round_bf(acc1);
-            float silu = round_bf(gate / (1.0f + expf(-gate)));  // F.silu(w1(x)) is bf16
-            a.out[o / 2] = dev_f32_to_bf16(__fmul_rn(silu, up));
-        }
+    for (int b = 0; b < BATCH; b++) {
+        const bool in = v + 32 * b < nvec;
+        wa[b] = in ? __ldcs(w0 + v + 32 * b) : make_int4(0, 0, 0, 0);
+        wb[b] = in ? __ldcs(w1 + v + 32 * b) : make_int4(0, 0, 0, 0);
     }
 }
 
-// 16-byte loads per row in flight per lane: 4 (ENGINE_GEMV_BATCH=8 doubles it; measured on an H200: 8 was slower,
-// 184.6 against 189.0 tok/s, so bytes in flight were not what limited; bench/NOTES.md).
-static int gemv_batch(void) {
-    static int batch = 0;
-    if (!batch) {
+// The epilogue of the row pair (o, o+1) with sums y0, y1 (lane 0 of the warp).
+template <int EPI>
+__device__ __forceinline__ void gemv_epilogue(const GemvArgs &a, int o, bool has_second, float acc0, float acc1) {
+    if (EPI == GEMV_EPI_F32) {
+        a.out_f32[o] = acc0;
+        if (has_second) a.out_f32[o + 1] = acc1;
+    } else if (EPI == GEMV_EPI_BF16) {
+        a.out[o] = dev_f32_to_bf16(acc0);
+        if (has_second) a.out[o + 1] = dev_f32_to_bf16(acc1);
+    } else if (EPI == GEMV_EPI_RESIDUAL) {
+        a.resid[o] = dev_f32_to_bf16(dev_bf16_to_f32(a.resid[o]) + round_bf(acc0));
+        if (has_second) a.resid[o + 1] = dev_f32_to_bf16(dev_bf16_to_f32(a.resid[o + 1]) + round_bf(acc1));
+    } else if (EPI == GEMV_EPI_QKV_ROPE) {
+        const int pos = *a.pos, Dh = a.head_dim;
+        float y0 = round_bf(acc0), y1 = round_bf(acc1);  // xq = self.wq(x) is a bf16 tensor
+        if (o < a.q_rows + a.k_rows) {
+            int r = o < a.q_rows ? o : o - a.q_rows;
+            int i = (r % Dh) / 2;
+            const float *cs = a.freqs_cis + ((size_t)pos * (size_t)(Dh / 2) + (size_t)i) * 2;
+            float z0, z1;
+            rope_pair(y0, y1, cs[0], cs[1], &z0, &z1);
+            uint16_t *dst = o < a.q_rows ? a.out + r : a.cache_k + (size_t)pos * (size_t)a.k_rows + r;
+            dst[0] = dev_f32_to_bf16(z0);
+            dst[1] = dev_f32_to_bf16(z1);
+        } else {
+            int r = o - a.q_rows - a.k_rows;
+            uint16_t *dst = a.cache_v + (size_t)pos * (size_t)a.k_rows + r;
+            dst[0] = dev_f32_to_bf16(y0);
+            dst[1] = dev_f32_to_bf16(y1);
+        }
+    } else if (EPI == GEMV_EPI_SWIGLU) {
+        float gate = round_bf(acc0), up = round_bf(acc1);
+        float silu = round_bf(gate / (1.0f + expf(-gate)));  // F.silu(w1(x)) is bf16
+        a.out[o / 2] = dev_f32_to_bf16(__fmul_rn(silu, up));
+    }
+}
+
+// BATCH: 16-byte loads per row per lane in one step. The loads of the warp's next step (the next stretch of its
+// rows, or the first stretch of its next row pair) are issued before the current step is computed (two register
+// buffers), so a warp always has loads in flight; each lane sums its vectors in the order v = lane, lane + 32, ...
+// whatever BATCH, grid or pipelining, so every configuration computes the same bits.
+template <int PRO, int EPI, int BATCH>
+__global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_kernel(GemvArgs a) {
+    extern __shared__ __align__(16) uint8_t smem_raw[];
+    uint16_t *xs = (uint16_t *)smem_raw;  // x [C] as bf16
+    __shared__ double red[GEMV_WARPS];
+    const int C = a.C, tid = threadIdx.x;
+    const int warp = tid / 32, lane = tid % 32;
+    const int nvec = C / 8;
+    pdl_launch_dependents();
+
+    // ---- before anything that depends on the previous kernel: the first loads of this warp's first row pair
+    // (weights depend on nothing; under programmatic dependent launch they are issued while the previous kernel
+    // drains, and in any case they travel while the prologue below runs)
+    const int steps = (nvec + 32 * BATCH - 1) / (32 * BATCH);
+    int grp = blockIdx.x, s = 0;
+    int o = (grp * GEMV_WARPS + warp) * GEMV_ROWS_PER_WARP;
+    const int4 *w0 = (const int4 *)(a.w + (size_t)(o < a.OC ? o : 0) * (size_t)C);
+    const int4 *w1 = o + 1 < a.OC ? w0 + nvec : w0;
+    int4 ca[BATCH], cb[BATCH], na[BATCH], nb[BATCH];
+    if (o < a.OC) load_step<BATCH>(ca, cb, w0, w1, lane, nvec);
+    pdl_wait();  // from here on: the previous kernel's outputs (x, h) are complete
+
+    // ---- prologue: x into shared memory (16-byte loads)
+    const int4 *x4g = (const int4 *)a.x;
+    int4 *xs4 = (int4 *)xs;
+    if (PRO == GEMV_PRO_COPY) {
+        for (int v = tid; v < nvec; v += blockDim.x) xs4[v] = x4g[v];
+    } else {
+        // Meta's RMSNorm: x.float() * rsqrt(mean(x²) + eps), .type_as(x), * weight (sum of squares in double)
+        double ss = 0.0;
+        for (int v = tid; v < nvec; v += blockDim.x) {
+            int4 xv = x4g[v];
+            const uint32_t u[4] = {(uint32_t)xv.x, (uint32_t)xv.y, (uint32_t)xv.z, (uint32_t)xv.w};
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                double lo = (double)bf16_lo(u[k]), hi = (double)bf16_hi(u[k]);
+                ss += lo * lo;
+                ss += hi * hi;
+            }
+        }
+        for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+        if (lane == 0) red[warp] = ss;
+        __syncthreads();
+        double t = 0.0;
+#pragma unroll
+        for (int w = 0; w < GEMV_WARPS; w++) t += red[w];
+        float mean_sq = (float)(t / (double)C);
+        float r = 1.0f / sqrtf(mean_sq + a.eps);
+        const int4 *nw4 = (const int4 *)a.norm_w;
+        for (int v = tid; v < nvec; v += blockDim.x) {
+            int4 xv = x4g[v], wv = nw4[v];
+            const uint32_t u[4] = {(uint32_t)xv.x, (uint32_t)xv.y, (uint32_t)xv.z, (uint32_t)xv.w};
+            const uint32_t g[4] = {(uint32_t)wv.x, (uint32_t)wv.y, (uint32_t)wv.z, (uint32_t)wv.w};
+            uint32_t o4[4];
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                float n0 = round_bf(__fmul_rn(bf16_lo(u[k]), r)), n1 = round_bf(__fmul_rn(bf16_hi(u[k]), r));
+                uint32_t y0 = dev_f32_to_bf16(__fmul_rn(n0, bf16_lo(g[k])));
+                uint32_t y1 = dev_f32_to_bf16(__fmul_rn(n1, bf16_hi(g[k])));
+                o4[k] = y0 | (y1 << 16);
+            }
+            xs4[v] = make_int4((int)o4[0], (int)o4[1], (int)o4[2], (int)o4[3]);
+        }
+    }
+    __syncthreads();
+
+    // ---- the row pairs of this warp: group blockIdx.x, then + gridDim.x, ... (a persistent grid, so the prologue
+    // above runs once per block), each in steps of BATCH vectors per lane (the first step is loaded already)
+    if (o >= a.OC) return;
+    float acc0 = 0.0f, acc1 = 0.0f;
+    for (;;) {
+        // the next step: the same rows further on, or the next row pair of this warp
+        int s2 = s + 1, grp2 = grp, o2 = o;
+        const int4 *n0 = w0, *n1 = w1;
+        if (s2 == steps) {
+            s2 = 0;
+            grp2 = grp + gridDim.x;
+            o2 = (grp2 * GEMV_WARPS + warp) * GEMV_ROWS_PER_WARP;
+            n0 = (const int4 *)(a.w + (size_t)(o2 < a.OC ? o2 : o) * (size_t)C);
+            n1 = o2 + 1 < a.OC ? n0 + nvec : n0;
+        }
+        const bool more = o2 < a.OC;
+        if (more) load_step<BATCH>(na, nb, n0, n1, s2 * 32 * BATCH + lane, nvec);
+        const int v0 = s * 32 * BATCH + lane;
+#pragma unroll
+        for (int b = 0; b < BATCH; b++) {
+            if (v0 + 32 * b < nvec) {
+                int4 xv = xs4[v0 + 32 * b];
+                acc0 = dot8(ca[b], xv, acc0);
+                acc1 = dot8(cb[b], xv, acc1);
+            }
+        }
+        if (s == steps - 1) {
+            float y0 = warp_sum(acc0), y1 = warp_sum(acc1);
+            if (lane == 0) gemv_epilogue<EPI>(a, o, o + 1 < a.OC, y0, y1);
+            acc0 = acc1 = 0.0f;
+        }
+        if (!more) break;
+#pragma unroll
+        for (int b = 0; b < BATCH; b++) ca[b] = na[b], cb[b] = nb[b];
+        s = s2, grp = grp2, o = o2, w0 = n0, w1 = n1;
+    }
+}
+
+// 16-byte loads per row per lane in one step (BATCH): ENGINE_GEMV_BATCH=2, 4 or 8 forces one for measurements;
+// by default engine_gemv picks per product (launch below).
+static int gemv_batch_env(void) {
+    static int batch = -1;
+    if (batch < 0) {
         const char *env = getenv("ENGINE_GEMV_BATCH");
-        batch = env && strcmp(env, "8") == 0 ? 8 : 4;
+        batch = !env ? 0 : strcmp(env, "2") == 0 ? 2 : strcmp(env, "4") == 0 ? 4 : strcmp(env, "8") == 0 ? 8 : 0;
     }
     return batch;
 }
@@ -187,31 +236,53 @@ static int gemv_sm_count(void) {
     return sms;
 }
 
+// Blocks of this instantiation resident on the whole GPU at once with `smem` bytes of x (remembered per size).
 template <int PRO, int EPI, int BATCH>
-static void launch_batch(const GemvArgs *a, cudaStream_t st) {
-    size_t smem = (size_t)a->C * sizeof(uint16_t);
+static int gemv_resident(size_t smem) {
     static size_t smem_allowed = 48 * 1024;  // raised once per instantiation (rows longer than 24576, e.g. 70B's w2)
+    static size_t last_smem = 0;
+    static int last = 0;
     if (smem > smem_allowed) {
         cudaCheck(cudaFuncSetAttribute(gemv_kernel<PRO, EPI, BATCH>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        (int)smem));
         smem_allowed = smem;
     }
-    int grid = ceil_div(a->OC, GEMV_ROWS_PER_BLOCK);
-    // a persistent grid: as many blocks as fit at once (occupancy of this instantiation), each looping over groups
-    static int resident = 0;
-    if (!resident) {
+    if (smem != last_smem) {
         int per_sm = 0;
         cudaCheck(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_kernel<PRO, EPI, BATCH>,
                                                                 GEMV_WARPS * 32, smem));
-        resident = (per_sm > 0 ? per_sm : 1) * gemv_sm_count();
+        last = (per_sm > 0 ? per_sm : 1) * gemv_sm_count();
+        last_smem = smem;
     }
+    return last;
+}
+
+template <int PRO, int EPI, int BATCH>
+static void launch_batch(const GemvArgs *a, cudaStream_t st) {
+    size_t smem = (size_t)a->C * sizeof(uint16_t);
+    int grid = ceil_div(a->OC, GEMV_ROWS_PER_BLOCK);
+    // a persistent grid: as many blocks as fit at once (occupancy of this instantiation), each looping over groups
+    int resident = gemv_resident<PRO, EPI, BATCH>(smem);
     if (gemv_persistent() && grid > resident) grid = resident;
     cudaCheck(engine_launch(gemv_kernel<PRO, EPI, BATCH>, dim3(grid), dim3(GEMV_WARPS * 32), smem, st, *a));
 }
+// BATCH 4 (~92 registers: 2 blocks of 256 threads per SM) keeps 8 KB per warp in flight; when the row groups
+// would not all fit at once with it but do with BATCH 2 (~60 registers, 4 blocks per SM), BATCH 2 runs them in a
+// single round instead of leaving the second round half empty (the packed wqkv of the 8B: 384 groups, 264 resident
+// blocks at BATCH 4, 528 at BATCH 2).
 template <int PRO, int EPI>
 static void launch(const GemvArgs *a, cudaStream_t st) {
-    if (gemv_batch() == 4) launch_batch<PRO, EPI, 4>(a, st);
-    else launch_batch<PRO, EPI, 8>(a, st);
+    int batch = gemv_batch_env();
+    if (!batch) {
+        size_t smem = (size_t)a->C * sizeof(uint16_t);
+        int groups = ceil_div(a->OC, GEMV_ROWS_PER_BLOCK);
+        batch = groups > gemv_resident<PRO, EPI, 4>(smem) && groups <= gemv_resident<PRO, EPI, 2>(smem) ? 2 : 4;
+    }
+    switch (batch) {
+    case 2: launch_batch<PRO, EPI, 2>(a, st); break;
+    case 8: launch_batch<PRO, EPI, 8>(a, st); break;
+    default: launch_batch<PRO, EPI, 4>(a, st); break;
+    }
 }
 
 void engine_gemv(const GemvArgs *a, int pro, int epi, cudaStream_t st) {
