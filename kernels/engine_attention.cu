@@ -227,6 +227,95 @@ __global__ void __launch_bounds__(ATTN_THREADS)
     if (threadIdx.x == 0) counters[blockIdx.x] = 0;  // ready for the next call (graph replays included)
 }
 
+// A short prefill (every row has at most ATTN_PIECE keys: start_pos + T <= 64, e.g. the tutorial's 17-token prompt):
+// one block per (t, kv head) does the whole row in one kernel: the scores of the one piece into shared memory, the
+// softmax, the bf16 probabilities, the weighted sum of V. Same arithmetic in the same order as the two kernels above
+// with a single chunk (whose partial-sum pass adds one term to 0), so the results are the same bits; it saves a
+// launch, the scores/stats round trip through global memory, and the partial sums.
+template <int DH>
+__global__ void __launch_bounds__(ATTN_THREADS)
+    attn_short_kernel(uint16_t *out, const uint16_t *q, const uint16_t *cache_k, const uint16_t *cache_v,
+                      const int *pos, int H, int Hkv) {
+    constexpr int LPK = DH / 8, KPI = ATTN_THREADS / LPK, NIT = ATTN_PIECE / KPI;
+    __shared__ float s_p[ATTN_MAX_REP][ATTN_PIECE];
+    __shared__ float s_red[KPI][ATTN_MAX_REP * DH];
+    pdl_launch_dependents();
+    pdl_wait();
+    const int t = blockIdx.x / Hkv, kv = blockIdx.x % Hkv, n_rep = H / Hkv;
+    const int Tk = *pos + t + 1;  // keys 0 .. start_pos + t (the launcher checks Tk <= ATTN_PIECE)
+    const int sub = threadIdx.x % LPK, slot = threadIdx.x / LPK, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const size_t head0 = (size_t)t * H + (size_t)kv * n_rep;
+    int4 kr[NIT], vr[NIT];
+    load_piece<DH>(kr, cache_k, 0, Tk, Hkv, kv);
+    load_piece<DH>(vr, cache_v, 0, Tk, Hkv, kv);
+    float qv[ATTN_MAX_REP][8];
+#pragma unroll
+    for (int i = 0; i < ATTN_MAX_REP; i++)
+        if (i < n_rep) unpack8(__ldg((const int4 *)(q + (head0 + i) * DH) + sub), qv[i]);
+    const float scale = 1.0f / sqrtf((float)DH);
+#pragma unroll
+    for (int it = 0; it < NIT; it++) {
+        float kf[8];
+        unpack8(kr[it], kf);
+        const int c = it * KPI + slot;
+#pragma unroll
+        for (int i = 0; i < ATTN_MAX_REP; i++) {
+            if (i >= n_rep) break;
+            float d = 0.0f;
+#pragma unroll
+            for (int e = 0; e < 8; e++) d = fmaf(qv[i][e], kf[e], d);
+#pragma unroll
+            for (int off = LPK / 2; off > 0; off >>= 1) d += __shfl_xor_sync(0xffffffffu, d, off);
+            if (sub == 0) s_p[i][c] = c < Tk ? d * scale : 0.0f;
+        }
+    }
+    __syncthreads();
+    // softmax of each head's row (warp w: heads w, w + ATTN_WARPS), probabilities rounded to bf16 (.type_as(xq))
+#pragma unroll
+    for (int k = 0; k < ATTN_MAX_REP / ATTN_WARPS; k++) {
+        const int i = warp + ATTN_WARPS * k;
+        if (i >= n_rep) break;
+        float a = lane < Tk ? s_p[i][lane] : -INFINITY, b = lane + 32 < Tk ? s_p[i][lane + 32] : -INFINITY;
+        float m = warp_max(fmaxf(a, b));
+        float sm = (lane < Tk ? expf(a - m) : 0.0f) + (lane + 32 < Tk ? expf(b - m) : 0.0f);
+        sm = warp_sum(sm);
+        s_p[i][lane] = lane < Tk ? dev_bf16_to_f32(dev_f32_to_bf16(expf(a - m) / sm)) : 0.0f;
+        s_p[i][lane + 32] = lane + 32 < Tk ? dev_bf16_to_f32(dev_f32_to_bf16(expf(b - m) / sm)) : 0.0f;
+    }
+    __syncthreads();
+    float acc[ATTN_MAX_REP][8];
+#pragma unroll
+    for (int i = 0; i < ATTN_MAX_REP; i++)
+#pragma unroll
+        for (int e = 0; e < 8; e++) acc[i][e] = 0.0f;
+#pragma unroll
+    for (int it = 0; it < NIT; it++) {
+        float vf[8];
+        unpack8(vr[it], vf);
+        const int c = it * KPI + slot;
+#pragma unroll
+        for (int i = 0; i < ATTN_MAX_REP; i++) {
+            if (i >= n_rep) break;
+            float p = s_p[i][c];
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[i][e] = fmaf(p, vf[e], acc[i][e]);
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < ATTN_MAX_REP; i++) {
+        if (i >= n_rep) break;
+#pragma unroll
+        for (int e = 0; e < 8; e++) s_red[slot][i * DH + sub * 8 + e] = acc[i][e];
+    }
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < n_rep * DH; idx += ATTN_THREADS) {
+        float v = 0.0f;
+#pragma unroll
+        for (int k = 0; k < KPI; k++) v += s_red[k][idx];
+        out[(head0 + idx / DH) * DH + idx % DH] = dev_f32_to_bf16(0.0f + v);
+    }
+}
+
 // Chunks of a multiple of ATTN_PIECE keys, at most ATTN_MAX_SPLITS_* of them.
 static int attn_chunk(int T, int S) {
     int cap = T == 1 ? ATTN_MAX_SPLITS_DECODE : ATTN_MAX_SPLITS_PREFILL;
@@ -236,14 +325,19 @@ static int attn_chunk(int T, int S) {
 int engine_attn_splits(int T, int S) { return ceil_div(S, attn_chunk(T, S)); }
 
 void engine_attention(uint16_t *out, const uint16_t *q, const uint16_t *cache_k, const uint16_t *cache_v,
-                      const int *pos, int T, int H, int Hkv, int Dh, int S, float *scores, float *stats,
-                      float *partial, int *counters, cudaStream_t st) {
+                      const int *pos, int T, int H, int Hkv, int Dh, int S, int max_keys, float *scores,
+                      float *stats, float *partial, int *counters, cudaStream_t st) {
     REQUIRE(T >= 1 && Hkv >= 1 && H % Hkv == 0 && H / Hkv <= ATTN_MAX_REP, "T %d H %d Hkv %d (n_rep at most %d)", T, H,
             Hkv, ATTN_MAX_REP);
     const int chunk = attn_chunk(T, S);
     dim3 grid((unsigned)(T * Hkv), (unsigned)ceil_div(S, chunk));
 #define ATTN_CASE(DH)                                                                                                \
     if (Dh == DH) {                                                                                                  \
+        if (T > 1 && max_keys > 0 && max_keys <= ATTN_PIECE) {                                                       \
+            cudaCheck(engine_launch(attn_short_kernel<DH>, dim3((unsigned)(T * Hkv)), dim3(ATTN_THREADS), 0, st, out, \
+                                    q, cache_k, cache_v, pos, H, Hkv));                                              \
+            return;                                                                                                  \
+        }                                                                                                            \
         cudaCheck(engine_launch(attn_scores_kernel<DH>, grid, dim3(ATTN_THREADS), 0, st, scores, stats, q, cache_k,  \
                                 pos, H, Hkv, S, chunk));                                                             \
         cudaCheck(engine_launch(attn_values_kernel<DH>, grid, dim3(ATTN_THREADS), 0, st, out, scores, stats,         \

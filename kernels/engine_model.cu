@@ -359,8 +359,8 @@ static void forward_decode_gemv(Engine *e) {
         a.cache_k = ck, a.cache_v = cv, a.freqs_cis = e->freqs_cis, a.pos = e->d_pos;
         engine_gemv(&a, GEMV_PRO_RMSNORM, GEMV_EPI_QKV_ROPE, st);
         // softmax(q·kᵀ/sqrt(Dh) + mask) · v, keys 0..pos
-        engine_attention(e->att_out, e->q, ck, cv, e->d_pos, 1, e->H, e->Hkv, e->Dh, e->S, e->scores, e->attn_stats,
-                         e->partial, e->counters, st);
+        engine_attention(e->att_out, e->q, ck, cv, e->d_pos, 1, e->H, e->Hkv, e->Dh, e->S, 0, e->scores,
+                         e->attn_stats, e->partial, e->counters, st);
         // h = x + wo(out)
         memset(&a, 0, sizeof a);
         a.w = w->wo, a.C = HD, a.OC = D, a.x = e->att_out, a.resid = e->h;
@@ -382,8 +382,9 @@ static void forward_decode_gemv(Engine *e) {
     engine_gemv(&a, GEMV_PRO_RMSNORM, GEMV_EPI_F32, st);
 }
 
-// T tokens (d_tokens[0..T), positions *d_pos ..), through cuBLAS products and the fused row kernels.
-static void forward_prefill(Engine *e, int T) {
+// T tokens (d_tokens[0..T), positions *d_pos ..), through cuBLAS products and the fused row kernels. max_keys:
+// start_pos + T when known on the host, 0 inside a graph (engine_attention).
+static void forward_prefill(Engine *e, int T, int max_keys) {
     cudaStream_t st = e->stream;
     const int D = e->D, HD = e->H * e->Dh, F = e->F;
     engine_embedding(e->h, e->d_tokens, e->tok_embeddings, T, D, st);
@@ -394,8 +395,8 @@ static void forward_prefill(Engine *e, int T) {
         engine_add_rmsnorm(e->xn, e->h, l == 0 ? NULL : e->delta, w->attention_norm, T, D, e->eps, st);
         gemm(e, e->qkv, e->xn, w->wqkv, T, D, e->QKV);
         engine_rope_kv(e->q, ck, cv, e->qkv, e->freqs_cis, e->d_pos, T, e->H, e->Hkv, e->Dh, st);
-        engine_attention(e->att_out, e->q, ck, cv, e->d_pos, T, e->H, e->Hkv, e->Dh, e->S, e->scores, e->attn_stats,
-                         e->partial, e->counters, st);
+        engine_attention(e->att_out, e->q, ck, cv, e->d_pos, T, e->H, e->Hkv, e->Dh, e->S, max_keys, e->scores,
+                         e->attn_stats, e->partial, e->counters, st);
         gemm(e, e->delta, e->att_out, w->wo, T, HD, D);
         engine_add_rmsnorm(e->xn, e->h, e->delta, w->ffn_norm, T, D, e->eps, st);  // h = x + wo(...); ffn_norm(h)
         gemm(e, e->gu, e->xn, w->w13, T, D, 2 * F);
@@ -425,7 +426,7 @@ static void run_chunk(Engine *e, const int32_t *tokens, int T, int start_pos) {
     cudaCheck(cudaMemcpyAsync(e->d_tokens, tokens, sizeof(int32_t) * (size_t)T, cudaMemcpyHostToDevice, e->stream));
     cudaCheck(cudaMemcpyAsync(e->d_pos, &e->params_host[1], sizeof(int), cudaMemcpyHostToDevice, e->stream));
     if (T == 1 && e->opt.gemv == ENGINE_GEMV_OURS) forward_decode_gemv(e);
-    else forward_prefill(e, T);
+    else forward_prefill(e, T, start_pos + T);
 }
 
 static const float *download_logits(Engine *e) {
@@ -453,7 +454,7 @@ static void capture_decode_graph(Engine *e) {
     cudaCheck(cudaMemcpyAsync(e->d_tokens, &e->params_host[0], sizeof(int32_t), cudaMemcpyHostToDevice, e->stream));
     cudaCheck(cudaMemcpyAsync(e->d_pos, &e->params_host[1], sizeof(int), cudaMemcpyHostToDevice, e->stream));
     if (e->opt.gemv == ENGINE_GEMV_OURS) forward_decode_gemv(e);
-    else forward_prefill(e, 1);
+    else forward_prefill(e, 1, 0);
     cudaCheck(cudaMemcpyAsync(e->logits_host, e->logits_dev, sizeof(float) * (size_t)e->V, cudaMemcpyDeviceToHost,
                               e->stream));
     cudaCheck(cudaStreamEndCapture(e->stream, &g));

@@ -140,6 +140,28 @@ int main(int argc, char **argv) {
         }
         CHECK(memcmp(out, again, (size_t)V * sizeof(float)) == 0, "graph and plain launches differ");
         engine_free(e3);
+        // a prefill longer than one attention piece (64 keys): the split attention kernels with T > 1, which the
+        // 17-token prompt above (one piece: attn_short_kernel) does not reach; 150 tokens, then 30 more at
+        // start_pos 150 (rows of 151..180 keys over several chunks)
+        enum { LT = 150, LT2 = 30, LS = LT + LT2 };
+        int32_t *lt = xmalloc(sizeof(int32_t) * LS);
+        uint32_t x = 12345;
+        lt[0] = 128000;
+        for (int i = 1; i < LS; i++) x = x * 1664525u + 1013904223u, lt[i] = (int32_t)((x >> 8) % 5000u);
+        EngineOptions o4 = o;
+        o4.max_seq_len = LS;
+        Engine *e4 = engine_create(&ck, &o4);
+        CpuModel cpu4;
+        model_cpu_init(&cpu4, &ck, LS, PREC_BF16);
+        model_cpu_forward(&cpu4, lt, LT, 0, ref, false);
+        memcpy(out, engine_forward(e4, lt, LT, 0), (size_t)V * sizeof(float));
+        check_logits("prefill of 150 tokens (split attention)", ref, out, V);
+        model_cpu_forward(&cpu4, lt + LT, LT2, LT, ref, false);
+        memcpy(out, engine_forward(e4, lt + LT, LT2, LT), (size_t)V * sizeof(float));
+        check_logits("30 more tokens at start_pos 150", ref, out, V);
+        engine_free(e4);
+        model_cpu_free(&cpu4);
+        free(lt);
     }
     engine_free(e);
     model_cpu_free(&cpu);
