@@ -149,11 +149,16 @@ void engine_swiglu_pairs(uint16_t *hidden, const uint16_t *gu, int T, int F, cud
 #define ATTN_MAX_SPLITS_DECODE 32  // T = 1: up to 32 chunks per kv head (8 kv heads -> 256 blocks at long contexts)
 #define ATTN_MAX_SPLITS_PREFILL 16 // T > 1: the queries already give parallelism; bounds the scratch
 int engine_attn_splits(int T, int S);
-// max_keys: start_pos + T when the caller knows it on the host (a prefill), else 0 (a graph replayed at any
-// position); T > 1 with max_keys <= ATTN_PIECE runs as one kernel (attn_short_kernel, the same bits).
 void engine_attention(uint16_t *out, const uint16_t *q, const uint16_t *cache_k, const uint16_t *cache_v,
-                      const int *pos, int T, int H, int Hkv, int Dh, int S, int max_keys, float *scores,
-                      float *stats, float *partial, int *counters, cudaStream_t st);
+                      const int *pos, int T, int H, int Hkv, int Dh, int S, float *scores, float *stats,
+                      float *partial, int *counters, cudaStream_t st);
+// A short prefill, T > 1 tokens with start_pos + T = max_keys <= ATTN_PIECE (known on the host): engine_rope_kv and
+// engine_attention in one kernel, straight from the qkv product [T, QKV]; writes the cache rows of the T tokens and
+// out, the same bits as the two-step path.
+bool engine_attention_short_fits(int T, int max_keys);
+void engine_attention_short(uint16_t *out, const uint16_t *qkv, const float *freqs_cis, uint16_t *cache_k,
+                            uint16_t *cache_v, const int *pos, int T, int max_keys, int H, int Hkv, int Dh,
+                            cudaStream_t st);
 
 // out[T, OC] = bf16(in[T, C] · W[OC, C]ᵀ) for a few tokens (T <= SMALL_GEMM_MAX_T) on the tensor cores
 // (mma.sync m16n8k16 bf16, fp32 accumulation), streaming W once at memory speed; the prefill of a short prompt.

@@ -228,30 +228,75 @@ __global__ void __launch_bounds__(ATTN_THREADS)
 }
 
 // A short prefill (every row has at most ATTN_PIECE keys: start_pos + T <= 64, e.g. the tutorial's 17-token prompt):
-// one block per (t, kv head) does the whole row in one kernel: the scores of the one piece into shared memory, the
-// softmax, the bf16 probabilities, the weighted sum of V. Same arithmetic in the same order as the two kernels above
-// with a single chunk (whose partial-sum pass adds one term to 0), so the results are the same bits; it saves a
-// launch, the scores/stats round trip through global memory, and the partial sums.
+// one block per (t, kv head) does the whole row in one kernel, RoPE included: it rotates q of its heads and the keys
+// of this call straight from the qkv product (rounded to bf16 exactly as engine_rope_kv writes them to the cache),
+// writes its own row t of the cache (k rotated, v), reads earlier calls' keys from the cache, and then computes the
+// scores of the one piece into shared memory, the softmax, the bf16 probabilities and the weighted sum of V. The
+// same arithmetic in the same order as engine_rope_kv + the two kernels above with a single chunk (whose partial
+// sum pass adds one term to 0), so the same bits; it saves two launches and the round trips through global memory.
+// Rotate 8 bf16 (4 interleaved pairs, starting at pair i0 of the head) by freqs_cis row p; bf16 results.
+__device__ __forceinline__ int4 rope8(int4 x, const float *freqs_cis, int p, int half, int i0) {
+    const float4 *cs4 = (const float4 *)(freqs_cis + ((size_t)p * half + i0) * 2);
+    const float4 c01 = cs4[0], c23 = cs4[1];
+    const float cs[8] = {c01.x, c01.y, c01.z, c01.w, c23.x, c23.y, c23.z, c23.w};
+    float f[8];
+    unpack8(x, f);
+    uint32_t o[4];
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        float y0 = __fsub_rn(__fmul_rn(f[2 * k], cs[2 * k]), __fmul_rn(f[2 * k + 1], cs[2 * k + 1]));
+        float y1 = __fadd_rn(__fmul_rn(f[2 * k], cs[2 * k + 1]), __fmul_rn(f[2 * k + 1], cs[2 * k]));
+        o[k] = (uint32_t)dev_f32_to_bf16(y0) | ((uint32_t)dev_f32_to_bf16(y1) << 16);
+    }
+    return make_int4((int)o[0], (int)o[1], (int)o[2], (int)o[3]);
+}
+
 template <int DH>
 __global__ void __launch_bounds__(ATTN_THREADS)
-    attn_short_kernel(uint16_t *out, const uint16_t *q, const uint16_t *cache_k, const uint16_t *cache_v,
-                      const int *pos, int H, int Hkv) {
+    attn_short_kernel(uint16_t *out, const uint16_t *qkv, const float *freqs_cis, uint16_t *cache_k,
+                      uint16_t *cache_v, const int *pos, int H, int Hkv) {
     constexpr int LPK = DH / 8, KPI = ATTN_THREADS / LPK, NIT = ATTN_PIECE / KPI;
     __shared__ float s_p[ATTN_MAX_REP][ATTN_PIECE];
     __shared__ float s_red[KPI][ATTN_MAX_REP * DH];
     pdl_launch_dependents();
     pdl_wait();
-    const int t = blockIdx.x / Hkv, kv = blockIdx.x % Hkv, n_rep = H / Hkv;
-    const int Tk = *pos + t + 1;  // keys 0 .. start_pos + t (the launcher checks Tk <= ATTN_PIECE)
+    const int t = blockIdx.x / Hkv, kv = blockIdx.x % Hkv, n_rep = H / Hkv, half = DH / 2;
+    const int p0 = *pos, Tk = p0 + t + 1;  // keys 0 .. start_pos + t (the launcher checks Tk <= ATTN_PIECE)
     const int sub = threadIdx.x % LPK, slot = threadIdx.x / LPK, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const size_t head0 = (size_t)t * H + (size_t)kv * n_rep;
+    const size_t width = (size_t)(H + 2 * Hkv) * DH, kcol = (size_t)H * DH + (size_t)kv * DH;
+    const size_t vcol = (size_t)(H + Hkv) * DH + (size_t)kv * DH;
+    // keys and values: rows before this call from the cache, rows of this call from qkv (k rotated here)
     int4 kr[NIT], vr[NIT];
-    load_piece<DH>(kr, cache_k, 0, Tk, Hkv, kv);
-    load_piece<DH>(vr, cache_v, 0, Tk, Hkv, kv);
+#pragma unroll
+    for (int it = 0; it < NIT; it++) {
+        const int j = it * KPI + slot;
+        if (j >= Tk) {
+            kr[it] = vr[it] = make_int4(0, 0, 0, 0);
+        } else if (j < p0) {
+            kr[it] = __ldg((const int4 *)(cache_k + ((size_t)j * Hkv + kv) * DH) + sub);
+            vr[it] = __ldg((const int4 *)(cache_v + ((size_t)j * Hkv + kv) * DH) + sub);
+        } else {
+            const uint16_t *row = qkv + (size_t)(j - p0) * width;
+            kr[it] = rope8(__ldg((const int4 *)(row + kcol) + sub), freqs_cis, j, half, sub * 4);
+            vr[it] = __ldg((const int4 *)(row + vcol) + sub);
+        }
+    }
+    // this block's own row t of the cache (one block per (t, kv head) writes it)
+    if (slot == 0) {
+        const int j = p0 + t;
+        const uint16_t *row = qkv + (size_t)t * width;
+        *((int4 *)(cache_k + ((size_t)j * Hkv + kv) * DH) + sub) =
+            rope8(__ldg((const int4 *)(row + kcol) + sub), freqs_cis, j, half, sub * 4);
+        *((int4 *)(cache_v + ((size_t)j * Hkv + kv) * DH) + sub) = __ldg((const int4 *)(row + vcol) + sub);
+    }
     float qv[ATTN_MAX_REP][8];
 #pragma unroll
     for (int i = 0; i < ATTN_MAX_REP; i++)
-        if (i < n_rep) unpack8(__ldg((const int4 *)(q + (head0 + i) * DH) + sub), qv[i]);
+        if (i < n_rep) {
+            const uint16_t *qrow = qkv + (size_t)t * width + (size_t)(kv * n_rep + i) * DH;
+            unpack8(rope8(__ldg((const int4 *)qrow + sub), freqs_cis, p0 + t, half, sub * 4), qv[i]);
+        }
     const float scale = 1.0f / sqrtf((float)DH);
 #pragma unroll
     for (int it = 0; it < NIT; it++) {
@@ -325,19 +370,14 @@ static int attn_chunk(int T, int S) {
 int engine_attn_splits(int T, int S) { return ceil_div(S, attn_chunk(T, S)); }
 
 void engine_attention(uint16_t *out, const uint16_t *q, const uint16_t *cache_k, const uint16_t *cache_v,
-                      const int *pos, int T, int H, int Hkv, int Dh, int S, int max_keys, float *scores,
-                      float *stats, float *partial, int *counters, cudaStream_t st) {
+                      const int *pos, int T, int H, int Hkv, int Dh, int S, float *scores, float *stats,
+                      float *partial, int *counters, cudaStream_t st) {
     REQUIRE(T >= 1 && Hkv >= 1 && H % Hkv == 0 && H / Hkv <= ATTN_MAX_REP, "T %d H %d Hkv %d (n_rep at most %d)", T, H,
             Hkv, ATTN_MAX_REP);
     const int chunk = attn_chunk(T, S);
     dim3 grid((unsigned)(T * Hkv), (unsigned)ceil_div(S, chunk));
 #define ATTN_CASE(DH)                                                                                                \
     if (Dh == DH) {                                                                                                  \
-        if (T > 1 && max_keys > 0 && max_keys <= ATTN_PIECE) {                                                       \
-            cudaCheck(engine_launch(attn_short_kernel<DH>, dim3((unsigned)(T * Hkv)), dim3(ATTN_THREADS), 0, st, out, \
-                                    q, cache_k, cache_v, pos, H, Hkv));                                              \
-            return;                                                                                                  \
-        }                                                                                                            \
         cudaCheck(engine_launch(attn_scores_kernel<DH>, grid, dim3(ATTN_THREADS), 0, st, scores, stats, q, cache_k,  \
                                 pos, H, Hkv, S, chunk));                                                             \
         cudaCheck(engine_launch(attn_values_kernel<DH>, grid, dim3(ATTN_THREADS), 0, st, out, scores, stats,         \
@@ -349,4 +389,24 @@ void engine_attention(uint16_t *out, const uint16_t *q, const uint16_t *cache_k,
     ATTN_CASE(256)
 #undef ATTN_CASE
     fatal("engine_attention: head_dim %d is not supported (64, 128 or 256)", Dh);
+}
+
+bool engine_attention_short_fits(int T, int max_keys) { return T > 1 && max_keys >= T && max_keys <= ATTN_PIECE; }
+
+void engine_attention_short(uint16_t *out, const uint16_t *qkv, const float *freqs_cis, uint16_t *cache_k,
+                            uint16_t *cache_v, const int *pos, int T, int max_keys, int H, int Hkv, int Dh,
+                            cudaStream_t st) {
+    REQUIRE(engine_attention_short_fits(T, max_keys) && Hkv >= 1 && H % Hkv == 0 && H / Hkv <= ATTN_MAX_REP,
+            "T %d max_keys %d (at most %d) H %d Hkv %d", T, max_keys, ATTN_PIECE, H, Hkv);
+#define ATTN_SHORT_CASE(DH)                                                                                          \
+    if (Dh == DH) {                                                                                                  \
+        cudaCheck(engine_launch(attn_short_kernel<DH>, dim3((unsigned)(T * Hkv)), dim3(ATTN_THREADS), 0, st, out,   \
+                                qkv, freqs_cis, cache_k, cache_v, pos, H, Hkv));                                     \
+        return;                                                                                                      \
+    }
+    ATTN_SHORT_CASE(64)
+    ATTN_SHORT_CASE(128)
+    ATTN_SHORT_CASE(256)
+#undef ATTN_SHORT_CASE
+    fatal("engine_attention_short: head_dim %d is not supported (64, 128 or 256)", Dh);
 }

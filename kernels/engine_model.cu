@@ -359,8 +359,8 @@ static void forward_decode_gemv(Engine *e) {
         a.cache_k = ck, a.cache_v = cv, a.freqs_cis = e->freqs_cis, a.pos = e->d_pos;
         engine_gemv(&a, GEMV_PRO_RMSNORM, GEMV_EPI_QKV_ROPE, st);
         // softmax(q·kᵀ/sqrt(Dh) + mask) · v, keys 0..pos
-        engine_attention(e->att_out, e->q, ck, cv, e->d_pos, 1, e->H, e->Hkv, e->Dh, e->S, 0, e->scores,
-                         e->attn_stats, e->partial, e->counters, st);
+        engine_attention(e->att_out, e->q, ck, cv, e->d_pos, 1, e->H, e->Hkv, e->Dh, e->S, e->scores, e->attn_stats,
+                         e->partial, e->counters, st);
         // h = x + wo(out)
         memset(&a, 0, sizeof a);
         a.w = w->wo, a.C = HD, a.OC = D, a.x = e->att_out, a.resid = e->h;
@@ -394,9 +394,14 @@ static void forward_prefill(Engine *e, int T, int max_keys) {
         // h += the previous layer's w2 output (fused), x = attention_norm(h)
         engine_add_rmsnorm(e->xn, e->h, l == 0 ? NULL : e->delta, w->attention_norm, T, D, e->eps, st);
         gemm(e, e->qkv, e->xn, w->wqkv, T, D, e->QKV);
-        engine_rope_kv(e->q, ck, cv, e->qkv, e->freqs_cis, e->d_pos, T, e->H, e->Hkv, e->Dh, st);
-        engine_attention(e->att_out, e->q, ck, cv, e->d_pos, T, e->H, e->Hkv, e->Dh, e->S, max_keys, e->scores,
-                         e->attn_stats, e->partial, e->counters, st);
+        if (engine_attention_short_fits(T, max_keys)) {  // RoPE, the cache rows and attention in one kernel
+            engine_attention_short(e->att_out, e->qkv, e->freqs_cis, ck, cv, e->d_pos, T, max_keys, e->H, e->Hkv,
+                                   e->Dh, st);
+        } else {
+            engine_rope_kv(e->q, ck, cv, e->qkv, e->freqs_cis, e->d_pos, T, e->H, e->Hkv, e->Dh, st);
+            engine_attention(e->att_out, e->q, ck, cv, e->d_pos, T, e->H, e->Hkv, e->Dh, e->S, e->scores,
+                             e->attn_stats, e->partial, e->counters, st);
+        }
         gemm(e, e->delta, e->att_out, w->wo, T, HD, D);
         engine_add_rmsnorm(e->xn, e->h, e->delta, w->ffn_norm, T, D, e->eps, st);  // h = x + wo(...); ffn_norm(h)
         gemm(e, e->gu, e->xn, w->w13, T, D, 2 * F);
