@@ -139,6 +139,9 @@ void engine_add_rmsnorm(uint16_t *xn, uint16_t *h, const uint16_t *delta, const 
 // qkv [T, QKV] -> q rotated [T, H*Dh]; k rotated and v into the cache rows start_pos + t (start_pos = *pos).
 void engine_rope_kv(uint16_t *q, uint16_t *cache_k, uint16_t *cache_v, const uint16_t *qkv, const float *freqs_cis,
                     const int *pos, int T, int H, int Hkv, int Dh, cudaStream_t st);
+// Reads bytes at p (16-byte aligned, a multiple of 16) into L2 with `blocks` blocks (engine_model.cu: the wo matrix,
+// beside attention); sink is a device int that is written only in a case that does not happen.
+void engine_l2_fill(const void *p, size_t bytes, int *sink, int blocks, cudaStream_t st);
 // gu [T, 2F] interleaved (gate, up) -> hidden [T, F]
 void engine_swiglu_pairs(uint16_t *hidden, const uint16_t *gu, int T, int F, cudaStream_t st);
 // Causal attention of T queries at positions start_pos.. (= *pos) over cache rows 0..start_pos+t.

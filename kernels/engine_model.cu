@@ -21,6 +21,17 @@ typedef struct {
     uint16_t *attention_norm, *wqkv, *wo, *ffn_norm, *w13, *w2;
 } LayerDev;
 
+// A cuBLASLt matmul prepared for one shape of a short prefill (gemm below).
+#define LT_MAX_T 32
+#define LT_PLANS 64
+typedef struct {
+    int T, C, OC;                 // 0: empty
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t a, b, c;
+    cublasLtMatmulAlgo_t algo;
+    size_t ws;                    // workspace the algorithm needs
+} LtPlan;
+
 struct Engine {
     EngineOptions opt;
     EngineInfo info;
@@ -46,6 +57,7 @@ struct Engine {
     float *attn_stats;            // [attn_slots, 2]: per chunk (max, sum exp) of a row (engine_attention.cu)
     float *partial;               // [attn_slots, Dh], attn_slots = max over T of T * H * engine_attn_splits(T, S)
     int *counters;                // [max_T, Hkv]
+    int *sink;                    // engine_l2_fill's never-written output
     float *logits_dev;            // [V]
     float *freqs_cis;             // [S, Dh/2, 2]
     void *cublas_ws;
@@ -54,12 +66,20 @@ struct Engine {
     float *logits_host;           // pinned [V]
     int32_t *params_host;         // pinned [2]: token, pos of the decode step
     cudaStream_t stream;
+    cudaStream_t side;            // wo into L2 beside attention (l2_fill below); joined before the wo product
+    cudaEvent_t ev_fork, ev_join;
+    int l2_fill_blocks;           // 0: off (ENGINE_L2_FILL=0)
     cublasHandle_t cublas;
+    cublasLtHandle_t lt;          // short prefills (T <= LT_MAX_T): cuBLASLt with the first split-K-free algorithm
+    LtPlan lt_plans[LT_PLANS];    // per (T, C, OC), filled on first use
+    int lt_next;                  // the slot the next new shape takes (round robin)
     cudaGraphExec_t graph;
     bool graph_ready;
     bool small_gemm;              // prefill products of 2..SMALL_GEMM_MAX_T tokens on engine_small_gemm.cu
     size_t peak_used;
 };
+
+static void lt_plan_release(LtPlan *p);
 
 int engine_pdl = 0;  // engine.h: programmatic dependent launch of the engine's kernels (set by engine_create)
 
@@ -197,6 +217,7 @@ extern "C" Engine *engine_create(const Checkpoint *ck, const EngineOptions *opt)
     CARVE(o_stats, attn_slots * 2 * 4)
     CARVE(o_partial, attn_slots * (size_t)e->Dh * 4)
     CARVE(o_counters, T * (size_t)e->Hkv * 4)
+    CARVE(o_sink, 4)
     CARVE(o_logits, V * 4)
     CARVE(o_freqs, S * (size_t)e->Dh * 4)
     e->cublas_ws_bytes = 32u << 20;
@@ -253,6 +274,7 @@ extern "C" Engine *engine_create(const Checkpoint *ck, const EngineOptions *opt)
     e->attn_stats = (float *)(e->state + o_stats);
     e->partial = (float *)(e->state + o_partial);
     e->counters = (int *)(e->state + o_counters);
+    e->sink = (int *)(e->state + o_sink);
     e->logits_dev = (float *)(e->state + o_logits);
     e->freqs_cis = (float *)(e->state + o_freqs);
     e->cublas_ws = e->state + o_ws;
@@ -300,9 +322,18 @@ extern "C" Engine *engine_create(const Checkpoint *ck, const EngineOptions *opt)
     free(freqs), free(fc);
 
     cudaCheck(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking));
+    cudaCheck(cudaStreamCreateWithFlags(&e->side, cudaStreamNonBlocking));
+    cudaCheck(cudaEventCreateWithFlags(&e->ev_fork, cudaEventDisableTiming));
+    cudaCheck(cudaEventCreateWithFlags(&e->ev_join, cudaEventDisableTiming));
+    {
+        const char *env = getenv("ENGINE_L2_FILL");  // blocks per SM (default 4; 0 turns it off)
+        int per_sm = env ? atoi(env) : 4;
+        e->l2_fill_blocks = (per_sm > 0 ? per_sm : 0) * prop.multiProcessorCount;
+    }
     cublasCheck(cublasCreate(&e->cublas));
     cublasCheck(cublasSetStream(e->cublas, e->stream));
     cublasCheck(cublasSetWorkspace(e->cublas, e->cublas_ws, e->cublas_ws_bytes));
+    cublasCheck(cublasLtCreate(&e->lt));
     cudaCheck(cudaHostAlloc((void **)&e->logits_host, V * sizeof(float), cudaHostAllocDefault));
     cudaCheck(cudaHostAlloc((void **)&e->params_host, 2 * sizeof(int32_t), cudaHostAllocDefault));
     note_memory(e);
@@ -313,7 +344,12 @@ extern "C" void engine_free(Engine *e) {
     if (!e) return;
     if (e->graph_ready) cudaCheck(cudaGraphExecDestroy(e->graph));
     cublasCheck(cublasDestroy(e->cublas));
+    for (int i = 0; i < LT_PLANS; i++) lt_plan_release(&e->lt_plans[i]);
+    cublasCheck(cublasLtDestroy(e->lt));
     cudaCheck(cudaStreamDestroy(e->stream));
+    cudaCheck(cudaStreamDestroy(e->side));
+    cudaCheck(cudaEventDestroy(e->ev_fork));
+    cudaCheck(cudaEventDestroy(e->ev_join));
     cudaCheck(cudaFreeHost(e->logits_host));
     cudaCheck(cudaFreeHost(e->params_host));
     cudaCheck(cudaFree(e->weights));
@@ -327,20 +363,97 @@ extern "C" size_t engine_peak_gpu_bytes(const Engine *e) { return e->peak_used; 
 
 // ---- the forward pass ------------------------------------------------------------------------------------------------
 // out[T, OC] = in[T, C] · W[OC, C]ᵀ (row-major; see kernels/matmul_cublas.cu for the transposes)
-// A few tokens (2..32: a short prompt) go through engine_small_gemm (W streamed once at memory speed); T = 1 here is
-// the cuBLAS decode path kept for comparison, so it stays on cuBLAS.
+// A few tokens (2..LT_MAX_T: a short prompt) go through cuBLASLt with the first algorithm of its heuristic list that
+// does not split K: at T = 17 on an H200 cublasGemmEx's choice for wo splits K over two blocks plus a reduction kernel
+// (17.7 us) where the split-free one takes 12.6 us, and for w2 35.1 against 32.1 us (bench/NOTES.md). The rule is
+// fixed (no timing), so the choice, and the bits, are the same in every run on a given GPU and cuBLAS.
+// ENGINE_SMALL_GEMM=1 selects our tensor-core kernel instead (engine_small_gemm.cu, slower). T = 1 here is the cuBLAS
+// decode path kept for comparison, so it stays on cublasGemmEx, as do longer prompts.
+static void lt_plan_release(LtPlan *p) {
+    if (!p->T) return;
+    cublasCheck(cublasLtMatrixLayoutDestroy(p->a));
+    cublasCheck(cublasLtMatrixLayoutDestroy(p->b));
+    cublasCheck(cublasLtMatrixLayoutDestroy(p->c));
+    cublasCheck(cublasLtMatmulDescDestroy(p->op));
+    p->T = 0;
+}
+
+// The plan for (T, C, OC), made on first use; NULL when cuBLASLt offers no split-free algorithm that fits.
+static const LtPlan *lt_plan(Engine *e, int T, int C, int OC) {
+    for (int i = 0; i < LT_PLANS; i++) {
+        const LtPlan *p = &e->lt_plans[i];
+        if (p->T == T && p->C == C && p->OC == OC) return p->ws == (size_t)-1 ? NULL : p;
+    }
+    LtPlan *p = &e->lt_plans[e->lt_next];
+    e->lt_next = (e->lt_next + 1) % LT_PLANS;
+    lt_plan_release(p);
+    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    cublasCheck(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    cublasCheck(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+    cublasCheck(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    cublasCheck(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, C, OC, C));   // W as column-major [C, OC]
+    cublasCheck(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, C, T, C));    // in as column-major [C, T]
+    cublasCheck(cublasLtMatrixLayoutCreate(&p->c, CUDA_R_16BF, OC, T, OC));  // out as column-major [OC, T]
+    p->T = T, p->C = C, p->OC = OC, p->ws = (size_t)-1;
+    cublasLtMatmulPreference_t pref;
+    cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
+    cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                     &e->cublas_ws_bytes, sizeof e->cublas_ws_bytes));
+    cublasLtMatmulHeuristicResult_t res[16];
+    int n = 0;
+    if (cublasLtMatmulAlgoGetHeuristic(e->lt, p->op, p->a, p->b, p->c, p->c, pref, 16, res, &n) != CUBLAS_STATUS_SUCCESS)
+        n = 0;
+    cublasCheck(cublasLtMatmulPreferenceDestroy(pref));
+    for (int i = 0; i < n; i++) {
+        int splitk = 1;
+        size_t got = 0;
+        if (res[i].state != CUBLAS_STATUS_SUCCESS) continue;
+        if (cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splitk, sizeof splitk,
+                                                 &got) != CUBLAS_STATUS_SUCCESS)
+            continue;
+        if (splitk <= 1) {
+            p->algo = res[i].algo;
+            p->ws = res[i].workspaceSize;
+            return p;
+        }
+    }
+    return NULL;
+}
+
 static void gemm(Engine *e, uint16_t *out, const uint16_t *in, const uint16_t *w, int T, int C, int OC) {
     if (e->small_gemm && T > 1 && engine_small_gemm_fits(T, C, OC)) {
         engine_small_gemm(out, in, w, T, C, OC, e->stream);
         return;
     }
     const float alpha = 1.0f, beta = 0.0f;
+    const LtPlan *p = T > 1 && T <= LT_MAX_T ? lt_plan(e, T, C, OC) : NULL;
+    if (p) {
+        cublasCheck(cublasLtMatmul(e->lt, p->op, &alpha, w, p->a, in, p->b, &beta, out, p->c, out, p->c, &p->algo,
+                                   e->cublas_ws, e->cublas_ws_bytes, e->stream));
+        return;
+    }
     cublasCheck(cublasGemmEx(e->cublas, CUBLAS_OP_T, CUBLAS_OP_N, OC, T, C, &alpha, w, CUDA_R_16BF, C, in, CUDA_R_16BF,
                              C, &beta, out, CUDA_R_16BF, OC, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 static uint16_t *layer_cache(const Engine *e, uint16_t *cache, int l) {
     return cache + (size_t)l * (size_t)e->S * (size_t)e->Hkv * (size_t)e->Dh;
+}
+
+// Decode attention reads little (q and this layer's cache) and leaves DRAM mostly idle. Beside it, on a side stream,
+// a kernel reads the layer's wo matrix (32 MiB at 8B, less than L2) so that the wo product right after streams it
+// from L2. fork: after the qkv product; join: before the wo product. Measured on an H200 (bench/NOTES.md): decode
+// 229.6 -> 233.2 tok/s; in the 17-token prefill it cost 0.05-0.2 ms (cuBLAS's products and the fill compete), so
+// only decode uses it. ENGINE_L2_FILL=N: N blocks per SM (default 4), 0 turns it off.
+static void l2_fill_fork(Engine *e, const uint16_t *w, size_t bytes) {
+    if (!e->l2_fill_blocks) return;
+    cudaCheck(cudaEventRecord(e->ev_fork, e->stream));
+    cudaCheck(cudaStreamWaitEvent(e->side, e->ev_fork, 0));
+    engine_l2_fill(w, bytes, e->sink, e->l2_fill_blocks, e->side);
+    cudaCheck(cudaEventRecord(e->ev_join, e->side));
+}
+static void l2_fill_join(Engine *e) {
+    if (e->l2_fill_blocks) cudaCheck(cudaStreamWaitEvent(e->stream, e->ev_join, 0));
 }
 
 // Decode, T = 1, through the fused GEMV kernels. The token is in d_tokens[0], its position in *d_pos.
@@ -358,9 +471,11 @@ static void forward_decode_gemv(Engine *e) {
         a.out = e->q, a.q_rows = HD, a.k_rows = e->Hkv * e->Dh, a.head_dim = e->Dh;
         a.cache_k = ck, a.cache_v = cv, a.freqs_cis = e->freqs_cis, a.pos = e->d_pos;
         engine_gemv(&a, GEMV_PRO_RMSNORM, GEMV_EPI_QKV_ROPE, st);
+        l2_fill_fork(e, w->wo, (size_t)D * (size_t)HD * 2);
         // softmax(q·kᵀ/sqrt(Dh) + mask) · v, keys 0..pos
         engine_attention(e->att_out, e->q, ck, cv, e->d_pos, 1, e->H, e->Hkv, e->Dh, e->S, e->scores, e->attn_stats,
                          e->partial, e->counters, st);
+        l2_fill_join(e);
         // h = x + wo(out)
         memset(&a, 0, sizeof a);
         a.w = w->wo, a.C = HD, a.OC = D, a.x = e->att_out, a.resid = e->h;
