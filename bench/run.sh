@@ -4,6 +4,9 @@
 #   2. its file read once so that the load is timed from the page cache
 #   3. build/bin/bench: copy bandwidth, load, prefill 17/512, decode at 128/1024 (ours and cuBLAS), memory
 #   4. bench/peers.py: HF eager, sdpa, static cache + torch.compile; the table; the JSON with GPU, commit and date
+#   5. the walkthrough on the same model (bench/walkthrough_bench.py: wall time, per-chapter times, peak anonymous
+#      RSS): chapters 00-15 with the CPU reference and every picture (target <= 3 min), and all chapters with
+#      --device cuda --no-compare, the CUDA path alone (target <= 20 s); BENCH_SKIP_WALKTHROUGH=1 leaves them out
 # The JSON goes to $OUT when that is set (the device tool's folder), else bench/results/.
 # GIT_COMMIT=SHA names the commit in the JSON (needed where there is no .git, e.g. the device machine; else git
 # rev-parse). BENCH_MODEL=DIR uses another model; BENCH_SKIP_PEERS=1 measures ours alone; BENCH_RUNS (5), BENCH_STEPS (32).
@@ -36,3 +39,13 @@ PEER_FLAGS=()
 [ "${BENCH_SKIP_PEERS:-0}" = 1 ] && PEER_FLAGS+=(--skip-peers)
 PYTHONUNBUFFERED=1 python3 bench/peers.py --ours "$WORK/ours.json" --out "$RESULT" --runs "$RUNS" \
     --decode-steps "$STEPS" "${PEER_FLAGS[@]}"
+if [ "${BENCH_SKIP_WALKTHROUGH:-0}" != 1 ]; then
+    STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+    ALL15=00,01,02,03,04,05,06,07,08,09,10,11,12,13,14,15
+    echo "== the walkthrough, chapters 00-15 with the CPU reference (target <= 180 s) =="
+    python3 bench/walkthrough_bench.py "$MODEL" "$DEST/walkthrough-$GPU-$STAMP-8b-00-15.json" --device cuda \
+        --only "$ALL15" --commit "$GIT_COMMIT"
+    echo "== the walkthrough, every chapter with --device cuda --no-compare (target <= 20 s) =="
+    python3 bench/walkthrough_bench.py "$MODEL" "$DEST/walkthrough-$GPU-$STAMP-8b-nocompare.json" --device cuda \
+        --no-compare --commit "$GIT_COMMIT"
+fi
