@@ -138,3 +138,22 @@ void engine_upload(const UploadJob *jobs, int n_jobs, uint8_t *dev_base, int dev
     free(fds);
     free(chunks);
 }
+
+// kernels.h: separate device buffers through the same loader. Each buffer is one or two jobs of whole 1 MiB rows
+// (and the rest as one row), addressed from a base of 0: dst_offset is the buffer's device address itself.
+extern "C" void cuda_memcpy_h2d_many(void *const *dst, const void *const *src, const size_t *bytes, int n) {
+    const size_t R = 1u << 20;
+    UploadJob *jobs = (UploadJob *)calloc(2 * (size_t)n + 1, sizeof(UploadJob));
+    if (!jobs) fatal("cuda_memcpy_h2d_many: out of host memory");
+    int nj = 0;
+    for (int i = 0; i < n; i++) {
+        const uint8_t *s8 = (const uint8_t *)src[i];
+        const size_t d = (size_t)(uintptr_t)dst[i], whole = bytes[i] / R, rest = bytes[i] % R;
+        if (whole) jobs[nj++] = (UploadJob){s8, d, whole, R, R};
+        if (rest) jobs[nj++] = (UploadJob){s8 + whole * R, d + whole * R, 1, rest, rest};
+    }
+    int device = 0;
+    cudaCheck(cudaGetDevice(&device));
+    if (nj) engine_upload(jobs, nj, (uint8_t *)0, device, 8, NULL, 0, true);
+    free(jobs);
+}

@@ -35,6 +35,10 @@ void cuda_device_describe(int device, char *buf, size_t n);
 void *cuda_malloc(size_t bytes);  // exits naming the size when the device is out of memory
 void cuda_free(void *p);          // NULL is fine
 void cuda_memcpy_h2d(void *dst_dev, const void *src_host, size_t bytes);
+// n host buffers to their device buffers at once through pinned staging buffers and 8 host threads (the engine's
+// loader, kernels/engine_load.cu): for a model's weights from the checkpoint's memory map, several times faster
+// than cuda_memcpy_h2d's pageable copies.
+void cuda_memcpy_h2d_many(void *const *dst_dev, const void *const *src_host, const size_t *bytes, int n);
 void cuda_memcpy_d2h(void *dst_host, const void *src_dev, size_t bytes);  // waits for the work before it
 void cuda_memcpy_d2d(void *dst_dev, const void *src_dev, size_t bytes);
 void cuda_memset(void *dst_dev, int byte, size_t bytes);

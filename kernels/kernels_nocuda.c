@@ -13,6 +13,9 @@ void cuda_device_describe(int device, char *buf, size_t n) { NO_CUDA("cuda_devic
 void *cuda_malloc(size_t bytes) { NO_CUDA("cuda_malloc"); }
 void cuda_free(void *p) { NO_CUDA("cuda_free"); }
 void cuda_memcpy_h2d(void *dst, const void *src, size_t bytes) { NO_CUDA("cuda_memcpy_h2d"); }
+void cuda_memcpy_h2d_many(void *const *dst, const void *const *src, const size_t *bytes, int n) {
+    NO_CUDA("cuda_memcpy_h2d_many");
+}
 void cuda_memcpy_d2h(void *dst, const void *src, size_t bytes) { NO_CUDA("cuda_memcpy_d2h"); }
 void cuda_memcpy_d2d(void *dst, const void *src, size_t bytes) { NO_CUDA("cuda_memcpy_d2d"); }
 void cuda_memset(void *dst, int byte, size_t bytes) { NO_CUDA("cuda_memset"); }

@@ -401,6 +401,21 @@ void model_layers_cuda(Step *s, const float *x_in, int first_layer, int n_layers
     void *up = step_dev_act(s, NULL, (size_t)T * F);
     float *att = step_dev_alloc(s, (size_t)H * T * T * sizeof(float));
     double t0 = step_clock();
+    {  // every weight of these layers in one upload (step_weights_dev_prefetch: pinned buffers, threads)
+        static const char *const per_layer[] = {"attention_norm", "attention.wq", "attention.wk", "attention.wv",
+                                                "attention.wo", "ffn_norm", "feed_forward.w1", "feed_forward.w3",
+                                                "feed_forward.w2"};
+        const int nw = (int)(sizeof per_layer / sizeof per_layer[0]);
+        char (*names)[64] = xmalloc(sizeof(*names) * (size_t)n_layers * (size_t)nw);
+        const char **ptrs = xmalloc(sizeof(char *) * (size_t)n_layers * (size_t)nw);
+        for (int i = 0; i < n_layers; i++)
+            for (int j = 0; j < nw; j++) {
+                snprintf(names[i * nw + j], sizeof names[0], "layers.%d.%s.weight", first_layer + i, per_layer[j]);
+                ptrs[i * nw + j] = names[i * nw + j];
+            }
+        step_weights_dev_prefetch(s, ptrs, n_layers * nw);
+        free(ptrs), free(names);
+    }
     for (int i = 0; i < n_layers; i++) {
         const int L = first_layer + i;
 #define W(name) step_weight_dev(s, "layers.%d." name, L)

@@ -257,14 +257,36 @@ const uint16_t *step_weight_dev(Step *s, const char *fmt, ...) {
     va_end(ap);
     for (int i = 0; i < g_n_dev_weights; i++)
         if (strcmp(g_dev_weights[i].name, name) == 0) return g_dev_weights[i].dev;
-    const Tensor *t;
-    const uint16_t *host = step_weight(s, &t, "%s", name);
-    size_t bytes = (size_t)tensor_numel(t) * sizeof(uint16_t);
-    void *dev = cuda_malloc(bytes);
-    cuda_memcpy_h2d(dev, host, bytes);
-    g_dev_weights = xrealloc(g_dev_weights, (size_t)(g_n_dev_weights + 1) * sizeof(DevWeight));
-    g_dev_weights[g_n_dev_weights++] = (DevWeight){xstrdup(name), dev};
-    return dev;
+    step_weights_dev_prefetch(s, (const char *const[]){name}, 1);
+    return g_dev_weights[g_n_dev_weights - 1].dev;
+}
+
+// Large uploads go through the engine's loader (pinned staging, 8 threads): its buffers cost ~0.1 s to set up, so
+// below this many bytes in one call the plain pageable copies are as fast.
+#define STEP_UPLOAD_BATCH_BYTES ((size_t)256 << 20)
+
+void step_weights_dev_prefetch(Step *s, const char *const *names, int n) {
+    void **dst = xmalloc(sizeof(void *) * (size_t)(n + 1));
+    const void **src = xmalloc(sizeof(void *) * (size_t)(n + 1));
+    size_t *bytes = xmalloc(sizeof(size_t) * (size_t)(n + 1)), total = 0;
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        bool have = false;
+        for (int j = 0; j < g_n_dev_weights && !have; j++) have = strcmp(g_dev_weights[j].name, names[i]) == 0;
+        if (have) continue;
+        const Tensor *t;
+        src[m] = step_weight(s, &t, "%s", names[i]);
+        bytes[m] = (size_t)tensor_numel(t) * sizeof(uint16_t);
+        dst[m] = cuda_malloc(bytes[m]);
+        total += bytes[m];
+        g_dev_weights = xrealloc(g_dev_weights, (size_t)(g_n_dev_weights + 1) * sizeof(DevWeight));
+        g_dev_weights[g_n_dev_weights++] = (DevWeight){xstrdup(names[i]), dst[m]};
+        m++;
+    }
+    if (total >= STEP_UPLOAD_BATCH_BYTES) cuda_memcpy_h2d_many(dst, src, bytes, m);
+    else
+        for (int i = 0; i < m; i++) cuda_memcpy_h2d(dst[i], src[i], bytes[i]);
+    free(dst), free(src), free(bytes);
 }
 
 // ---- printing ------------------------------------------------------------------------------------------------------------

@@ -140,6 +140,9 @@ void step_add_ms(Step *s, bool cuda, double t0);
 const uint16_t *step_weight(Step *s, const Tensor **t_out, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 // The same weight on the device (uploaded on first use, kept until step_finish).
 const uint16_t *step_weight_dev(Step *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// Uploads the named weights not on the device yet in one go (256 MB or more: the engine's pinned, threaded loader);
+// step_weight_dev then finds them.
+void step_weights_dev_prefetch(Step *s, const char *const *names, int n);
 
 // Device scratch: an activation array uploaded from host floats (rounded to bf16 for PREC_BF16) or a fresh buffer;
 // all freed by step_finish. Downloads return host floats.

@@ -16,7 +16,10 @@ exit 0 when all passed.
     of the tensor's RMS absolute plus 2^-6 relative, element by element. Tensors after the whole model (chapters
     14-16): the drift of bf16 rounding through all the layers, judged as chapter 16 judges it: normalised MSE
     <= 1e-2. The prediction as chapter 15 judges it: the same token, or one the reference scores within 3x the RMS
-    logit error of its own best (a near tie). Non-finite values (the masked -inf) must sit in the same places.
+    logit error of its own best (a near tie). top_k_probs: in each trace, the k largest probabilities of the softmax
+    of its own logits (the logits themselves are compared above; exp() turns their drift into larger relative
+    errors of the probabilities, and near ties reorder the top k). Non-finite values (the masked -inf) must sit in
+    the same places.
   - chapter 16: the prompt's tokens equal; the generated ones equal (with --allow-generate-divergence, e.g. for
     random 8B weights whose logits have many near ties, the first difference is reported instead); the rows of
     cache_k_layer0 whose token is the same in both runs (a row depends on its token and position alone) within the
@@ -123,6 +126,18 @@ def main(argv):
                 R.check(np.array_equal(a, b, equal_nan=True), f"{what}: bit for bit (read, not computed)")
                 continue
             if not R.check(nonfinite_same(a, b) and not np.isnan(b).any(), f"{what}: no NaN, -inf where the reference has it"):
+                continue
+            if name == "top_k_probs":
+                # exp() turns the logits' drift (compared just above/below by normalised MSE) into relative errors
+                # of the probabilities, and near ties reorder the top k; so each trace's table is checked against
+                # its own logits: the k largest softmax probabilities, in order (float32 of a double softmax)
+                for d, arr in ((ref_dir, a), (cu_dir, b)):
+                    lg = np.load(os.path.join(d, f"{sid}/logits.npy")).astype(np.float64)
+                    pr = np.exp(lg - lg.max())
+                    pr /= pr.sum()
+                    want = np.sort(pr)[::-1][:arr.shape[0]]
+                    R.check(np.allclose(arr, want, rtol=1e-5, atol=1e-9),
+                            f"{what}: the top {arr.shape[0]} of softmax(its own logits) in {os.path.basename(d.rstrip('/'))}")
                 continue
             if sid in WHOLE_MODEL_STEPS:
                 e = nmse(a, b)
