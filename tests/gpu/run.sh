@@ -142,7 +142,9 @@ if stage nocompare; then
     fi
 fi
 
-COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo "${GIT_COMMIT:-unknown}")
+# GIT_COMMIT (the commit the carried build was made from) wins: a copy of the tree on another machine may hold a
+# stale .git (seen on the device machine: a session's first commit instead of the build's)
+COMMIT=${GIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 {
     echo "make test-gpu: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "commit: $COMMIT"
