@@ -31,23 +31,12 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+from check_trace import Result  # noqa: E402  (tests/reference/check_trace.py)
+
 READ_NOT_COMPUTED = {"tokens", "mask", "freqs", "freqs_cis", "freqs_for_each_token", "mask_chunk_at_start_pos"}
 WHOLE_MODEL_STEPS = {"14_layers", "15_logits", "16_generate"}
 MAX_NMSE = 1e-2  # chapter 16's tolerance for logits after all the layers
-
-
-class Result:
-    def __init__(self):
-        self.passed = self.failed = 0
-
-    def check(self, ok, what):
-        if ok:
-            self.passed += 1
-            print(f"ok   {what}")
-        else:
-            self.failed += 1
-            print(f"FAIL {what}", flush=True)
-        return ok
 
 
 def read_only(name):
@@ -88,7 +77,7 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     ref_dir, cu_dir = args
-    R = Result()
+    R = Result(verbose=True)
     ref = json.load(open(os.path.join(ref_dir, "trace.json")))
     cu = json.load(open(os.path.join(cu_dir, "trace.json")))
     R.check(cu.get("mode") == "cuda-only", f"{cu_dir}: run mode {cu.get('mode')!r}, want 'cuda-only'")

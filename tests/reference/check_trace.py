@@ -41,12 +41,16 @@ ISSUE_TENSORS = [  # the names the walkthrough's issue asks for; {L} and {h} are
 
 
 class Result:
-    def __init__(self):
+    """Counts checks; prints every failure (and, with verbose, every pass). tests/gpu/compare_traces.py uses it too."""
+    def __init__(self, verbose=False):
         self.passed = self.failed = 0
+        self.verbose = verbose
 
     def check(self, ok, what):
         if ok:
             self.passed += 1
+            if self.verbose:
+                print(f"ok   {what}")
         else:
             self.failed += 1
             print(f"FAIL {what}", flush=True)
