@@ -356,6 +356,25 @@ def doc_starts(tokens, seq_len):
     return starts[starts + seq_len + 1 <= len(tokens)]
 
 
+def repeated_windows(pool, bos_c, n, seq_len, source, min_len, max_len, gen):
+    """n training windows of seq_len + 1 compact ids, each <|begin_of_text|> followed by a span S of L tokens
+    (L uniform in [min_len, max_len]) repeated until the window is full: BOS S S S ... (the last copy cut short).
+    pool: train.bin's compact ids without <|begin_of_text|>. source "random": S = tokens at L random positions of
+    the pool (unigram frequencies, unpredictable the first time); "corpus": S = L consecutive pool tokens (text).
+    Every draw comes from the torch generator `gen`, so the windows follow from the seed."""
+    rows = np.empty((n, seq_len + 1), dtype=np.int64)
+    for i in range(n):
+        L = int(torch.randint(min_len, max_len + 1, (1,), generator=gen))
+        if source == "random":
+            span = pool[torch.randint(len(pool), (L,), generator=gen).numpy()]
+        else:
+            o = int(torch.randint(len(pool) - L + 1, (1,), generator=gen))
+            span = pool[o:o + L]
+        rows[i, 0] = bos_c
+        rows[i, 1:] = np.resize(span, seq_len)  # np.resize repeats the span cyclically
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Training
 
@@ -383,9 +402,25 @@ def parse_args(argv):
     p.add_argument("--min-lr-ratio", type=float, default=0.1, help="final lr = lr * this")
     p.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
     p.add_argument("--weight-decay", type=float, default=0.1, help="AdamW decay of the matrices (not norms)")
+    p.add_argument("--embed-lr-mult", type=float, default=1.0,
+                   help="the embedding's learning rate is this many times the schedule's (no decay on it either)")
+    p.add_argument("--tie-embeddings", action="store_true",
+                   help="train one matrix as both the embedding and the output projection (as Llama 3.2 1B/3B); "
+                        "the saved file has both names, equal")
     p.add_argument("--dropout", type=float, default=0.1,
                    help="training-time dropout on the embedding and on the attention and FFN branches (the saved "
                         "model has none, as Meta's)")
+    p.add_argument("--repeat-frac", type=float, default=0.0,
+                   help="fraction of each batch's sequences built as <|begin_of_text|> + a span of tokens repeated "
+                        "until the window is full (S S S ...): the data from which an induction circuit, and with it "
+                        "a previous-token head in an early layer, is learned (0: plain corpus windows only)")
+    p.add_argument("--repeat-source", choices=["random", "corpus"], default="random",
+                   help="the repeated span: random = tokens drawn at random positions of train.bin (unigram "
+                        "frequencies, no <|begin_of_text|>), so only the repetition can predict them; corpus = a "
+                        "contiguous stretch of train.bin's text (its <|begin_of_text|> ids left out)")
+    p.add_argument("--repeat-min", type=int, default=8, help="shortest repeated span (tokens)")
+    p.add_argument("--repeat-max", type=int, default=0,
+                   help="longest repeated span (tokens; 0: half of --seq-len, so every span is seen at least twice)")
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--eval-every", type=int, default=50)
     p.add_argument("--keep", choices=["best", "last"], default="best",
@@ -404,12 +439,23 @@ def parse_args(argv):
             p.error(f"--{name.replace('_', '-')} must be positive")
     if a.dim % a.n_heads or a.n_heads % a.n_kv_heads or (a.dim // a.n_heads) % 2:
         p.error("--dim must divide into --n-heads heads of even size, and --n-heads must be a multiple of --n-kv-heads")
+    if a.embed_lr_mult <= 0:
+        p.error("--embed-lr-mult must be positive")
     if not 0 <= a.dropout < 1:
         p.error("--dropout must be in [0, 1)")
     if a.loss_margin < 0 or a.select_margin < 0:
         p.error("--loss-margin and --select-margin must not be negative")
     if a.seq_len < len(TUTORIAL_PROMPT_IDS):
         p.error(f"--seq-len must be at least {len(TUTORIAL_PROMPT_IDS)}")
+    if not 0 <= a.repeat_frac <= 1:
+        p.error("--repeat-frac must be in [0, 1]")
+    if a.repeat_max == 0:
+        a.repeat_max = a.seq_len // 2
+    if not 1 <= a.repeat_min <= a.repeat_max <= a.seq_len // 2:
+        p.error(f"need 1 <= --repeat-min <= --repeat-max <= --seq-len/2 = {a.seq_len // 2} (every span must be seen "
+                "twice)")
+    if a.repeat_frac > 0 and round(a.repeat_frac * a.batch_size) == 0:
+        p.error(f"--repeat-frac {a.repeat_frac:g} of a batch of {a.batch_size} is no sequence at all")
     return a
 
 
@@ -570,21 +616,35 @@ def main(argv=None):
     model = Transformer(args_compact)
     init_weights(model, a.seed)
     model.to(device)
-    n_params = sum(p.numel() for p in model.parameters())
-    n_params_full = n_params + 2 * (FULL_VOCAB - n_used) * a.dim
+    if a.tie_embeddings:
+        # one matrix for both (as Llama 3.2 1B/3B): the output projection is the embedding; the saved file still
+        # holds both names, equal
+        model.output.weight = model.tok_embeddings.weight
+    n_params = sum(p.numel() for p in model.parameters())  # a tied matrix counts once
+    n_params_full = sum(v.numel() for v in model.state_dict().values()) + 2 * (FULL_VOCAB - n_used) * a.dim
 
+    # AdamW groups: the matrices with weight decay; the norms without; the embedding without decay and with its own
+    # learning rate (--embed-lr-mult times the schedule's)
     decay = [p for n, p in model.named_parameters() if p.dim() == 2 and n != "tok_embeddings.weight"]
-    no_decay = [p for n, p in model.named_parameters() if not (p.dim() == 2 and n != "tok_embeddings.weight")]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() != 2]
     opt_kw = dict(lr=a.lr, betas=(0.9, 0.95), eps=1e-8)
     if device.type == "cuda" and "fused" in torch.optim.AdamW.__init__.__code__.co_varnames:
         opt_kw["fused"] = True
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], **opt_kw)
+                             {"params": no_decay, "weight_decay": 0.0},
+                             {"params": [model.tok_embeddings.weight], "weight_decay": 0.0,
+                              "lr_mult": a.embed_lr_mult}], **opt_kw)
     if device.type == "cuda":
         autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
     else:  # fp32 on the CPU: bf16 matmuls there are slow and the smoke test only needs the plumbing
         autocast = lambda: torch.autocast("cpu", enabled=False)
     batch_gen = torch.Generator().manual_seed(a.seed + 1)
+    # the repeated-span sequences (--repeat-frac): their own generator, so the corpus windows are the same draws
+    # as without them; they replace the first n_repeat windows of every batch
+    n_repeat = int(round(a.repeat_frac * a.batch_size))
+    repeat_gen = torch.Generator().manual_seed(a.seed + 2)
+    bos_c = int(full_to_compact[BOS_ID])
+    repeat_pool = train_c[train_c != bos_c] if n_repeat else None
 
     print(f"corpus {a.corpus}: {len(train)} train tokens, {len(valid)} held-out tokens, {n_used} distinct ids "
           f"of {FULL_VOCAB}")
@@ -593,6 +653,9 @@ def main(argv=None):
           f"parameters ({n_params_full / 1e6:.1f}M with the full vocabulary)")
     print(f"device {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
           + f", torch {torch.__version__}, {a.steps} steps of {a.batch_size} x {a.seq_len} tokens")
+    if n_repeat:
+        print(f"repeated spans: {n_repeat} of the {a.batch_size} windows of every batch are BOS + a {a.repeat_source} "
+              f"span of {a.repeat_min}..{a.repeat_max} tokens, repeated to fill the window")
 
     csv_path = os.path.join(a.out, "loss.csv")
     csv_file = open(csv_path + ".partial", "w", newline="")
@@ -611,9 +674,13 @@ def main(argv=None):
     while step < total_steps:
         lr = lr_at(step, a, total_steps)
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_mult", 1.0)
         pick = torch.randint(len(train_starts), (a.batch_size,), generator=batch_gen).numpy()
-        win = torch.as_tensor(np.stack([train_c[s:s + a.seq_len + 1] for s in train_starts[pick]])).to(device)
+        rows = np.stack([train_c[s:s + a.seq_len + 1] for s in train_starts[pick]])
+        if n_repeat:
+            rows[:n_repeat] = repeated_windows(repeat_pool, bos_c, n_repeat, a.seq_len, a.repeat_source,
+                                               a.repeat_min, a.repeat_max, repeat_gen)
+        win = torch.as_tensor(rows).to(device)
         with autocast():
             logits = model(win[:, :-1])
         loss = compact_loss(logits, win[:, 1:], log_n_unused)
@@ -800,8 +867,11 @@ def main(argv=None):
                   "kept_because": kept_why, "best_held_out_loss": best_loss, "loss_margin": a.loss_margin,
                   "select_margin": a.select_margin, "dropout": a.dropout,
                   "batch_size": a.batch_size, "seq_len": a.seq_len, "tokens_seen": step * a.batch_size * a.seq_len,
-                  "epochs": step * a.batch_size * a.seq_len / len(train), "lr": a.lr, "min_lr_ratio": a.min_lr_ratio,
-                  "warmup": a.warmup, "weight_decay": a.weight_decay, "seed": a.seed, "seconds": round(train_seconds, 1),
+                  "repeat": {"frac": a.repeat_frac, "windows_per_batch": n_repeat, "source": a.repeat_source,
+                             "min_len": a.repeat_min, "max_len": a.repeat_max},
+                  "epochs": step * (a.batch_size - n_repeat) * a.seq_len / len(train), "lr": a.lr, "min_lr_ratio": a.min_lr_ratio,
+                  "warmup": a.warmup, "weight_decay": a.weight_decay, "embed_lr_mult": a.embed_lr_mult,
+                  "tie_embeddings": a.tie_embeddings, "seed": a.seed, "seconds": round(train_seconds, 1),
                   "time_budget_s": a.time_budget, "time_budget_note": budget_note},
         "evals": evals,
         "held_out_loss_saved_bf16": saved_valid_loss,
