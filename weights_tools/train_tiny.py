@@ -1062,6 +1062,18 @@ def self_test():
           f"criteria met by a layer-0 previous-token head and a sink in layer 1: {c1['layer0_previous']}")
     check(not c2["ok"] and not attention_criteria([uniform])["ok"],
           "criteria not met by a previous-token head in layer 1 only, nor by uniform maps")
+    # the repeated-span windows (--repeat-frac): BOS, then a span of L tokens, then that span again and again
+    pool = np.arange(1, 200)
+    for source in ("random", "corpus"):
+        w1 = repeated_windows(pool, 0, 6, 32, source, 2, 16, torch.Generator().manual_seed(5))
+        w2 = repeated_windows(pool, 0, 6, 32, source, 2, 16, torch.Generator().manual_seed(5))
+        periodic = []
+        for row in w1:
+            body = row[1:]
+            L = next(L for L in range(2, 17) if np.array_equal(body[L:], body[:-L]))  # the shortest period
+            periodic.append(L <= 16 and (source == "random" or np.all(np.diff(body[:L]) == 1)))
+        check(w1.shape == (6, 33) and np.all(w1[:, 0] == 0) and np.all(w1[:, 1:] != 0) and np.array_equal(w1, w2)
+              and all(periodic), f"repeated_windows ({source}): BOS + a span of <= 16 repeated, the same for a seed")
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 
