@@ -269,6 +269,20 @@ def init_weights(model, seed):
             p.copy_(torch.randn(p.shape, generator=g) * std)
 
 
+def init_embedding(model, seed, std, shared):
+    """The embedding's start (--embed-init-std, --embed-init-shared): N(0, std) per entry (init_weights drew it with
+    0.02; rescaled here), plus, when shared > 0, one vector of N(0, shared) entries added to every row: a direction
+    all tokens start with (see the docstring, "A previous-token head in layer 0"). From their own generator, so the
+    other weights are the same draws whatever these are."""
+    with torch.no_grad():
+        w = model.tok_embeddings.weight
+        if std != 0.02:
+            w.mul_(std / 0.02)
+        if shared > 0:
+            g = torch.Generator().manual_seed(seed + 3)
+            w.add_((torch.randn(w.shape[1], generator=g) * shared).to(w.device, w.dtype))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Loading and saving Meta's layout (also used by tests/reference/tiny_forward.py).
 
@@ -402,6 +416,12 @@ def parse_args(argv):
     p.add_argument("--min-lr-ratio", type=float, default=0.1, help="final lr = lr * this")
     p.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
     p.add_argument("--weight-decay", type=float, default=0.1, help="AdamW decay of the matrices (not norms)")
+    p.add_argument("--embed-init-std", type=float, default=0.02,
+                   help="standard deviation of the embedding's entries at the start")
+    p.add_argument("--embed-init-shared", type=float, default=0.0,
+                   help="at the start, every embedding row also gets one common random vector with entries of this "
+                        "standard deviation (0: none): the content-independent direction layer 0's queries and keys "
+                        "need for attention by relative position, such as a previous-token head")
     p.add_argument("--embed-lr-mult", type=float, default=1.0,
                    help="the embedding's learning rate is this many times the schedule's (no decay on it either)")
     p.add_argument("--tie-embeddings", action="store_true",
@@ -439,8 +459,8 @@ def parse_args(argv):
             p.error(f"--{name.replace('_', '-')} must be positive")
     if a.dim % a.n_heads or a.n_heads % a.n_kv_heads or (a.dim // a.n_heads) % 2:
         p.error("--dim must divide into --n-heads heads of even size, and --n-heads must be a multiple of --n-kv-heads")
-    if a.embed_lr_mult <= 0:
-        p.error("--embed-lr-mult must be positive")
+    if a.embed_lr_mult <= 0 or a.embed_init_std <= 0 or a.embed_init_shared < 0:
+        p.error("--embed-lr-mult and --embed-init-std must be positive, --embed-init-shared not negative")
     if not 0 <= a.dropout < 1:
         p.error("--dropout must be in [0, 1)")
     if a.loss_margin < 0 or a.select_margin < 0:
@@ -615,6 +635,7 @@ def main(argv=None):
     args_compact = ModelArgs(**{**asdict(args_full), "vocab_size": n_used, "dropout": a.dropout})
     model = Transformer(args_compact)
     init_weights(model, a.seed)
+    init_embedding(model, a.seed, a.embed_init_std, a.embed_init_shared)
     model.to(device)
     if a.tie_embeddings:
         # one matrix for both (as Llama 3.2 1B/3B): the output projection is the embedding; the saved file still
@@ -871,6 +892,7 @@ def main(argv=None):
                              "min_len": a.repeat_min, "max_len": a.repeat_max},
                   "epochs": step * (a.batch_size - n_repeat) * a.seq_len / len(train), "lr": a.lr, "min_lr_ratio": a.min_lr_ratio,
                   "warmup": a.warmup, "weight_decay": a.weight_decay, "embed_lr_mult": a.embed_lr_mult,
+                  "embed_init_std": a.embed_init_std, "embed_init_shared": a.embed_init_shared,
                   "tie_embeddings": a.tie_embeddings, "seed": a.seed, "seconds": round(train_seconds, 1),
                   "time_budget_s": a.time_budget, "time_budget_note": budget_note},
         "evals": evals,
