@@ -15,31 +15,35 @@
 # valid.bin), the greedy answer (2983 = "42"), the best layer-0 previous-token head and the strongest BOS sink, all
 # read from its train_log.json. The passing variants (exit 0: answer 42 and both attention criteria, checked by
 # train_tiny.py on the saved file) are ranked by held-out loss; the best one's params.json, consolidated.00.pth,
-# loss.csv, loss.png (when matplotlib made one), train_log.json and stdout log are copied to OUT. Every variant's
+# loss.csv, loss.png (when matplotlib made one), train_log.json, stdout.log and tokenizer.model (so that OUT is a
+# model directory for TINY_MODEL=OUT; not to be committed) are copied to OUT, CHOSEN.txt naming it. Every variant's
 # train_log.json and stdout log go to OUT/variants/NAME.* in any case. If none passes, the variant with the highest
 # layer-0 previous-token score among those answering 42 is copied to OUT/best_failing/ instead and the exit status
 # is 3. Exit 0 when a variant passed, 3 when none did, 2 on bad input.
 #
 # Environment:
-#   BUDGET=240        seconds of training loop per process (--time-budget)
-#   HARD_EXTRA=150    seconds added to BUDGET for the hard timeout of each process
+#   BUDGET=200        seconds of training loop per process (--time-budget)
+#   HARD_EXTRA=140    seconds added to BUDGET for the hard timeout of each process
 #   WORK=build/train/variants   where the runs write
 #   PY=python3        the python with torch (2.x with CUDA on the GPU machine; Debian's 1.13 on the CPU)
 #   DEVICE=cuda
 #   THREADS=2         OMP/MKL threads per process (16 cores shared by the processes)
 #   SMOKE=1           a tiny CPU version of everything (dim 64, 2 layers, 12 steps, 3 variants): the plumbing only
 #   VARIANTS          replaces the list below (same format)
+#   PACK=1            OUT gets few files under 16 MiB each instead (summary.txt, meta.tar.gz with every file
+#                     named above but the checkpoint, the checkpoint as xz in 15 MiB pieces consolidated.00.pth.xz.NN)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-# NAME then train_tiny.py arguments (added to the defaults). The recipe under test: --repeat-frac (a share of every
-# batch is BOS + a random span repeated to fill the window, the data an induction circuit and its early
-# previous-token head are learned from; see train_tiny.py's docstring). "control" is the recipe without it.
-DEFAULT_VARIANTS="rep25_s1 --seed 1 --repeat-frac 0.25
-rep25_s2 --seed 2 --repeat-frac 0.25
-rep25_nodrop --seed 1 --repeat-frac 0.25 --dropout 0
-rep50_s1 --seed 1 --repeat-frac 0.5
-rep25_corpus --seed 1 --repeat-frac 0.25 --repeat-source corpus
+# NAME then train_tiny.py arguments (added to the defaults). The recipe under test is a shared direction in the
+# embedding's start (--embed-init-std 0.1 --embed-init-shared 0.1; train_tiny.py's docstring, "A previous-token head
+# in layer 0", says why): three seeds, one with more of it, one with repeated-span data (--repeat-frac) on top, and
+# "control", the recipe without it.
+DEFAULT_VARIANTS="shared_s1 --seed 1 --embed-init-std 0.1 --embed-init-shared 0.1
+shared_s2 --seed 2 --embed-init-std 0.1 --embed-init-shared 0.1
+shared_s3 --seed 3 --embed-init-std 0.1 --embed-init-shared 0.1
+shared2_s1 --seed 1 --embed-init-std 0.1 --embed-init-shared 0.2
+shared_rep25_s1 --seed 1 --embed-init-std 0.1 --embed-init-shared 0.1 --repeat-frac 0.25
 control --seed 1"
 
 die2() { echo "error: $*" >&2; exit 2; }
@@ -79,7 +83,7 @@ for r in rows:
     print(f"{r['name']:<16} {r['rc']:>4} {f(r['steps'], 'd'):>5} {f(r['kept'], 'd'):>5} {f(r['secs'], '.0f'):>7} "
           f"{f(r['loss'], '.4f'):>8} {f(r['answer'], 'd'):>6} {f(r['prev'], '.3f'):>7} {f(r['bos'], '.3f'):>6}  "
           f"{args[r['name']]}{'  ' + r['note'] if 'note' in r else ''}")
-files = ["params.json", "consolidated.00.pth", "loss.csv", "loss.png", "train_log.json"]
+files = ["params.json", "consolidated.00.pth", "loss.csv", "loss.png", "train_log.json", "tokenizer.model"]
 passing = sorted((r for r in rows if r["rc"] == "0" and r["loss"] is not None), key=lambda r: r["loss"])
 if passing:
     best, dest, status = passing[0], out, 0
@@ -105,10 +109,30 @@ sys.exit(status)
 EOF
 }
 
+finish_up() {  # WORK OUT: summarize, plainly or (PACK=1) into few files under 16 MiB; returns summarize's status
+    local work=$1 out=$2 rc ckpt
+    if [ "${PACK:-0}" != 1 ]; then summarize "$work" "$out"; return $?; fi
+    # PACK=1: OUT/summary.txt, OUT/meta.tar.gz (everything but the checkpoint) and the chosen checkpoint as xz in
+    # 15 MiB pieces, consolidated.00.pth.xz.NN (cat them in order, then xz -d)
+    rm -rf "$work/_out"
+    mkdir -p "$out"
+    summarize "$work" "$work/_out" | tee "$out/summary.txt"
+    rc=${PIPESTATUS[0]}
+    ckpt=$(ls "$work/_out/consolidated.00.pth" "$work/_out/best_failing/consolidated.00.pth" 2>/dev/null | head -n 1)
+    if [ -n "$ckpt" ]; then
+        rm -f "$out"/consolidated.00.pth.xz.*
+        xz -6 -T0 -c "$ckpt" | split -b 15M -d - "$out/consolidated.00.pth.xz."
+        rm -f "$ckpt"
+        echo "the checkpoint of ${ckpt#"$work/_out/"}: $(ls "$out"/consolidated.00.pth.xz.* | wc -l) xz pieces in $out"
+    fi
+    tar czf "$out/meta.tar.gz" -C "$work/_out" .
+    return "$rc"
+}
+
 if [ "${1:-}" = "--summarize" ]; then
     [ $# -eq 3 ] || die2 "usage: $0 --summarize WORK OUT"
     [ -f "$2/variants.txt" ] || die2 "$2/variants.txt: missing (not a WORK directory of this script)"
-    summarize "$2" "$3"; exit $?
+    finish_up "$2" "$3"; exit $?
 fi
 [ $# -eq 2 ] || die2 "usage: $0 CORPUS OUT   (or --summarize WORK OUT)"
 CORPUS=$1 OUT=$2
@@ -116,8 +140,8 @@ CORPUS=$1 OUT=$2
 
 PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
-BUDGET=${BUDGET:-240}
-HARD_EXTRA=${HARD_EXTRA:-150}
+BUDGET=${BUDGET:-200}
+HARD_EXTRA=${HARD_EXTRA:-140}
 THREADS=${THREADS:-2}
 WORK=${WORK:-build/train/variants}
 VARIANTS=${VARIANTS:-$DEFAULT_VARIANTS}
@@ -150,4 +174,4 @@ while read -r name args; do
 done < "$WORK/variants.txt"
 wait "${pids[@]}"
 echo "all done after $(( $(date +%s) - T0 )) s"
-summarize "$WORK" "$OUT"
+finish_up "$WORK" "$OUT"
