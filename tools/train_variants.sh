@@ -24,27 +24,30 @@
 # Environment:
 #   BUDGET=200        seconds of training loop per process (--time-budget)
 #   HARD_EXTRA=140    seconds added to BUDGET for the hard timeout of each process
-#   WORK=build/train/variants   where the runs write
+#   WORK=build/train/variants   where the runs write (under the repository by default)
 #   PY=python3        the python with torch (2.x with CUDA on the GPU machine; Debian's 1.13 on the CPU)
 #   DEVICE=cuda
 #   THREADS=2         OMP/MKL threads per process (16 cores shared by the processes)
-#   SMOKE=1           a tiny CPU version of everything (dim 64, 2 layers, 12 steps, 3 variants): the plumbing only
+#   SMOKE=1           a tiny CPU version of everything (dim 64, 2 layers, 12 steps, the first 2 variants): the plumbing
 #   VARIANTS          replaces the list below (same format)
 #   PACK=1            OUT gets few files under 16 MiB each instead (summary.txt, meta.tar.gz with every file
 #                     named above but the checkpoint, the checkpoint as xz in 15 MiB pieces consolidated.00.pth.xz.NN)
 set -uo pipefail
+HERE=$(pwd)
+abspath() { case "$1" in /*) echo "$1" ;; *) echo "$HERE/$1" ;; esac; }  # paths given are read from the caller's directory
 cd "$(dirname "$0")/.."
 
 # NAME then train_tiny.py arguments (added to the defaults). The recipe under test is a shared direction in the
 # embedding's start (--embed-init-std 0.1 --embed-init-shared 0.1; train_tiny.py's docstring, "A previous-token head
-# in layer 0", says why): three seeds, one with more of it, one with repeated-span data (--repeat-frac) on top, and
-# "control", the recipe without it.
+# in layer 0", says why): three seeds, two with more of it (0.2), one with repeated-span data (--repeat-frac) on top.
+# The control (the recipe without it) was measured in earlier sweeps (models/README.md): VARIANTS can add
+# "control --seed 1".
 DEFAULT_VARIANTS="shared_s1 --seed 1 --embed-init-std 0.1 --embed-init-shared 0.1
 shared_s2 --seed 2 --embed-init-std 0.1 --embed-init-shared 0.1
 shared_s3 --seed 3 --embed-init-std 0.1 --embed-init-shared 0.1
 shared2_s1 --seed 1 --embed-init-std 0.1 --embed-init-shared 0.2
-shared_rep25_s1 --seed 1 --embed-init-std 0.1 --embed-init-shared 0.1 --repeat-frac 0.25
-control --seed 1"
+shared2_s2 --seed 2 --embed-init-std 0.1 --embed-init-shared 0.2
+shared_rep25_s1 --seed 1 --embed-init-std 0.1 --embed-init-shared 0.1 --repeat-frac 0.25"
 
 die2() { echo "error: $*" >&2; exit 2; }
 
@@ -132,10 +135,10 @@ finish_up() {  # WORK OUT: summarize, plainly or (PACK=1) into few files under 1
 if [ "${1:-}" = "--summarize" ]; then
     [ $# -eq 3 ] || die2 "usage: $0 --summarize WORK OUT"
     [ -f "$2/variants.txt" ] || die2 "$2/variants.txt: missing (not a WORK directory of this script)"
-    finish_up "$2" "$3"; exit $?
+    finish_up "$(abspath "$2")" "$(abspath "$3")"; exit $?
 fi
 [ $# -eq 2 ] || die2 "usage: $0 CORPUS OUT   (or --summarize WORK OUT)"
-CORPUS=$1 OUT=$2
+CORPUS=$(abspath "$1") OUT=$(abspath "$2")
 [ -f "$CORPUS/corpus.json" ] || die2 "$CORPUS/corpus.json: missing (tools/make_corpus.sh $CORPUS)"
 
 PY=${PY:-python3}
@@ -143,7 +146,7 @@ DEVICE=${DEVICE:-cuda}
 BUDGET=${BUDGET:-200}
 HARD_EXTRA=${HARD_EXTRA:-140}
 THREADS=${THREADS:-2}
-WORK=${WORK:-build/train/variants}
+if [ -n "${WORK:-}" ]; then WORK=$(abspath "$WORK"); else WORK=$(pwd)/build/train/variants; fi
 VARIANTS=${VARIANTS:-$DEFAULT_VARIANTS}
 COMMON=()
 if [ "${SMOKE:-0}" = 1 ]; then
@@ -151,7 +154,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
     BUDGET=${BUDGET_SMOKE:-60}
     COMMON=(--dim 64 --n-heads 2 --n-layers 2 --multiple-of 32 --seq-len 32 --batch-size 4 --steps 12 --eval-every 4
             --log-every 4 --warmup 4)
-    VARIANTS=$(printf '%s\n' "$VARIANTS" | head -n 2; printf '%s\n' "$VARIANTS" | grep '^control ')
+    VARIANTS=$(printf '%s\n' "$VARIANTS" | head -n 2)
 fi
 "$PY" -c 'import torch' 2>/dev/null || die2 "$PY: no torch (set PY=...)"
 
