@@ -1,6 +1,7 @@
 // common.cuh: what every kernels/*.cu shares: checked CUDA and cuBLAS calls, launcher preconditions, bf16 <-> float
 // on the device (the same rounding as the host's f32_to_bf16 in common/tensor.h), activation loads and stores for
-// either precision, and a block-wide sum/max.
+// either precision, 16-byte vectors of 8 bf16 with the per-vector pieces of RMSNorm and RoPE, and a block-wide
+// sum/max.
 #pragma once
 #include <cublasLt.h>
 #include <cublas_v2.h>
@@ -56,6 +57,66 @@ __device__ __forceinline__ float load_act(const void *p, size_t i, int is_bf16) 
 __device__ __forceinline__ void store_act(void *p, size_t i, float v, int is_bf16) {
     if (is_bf16) ((uint16_t *)p)[i] = dev_f32_to_bf16(v);
     else ((float *)p)[i] = v;
+}
+
+__device__ __forceinline__ float dev_round_bf16(float x) { return dev_bf16_to_f32(dev_f32_to_bf16(x)); }
+
+// ---- 16-byte vectors of 8 bf16 (an int4 holds 4 pairs; element 2k is the low half of word k) -----------------------
+__device__ __forceinline__ float bf16_lo(uint32_t u) { return __uint_as_float(u << 16); }
+__device__ __forceinline__ float bf16_hi(uint32_t u) { return __uint_as_float(u & 0xffff0000u); }
+__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+    return (uint32_t)dev_f32_to_bf16(lo) | ((uint32_t)dev_f32_to_bf16(hi) << 16);
+}
+__device__ __forceinline__ void unpack_bf16x8(int4 v, float *f) {
+    const uint32_t u[4] = {(uint32_t)v.x, (uint32_t)v.y, (uint32_t)v.z, (uint32_t)v.w};
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        f[2 * k] = bf16_lo(u[k]);
+        f[2 * k + 1] = bf16_hi(u[k]);
+    }
+}
+__device__ __forceinline__ int4 pack_bf16x8(const float *f) {
+    return make_int4((int)pack_bf16x2(f[0], f[1]), (int)pack_bf16x2(f[2], f[3]), (int)pack_bf16x2(f[4], f[5]),
+                     (int)pack_bf16x2(f[6], f[7]));
+}
+// x + d in bf16 (the residual add: a bf16 tensor plus a bf16 tensor)
+__device__ __forceinline__ int4 add_bf16x8(int4 x, int4 d) {
+    float a[8], b[8];
+    unpack_bf16x8(x, a);
+    unpack_bf16x8(d, b);
+#pragma unroll
+    for (int i = 0; i < 8; i++) a[i] += b[i];
+    return pack_bf16x8(a);
+}
+// Meta's RMSNorm, the pieces of one vector: ss + the sum of the squares (in double, as the CPU reference), and
+// bf16(bf16(x * r) * w) with r = rsqrt(mean(x²) + eps)
+__device__ __forceinline__ double sumsq_bf16x8(int4 x, double ss) {
+    float f[8];
+    unpack_bf16x8(x, f);
+#pragma unroll
+    for (int i = 0; i < 8; i++) ss += (double)f[i] * (double)f[i];
+    return ss;
+}
+__device__ __forceinline__ int4 rmsnorm_bf16x8(int4 x, int4 w, float r) {
+    float f[8], g[8];
+    unpack_bf16x8(x, f);
+    unpack_bf16x8(w, g);
+#pragma unroll
+    for (int i = 0; i < 8; i++) f[i] = __fmul_rn(dev_round_bf16(__fmul_rn(f[i], r)), g[i]);
+    return pack_bf16x8(f);
+}
+// RoPE of one interleaved pair, written without contraction so it rounds exactly like the CPU's x0*c - x1*s
+__device__ __forceinline__ void rope_pair(float x0, float x1, float c, float s, float *y0, float *y1) {
+    *y0 = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
+    *y1 = __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c));
+}
+// 8 bf16 (4 pairs) rotated by cs[2k], cs[2k+1] = (cos, sin) of pair k; bf16 results
+__device__ __forceinline__ int4 rope_bf16x8(int4 x, const float *cs) {
+    float f[8];
+    unpack_bf16x8(x, f);
+#pragma unroll
+    for (int k = 0; k < 4; k++) rope_pair(f[2 * k], f[2 * k + 1], cs[2 * k], cs[2 * k + 1], &f[2 * k], &f[2 * k + 1]);
+    return pack_bf16x8(f);
 }
 
 // ---- block reductions (blockDim.x a multiple of 32, at most 1024) ----------------------------------------------------

@@ -42,16 +42,6 @@ __device__ __forceinline__ AttnRow attn_row(const int *pos, int Hkv, int H, int 
     return r;
 }
 
-// 8 bf16 (one 16-byte load) -> 8 floats
-__device__ __forceinline__ void unpack8(int4 v, float *f) {
-    const uint32_t u[4] = {(uint32_t)v.x, (uint32_t)v.y, (uint32_t)v.z, (uint32_t)v.w};
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        f[2 * k] = __uint_as_float(u[k] << 16);
-        f[2 * k + 1] = __uint_as_float(u[k] & 0xffff0000u);
-    }
-}
-
 // The 64 rows of one piece, 16 bytes per thread: thread (slot, sub) loads row p0 + it * KPI + slot, bytes sub*16...
 template <int DH>
 __device__ __forceinline__ void load_piece(int4 *dst, const uint16_t *cache, int p0, int j1, int Hkv, int kv) {
@@ -79,7 +69,7 @@ __global__ void __launch_bounds__(ATTN_THREADS)
     float qv[ATTN_MAX_REP][8];
 #pragma unroll
     for (int i = 0; i < ATTN_MAX_REP; i++)
-        if (i < r.n_rep) unpack8(__ldg((const int4 *)(q + (head0 + i) * DH) + sub), qv[i]);
+        if (i < r.n_rep) unpack_bf16x8(__ldg((const int4 *)(q + (head0 + i) * DH) + sub), qv[i]);
     const float scale = 1.0f / sqrtf((float)DH);
     // running (max, sum) of the heads this warp reduces: warp, warp + 4
     float run_m[ATTN_MAX_REP / ATTN_WARPS], run_s[ATTN_MAX_REP / ATTN_WARPS];
@@ -92,7 +82,7 @@ __global__ void __launch_bounds__(ATTN_THREADS)
 #pragma unroll
         for (int it = 0; it < NIT; it++) {
             float kf[8];
-            unpack8(kr[it], kf);
+            unpack_bf16x8(kr[it], kf);
             const int c = it * KPI + slot, j = p0 + c;
 #pragma unroll
             for (int i = 0; i < ATTN_MAX_REP; i++) {
@@ -181,7 +171,7 @@ __global__ void __launch_bounds__(ATTN_THREADS)
 #pragma unroll
         for (int it = 0; it < NIT; it++) {
             float vf[8];
-            unpack8(vr[it], vf);
+            unpack_bf16x8(vr[it], vf);
             const int c = it * KPI + slot;
 #pragma unroll
             for (int i = 0; i < ATTN_MAX_REP; i++) {
@@ -239,16 +229,7 @@ __device__ __forceinline__ int4 rope8(int4 x, const float *freqs_cis, int p, int
     const float4 *cs4 = (const float4 *)(freqs_cis + ((size_t)p * half + i0) * 2);
     const float4 c01 = cs4[0], c23 = cs4[1];
     const float cs[8] = {c01.x, c01.y, c01.z, c01.w, c23.x, c23.y, c23.z, c23.w};
-    float f[8];
-    unpack8(x, f);
-    uint32_t o[4];
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        float y0 = __fsub_rn(__fmul_rn(f[2 * k], cs[2 * k]), __fmul_rn(f[2 * k + 1], cs[2 * k + 1]));
-        float y1 = __fadd_rn(__fmul_rn(f[2 * k], cs[2 * k + 1]), __fmul_rn(f[2 * k + 1], cs[2 * k]));
-        o[k] = (uint32_t)dev_f32_to_bf16(y0) | ((uint32_t)dev_f32_to_bf16(y1) << 16);
-    }
-    return make_int4((int)o[0], (int)o[1], (int)o[2], (int)o[3]);
+    return rope_bf16x8(x, cs);
 }
 
 template <int DH>
@@ -295,13 +276,13 @@ __global__ void __launch_bounds__(ATTN_THREADS)
     for (int i = 0; i < ATTN_MAX_REP; i++)
         if (i < n_rep) {
             const uint16_t *qrow = qkv + (size_t)t * width + (size_t)(kv * n_rep + i) * DH;
-            unpack8(rope8(__ldg((const int4 *)qrow + sub), freqs_cis, p0 + t, half, sub * 4), qv[i]);
+            unpack_bf16x8(rope8(__ldg((const int4 *)qrow + sub), freqs_cis, p0 + t, half, sub * 4), qv[i]);
         }
     const float scale = 1.0f / sqrtf((float)DH);
 #pragma unroll
     for (int it = 0; it < NIT; it++) {
         float kf[8];
-        unpack8(kr[it], kf);
+        unpack_bf16x8(kr[it], kf);
         const int c = it * KPI + slot;
 #pragma unroll
         for (int i = 0; i < ATTN_MAX_REP; i++) {
@@ -336,7 +317,7 @@ __global__ void __launch_bounds__(ATTN_THREADS)
 #pragma unroll
     for (int it = 0; it < NIT; it++) {
         float vf[8];
-        unpack8(vr[it], vf);
+        unpack_bf16x8(vr[it], vf);
         const int c = it * KPI + slot;
 #pragma unroll
         for (int i = 0; i < ATTN_MAX_REP; i++) {

@@ -10,8 +10,6 @@
 #include "engine.h"  // first: it includes the C headers (tensor.h, util.h) with C linkage
 #include "common.cuh"
 
-__device__ __forceinline__ float rbf(float x) { return dev_bf16_to_f32(dev_f32_to_bf16(x)); }
-
 __global__ void embedding_kernel(uint16_t *h, const int32_t *tokens, const uint16_t *table, int D) {
     pdl_launch_dependents();
     pdl_wait();  // a no-op unless launched as a dependent (engine.h)
@@ -25,19 +23,6 @@ void engine_embedding(uint16_t *h, const int32_t *tokens, const uint16_t *table,
     REQUIRE(T >= 1 && D % 8 == 0, "T %d D %d", T, D);
     embedding_kernel<<<T, 256, 0, st>>>(h, tokens, table, D);
     cudaCheckLaunch();
-}
-
-// bf16 lanes of a 16-byte vector
-__device__ __forceinline__ float lane_bf(const int4 &v, int k) {
-    const uint32_t u = (uint32_t)(k < 2 ? (k == 0 ? v.x : v.y) : (k == 2 ? v.z : v.w));
-    return __uint_as_float(u << 16);
-}
-__device__ __forceinline__ float lane_bf_hi(const int4 &v, int k) {
-    const uint32_t u = (uint32_t)(k < 2 ? (k == 0 ? v.x : v.y) : (k == 2 ? v.z : v.w));
-    return __uint_as_float(u & 0xffff0000u);
-}
-__device__ __forceinline__ uint32_t pack_bf2(float lo, float hi) {
-    return (uint32_t)dev_f32_to_bf16(lo) | ((uint32_t)dev_f32_to_bf16(hi) << 16);
 }
 
 // One block per row, 16-byte vectors (D % 8 == 0). The pointers do not alias, so the loads of a thread's vectors
@@ -59,21 +44,10 @@ __global__ void add_rmsnorm_kernel(uint16_t *__restrict__ xn, uint16_t *__restri
     for (int v = threadIdx.x; v < nvec; v += blockDim.x) {
         int4 hv = h4[v];
         if (d4) {  // h = x + delta, a bf16 tensor
-            int4 dv = d4[v];
-            uint32_t o[4];
-#pragma unroll
-            for (int k = 0; k < 4; k++)
-                o[k] = pack_bf2(dev_bf16_to_f32(dev_f32_to_bf16(lane_bf(hv, k) + lane_bf(dv, k))),
-                                dev_bf16_to_f32(dev_f32_to_bf16(lane_bf_hi(hv, k) + lane_bf_hi(dv, k))));
-            hv = make_int4((int)o[0], (int)o[1], (int)o[2], (int)o[3]);
+            hv = add_bf16x8(hv, d4[v]);
             h4[v] = hv;
         }
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            double lo = (double)lane_bf(hv, k), hi = (double)lane_bf_hi(hv, k);
-            ss += lo * lo;
-            ss += hi * hi;
-        }
+        ss = sumsq_bf16x8(hv, ss);
     }
     for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
     if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = ss;
@@ -82,16 +56,8 @@ __global__ void add_rmsnorm_kernel(uint16_t *__restrict__ xn, uint16_t *__restri
     for (int k = 0; k < (int)blockDim.x / 32; k++) t += red[k];
     float r = 1.0f / sqrtf((float)(t / (double)D) + eps);
 #pragma unroll 4
-    for (int v = threadIdx.x; v < nvec; v += blockDim.x) {  // each thread reads back only what it wrote above
-        int4 hv = h4[v], wv = w4[v];
-        uint32_t o[4];
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            float n0 = rbf(__fmul_rn(lane_bf(hv, k), r)), n1 = rbf(__fmul_rn(lane_bf_hi(hv, k), r));
-            o[k] = pack_bf2(__fmul_rn(n0, lane_bf(wv, k)), __fmul_rn(n1, lane_bf_hi(wv, k)));
-        }
-        x4[v] = make_int4((int)o[0], (int)o[1], (int)o[2], (int)o[3]);
-    }
+    for (int v = threadIdx.x; v < nvec; v += blockDim.x)  // each thread reads back only what it wrote above
+        x4[v] = rmsnorm_bf16x8(h4[v], w4[v], r);
 }
 
 void engine_add_rmsnorm(uint16_t *xn, uint16_t *h, const uint16_t *delta, const uint16_t *w, int T, int D, float eps,
@@ -116,19 +82,10 @@ __global__ void rope_kv_kernel(uint16_t *__restrict__ q, uint16_t *__restrict__ 
         const int o = 8 * v;
         const int r = o < q_rows ? o : o - q_rows;
         const int i0 = (r % Dh) / 2;  // first of the 4 pairs
-        const int4 xv = row4[v];
         const float4 c01 = cs4[i0 / 2], c23 = cs4[i0 / 2 + 1];
         const float cs[8] = {c01.x, c01.y, c01.z, c01.w, c23.x, c23.y, c23.z, c23.w};
-        uint32_t out[4];
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            float x0 = lane_bf(xv, k), x1 = lane_bf_hi(xv, k), c = cs[2 * k], s = cs[2 * k + 1];
-            float y0 = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
-            float y1 = __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c));
-            out[k] = pack_bf2(y0, y1);
-        }
         uint16_t *dst = o < q_rows ? q + (size_t)t * q_rows + r : cache_k + (size_t)p * k_rows + r;
-        *(int4 *)dst = make_int4((int)out[0], (int)out[1], (int)out[2], (int)out[3]);
+        *(int4 *)dst = rope_bf16x8(row4[v], cs);
     }
     int4 *cv4 = (int4 *)(cache_v + (size_t)p * k_rows);
     for (int v = threadIdx.x; v < k_rows / 8; v += blockDim.x) cv4[v] = row4[(q_rows + k_rows) / 8 + v];
@@ -147,7 +104,7 @@ __global__ void swiglu_pairs_kernel(uint16_t *hidden, const uint16_t *gu, size_t
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     float gate = dev_bf16_to_f32(gu[2 * i]), up = dev_bf16_to_f32(gu[2 * i + 1]);
-    float silu = rbf(gate / (1.0f + expf(-gate)));
+    float silu = dev_round_bf16(gate / (1.0f + expf(-gate)));
     hidden[i] = dev_f32_to_bf16(__fmul_rn(silu, up));
 }
 

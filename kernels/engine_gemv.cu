@@ -30,9 +30,6 @@
 #define GEMV_ROWS_PER_WARP 2
 #define GEMV_ROWS_PER_BLOCK (GEMV_WARPS * GEMV_ROWS_PER_WARP)
 
-__device__ __forceinline__ float bf16_lo(uint32_t u) { return __uint_as_float(u << 16); }
-__device__ __forceinline__ float bf16_hi(uint32_t u) { return __uint_as_float(u & 0xffff0000u); }
-__device__ __forceinline__ float round_bf(float x) { return dev_bf16_to_f32(dev_f32_to_bf16(x)); }
 
 // acc += dot of 8 bf16 weights and 8 bf16 inputs
 __device__ __forceinline__ float dot8(int4 w, int4 x, float acc) {
@@ -45,12 +42,6 @@ __device__ __forceinline__ float dot8(int4 w, int4 x, float acc) {
     acc = fmaf(bf16_lo((uint32_t)w.w), bf16_lo((uint32_t)x.w), acc);
     acc = fmaf(bf16_hi((uint32_t)w.w), bf16_hi((uint32_t)x.w), acc);
     return acc;
-}
-
-// RoPE of one pair, written without contraction so it rounds exactly like the CPU's x0*c - x1*s.
-__device__ __forceinline__ void rope_pair(float x0, float x1, float c, float s, float *y0, float *y1) {
-    *y0 = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
-    *y1 = __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c));
 }
 
 // One step of a warp: BATCH 16-byte loads of each of its two rows, at vectors v, v+32, ... (zero past the row end).
@@ -74,11 +65,11 @@ __device__ __forceinline__ void gemv_epilogue(const GemvArgs &a, int o, bool has
         a.out[o] = dev_f32_to_bf16(acc0);
         if (has_second) a.out[o + 1] = dev_f32_to_bf16(acc1);
     } else if (EPI == GEMV_EPI_RESIDUAL) {
-        a.resid[o] = dev_f32_to_bf16(dev_bf16_to_f32(a.resid[o]) + round_bf(acc0));
-        if (has_second) a.resid[o + 1] = dev_f32_to_bf16(dev_bf16_to_f32(a.resid[o + 1]) + round_bf(acc1));
+        a.resid[o] = dev_f32_to_bf16(dev_bf16_to_f32(a.resid[o]) + dev_round_bf16(acc0));
+        if (has_second) a.resid[o + 1] = dev_f32_to_bf16(dev_bf16_to_f32(a.resid[o + 1]) + dev_round_bf16(acc1));
     } else if (EPI == GEMV_EPI_QKV_ROPE) {
         const int pos = *a.pos, Dh = a.head_dim;
-        float y0 = round_bf(acc0), y1 = round_bf(acc1);  // xq = self.wq(x) is a bf16 tensor
+        float y0 = dev_round_bf16(acc0), y1 = dev_round_bf16(acc1);  // xq = self.wq(x) is a bf16 tensor
         if (o < a.q_rows + a.k_rows) {
             int r = o < a.q_rows ? o : o - a.q_rows;
             int i = (r % Dh) / 2;
@@ -95,8 +86,8 @@ __device__ __forceinline__ void gemv_epilogue(const GemvArgs &a, int o, bool has
             dst[1] = dev_f32_to_bf16(y1);
         }
     } else if (EPI == GEMV_EPI_SWIGLU) {
-        float gate = round_bf(acc0), up = round_bf(acc1);
-        float silu = round_bf(gate / (1.0f + expf(-gate)));  // F.silu(w1(x)) is bf16
+        float gate = dev_round_bf16(acc0), up = dev_round_bf16(acc1);
+        float silu = dev_round_bf16(gate / (1.0f + expf(-gate)));  // F.silu(w1(x)) is bf16
         a.out[o / 2] = dev_f32_to_bf16(__fmul_rn(silu, up));
     }
 }
@@ -135,16 +126,7 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_kernel(GemvArgs a) {
     } else {
         // Meta's RMSNorm: x.float() * rsqrt(mean(x²) + eps), .type_as(x), * weight (sum of squares in double)
         double ss = 0.0;
-        for (int v = tid; v < nvec; v += blockDim.x) {
-            int4 xv = x4g[v];
-            const uint32_t u[4] = {(uint32_t)xv.x, (uint32_t)xv.y, (uint32_t)xv.z, (uint32_t)xv.w};
-#pragma unroll
-            for (int k = 0; k < 4; k++) {
-                double lo = (double)bf16_lo(u[k]), hi = (double)bf16_hi(u[k]);
-                ss += lo * lo;
-                ss += hi * hi;
-            }
-        }
+        for (int v = tid; v < nvec; v += blockDim.x) ss = sumsq_bf16x8(x4g[v], ss);
         for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
         if (lane == 0) red[warp] = ss;
         __syncthreads();
@@ -154,20 +136,7 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_kernel(GemvArgs a) {
         float mean_sq = (float)(t / (double)C);
         float r = 1.0f / sqrtf(mean_sq + a.eps);
         const int4 *nw4 = (const int4 *)a.norm_w;
-        for (int v = tid; v < nvec; v += blockDim.x) {
-            int4 xv = x4g[v], wv = nw4[v];
-            const uint32_t u[4] = {(uint32_t)xv.x, (uint32_t)xv.y, (uint32_t)xv.z, (uint32_t)xv.w};
-            const uint32_t g[4] = {(uint32_t)wv.x, (uint32_t)wv.y, (uint32_t)wv.z, (uint32_t)wv.w};
-            uint32_t o4[4];
-#pragma unroll
-            for (int k = 0; k < 4; k++) {
-                float n0 = round_bf(__fmul_rn(bf16_lo(u[k]), r)), n1 = round_bf(__fmul_rn(bf16_hi(u[k]), r));
-                uint32_t y0 = dev_f32_to_bf16(__fmul_rn(n0, bf16_lo(g[k])));
-                uint32_t y1 = dev_f32_to_bf16(__fmul_rn(n1, bf16_hi(g[k])));
-                o4[k] = y0 | (y1 << 16);
-            }
-            xs4[v] = make_int4((int)o4[0], (int)o4[1], (int)o4[2], (int)o4[3]);
-        }
+        for (int v = tid; v < nvec; v += blockDim.x) xs4[v] = rmsnorm_bf16x8(x4g[v], nw4[v], r);
     }
     __syncthreads();
 

@@ -16,8 +16,8 @@ __global__ void rope_forward_kernel(void *out, const void *inp, const float *fre
     const float *cs = freqs_cis + ((size_t)(start_pos + t) * (size_t)half + (size_t)i) * 2;
     float c = cs[0], s = cs[1];
     float x_even = load_act(inp, 2 * idx, is_bf16), x_odd = load_act(inp, 2 * idx + 1, is_bf16);
-    float y_even = __fsub_rn(__fmul_rn(x_even, c), __fmul_rn(x_odd, s));
-    float y_odd = __fadd_rn(__fmul_rn(x_even, s), __fmul_rn(x_odd, c));
+    float y_even, y_odd;
+    rope_pair(x_even, x_odd, c, s, &y_even, &y_odd);
     store_act(out, 2 * idx, y_even, is_bf16);
     store_act(out, 2 * idx + 1, y_odd, is_bf16);
 }
