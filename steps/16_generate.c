@@ -81,6 +81,18 @@ static void cache_k_layer0_cuda(Step *s, const int32_t *seq, int n, float *out) 
     step_add_ms(s, true, t0);
 }
 
+// The inference engine on the GPU for sequences of up to S tokens, with a line saying where its weights went.
+static Engine *open_engine(Step *s, int S) {
+    EngineOptions o;
+    engine_options_default(&o);
+    o.max_seq_len = S;
+    o.quiet = s->quiet;
+    Engine *e = engine_create(&s->ck, &o);
+    step_say(s, "weights on %s: %.2f GiB in %.2f s", engine_info(e)->device_name,
+             engine_info(e)->weight_bytes / 1073741824.0, engine_info(e)->load_s);
+    return e;
+}
+
 static void print_mask(Step *s, const float *mask, int rows, int cols, int start_pos) {
     for (int t = 0; t < rows; t++) {
         char line[4096];
@@ -114,15 +126,7 @@ int main(int argc, char **argv) {
     step_say(&s, "  %.1f KiB per position (K and V, %d layers), %.2f MiB for S = %d", kv_cache_bytes(c, 1, s.prec) / 1024.0,
              L, kv_cache_bytes(c, S, s.prec) / 1048576.0, S);
     Engine *e = NULL;  // --no-compare on CUDA: the engine is the only path
-    if (!s.cpu) {
-        EngineOptions o;
-        engine_options_default(&o);
-        o.max_seq_len = S;
-        o.quiet = s.quiet;
-        e = engine_create(&s.ck, &o);
-        step_say(&s, "weights on %s: %.2f GiB in %.2f s", engine_info(e)->device_name,
-                 engine_info(e)->weight_bytes / 1073741824.0, engine_info(e)->load_s);
-    }
+    if (!s.cpu) e = open_engine(&s, S);
 
     // ---- prefill
     step_heading(&s, "Prefill: the prompt in one pass, start_pos = 0", "预填充：一次处理整个提示词，start_pos = 0");
@@ -237,13 +241,7 @@ int main(int argc, char **argv) {
     double gpu_cached_ms[N_NEW] = {0}, gpu_full_ms[N_NEW] = {0};
     if (s.cuda && s.cpu) {
         step_heading(&s, "CUDA: the engine (fused kernels, decode in a CUDA graph)", "CUDA：推理引擎（融合算子，解码使用 CUDA graph）");
-        EngineOptions o;
-        engine_options_default(&o);
-        o.max_seq_len = S;
-        o.quiet = s.quiet;
-        e = engine_create(&s.ck, &o);
-        step_say(&s, "weights on %s: %.2f GiB in %.2f s", engine_info(e)->device_name,
-                 engine_info(e)->weight_bytes / 1073741824.0, engine_info(e)->load_s);
+        e = open_engine(&s, S);
         float *gl = xmalloc((size_t)V * sizeof(float)), *gf = xmalloc((size_t)V * sizeof(float));
         t0 = step_clock();
         memcpy(gl, engine_forward(e, seq, T, 0), (size_t)V * sizeof(float));
