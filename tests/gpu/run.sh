@@ -14,11 +14,15 @@
 #               says nothing was compared, check_trace.py --mode cuda-only checks every tensor, shape and figure, and
 #               compare_traces.py its values against a default-mode trace of the same model (tiny: made here; 8B:
 #               the 8b stage's, when that stage ran first). The 8B run is timed with measure.py (target: <= 20 s).
+#   demo        the trained demo model (build/models/llama3-tiny-trained, from `make models` or unpacked from
+#               models/llama3-tiny-trained): the whole walkthrough with --device cuda passes every comparison,
+#               chapter 15 on CUDA prints tensor(2983) and '42', and the CUDA path's attention maps of every layer
+#               (11_multihead --no-compare --layer L) meet the demo's criteria (tests/reference/tiny_model_check.py)
 # STAGES="tiny 8b" picks stages (default: all). Ends with "N passed, N failed" and writes a summary (date, commit,
 # GPU, counts, timings) to $GPU_SUMMARY (default tests/gpu/last-run.txt).
 set -u
 cd "$(dirname "$0")/../.."
-STAGES="${STAGES:-kernels engine tiny sanitizer generate 8b engine8b nocompare}"
+STAGES="${STAGES:-kernels engine tiny demo sanitizer generate 8b engine8b nocompare}"
 GPU_TMP="${GPU_TMP:-/tmp/l3t-gpu}"
 SUMMARY="${GPU_SUMMARY:-tests/gpu/last-run.txt}"
 LOGS="${GPU_LOGS:-$GPU_TMP/logs}"
@@ -59,6 +63,29 @@ if stage tiny; then
     run walkthrough_tiny_bf16 build/bin/walkthrough --model $TINY --device cuda --out "$GPU_TMP/tiny" --quiet
     sed -n '/^chapter/,$p' "$LOGS/walkthrough_tiny_bf16.log" | sed 's/^/        /'
     run walkthrough_tiny_fp32 build/bin/walkthrough --model $TINY --device cuda --precision fp32 --out "$GPU_TMP/tiny32" --quiet
+fi
+if stage demo; then
+    echo "== the trained demo model, --device cuda =="
+    DEMO=build/models/llama3-tiny-trained
+    if [ -f "$DEMO/consolidated.00.pth" ] && [ -f "$DEMO/tokenizer.model" ]; then
+        run walkthrough_demo build/bin/walkthrough --model $DEMO --device cuda --out "$GPU_TMP/demo" --quiet
+        sed -n '/^chapter/,$p' "$LOGS/walkthrough_demo.log" | sed 's/^/        /'
+        # the answer as the CUDA path prints it (chapter 15 compares it with the CPU's in the same run)
+        answer_is_42() { "$@" && grep -qx 'tensor(2983)' "$LOGS/demo_answer.log" && grep -qx "'42'" "$LOGS/demo_answer.log"; }
+        run demo_answer answer_is_42 build/steps/15_logits --model $DEMO --device cuda --out "$GPU_TMP/demo15"
+        grep -A 3 '^next_token = ' "$LOGS/demo_answer.log" | sed 's/^/        /'
+        maps=()
+        NL=$(python3 -c "import json; print(json.load(open('$DEMO/params.json'))['n_layers'])")
+        for ((L = 0; L < NL; L++)); do
+            run "demo_maps_layer$L" build/steps/11_multihead --model $DEMO --device cuda --no-compare --layer $L \
+                --out "$GPU_TMP/demo_l$L" --quiet
+            maps+=("$GPU_TMP/demo_l$L/11_multihead/attn_weights_all.npy")
+        done
+        run demo_attention python3 tests/reference/tiny_model_check.py attention "${maps[@]}"
+        grep -E '^(OK|FAIL) ' "$LOGS/demo_attention.log" | sed 's/^/        /'
+    else
+        FAIL=$((FAIL + 1)); note "FAIL  $DEMO/consolidated.00.pth or tokenizer.model is missing (make models)"
+    fi
 fi
 if stage sanitizer; then
     echo "== compute-sanitizer memcheck over the walkthrough of the tiny model =="
