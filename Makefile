@@ -96,6 +96,8 @@ deps:
 	apt-get update -q && apt-get install -y -q $(DEBIAN_PKGS)
 
 # ---- compile --------------------------------------------------------------------------------------------------------
+# Nothing compiles before `config` has installed what is missing (a parallel `make -j` would otherwise race it).
+$(COMMON_OBJ) $(KERNEL_OBJ) $(STEP_LIB_OBJ) $(GEN_SRC): | config
 $(BUILD)/obj/common/%.o: common/%.c $(wildcard common/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
