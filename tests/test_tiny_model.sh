@@ -14,6 +14,7 @@
 #      mean weight > 0.5 on <|begin_of_text|> (query positions 1..T-1);
 #   5. the checks can fail: a uniform attention map, a map with a sink but no previous-token head, and logits with a
 #      planted error of 5% are rejected (exit 1); broken inputs exit 2.
+#   6. training is deterministic: the same seed twice gives the same checkpoint bytes, another seed other ones.
 # TINY_MODEL=DIR tests another model directory (with tokenizer.model beside it).
 source "$(dirname "$0")/lib.sh"
 MODEL=${TINY_MODEL:-build/models/llama3-tiny-trained}
@@ -102,4 +103,29 @@ check "C logits with a planted 5% error are rejected (exit 1)" rc_is 1 $PY "$CHE
 check_fails 2 "no such file" "a missing .npy is an input error" $PY "$CHECK" attention "$TMP/none.npy"
 check_fails 2 "expected \[H, T, T\]" "logits are not an attention map" $PY "$CHECK" attention "$TMP/c0.npy"
 check_fails 2 "two \[V\] arrays" "arrays of different shapes" $PY "$CHECK" logits "$TMP/c0.npy" "$TMP/uniform.npy"
+# ---- 6. training is deterministic given its seed (the recipe of the committed model, at a tiny CPU shape) ----------
+# A small corpus from weights_tools/corpus_extra.txt (each line a document after <|begin_of_text|>), three runs of
+# train_tiny.py: the same seed twice gives the same bytes, another seed other weights. Exit 3 is expected (a model
+# this small does not answer 42); 0 would do too, anything else is a failure.
+"$TOKZ" --tokenizer "$MODEL/tokenizer.model" --lines weights_tools/corpus_extra.txt >"$TMP/extra.ids" 2>"$TMP/err" ||
+    no "wt-tokenize --lines weights_tools/corpus_extra.txt"
+$PY - "$TMP/extra.ids" "$TMP/dcorpus" <<'EOF2'
+import json, os, sys, numpy as np
+docs = [[128000] + [int(t) for t in l.split()] for l in open(sys.argv[1]) if l.strip()]
+out = sys.argv[2]; os.makedirs(out, exist_ok=True)
+split = {"train": [d for i, d in enumerate(docs) if i % 10], "valid": [d for i, d in enumerate(docs) if i % 10 == 0]}
+for k, v in split.items(): np.array([t for d in v for t in d], dtype="<u4").tofile(f"{out}/{k}.bin")
+json.dump({"files": {"train": "train.bin", "valid": "valid.bin"}}, open(f"{out}/corpus.json", "w"))
+EOF2
+TRAIN_SMALL=(--corpus "$TMP/dcorpus" --device cpu --dim 64 --n-heads 2 --n-layers 2 --multiple-of 32 --seq-len 32
+             --batch-size 4 --steps 4 --eval-every 4 --log-every 4 --warmup 2 --embed-init-std 0.1
+             --embed-init-shared 0.1 --repeat-frac 0.25)
+train_small() { OMP_NUM_THREADS=2 $PY weights_tools/train_tiny.py "${TRAIN_SMALL[@]}" "$@"; local rc=$?; [ $rc -eq 0 ] || [ $rc -eq 3 ]; }
+check "train_tiny.py, seed 5" train_small --seed 5 --out "$TMP/det_a"
+check "train_tiny.py, seed 5 again" train_small --seed 5 --out "$TMP/det_b"
+check "train_tiny.py, seed 6" train_small --seed 6 --out "$TMP/det_c"
+check "the same seed gives the same checkpoint, byte for byte" cmp "$TMP/det_a/consolidated.00.pth" "$TMP/det_b/consolidated.00.pth"
+check "the same seed gives the same loss curve" cmp "$TMP/det_a/loss.csv" "$TMP/det_b/loss.csv"
+check "another seed gives other weights" bash -c "! cmp -s '$TMP/det_a/consolidated.00.pth' '$TMP/det_c/consolidated.00.pth'"
+
 finish
