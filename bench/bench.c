@@ -25,18 +25,6 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-// Anonymous resident memory (heap, pinned buffers): the host memory beyond the checkpoint's mapped pages.
-static size_t rss_anon_bytes(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return 0;
-    char line[256];
-    size_t kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "RssAnon: %zu kB", &kb) == 1) break;
-    fclose(f);
-    return kb * 1024;
-}
-
 int main(int argc, char **argv) {
     const char *model_dir = NULL, *json_path = NULL;
     int runs = 5, steps = 32;
@@ -136,11 +124,11 @@ int main(int argc, char **argv) {
     engine_set_gemv(e, ENGINE_GEMV_OURS);
     json_object_set_new(out, "peak_gpu_bytes", json_integer((json_int_t)engine_peak_gpu_bytes(e)));
     json_object_set_new(out, "host_rss_bytes", json_integer((json_int_t)host_rss_bytes()));
-    json_object_set_new(out, "host_rss_anon_bytes", json_integer((json_int_t)rss_anon_bytes()));
+    json_object_set_new(out, "host_rss_anon_bytes", json_integer((json_int_t)proc_status_bytes("RssAnon")));
     json_object_set_new(out, "runs", json_integer(runs));
     json_object_set_new(out, "decode_steps", json_integer(steps));
     fprintf(stderr, "peak GPU memory %.2f GiB; host RSS %.2f GiB (anonymous %.2f GiB)\n",
-            engine_peak_gpu_bytes(e) / 1073741824.0, host_rss_bytes() / 1073741824.0, rss_anon_bytes() / 1073741824.0);
+            engine_peak_gpu_bytes(e) / 1073741824.0, host_rss_bytes() / 1073741824.0, proc_status_bytes("RssAnon") / 1073741824.0);
 
     char *partial = xasprintf("%s.partial", json_path);
     if (json_dump_file(out, partial, JSON_INDENT(2) | JSON_SORT_KEYS) != 0) fatal("cannot write %s", partial);

@@ -209,13 +209,16 @@ double now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-size_t host_rss_bytes(void) {
+// A "Key:   N kB" line of /proc/self/status in bytes, 0 if unknown.
+size_t proc_status_bytes(const char *key) {
     FILE *f = fopen("/proc/self/status", "r");
     if (!f) return 0;
     char line[256];
-    size_t kb = 0;
+    size_t kb = 0, n = strlen(key);
     while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %zu kB", &kb) == 1) break;
+        if (strncmp(line, key, n) == 0 && line[n] == ':' && sscanf(line + n + 1, " %zu kB", &kb) == 1) break;
     fclose(f);
     return kb * 1024;
 }
+
+size_t host_rss_bytes(void) { return proc_status_bytes("VmRSS"); }

@@ -70,3 +70,4 @@ char *strbuf_take(StrBuf *b);  // the string (never NULL; "" when empty), owners
 
 double now_seconds(void);  // monotonic clock
 size_t host_rss_bytes(void);  // resident set of this process (VmRSS), 0 if unknown
+size_t proc_status_bytes(const char *key);  // a "Key: N kB" field of /proc/self/status (e.g. "RssAnon"), 0 if unknown

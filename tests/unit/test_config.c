@@ -170,5 +170,14 @@ int main(void) {
     free(missing);
 
     rmdir(dir);
+
+    // util.c's /proc/self/status reader (host memory in generate and bench): whole keys only, 0 when absent.
+    size_t rss = proc_status_bytes("VmRSS"), anon = proc_status_bytes("RssAnon");
+    CHECK(rss > 0 && rss % 1024 == 0, "VmRSS read as %zu bytes", rss);
+    CHECK(anon > 0 && anon <= rss + ((size_t)64 << 20), "RssAnon %zu bytes against VmRSS %zu", anon, rss);
+    size_t again = host_rss_bytes();
+    CHECK(again >= rss / 2 && again <= 2 * rss + ((size_t)64 << 20), "host_rss_bytes %zu vs VmRSS %zu", again, rss);
+    CHECK(proc_status_bytes("Vm") == 0, "a key prefix ('Vm') must not match VmPeak/VmRSS");
+    CHECK(proc_status_bytes("NoSuchKey") == 0, "an absent key reads as 0");
     TEST_SUMMARY();
 }
