@@ -123,12 +123,14 @@ int main(int argc, char **argv) {
     }
     engine_set_gemv(e, ENGINE_GEMV_OURS);
     json_object_set_new(out, "peak_gpu_bytes", json_integer((json_int_t)engine_peak_gpu_bytes(e)));
-    json_object_set_new(out, "host_rss_bytes", json_integer((json_int_t)host_rss_bytes()));
-    json_object_set_new(out, "host_rss_anon_bytes", json_integer((json_int_t)proc_status_bytes("RssAnon")));
+    // read once: the JSON and the line below give the same numbers
+    const size_t rss = host_rss_bytes(), rss_anon = proc_status_bytes("RssAnon");
+    json_object_set_new(out, "host_rss_bytes", json_integer((json_int_t)rss));
+    json_object_set_new(out, "host_rss_anon_bytes", json_integer((json_int_t)rss_anon));
     json_object_set_new(out, "runs", json_integer(runs));
     json_object_set_new(out, "decode_steps", json_integer(steps));
     fprintf(stderr, "peak GPU memory %.2f GiB; host RSS %.2f GiB (anonymous %.2f GiB)\n",
-            engine_peak_gpu_bytes(e) / 1073741824.0, host_rss_bytes() / 1073741824.0, proc_status_bytes("RssAnon") / 1073741824.0);
+            engine_peak_gpu_bytes(e) / 1073741824.0, rss / 1073741824.0, rss_anon / 1073741824.0);
 
     char *partial = xasprintf("%s.partial", json_path);
     if (json_dump_file(out, partial, JSON_INDENT(2) | JSON_SORT_KEYS) != 0) fatal("cannot write %s", partial);
