@@ -42,9 +42,10 @@ else
   KERNEL_OBJ := $(patsubst kernels/%.c,$(BUILD)/obj/kernels/%.o,$(wildcard kernels/*_nocuda.c))
 endif
 
-COMMON_SRC := $(wildcard common/*.c)
+COMMON_SRC := $(wildcard common/*.c common/*/*.c)
+COMMON_HDR := $(wildcard common/*.h common/*/*.h)
 GEN_SRC := $(BUILD)/gen/unifont_glyphs.c
-COMMON_OBJ := $(patsubst common/%.c,$(BUILD)/obj/common/%.o,$(COMMON_SRC)) $(if $(wildcard common/font.c),$(BUILD)/obj/gen/unifont_glyphs.o)
+COMMON_OBJ := $(patsubst common/%.c,$(BUILD)/obj/common/%.o,$(COMMON_SRC)) $(if $(wildcard common/draw/font.c),$(BUILD)/obj/gen/unifont_glyphs.o)
 LIBCOMMON := $(BUILD)/libcommon.a
 
 WT_PROGS := $(patsubst weights_tools/%.c,$(BUILD)/bin/%,$(wildcard weights_tools/wt-*.c))
@@ -98,13 +99,13 @@ deps:
 # ---- compile --------------------------------------------------------------------------------------------------------
 # Nothing compiles before `config` has installed what is missing (a parallel `make -j` would otherwise race it).
 $(COMMON_OBJ) $(KERNEL_OBJ) $(STEP_LIB_OBJ) $(GEN_SRC): | config
-$(BUILD)/obj/common/%.o: common/%.c $(wildcard common/*.h)
+$(BUILD)/obj/common/%.o: common/%.c $(COMMON_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
-$(BUILD)/obj/steps/%.o: steps/%.c $(wildcard common/*.h steps/*.h kernels/*.h)
+$(BUILD)/obj/steps/%.o: steps/%.c $(COMMON_HDR) $(wildcard steps/*.h kernels/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Isteps -c $< -o $@
-$(BUILD)/obj/kernels/%.o: kernels/%.cu $(wildcard kernels/*.h kernels/*.cuh common/tensor.h)
+$(BUILD)/obj/kernels/%.o: kernels/%.cu $(wildcard kernels/*.h kernels/*.cuh) common/tensor.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 $(BUILD)/obj/kernels/%.o: kernels/%.c $(wildcard kernels/*.h)

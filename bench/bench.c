@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
+#include "formats/checkpoint.h"
 #include "engine.h"
 #include "rng.h"
 #include "util.h"

@@ -4,7 +4,7 @@
 //
 // The prompt is prefilled in one pass, then one token at a time is decoded against the cache (Meta's
 // Llama.generate for batch 1). On a GPU the engine of kernels/engine.h runs (fused kernels, one CUDA graph per
-// token); with --device cpu, or without a GPU, the CPU reference of common/model_cpu.h runs the same arithmetic.
+// token); with --device cpu, or without a GPU, the CPU reference of common/ref/model_cpu.h runs the same arithmetic.
 // At the end (stderr): prefill ms, decode tok/s, GPU memory, host RSS.
 #include <getopt.h>
 #include <stdio.h>
@@ -12,13 +12,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
+#include "formats/checkpoint.h"
 #include "engine.h"
-#include "model_cpu.h"
-#include "npy.h"
-#include "sampler.h"
-#include "tokenizer.h"
-#include "tokenizer_convert.h"
+#include "ref/model_cpu.h"
+#include "formats/npy.h"
+#include "ref/sampler.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_convert.h"
 #include "util.h"
 
 static const char *PROG = "generate";

@@ -13,8 +13,8 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include "font.h"
-#include "npy.h"
+#include "draw/font.h"
+#include "formats/npy.h"
 #include "util.h"
 
 struct Trace {

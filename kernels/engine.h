@@ -16,9 +16,9 @@
 // wqkv rows of its heads (H/N query heads, Hkv/N kv heads), the w13 row pairs of its F/N slice, the columns of wo
 // and w2 that match, and the cache of its kv heads; the wo and w2 products end in an all-reduce of D floats.
 //
-// Numerics: the rounding points of common/ref_ops.h (bf16 activations, fp32 accumulation, RMSNorm with a double
+// Numerics: the rounding points of common/ref/ref_ops.h (bf16 activations, fp32 accumulation, RMSNorm with a double
 // sum of squares, RoPE/softmax in fp32, bf16 attention weights, fp32 logits), so greedy tokens agree with
-// common/model_cpu.c; only accumulation order differs.
+// common/ref/model_cpu.c; only accumulation order differs.
 //
 // Use:
 //   EngineOptions o; engine_options_default(&o); o.max_seq_len = 2048;
@@ -37,7 +37,7 @@ extern "C" {
 #define _Noreturn __attribute__((noreturn))  // util.h is C11; the CUDA files include it through this header
 #endif
 #endif
-#include "checkpoint.h"
+#include "formats/checkpoint.h"
 
 typedef enum {
     ENGINE_GEMV_OURS = 0,  // decode products through engine_gemv.cu (16-byte streaming loads, fused prologue/epilogue)

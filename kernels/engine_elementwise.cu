@@ -4,7 +4,7 @@
 //   engine_add_rmsnorm   h[t] = bf16(h[t] + delta[t]) then xn[t] = rmsnorm(h[t]) * w  (seed 002's RMSNorm(x, residual))
 //   engine_rope_kv       qkv[t] -> q rotated; k rotated and v written into the cache rows start_pos + t
 //   engine_swiglu_pairs  interleaved (gate, up) -> bf16(bf16(silu(gate)) * up)
-// Rounding points as common/ref_ops.h; RoPE and the norm are written without FMA contraction so that they round
+// Rounding points as common/ref/ref_ops.h; RoPE and the norm are written without FMA contraction so that they round
 // exactly like the CPU reference. All but the embedding (which follows a host copy) are launched as programmatic
 // dependents (engine.h): each starts with pdl_wait().
 #include "engine.h"  // first: it includes the C headers (tensor.h, util.h) with C linkage

@@ -8,7 +8,7 @@
 // with nothing in flight. The first step is loaded before the kernel waits for its predecessor (pdl_wait) and before
 // the prologue. x is staged once per block in shared memory as bf16.
 //
-// Fusions (the rounding points are those of common/ref_ops.h):
+// Fusions (the rounding points are those of common/ref/ref_ops.h):
 //   prologue RMSNORM   x = rmsnorm(h) * w computed by every block from the residual stream h (sum of squares in
 //                      double, as the CPU reference), so no separate norm kernel runs between products.
 //   epilogue RESIDUAL  h[o] = bf16(h[o] + bf16(y)): the residual add of wo and w2 (each row is written by one warp).

@@ -1,7 +1,7 @@
 // kernels.h: the CUDA path of one Llama-3 layer, as plain C functions. The only header the rest of the project includes
 // from kernels/: no CUDA types here, device buffers are void* / uint16_t* / float* / int32_t*.
 //
-// Every launcher has the same name as its CPU twin in common/ref_ops.h with `_cuda` for `_cpu`, and the same
+// Every launcher has the same name as its CPU twin in common/ref/ref_ops.h with `_cuda` for `_cpu`, and the same
 // arguments in the same order. Differences:
 //   - pointers are DEVICE pointers (cuda_malloc); activations (void*) hold bf16 (2 bytes) with PREC_BF16 and float
 //     with PREC_FP32: act_bytes(n, p) is the size. Attention weights and scores are always float, logits are float.
@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ref_ops.h"  // Precision, act_bytes
+#include "ref/ref_ops.h"  // Precision, act_bytes
 
 #ifdef __cplusplus
 extern "C" {

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "npy.h"
+#include "formats/npy.h"
 
 static const Chapter CHAPTER = {
     .id = "01_tokenize",

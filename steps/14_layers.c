@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "figures.h"
+#include "draw/figures.h"
 #include "layer.h"
 
 static const Chapter CHAPTER = {

@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "figures.h"
+#include "draw/figures.h"
 #include "kernels.h"
 #include "layer.h"
-#include "npy.h"
+#include "formats/npy.h"
 
 static const Chapter CHAPTER = {
     .id = "15_logits",

@@ -19,7 +19,7 @@
 
 #include "engine.h"
 #include "kernels.h"
-#include "model_cpu.h"
+#include "ref/model_cpu.h"
 #include "step.h"
 #include "util.h"
 

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "figures.h"
+#include "draw/figures.h"
 #include "kernels.h"
-#include "tokenizer_convert.h"
+#include "tokenizer/tokenizer_convert.h"
 
 // ---- where the default model lives ------------------------------------------------------------------------------------
 // The repository root is two folders above the executable (build/steps/NN_name, build/bin/walkthrough).

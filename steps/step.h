@@ -5,7 +5,7 @@
 // A chapter (steps/NN_name.c) reads like this:
 //     Step s;
 //     step_init(&s, argc, argv, &CHAPTER);          // parses flags, loads model + tokenizer, picks the device
-//     ... compute with the CPU reference (common/ref_ops.h) and, if s.cuda, the CUDA twin (kernels/kernels.h) ...
+//     ... compute with the CPU reference (common/ref/ref_ops.h) and, if s.cuda, the CUDA twin (kernels/kernels.h) ...
 //     step_shape(&s, "q_per_token", shape, 2, "bf16");      // prints "q_per_token  [17, 128]  bf16"
 //     step_tensor(&s, "q_per_token", q, shape, 2, "bf16");  // OUT/04_query/q_per_token.npy + trace.json entry
 //     step_compare(&s, "q_per_token", q_cpu, q_cuda, shape, 2, atol, rtol);
@@ -22,10 +22,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "checkpoint.h"
+#include "formats/checkpoint.h"
 #include "compare.h"
-#include "ref_ops.h"
-#include "tokenizer.h"
+#include "ref/ref_ops.h"
+#include "tokenizer/tokenizer.h"
 #include "trace.h"
 
 #define TUTORIAL_PROMPT "the answer to the ultimate question of life, the universe, and everything is "

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_ref_vs_torch.sh: the CPU reference ops (common/ref_*.c) against PyTorch (Debian's python3-torch 1.13).
+# test_ref_vs_torch.sh: the CPU reference ops (common/ref/ref_*.c) against PyTorch (Debian's python3-torch 1.13).
 #
 # build/tests/test_ref_ops --dump writes one small random Llama-3 layer (both precisions) as .npy; then
 # tests/reference/ops_reference.py recomputes every op with torch and compares (tolerances and their reasons are at

@@ -2,7 +2,7 @@
 # gen_unifont.sh: GNU Unifont (unifont.hex) -> a C file with the glyph bitmaps of the Basic Multilingual Plane.
 #
 # Use:  bash tools/gen_unifont.sh /usr/share/unifont/unifont.hex > build/gen/unifont_glyphs.c
-# (the Makefile does this; common/font.c reads the arrays it defines).
+# (the Makefile does this; common/draw/font.c reads the arrays it defines).
 #
 # unifont.hex has one glyph per line, "CODEPOINT:BITMAP" in hex. A bitmap of 32 hex digits is 8 pixels wide
 # (16 rows of 1 byte); one of 64 digits is 16 pixels wide (16 rows of 2 bytes). The output keeps the bitmaps as

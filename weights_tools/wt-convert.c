@@ -15,8 +15,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "convert.h"
-#include "tokenizer_convert.h"
+#include "formats/convert.h"
+#include "tokenizer/tokenizer_convert.h"
 #include "util.h"
 
 static const char *PROG = "wt-convert";

@@ -17,8 +17,8 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "checkpoint.h"
-#include "npy.h"
+#include "formats/checkpoint.h"
+#include "formats/npy.h"
 
 static const char *PROG = "wt-inspect";
 

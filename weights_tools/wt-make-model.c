@@ -44,7 +44,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "pth_write.h"
+#include "formats/pth_write.h"
 #include "rng.h"
 #include "tensor.h"
 #include "util.h"

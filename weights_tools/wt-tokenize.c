@@ -1,4 +1,4 @@
-// wt-tokenize: text -> Llama-3 token ids, or ids -> text, with Meta's tokenizer.model (common/tokenizer.c).
+// wt-tokenize: text -> Llama-3 token ids, or ids -> text, with Meta's tokenizer.model (common/tokenizer/tokenizer.c).
 //
 //   build/bin/wt-tokenize --tokenizer build/models/tokenizer.model --bos "the answer to ..."
 //       128000 1820 4320 ...                        (the ids on one line, space separated: nothing else on stdout)
@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "util.h"
 
 #define PROG "wt-tokenize"

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""ops_reference.py: PyTorch computes every op of one Llama-3 layer and checks the C reference (common/ref_*.c).
+"""ops_reference.py: PyTorch computes every op of one Llama-3 layer and checks the C reference (common/ref/ref_*.c).
 
 Usage:  /usr/bin/python3 tests/reference/ops_reference.py DIR
 where DIR was written by `build/tests/test_ref_ops --dump DIR` (meta.json, weights/*.npy, bf16/*.npy, fp32/*.npy).

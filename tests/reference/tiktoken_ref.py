@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""tiktoken_ref.py: an independent, plain-Python Llama-3 tokenizer, to cross-check common/tokenizer.c.
+"""tiktoken_ref.py: an independent, plain-Python Llama-3 tokenizer, to cross-check common/tokenizer/tokenizer.c.
 
 It follows formats.md §3 literally: Meta's chunking (400,000 chars, runs of at most 25,000 space / non-space chars),
 the pre-tokenizer regex run by the `regex` module (Debian's python3-regex; tiktoken itself is not installable here),

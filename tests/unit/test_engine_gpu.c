@@ -1,4 +1,4 @@
-// test_engine_gpu.c: the GPU engine (kernels/engine.h) against the full-model CPU reference (common/model_cpu.h).
+// test_engine_gpu.c: the GPU engine (kernels/engine.h) against the full-model CPU reference (common/ref/model_cpu.h).
 //   build/tests/test_engine_gpu [MODEL_DIR]     default build/models/tiny; the lead's test-gpu also runs it on the
 //                                               llama3-8b preset (/tmp/llama3-8b-bench)
 //   REQUIRE_GPU=1 ...                            without a GPU: a failure (else: skipped, "0 passed, 0 failed")
@@ -10,10 +10,10 @@
 #include <string.h>
 
 #include "check.h"
-#include "checkpoint.h"
+#include "formats/checkpoint.h"
 #include "engine.h"
-#include "model_cpu.h"
-#include "ref_ops.h"
+#include "ref/model_cpu.h"
+#include "ref/ref_ops.h"
 #include "util.h"
 
 // Logits after L bf16 layers from two backends that accumulate in different orders (fp32 on the GPU, double on the

@@ -1,4 +1,4 @@
-// test_kernels_gpu.c: every CUDA launcher of kernels/kernels.h against its CPU twin in common/ref_ops.h, on random
+// test_kernels_gpu.c: every CUDA launcher of kernels/kernels.h against its CPU twin in common/ref/ref_ops.h, on random
 // inputs, in both precisions, at a small shape and at Llama-3-8B's shape (T=17, D=4096, H=32, Hkv=8, Dh=128, F=14336,
 // V=128256). Each GPU op gets the CPU reference's own input (uploaded), so a difference belongs to that op.
 // Output buffers are poisoned (0xFF bytes = NaN) before each launch and every element is checked to be written.
@@ -13,7 +13,7 @@
 #include "check.h"
 #include "compare.h"
 #include "kernels.h"
-#include "ref_ops.h"
+#include "ref/ref_ops.h"
 #include "util.h"
 
 typedef struct {

@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "checkpoint.h"
-#include "model_cpu.h"
+#include "formats/checkpoint.h"
+#include "ref/model_cpu.h"
 #include "util.h"
 
 static int count_diff(const float *a, const float *b, size_t n) {

@@ -12,10 +12,10 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "draw.h"
-#include "figures.h"
-#include "font.h"
-#include "png.h"
+#include "draw/draw.h"
+#include "draw/figures.h"
+#include "draw/font.h"
+#include "draw/png.h"
 #include "util.h"
 
 // The tutorial's 17 tokens (01_tokenize).

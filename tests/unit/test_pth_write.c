@@ -21,7 +21,7 @@
 
 #include "check.h"
 #include "config.h"
-#include "pth_write.h"
+#include "formats/pth_write.h"
 #include "tensor.h"
 #include "util.h"
 

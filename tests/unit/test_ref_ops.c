@@ -1,4 +1,4 @@
-// test_ref_ops.c: properties of the CPU reference ops (common/ref_ops.h), and the driver of the PyTorch comparison.
+// test_ref_ops.c: properties of the CPU reference ops (common/ref/ref_ops.h), and the driver of the PyTorch comparison.
 //
 //   build/tests/test_ref_ops                 property tests; ends with "N passed, N failed"
 //   build/tests/test_ref_ops --dump DIR      runs one small random Llama-3 layer through every op in both precisions
@@ -18,8 +18,8 @@
 #endif
 
 #include "check.h"
-#include "npy.h"
-#include "ref_ops.h"
+#include "formats/npy.h"
+#include "ref/ref_ops.h"
 #include "util.h"
 
 // ---- random numbers (splitmix64; normal by Box-Muller), rounded to bf16 where the model stores bf16 -----------------

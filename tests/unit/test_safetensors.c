@@ -9,10 +9,10 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "checkpoint.h"
+#include "formats/checkpoint.h"
 #include "config.h"
-#include "hf.h"
-#include "safetensors.h"
+#include "formats/hf.h"
+#include "formats/safetensors.h"
 #include "util.h"
 
 #if defined(__SANITIZE_ADDRESS__)

@@ -3,9 +3,9 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "ref_ops.h"
+#include "ref/ref_ops.h"
 #include "rng.h"
-#include "sampler.h"
+#include "ref/sampler.h"
 
 int main(void) {
     // ---- greedy: argmax, first index on ties

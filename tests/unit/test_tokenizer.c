@@ -1,4 +1,4 @@
-// test_tokenizer.c: the Llama-3 tokenizer (common/tokenizer.c) against golden ids and round trips.
+// test_tokenizer.c: the Llama-3 tokenizer (common/tokenizer/tokenizer.c) against golden ids and round trips.
 //
 // Needs build/models/tokenizer.model (made by `make models`: Meta's file, md5 08292403f8b173e7524d7fba7bbbd2d3).
 // Golden ids come from the tutorial, from Meta's test_tokenizer.py and from formats.md §3; two longer ones were made
@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "util.h"
 
 #define MODEL_PATH "build/models/tokenizer.model"

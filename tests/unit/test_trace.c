@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "npy.h"
+#include "formats/npy.h"
 #include "trace.h"
 #include "util.h"
 

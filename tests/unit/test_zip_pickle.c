@@ -1,5 +1,5 @@
-// test_zip_pickle.c: the zip index (common/zip.c), the safe pickle VM (common/pickle.c) and the .pth index
-// (common/pth.c) on byte strings built here: each opcode, the memo, LONG1, protocol-4 frames, torch's tensor
+// test_zip_pickle.c: the zip index (common/formats/zip.c), the safe pickle VM (common/formats/pickle.c) and the .pth index
+// (common/formats/pth.c) on byte strings built here: each opcode, the memo, LONG1, protocol-4 frames, torch's tensor
 // records, the forbidden globals and opcodes, the caps, and every truncation of valid inputs.
 //
 // Build and run: make build/tests/test_zip_pickle && build/tests/test_zip_pickle   (ends with "N passed, N failed")
@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "check.h"
-#include "pickle.h"
-#include "pth.h"
-#include "zip.h"
+#include "formats/pickle.h"
+#include "formats/pth.h"
+#include "formats/zip.h"
 
 // ---- a byte buffer ------------------------------------------------------------------------------------------------
 typedef struct {

@@ -1,6 +1,6 @@
 // safetensors.c: see safetensors.h. The reader follows the checks of huggingface/safetensors `Metadata::validate`
 // (formats.md §5); the writer produces what its `serialize` produces: sorted layout, header padded to 8 bytes.
-#include "safetensors.h"
+#include "formats/safetensors.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "draw.h"
+#include "draw/draw.h"
 
 // A token piece made visible: ' ' -> U+2423 '␣', '\n' -> U+21B5 '↵', '\t' -> U+21E5 '⇥', other control characters
 // -> their U+24xx pictures, an invalid UTF-8 byte -> the text \xHH, "" -> U+2205 '∅'. out always NUL-terminated.

@@ -20,8 +20,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "checkpoint.h"
-#include "ref_ops.h"
+#include "formats/checkpoint.h"
+#include "ref/ref_ops.h"
 
 typedef struct {
     const uint16_t *attention_norm;  // [D]

@@ -11,7 +11,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "ref_ops.h"
+#include "ref/ref_ops.h"
 #include "util.h"
 
 #define MAX_HEAD_DIM 1024  // the accumulators below live on the stack

@@ -1,10 +1,10 @@
 // sampler.c: greedy, temperature and top-p sampling (see sampler.h).
-#include "sampler.h"
+#include "ref/sampler.h"
 
 #include <math.h>
 #include <stdlib.h>
 
-#include "ref_ops.h"
+#include "ref/ref_ops.h"
 #include "rng.h"
 #include "util.h"
 

@@ -1,5 +1,5 @@
 // model_cpu.c: Meta's Transformer.forward(tokens, start_pos) for batch 1 on the CPU, with the KV cache (model_cpu.h).
-#include "model_cpu.h"
+#include "ref/model_cpu.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,7 +5,7 @@
 // shared by pointer, as in Python: a BINGET of a memoized dict gives the same dict. Every value made during one run
 // is recorded in `all` and freed at the end, so no reference counting is needed and cycles are harmless.
 // Each opcode handler returns false after writing a message; the main loop stops at the first false.
-#include "pickle.h"
+#include "formats/pickle.h"
 
 #include <stdarg.h>
 #include <stdio.h>

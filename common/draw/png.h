@@ -2,8 +2,8 @@
 //
 // Pixels are row-major [height][width][channels], top row first. Writing is atomic (PATH.partial, then rename),
 // so a figure is either complete on disk or absent. Reading exists for the tests (and for tools that check figures).
-// Names avoid the png_ prefix, which is libpng's. This header is common/png.h; with -Icommon it hides libpng's own
-// <png.h>, so code that needs libpng itself includes <libpng16/png.h> (as png.c does).
+// Names avoid the png_ prefix, which is libpng's. This header is included as "draw/png.h"; libpng's own header is
+// included as <libpng16/png.h> (png.c), so the two can never be confused.
 #pragma once
 #include <stdint.h>
 

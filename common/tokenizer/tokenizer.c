@@ -8,7 +8,7 @@
 //   3. run the pre-tokenizer regex over each slice (PCRE2, UTF + UCP mode) to get the pieces;
 //   4. a piece whose bytes are a token becomes that token; any other piece is built by byte_pair_merge().
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 #include <pcre2.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
 //
 // Every number read from the file is checked against the file size before it is used as an offset, so a
 // truncated or hostile file gives an error message, never a read outside the buffer.
-#include "zip.h"
+#include "formats/zip.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -7,13 +7,13 @@
 // No merges are needed: tiktoken merges by the rank (= id) of the joined bytes.
 //
 // Use: tokenizer_json_to_model("tokenizer.json", "tokenizer.model");   (wt-convert tokenizer IN.json OUT.model)
-#include "tokenizer_convert.h"
+#include "tokenizer/tokenizer_convert.h"
 
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "util.h"
 
 // GPT-2's bytes_to_unicode(): the 188 printable bytes (0x21-0x7E, 0xA1-0xAC, 0xAE-0xFF) stand for themselves; the

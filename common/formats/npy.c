@@ -1,6 +1,6 @@
 // npy.c: see npy.h. Format: "\x93NUMPY" 1 0, u16 header length, a Python dict literal padded with spaces to a
 // multiple of 64 bytes ending in '\n', then the raw little-endian C-order data.
-#include "npy.h"
+#include "formats/npy.h"
 
 #include <stdio.h>
 #include <stdlib.h>

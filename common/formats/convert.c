@@ -1,17 +1,17 @@
 // convert.c: see convert.h. HF -> Meta reads through checkpoint_open_hf (names mapped, q/k rows un-permuted on
 // load) and writes a torch.save-compatible .pth; Meta -> HF reads through checkpoint_open and writes safetensors,
 // permuting the q/k rows back: HF_row[h*Dh + j*Dh/2 + i] = Meta_row[h*Dh + 2i + j].
-#include "convert.h"
+#include "formats/convert.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
-#include "hf.h"
-#include "pth_write.h"
-#include "safetensors.h"
-#include "tokenizer_convert.h"
+#include "formats/checkpoint.h"
+#include "formats/hf.h"
+#include "formats/pth_write.h"
+#include "formats/safetensors.h"
+#include "tokenizer/tokenizer_convert.h"
 #include "util.h"
 
 // ---- progress on stderr (only for files large enough to take a while) -----------------------------------------------

@@ -1,6 +1,6 @@
 // font.c: Unifont glyph lookup, UTF-8 decoding, text measuring and rendering (rotated, anti-aliased at 45 degrees).
 // The glyph tables are generated (tools/gen_unifont.sh -> build/gen/unifont_glyphs.c); see font.h for the API.
-#include "font.h"
+#include "draw/font.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -18,7 +18,7 @@
 //   PthWriter *w = pth_writer_open("x.pth", specs, 2);
 //   pth_writer_append(w, a_bytes, 24);  pth_writer_append(w, b_bytes, 20);   // any chunking
 //   pth_writer_close(w);                                                       // x.pth.partial -> x.pth
-#include "pth_write.h"
+#include "formats/pth_write.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -11,14 +11,14 @@
 //
 // Ownership, for checkpoint_close(): ck->files are the mapped files, ck->owned every malloc'd buffer (tensor names,
 // joined tensors), ck->tensors one malloc'd array. hf.c fills a Checkpoint by the same rules.
-#include "checkpoint.h"
+#include "formats/checkpoint.h"
 
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "hf.h"
-#include "pth.h"
+#include "formats/hf.h"
+#include "formats/pth.h"
 
 static void take_owned(Checkpoint *ck, void *p) {
     ck->owned = xrealloc(ck->owned, (size_t)(ck->n_owned + 1) * sizeof(void *));

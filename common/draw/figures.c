@@ -5,14 +5,14 @@
 // x-axis token labels are horizontal when they fit in a cell, else turned 45 degrees (cells >= 24 px: neighbours are
 // then 0.71 * cell >= 17 px apart, more than a glyph's height), else 90 degrees, and when even 90 degrees would
 // overlap (cells < 17 px) only every k-th label is drawn. Long labels are cut with '…'.
-#include "figures.h"
+#include "draw/figures.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "font.h"
+#include "draw/font.h"
 #include "util.h"
 
 #define PAD 20                // outer margin

@@ -13,14 +13,14 @@
 //
 // Ownership, for checkpoint_close(): ck->files are the mapped files, ck->owned holds every malloc'd buffer (name
 // arenas, un-permuted rows, aligned copies), ck->tensors is one malloc'd array.
-#include "hf.h"
+#include "formats/hf.h"
 
 #include <dirent.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "safetensors.h"
+#include "formats/safetensors.h"
 
 // ---- config.json --------------------------------------------------------------------------------------------------
 static int json_int_field(const json_t *root, const char *path, const char *key, bool required, int dflt, int min) {

@@ -1,13 +1,13 @@
 // draw.c: the canvas, shapes, text through font.h, colour maps and the colour bar. See draw.h.
-#include "draw.h"
+#include "draw/draw.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "font.h"
-#include "png.h"
+#include "draw/font.h"
+#include "draw/png.h"
 #include "util.h"
 
 void canvas_init(Canvas *c, int width, int height, Rgb background) {

@@ -1,6 +1,6 @@
 // hf.h: Hugging Face checkpoints (config.json + safetensors) presented in Meta's names and layout.
 #pragma once
-#include "checkpoint.h"
+#include "formats/checkpoint.h"
 
 // Fills ck from an HF directory: config.json, model.safetensors or the shards of model.safetensors.index.json.
 // q/k rows are un-permuted (formats.md §5) into owned buffers; names are mapped to Meta's.

@@ -1,7 +1,7 @@
 // ref_ops.c: the CPU reference for the non-attention ops of a Llama-3 layer: embedding lookup, RMSNorm, products with
 // bf16 weights (x·Wᵀ and the fp32 logits), the residual add, SwiGLU, argmax and top-k. See ref_ops.h for shapes,
 // rounding points and the matching CUDA launchers; RoPE is in ref_rope.c and attention in ref_attention.c.
-#include "ref_ops.h"
+#include "ref/ref_ops.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -9,7 +9,7 @@
 #include <complex.h>
 #include <math.h>
 
-#include "ref_ops.h"
+#include "ref/ref_ops.h"
 #include "util.h"
 
 void rope_freqs_cpu(float *freqs, int head_dim, double theta, bool use_scaled_rope) {

@@ -1,13 +1,13 @@
 // pth.c: a torch.save zip checkpoint as Tensor views into its bytes (see pth.h, formats.md §2).
-#include "pth.h"
+#include "formats/pth.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "pickle.h"
-#include "zip.h"
+#include "formats/pickle.h"
+#include "formats/zip.h"
 
 // torch.save before 1.6 (or with _use_new_zipfile_serialization=False) starts with a pickled magic number:
 // PROTO 2, LONG1 of 10 bytes = 0x1950a86a20f9469cfc6c.

@@ -1,8 +1,8 @@
 // png.c: PNG through libpng's "simplified" API (png_image_*), which reports errors as return values instead of
 // longjmp, so the code reads top to bottom. See png.h.
-#include "png.h"
+#include "draw/png.h"
 
-#include <libpng16/png.h>  // libpng itself; <png.h> would find this directory's png.h first (-Icommon)
+#include <libpng16/png.h>  // libpng itself (this directory has a png.h of its own)
 #include <stdlib.h>
 #include <string.h>
 
