@@ -6,6 +6,7 @@
 //   ColumnParallel / VocabParallelEmbedding -> cut along dim 0: tok_embeddings, wq, wk, wv, w1, w3, output
 //   RowParallel                             -> cut along dim 1: wo, w2
 //   replicated                              -> the same in every shard: the norms (shard 0 is taken)
+// (common/tp.h holds these rules.)
 // Such tensors are joined in rank order into buffers owned by the Checkpoint. With one shard (8B) nothing is
 // copied: every tensor is a view into the memory map, and opening takes milliseconds whatever the file size.
 //
@@ -19,6 +20,7 @@
 
 #include "formats/hf.h"
 #include "formats/pth.h"
+#include "tp.h"
 
 static void take_owned(Checkpoint *ck, void *p) {
     ck->owned = xrealloc(ck->owned, (size_t)(ck->n_owned + 1) * sizeof(void *));
@@ -31,17 +33,8 @@ static bool ends_with(const char *s, const char *suffix) {
 }
 
 // ---- shards -------------------------------------------------------------------------------------------------------
-// The dimension along which model parallelism cut this tensor, or -1 when every shard holds all of it.
-static int shard_concat_dim(const char *name) {
-    static const char *const dim0[] = {"tok_embeddings.weight", "output.weight", ".attention.wq.weight", ".attention.wk.weight",
-                                       ".attention.wv.weight", ".feed_forward.w1.weight", ".feed_forward.w3.weight"};
-    static const char *const dim1[] = {".attention.wo.weight", ".feed_forward.w2.weight"};
-    for (size_t i = 0; i < sizeof dim0 / sizeof dim0[0]; i++)
-        if (ends_with(name, dim0[i]) && (dim0[i][0] == '.' || strcmp(name, dim0[i]) == 0)) return 0;
-    for (size_t i = 0; i < sizeof dim1 / sizeof dim1[0]; i++)
-        if (ends_with(name, dim1[i])) return 1;
-    return -1;
-}
+// The dimension along which model parallelism cut a tensor is tp_split_dim's (common/tp.h: the one place that knows
+// the rules); -1 means every shard holds all of it.
 
 // Copies a (possibly strided) view into a contiguous row-major buffer of numel elements.
 static void copy_to_contiguous(const Tensor *t, uint8_t *out) {
@@ -178,7 +171,7 @@ static void open_meta_dir(Checkpoint *ck, const char *dir) {
                 if (!found) input_error(ck->files[s].path, "%s: missing in this shard (present in %s)", name, shard_names[0]);
                 pieces[s] = *found;
             }
-            int dim = shard_concat_dim(name);
+            int dim = tp_split_dim(name);
             if (dim >= 0) {
                 ck->tensors[i] = join_shards(ck, pieces, n_shards, dim, dir);
             } else {  // replicated: every shard must hold the same shape; shard 0's view is used
