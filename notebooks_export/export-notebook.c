@@ -3,7 +3,7 @@
 // Reads TRACE_DIR/trace.json (common/trace.h: steps with printed lines, tensors, images, timings, comparisons) and
 // writes
 //   - a notebook (nbformat 4.5): a setup cell with small numpy/matplotlib helpers, then per chapter in the order of
-//     the trace (00_config ... 16_generate): the explanation (notebooks_export/chapters.h), the tutorial's PyTorch
+//     the trace (00_config ... 16_generate): the explanation (the chapter's entry in steps/chapters.c), the tutorial's PyTorch
 //     as comments, a cell that prints what the C program printed, a cell that loads the chapter's .npy files and
 //     describes them, one cell per figure that redraws it from the .npy, and the CUDA-vs-CPU verdicts. Every output
 //     is filled in already (the figures are the PNGs of the trace, embedded); "Run All" in Jupyter recomputes them
@@ -30,7 +30,8 @@
 
 #include "util.h"
 
-#include "chapters.h"
+#include "chapters.h"  // steps/: the one table of chapters
+#include "notebook_text.h"
 
 // ---- a growable string --------------------------------------------------------------------------------------------
 
@@ -395,13 +396,8 @@ static void free_trace(void) {
 
 // ---- small text helpers ----------------------------------------------------------------------------------------------
 
-static const NotebookChapter *chapter_text(const char *id) {
-    for (int i = 0; i < NB_N_CHAPTERS; i++)
-        if (strcmp(NB_CHAPTERS[i].id, id) == 0) return &NB_CHAPTERS[i];
-    return NULL;
-}
 static const char *step_title(const StepInfo *st, int lang) {
-    const NotebookChapter *c = chapter_text(st->id);
+    const Chapter *c = chapter_find(st->id);
     if (c) return lang ? c->title_zh : c->title_en;
     return st->title ? st->title : st->id;
 }
@@ -610,14 +606,15 @@ static void verdict_markdown(Buf *b, const StepInfo *st, const UiText *ui) {
 }
 
 // The figure recipe for an image of a step, or NULL; *layer gets the number a '*' matched.
-static const FigureRecipe *figure_recipe(const StepInfo *st, const char *file, int *layer) {
+static const ChapterFigure *figure_recipe(const StepInfo *st, const char *file, int *layer) {
     const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
     char prefix[128];
     snprintf(prefix, sizeof prefix, "%s/", st->id);
     if (strncmp(file, prefix, strlen(prefix)) != 0) return NULL;  // an image outside the step's folder
-    for (int i = 0; i < NB_N_FIGURES; i++) {
-        const FigureRecipe *r = &NB_FIGURES[i];
-        if (strcmp(r->step, st->id) != 0 || fnmatch(r->image, base, 0) != 0) continue;
+    const Chapter *c = chapter_find(st->id);
+    for (int i = 0; c && i < CHAPTER_MAX_FIGURES && c->figures[i].image; i++) {
+        const ChapterFigure *r = &c->figures[i];
+        if (fnmatch(r->image, base, 0) != 0) continue;
         bool has_tensor = false;
         for (int t = 0; t < st->n_tensors; t++) has_tensor |= strcmp(st->tensors[t].name, r->needs) == 0;
         if (!has_tensor) return NULL;
@@ -639,7 +636,7 @@ static const FigureRecipe *figure_recipe(const StepInfo *st, const char *file, i
 }
 
 // recipe->python with "{N}" replaced by the layer number
-static void figure_python(Buf *b, const FigureRecipe *r, int layer) {
+static void figure_python(Buf *b, const ChapterFigure *r, int layer) {
     for (const char *p = r->python; *p;) {
         if (strncmp(p, "{N}", 3) == 0) buf_printf(b, "%d", layer), p += 3;
         else buf_add_n(b, p++, 1);
@@ -648,7 +645,7 @@ static void figure_python(Buf *b, const FigureRecipe *r, int layer) {
 
 static void add_chapter_cells(Notebook *nb, const StepInfo *st, int lang) {
     const UiText *ui = &NB_UI[lang];
-    const NotebookChapter *c = chapter_text(st->id);
+    const Chapter *c = chapter_find(st->id);
     Buf b = {0};
     char num[16];
     step_number(st, num, sizeof num);
@@ -657,7 +654,7 @@ static void add_chapter_cells(Notebook *nb, const StepInfo *st, int lang) {
     buf_printf(&b, "<a id=\"ch-%s\"></a>\n\n## %s%s", st->id, num, *num ? " · " : "");
     md_escape(&b, step_title(st, lang));
     buf_printf(&b, "\n\n`%s`\n\n", st->id);
-    buf_add(&b, c ? (lang ? c->explain_zh : c->explain_en) : ui->missing_text);
+    buf_add(&b, c ? (lang ? c->notebook_zh : c->notebook_en) : ui->missing_text);
     buf_add(&b, "\n");
     nb_markdown(nb, b.data);
     free(buf_take(&b));
@@ -732,7 +729,7 @@ static void add_chapter_cells(Notebook *nb, const StepInfo *st, int lang) {
     for (int i = 0; i < st->n_images; i++) {
         const ImageInfo *im = &st->images[i];
         int layer;
-        const FigureRecipe *r = figure_recipe(st, im->file, &layer);
+        const ChapterFigure *r = figure_recipe(st, im->file, &layer);
         buf_printf(&b, "%s\n", r ? ui->figure_comment : ui->figure_shown_comment);
         if (r) figure_python(&b, r, layer);
         else {
@@ -946,14 +943,14 @@ static const char *step_status(const StepInfo *st) {
 
 static void html_chapter(FILE *f, const StepInfo *st, int lang) {
     const UiText *ui = &NB_UI[lang];
-    const NotebookChapter *c = chapter_text(st->id);
+    const Chapter *c = chapter_find(st->id);
     char num[16];
     step_number(st, num, sizeof num);
     fprintf(f, "<section class=\"chapter\" id=\"ch-%s\" data-step=\"%s\">\n<h2>", st->id, st->id);
     if (*num) fprintf(f, "<span class=\"num\">%s</span> ", num);
     html_escape(f, step_title(st, lang));
     fprintf(f, " <code>%s</code></h2>\n<div class=\"explain\">\n", st->id);
-    if (c) html_markdown(f, lang ? c->explain_zh : c->explain_en);
+    if (c) html_markdown(f, lang ? c->notebook_zh : c->notebook_en);
     else {
         fputs("<p>", f);
         html_escape(f, ui->missing_text);

@@ -8,20 +8,9 @@
 
 #include <stdio.h>
 
-static const Chapter CHAPTER = {
-    .id = "00_config",
-    .title_en = "reading params.json and the checkpoint",
-    .title_zh = "读取 params.json 与检查点",
-    .intro_en = "A Llama-3 download is a folder: params.json holds a handful of numbers, consolidated.00.pth holds every "
-                "weight as a named tensor. Everything else in the walkthrough follows from these numbers: no shape is "
-                "a constant in the code.",
-    .intro_zh = "Llama-3 的下载是一个文件夹：params.json 里只有几个数字，consolidated.00.pth 里是所有按名字存放的权重张量。"
-                "后面所有章节的形状都由这些数字推出，代码里没有写死任何形状。",
-};
-
 int main(int argc, char **argv) {
     Step s;
-    step_init(&s, argc, argv, &CHAPTER);
+    step_init(&s, argc, argv, "00_config");
     const Config *c = s.cfg;
 
     step_heading(&s, "the config (print(config))", "配置（print(config)）");

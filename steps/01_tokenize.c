@@ -11,19 +11,9 @@
 
 #include "formats/npy.h"
 
-static const Chapter CHAPTER = {
-    .id = "01_tokenize",
-    .title_en = "text to tokens",
-    .title_zh = "把文本转换为 token",
-    .intro_en = "The model never sees letters. The tokenizer (tiktoken's byte-pair encoding with 128000 learned "
-                "pieces plus 256 special tokens) turns the prompt into integers; <|begin_of_text|> marks the start.",
-    .intro_zh = "模型看不到字母。分词器（tiktoken 的字节对编码，128000 个学到的片段加 256 个特殊 token）把提示词变成整数；"
-                "<|begin_of_text|> 标记开头。",
-};
-
 int main(int argc, char **argv) {
     Step s;
-    step_init(&s, argc, argv, &CHAPTER);
+    step_init(&s, argc, argv, "01_tokenize");
     step_say(&s, "prompt = \"%s\"", s.prompt);
 
     // print(tokens): [128000, 1820, ...]

@@ -6,19 +6,9 @@
 // Run: build/steps/02_embed    Outputs: OUT/02_embed/token_embeddings_unnormalized.npy [T, D].
 #include "layer.h"
 
-static const Chapter CHAPTER = {
-    .id = "02_embed",
-    .title_en = "tokens to embeddings",
-    .title_zh = "把 token 转换为嵌入向量",
-    .intro_en = "An embedding is a lookup: token id i selects row i of tok_embeddings.weight. The [T] ids become a "
-                "[T, dim] matrix, one vector per token; nothing is computed yet.",
-    .intro_zh = "嵌入就是查表：token id i 取出 tok_embeddings.weight 的第 i 行。[T] 个 id 变成 [T, dim] 的矩阵，每个 token "
-                "一个向量；这里还没有任何计算。",
-};
-
 int main(int argc, char **argv) {
     Step s;
-    step_init(&s, argc, argv, &CHAPTER);
+    step_init(&s, argc, argv, "02_embed");
     const Tensor *table;
     step_weight(&s, &table, "tok_embeddings.weight");
     step_shape(&s, "tok_embeddings.weight", table->shape, table->ndim, dtype_name(table->dtype));

@@ -8,20 +8,9 @@
 
 #include "layer.h"
 
-static const Chapter CHAPTER = {
-    .id = "03_rmsnorm",
-    .title_en = "RMS normalisation",
-    .title_zh = "RMS 归一化",
-    .intro_en = "Before attention, every token vector is divided by its root mean square, so all rows have the same "
-                "scale, then multiplied element-wise by a learned weight. norm_eps keeps the division safe when a "
-                "row is all zeros. The shape does not change.",
-    .intro_zh = "在注意力之前，每个 token 向量都除以它的均方根，使所有行的尺度相同，再逐元素乘以学到的权重。norm_eps 防止"
-                "整行为零时除以零。形状不变。",
-};
-
 int main(int argc, char **argv) {
     Step s;
-    step_init(&s, argc, argv, &CHAPTER);
+    step_init(&s, argc, argv, "03_rmsnorm");
     LayerTrace lt;
     layer_trace_run(&s, &lt);
     step_say(&s, "rms_norm(x, w) = (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + norm_eps)) * w,  norm_eps = %g",

@@ -8,20 +8,9 @@
 
 #include "layer.h"
 
-static const Chapter CHAPTER = {
-    .id = "04_query",
-    .title_en = "unwrapping the query (one head of one layer)",
-    .title_zh = "展开 query（一层中的一个头）",
-    .intro_en = "The query weight of a layer holds all heads stacked: rows h*head_dim .. h*head_dim+head_dim-1 belong "
-                "to head h. Viewing it as [n_heads, head_dim, dim] makes the heads visible; one head turns each "
-                "token's normalised embedding into a query vector of head_dim numbers.",
-    .intro_zh = "一层的 query 权重把所有头堆在一起：第 h*head_dim 到 h*head_dim+head_dim-1 行属于头 h。把它看成 "
-                "[n_heads, head_dim, dim] 就能看到各个头；一个头把每个 token 归一化后的嵌入变成 head_dim 维的 query 向量。",
-};
-
 int main(int argc, char **argv) {
     Step s;
-    step_init(&s, argc, argv, &CHAPTER);
+    step_init(&s, argc, argv, "04_query");
     const Config *c = s.cfg;
     const int L = s.layer, Dh = c->head_dim;
     const char *names[4] = {"wq", "wk", "wv", "wo"};

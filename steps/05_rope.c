@@ -16,23 +16,9 @@
 #include "draw/figures.h"
 #include "layer.h"
 
-static const Chapter CHAPTER = {
-    .id = "05_rope",
-    .title_en = "positions by rotating complex pairs (RoPE)",
-    .title_zh = "用复数对的旋转编码位置（RoPE）",
-    .intro_en = "The prompt contains 'the' three times, and the three queries are still identical: nothing so far knows "
-                "where a token stands. RoPE fixes that by rotating the query (and later the key) by an angle that "
-                "grows with the position: the head_dim numbers are taken as head_dim/2 pairs, each pair a complex "
-                "number, and pair i of the token at position m is turned by the angle m * freqs[i]. Low pairs spin "
-                "fast, high pairs slowly.",
-    .intro_zh = "提示词里有三个 “the”，它们的 query 目前完全相同：到这里还没有任何东西知道 token 的位置。RoPE 通过按位置旋转 "
-                "query（之后还有 key）来解决：把 head_dim 个数看成 head_dim/2 对，每对是一个复数，位置 m 的 token 的第 i "
-                "对旋转 m * freqs[i] 的角度。编号小的对转得快，编号大的对转得慢。",
-};
-
 int main(int argc, char **argv) {
     Step s;
-    step_init(&s, argc, argv, &CHAPTER);
+    step_init(&s, argc, argv, "05_rope");
     const Config *c = s.cfg;
     const int T = s.T, Dh = c->head_dim, half = Dh / 2;
     LayerTrace lt;

@@ -9,20 +9,9 @@
 
 #include "layer.h"
 
-static const Chapter CHAPTER = {
-    .id = "06_key",
-    .title_en = "keys, almost the same as queries",
-    .title_zh = "key：几乎与 query 一模一样",
-    .intro_en = "Keys are made like queries and rotated by the same angles, so that the product of a query and a key "
-                "depends on how far apart the two tokens are. The key weight has only n_kv_heads heads: each key head "
-                "serves n_rep query heads (GQA), so wk is n_rep times smaller than wq.",
-    .intro_zh = "key 的生成方式与 query 相同，并按同样的角度旋转，所以 query 与 key 的乘积取决于两个 token 相距多远。key "
-                "权重只有 n_kv_heads 个头：每个 key 头服务 n_rep 个 query 头（GQA），所以 wk 比 wq 小 n_rep 倍。",
-};
-
 int main(int argc, char **argv) {
     Step s;
-    step_init(&s, argc, argv, &CHAPTER);
+    step_init(&s, argc, argv, "06_key");
     const Config *c = s.cfg;
     const int T = s.T, Dh = c->head_dim, half = Dh / 2;
     LayerTrace lt;

@@ -7,20 +7,9 @@
 
 #include "layer.h"
 
-static const Chapter CHAPTER = {
-    .id = "07_scores",
-    .title_en = "queries times keys: the attention scores",
-    .title_zh = "query 乘以 key：注意力分数",
-    .intro_en = "Every query is compared with every key by a dot product, divided by sqrt(head_dim) so the numbers "
-                "keep a moderate size whatever the head dimension. Row i, column j: how relevant token j looks to "
-                "token i. This is self-attention.",
-    .intro_zh = "每个 query 与每个 key 做点积，再除以 sqrt(head_dim)，让数值大小不随头维度变化。第 i 行第 j 列：token j 对 "
-                "token i 看起来有多相关。这就是自注意力。",
-};
-
 int main(int argc, char **argv) {
     Step s;
-    step_init(&s, argc, argv, &CHAPTER);
+    step_init(&s, argc, argv, "07_scores");
     LayerTrace lt;
     layer_trace_run(&s, &lt);
     step_say(&s, "qk_per_token = torch.matmul(q_per_token_rotated, k_per_token_rotated.T) / (head_dim)**0.5,  "

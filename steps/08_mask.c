@@ -10,20 +10,9 @@
 
 #include "layer.h"
 
-static const Chapter CHAPTER = {
-    .id = "08_mask",
-    .title_en = "the causal mask",
-    .title_zh = "因果掩码",
-    .intro_en = "During training Llama 3 learns to predict each token from the tokens before it only, so at inference "
-                "a token must not see the ones after it. Adding -inf above the diagonal does that: after the softmax "
-                "those entries become exactly 0.",
-    .intro_zh = "训练时 Llama 3 只学习用前面的 token 预测下一个 token，所以推理时一个 token 不能看到它后面的 token。在对角线"
-                "以上加上 -inf 就做到了这一点：softmax 之后这些位置恰好变成 0。",
-};
-
 int main(int argc, char **argv) {
     Step s;
-    step_init(&s, argc, argv, &CHAPTER);
+    step_init(&s, argc, argv, "08_mask");
     const int T = s.T;
     LayerTrace lt;
     layer_trace_run(&s, &lt);

@@ -9,20 +9,9 @@
 
 #include "layer.h"
 
-static const Chapter CHAPTER = {
-    .id = "09_softmax",
-    .title_en = "softmax: scores become attention weights",
-    .title_zh = "softmax：分数变成注意力权重",
-    .intro_en = "Softmax turns each row of scores into weights between 0 and 1 that add up to 1: exp(score) divided by "
-                "the row's sum. The masked entries, exp(-inf), become exactly 0. It runs in float32 and the result is "
-                "rounded to bf16, as in Meta's code.",
-    .intro_zh = "softmax 把每一行分数变成 0 到 1 之间、总和为 1 的权重：exp(分数) 除以该行的总和。被屏蔽的位置 exp(-inf) "
-                "恰好为 0。它在 float32 中计算，结果再舍入到 bf16，与 Meta 的代码一致。",
-};
-
 int main(int argc, char **argv) {
     Step s;
-    step_init(&s, argc, argv, &CHAPTER);
+    step_init(&s, argc, argv, "09_softmax");
     const int T = s.T;
     LayerTrace lt;
     layer_trace_run(&s, &lt);

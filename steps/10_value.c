@@ -8,20 +8,9 @@
 
 #include "layer.h"
 
-static const Chapter CHAPTER = {
-    .id = "10_value",
-    .title_en = "values and the attention of one head",
-    .title_zh = "value 与一个头的注意力",
-    .intro_en = "The weights say how much of each token to take; the values say what to take. Each token's value "
-                "vector comes from the value weight (shared by n_rep query heads, like the keys), and the head's "
-                "output for token i is the weighted sum of the value vectors of tokens 0..i.",
-    .intro_zh = "权重说明从每个 token 取多少；value 说明取什么。每个 token 的 value 向量来自 value 权重（和 key 一样由 n_rep "
-                "个 query 头共用），头对 token i 的输出是 token 0..i 的 value 向量的加权和。",
-};
-
 int main(int argc, char **argv) {
     Step s;
-    step_init(&s, argc, argv, &CHAPTER);
+    step_init(&s, argc, argv, "10_value");
     const Config *c = s.cfg;
     const int T = s.T, Dh = c->head_dim;
     LayerTrace lt;

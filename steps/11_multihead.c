@@ -12,20 +12,9 @@
 #include "draw/figures.h"
 #include "layer.h"
 
-static const Chapter CHAPTER = {
-    .id = "11_multihead",
-    .title_en = "all heads of the layer (multi-head attention with GQA)",
-    .title_zh = "这一层的所有头（带 GQA 的多头注意力）",
-    .intro_en = "A layer does what we did for one head, n_heads times, each head with its own query weight. Key and "
-                "value heads are shared: query head h uses kv head h // n_rep. The heads' outputs, [T, head_dim] "
-                "each, are put side by side into one [T, n_heads*head_dim] matrix.",
-    .intro_zh = "一层把我们对一个头做的事情做 n_heads 次，每个头有自己的 query 权重。key 和 value 头是共享的：query 头 h 使用"
-                " kv 头 h // n_rep。各个头的输出（每个 [T, head_dim]）并排拼成一个 [T, n_heads*head_dim] 的矩阵。",
-};
-
 int main(int argc, char **argv) {
     Step s;
-    step_init(&s, argc, argv, &CHAPTER);
+    step_init(&s, argc, argv, "11_multihead");
     const Config *c = s.cfg;
     const int T = s.T, H = c->n_heads, Dh = c->head_dim;
     LayerTrace lt;

@@ -6,20 +6,9 @@
 // Outputs: OUT/12_output/embedding_delta.npy, embedding_after_edit.npy
 #include "layer.h"
 
-static const Chapter CHAPTER = {
-    .id = "12_output",
-    .title_en = "the output weight and the first residual",
-    .title_zh = "输出权重与第一个残差连接",
-    .intro_en = "One more product mixes the heads back into the model's dimension: wo. Its result is not the new "
-                "embedding but a change to it, added to the embeddings that came into the layer (the residual "
-                "connection). That keeps the original information and lets many layers add to it.",
-    .intro_zh = "再做一次矩阵乘法（wo），把各个头的结果混合回模型维度。它的结果不是新的嵌入，而是对嵌入的修改，要加到进入这"
-                "一层的嵌入上（残差连接）。这样原始信息得以保留，很多层可以逐层往上加。",
-};
-
 int main(int argc, char **argv) {
     Step s;
-    step_init(&s, argc, argv, &CHAPTER);
+    step_init(&s, argc, argv, "12_output");
     LayerTrace lt;
     layer_trace_run(&s, &lt);
     const Tensor *wo;

@@ -7,20 +7,9 @@
 // Outputs: OUT/13_ffn/{embedding_after_edit_normalized, output_after_feedforward, layer_L_embedding}.npy
 #include "layer.h"
 
-static const Chapter CHAPTER = {
-    .id = "13_ffn",
-    .title_en = "RMSNorm and the SwiGLU feed-forward network",
-    .title_zh = "RMS 归一化与 SwiGLU 前馈网络",
-    .intro_en = "After attention has moved information between tokens, the feed-forward network works on each token "
-                "alone. SwiGLU: two projections up to the hidden size, one passed through SiLU and used as a gate on "
-                "the other, then one projection back down. Its output is added to the stream like attention's.",
-    .intro_zh = "注意力在 token 之间传递信息之后，前馈网络单独处理每个 token。SwiGLU：两个投影升到隐藏维度，其中一个经过 "
-                "SiLU 作为另一个的门控，再用一个投影降回来。它的输出像注意力的输出一样加到残差流上。",
-};
-
 int main(int argc, char **argv) {
     Step s;
-    step_init(&s, argc, argv, &CHAPTER);
+    step_init(&s, argc, argv, "13_ffn");
     const int L = s.layer;
     LayerTrace lt;
     layer_trace_run(&s, &lt);

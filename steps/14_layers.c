@@ -17,17 +17,6 @@
 #include "draw/figures.h"
 #include "layer.h"
 
-static const Chapter CHAPTER = {
-    .id = "14_layers",
-    .title_en = "all the layers",
-    .title_zh = "所有层",
-    .intro_en = "That was one layer. The model stacks n_layers of them, each with its own weights and the same shapes: "
-                "the output of one layer is the input of the next. Each layer edits the embeddings a little more; by "
-                "the last one the vector of the last token should hold what is needed to predict the next token.",
-    .intro_zh = "刚才只是一层。模型把 n_layers 层堆叠起来，每层有自己的权重、形状都相同：一层的输出就是下一层的输入。每一层"
-                "对嵌入再多做一点修改；到最后一层，最后一个 token 的向量应该包含预测下一个 token 所需的信息。",
-};
-
 static float row_norm(const float *x, int D) {
     double ss = 0;
     for (int i = 0; i < D; i++) ss += (double)x[i] * x[i];
@@ -36,7 +25,7 @@ static float row_norm(const float *x, int D) {
 
 int main(int argc, char **argv) {
     Step s;
-    step_init(&s, argc, argv, &CHAPTER);
+    step_init(&s, argc, argv, "14_layers");
     const Config *c = s.cfg;
     const int T = s.T, D = c->dim, H = c->n_heads, NL = c->n_layers;
     const size_t TD = (size_t)T * D, HTT = (size_t)H * T * T;

@@ -18,22 +18,11 @@
 #include "layer.h"
 #include "formats/npy.h"
 
-static const Chapter CHAPTER = {
-    .id = "15_logits",
-    .title_en = "the final norm, the logits and the prediction",
-    .title_zh = "最终归一化、logits 与预测",
-    .intro_en = "After the last layer one more RMSNorm, then the output weight turns the last token's vector into one "
-                "score per vocabulary entry (the logits). The highest score is the model's prediction for the next "
-                "token. Only the last token's row is needed: it is the one that has seen the whole prompt.",
-    .intro_zh = "最后一层之后再做一次 RMSNorm，然后输出权重把最后一个 token 的向量变成词表中每个条目的一个分数（logits）。分数"
-                "最高的就是模型对下一个 token 的预测。只需要最后一个 token 的那一行：只有它看过了整个提示词。",
-};
-
 #define TOPK 10
 
 int main(int argc, char **argv) {
     Step s;
-    step_init(&s, argc, argv, &CHAPTER);
+    step_init(&s, argc, argv, "15_logits");
     const Config *c = s.cfg;
     const int T = s.T, D = c->dim, V = c->vocab_size, NL = c->n_layers;
     const size_t TD = (size_t)T * D;

@@ -25,26 +25,6 @@
 
 #define N_NEW 8  // tokens this chapter generates (greedy)
 
-static const Chapter CHAPTER = {
-    .id = "16_generate",
-    .title_en = "Generating more tokens with a KV cache",
-    .title_zh = "用 KV 缓存生成更多的 token",
-    .intro_en = "Chapter 15 predicted one token. To generate N more, the naive way feeds prompt + new tokens through "
-                "the whole model again at every step, recomputing the keys and values of every earlier position. "
-                "Those never change (a token only attends to the past), so Meta's code caches them: cache_k and "
-                "cache_v hold K and V of every layer for positions 0..S-1. A step runs only the new token, at "
-                "position start_pos, writes its K/V into row start_pos and attends over rows 0..start_pos; the "
-                "causal mask is shifted by start_pos.",
-    .intro_zh = "第 15 章只预测了一个 token。要再生成 N 个，朴素的做法是每一步都把提示词加上新 token 整个再跑一遍模型，"
-                "把之前每个位置的 K 和 V 重新算一遍。它们从不改变（一个 token 只关注过去），所以 Meta 的代码把它们缓存起来："
-                "cache_k 和 cache_v 存着每一层在位置 0..S-1 的 K 和 V。每一步只运行新 token，位置为 start_pos，把它的 K/V "
-                "写入第 start_pos 行，并关注第 0..start_pos 行；因果掩码整体偏移 start_pos。",
-    .usage_extra = "This chapter prefills the prompt, then decodes 8 tokens greedily with the cache and once more by "
-                   "full recomputation, and compares the logits of the two ways at every step.\n"
-                   "With --no-compare: on CUDA the engine alone generates (its recompute still runs, to be timed); on "
-                   "the CPU the cached way alone.",
-};
-
 static int count_bit_diff(const float *a, const float *b, size_t n) {
     int d = 0;
     for (size_t i = 0; i < n; i++) d += memcmp(&a[i], &b[i], sizeof(float)) != 0;
@@ -105,7 +85,7 @@ static void print_mask(Step *s, const float *mask, int rows, int cols, int start
 
 int main(int argc, char **argv) {
     Step s;
-    step_init(&s, argc, argv, &CHAPTER);
+    step_init(&s, argc, argv, "16_generate");
     const Config *c = s.cfg;
     const int T = s.T, S = T + N_NEW, V = c->vocab_size, L = c->n_layers, Hkv = c->n_kv_heads, Dh = c->head_dim;
     if (s.prec != PREC_BF16 && s.cuda) {  // the engine is bf16 only: the fp32 run proves the cache on the CPU alone

@@ -516,8 +516,10 @@ void step_add_ms(Step *s, bool cuda, double t0) {
 const char *const *step_labels(const Step *s) { return (const char *const *)s->pieces; }
 
 // ---- init and finish ----------------------------------------------------------------------------------------------------
-void step_init(Step *s, int argc, char **argv, const Chapter *chapter) {
+void step_init(Step *s, int argc, char **argv, const char *chapter_id) {
     memset(s, 0, sizeof *s);
+    const Chapter *chapter = chapter_find(chapter_id);
+    if (!chapter) fatal("%s: no entry in the table of chapters (steps/chapters.c)", chapter_id);
     s->chapter = chapter;
     s->id = chapter->id;
     s->t_start = now_seconds();

@@ -4,7 +4,7 @@
 //
 // A chapter (steps/NN_name.c) reads like this:
 //     Step s;
-//     step_init(&s, argc, argv, &CHAPTER);          // parses flags, loads model + tokenizer, picks the device
+//     step_init(&s, argc, argv, "04_query");        // parses flags, loads model + tokenizer, picks the device
 //     ... compute with the CPU reference (common/ref/ref_ops.h) and, if s.cuda, the CUDA twin (kernels/kernels.h) ...
 //     step_shape(&s, "q_per_token", shape, 2, "bf16");      // prints "q_per_token  [17, 128]  bf16"
 //     step_tensor(&s, "q_per_token", q, shape, 2, "bf16");  // OUT/04_query/q_per_token.npy + trace.json entry
@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "chapters.h"
 #include "formats/checkpoint.h"
 #include "compare.h"
 #include "ref/ref_ops.h"
@@ -32,14 +33,6 @@
 #define STEP_MAX_COMPARISONS 256
 
 typedef enum { LANG_EN = 0, LANG_ZH = 1 } Lang;
-
-// What a chapter says about itself; the texts are the chapter's, in both languages.
-typedef struct {
-    const char *id;         // "05_rope": the program's name, the folder under OUT, the key in trace.json
-    const char *title_en, *title_zh;
-    const char *intro_en, *intro_zh;  // printed first: what the chapter computes and why (a short paragraph)
-    const char *usage_extra;          // extra lines for --help, or NULL
-} Chapter;
 
 typedef struct {
     const Chapter *chapter;
@@ -72,8 +65,9 @@ typedef struct {
 } Step;
 
 // Parses the command line (exit 0 for --help, 2 on a bad flag), loads the model, tokenizes the prompt, opens the
-// trace, prints the chapter's title and introduction. Exits 2 on bad input with a one-line message.
-void step_init(Step *s, int argc, char **argv, const Chapter *chapter);
+// trace, prints the chapter's title and introduction (its entry in the table of steps/chapters.c, found by id).
+// Exits 2 on bad input with a one-line message.
+void step_init(Step *s, int argc, char **argv, const char *chapter_id);
 // Saves the trace, prints the verdict summary; returns the exit status (0 when every comparison passed; with
 // --no-compare, 0 when the chapter ran: nothing was checked, and the verdict line says "not compared").
 int step_finish(Step *s);
