@@ -1,16 +1,25 @@
 // bench.c: performance of the engine on one GPU (bench/README.md): copy bandwidth, load time, prefill of 17 and 512
-// tokens, decode tok/s at context 128 and 1024 (our GEMV kernels and cuBLAS), peak GPU memory, host memory.
-// Times are CUDA events; every figure is the median of --runs runs after a warm-up. Writes one JSON object.
+// tokens (with the 512-token prefill's TFLOP/s against the GPU's bf16 peak), decode tok/s at context 128 and 1024
+// (our GEMV kernels and cuBLAS), peak GPU memory, host memory. Every figure is the median of --runs runs after a
+// warm-up. Writes one JSON object, with the engine options it ran with.
 //
-//   build/bin/bench --model DIR --json FILE [--runs 5] [--decode-steps 32]
+//   build/bin/bench --model DIR --json FILE [--runs 5] [--decode-steps 32] [--gemv-batch 0|2|4|8] [--no-pdl]
+//                   [--l2-fill N]
+//
+// Timing: the copy bandwidth with CUDA events around cudaMemcpyAsync; prefill and decode with the monotonic clock
+// around the engine's own calls (engine_forward, engine_decode), which return when the logits are in host memory:
+// what a caller of the engine waits for.
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
-#include "formats/checkpoint.h"
 #include "engine.h"
+#include "formats/checkpoint.h"
 #include "rng.h"
 #include "util.h"
 
@@ -25,34 +34,153 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+#ifdef HAVE_CUDA
+#define CUDA_OK(call)                                                                                                \
+    do {                                                                                                             \
+        cudaError_t err_ = (call);                                                                                   \
+        if (err_ != cudaSuccess) fatal("%s:%d: %s: %s", __FILE__, __LINE__, #call, cudaGetErrorString(err_));        \
+    } while (0)
+#endif
+
+// Device-to-device copy bandwidth of a GPU in bytes/s (cudaMemcpyAsync of `bytes`, counted as read + write), the
+// median of `reps` after a warm-up: the limit decode is measured against.
+static double copy_bandwidth(int device, size_t bytes, int reps) {
+#ifdef HAVE_CUDA
+    CUDA_OK(cudaSetDevice(device));
+    void *src, *dst;
+    CUDA_OK(cudaMalloc(&src, bytes));
+    CUDA_OK(cudaMalloc(&dst, bytes));
+    CUDA_OK(cudaMemset(src, 1, bytes));
+    cudaEvent_t a, b;
+    CUDA_OK(cudaEventCreate(&a));
+    CUDA_OK(cudaEventCreate(&b));
+    CUDA_OK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));  // warm-up
+    double *bw = xmalloc(sizeof(double) * (size_t)reps);
+    for (int r = 0; r < reps; r++) {
+        CUDA_OK(cudaEventRecord(a, 0));
+        CUDA_OK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, 0));
+        CUDA_OK(cudaEventRecord(b, 0));
+        CUDA_OK(cudaEventSynchronize(b));
+        float ms = 0;
+        CUDA_OK(cudaEventElapsedTime(&ms, a, b));
+        bw[r] = 2.0 * (double)bytes / (ms * 1e-3);  // every byte is read once and written once
+    }
+    double m = median(bw, reps);
+    free(bw);
+    CUDA_OK(cudaEventDestroy(a));
+    CUDA_OK(cudaEventDestroy(b));
+    CUDA_OK(cudaFree(src));
+    CUDA_OK(cudaFree(dst));
+    return m;
+#else
+    (void)device, (void)bytes, (void)reps;
+    fatal("copy_bandwidth: this build has no CUDA");
+#endif
+}
+
+// The dense bf16 tensor-core peak of the GPU in FLOP/s (fp32 accumulation): NVIDIA's datasheet figure for the GPUs
+// below, else SMs x the maximum clock x the dense bf16 FLOPs per SM per clock of its architecture (sm_80: 2048,
+// sm_86/sm_89: 512, sm_90: 4096; these reproduce the datasheets at their boost clocks). *source says which.
+static double bf16_peak(int device, const char *name, const char **source) {
+    static const struct {
+        const char *name_has;  // the first match counts: the specific variants before the generic ones
+        double tflops;
+    } sheet[] = {{"H200 NVL", 835.5}, {"H200", 989.4}, {"H100 NVL", 835.5}, {"H100 PCIe", 756.5},
+                 {"H100", 989.4},     {"A100", 312.0}, {"L40S", 362.05},    {"L40", 181.05}};
+    for (size_t i = 0; i < sizeof sheet / sizeof sheet[0]; i++)
+        if (strstr(name, sheet[i].name_has)) {
+            *source = "NVIDIA datasheet, dense bf16";
+            return sheet[i].tflops * 1e12;
+        }
+#ifdef HAVE_CUDA
+    int sms = 0, khz = 0, major = 0, minor = 0;
+    CUDA_OK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    CUDA_OK(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, device));
+    CUDA_OK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    CUDA_OK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+    double per_clock = major >= 9 ? 4096 : major == 8 && minor == 0 ? 2048 : 512;
+    *source = "computed: SMs x max clock x dense bf16 FLOPs per SM per clock";
+    return (double)sms * (double)khz * 1e3 * per_clock;
+#else
+    (void)device;
+    *source = "unknown";
+    return 0;
+#endif
+}
+
+// FLOPs of the engine's prefill of T tokens at start_pos 0: the products of every layer (2 per multiply-add:
+// wq|wk|wv, wo, w1|w3, w2) for T rows, causal attention (q·k and p·v over keys 0..t for each query t: 2 * 2 * H * Dh
+// per key), and the output product for the last row only (the engine computes only the last token's logits).
+static double prefill_flops(const Config *c, int T) {
+    const double D = c->dim, H = c->n_heads, Hkv = c->n_kv_heads, Dh = c->head_dim, F = c->ffn_hidden;
+    const double per_row = 2.0 * (D * (H + 2 * Hkv) * Dh + H * Dh * D + D * 2 * F + F * D);
+    const double keys = (double)T * (T + 1) / 2;  // sum over t of (t + 1)
+    return c->n_layers * (per_row * T + 4.0 * H * Dh * keys) + 2.0 * D * c->vocab_size;
+}
+
+// Milliseconds of one engine_forward of T tokens at start_pos 0 (the cache rows it writes are its own).
+static double time_prefill_ms(Engine *e, const int32_t *tokens, int T) {
+    double t0 = now_seconds();
+    engine_forward(e, tokens, T, 0);
+    return 1e3 * (now_seconds() - t0);
+}
+// Milliseconds of n engine_decode steps at positions pos0..pos0+n-1 (cache rows before pos0 filled), one token per
+// step synchronised, as generation needs the logits before the next step.
+static double time_decode_ms(Engine *e, int32_t token, int pos0, int n) {
+    double t0 = now_seconds();
+    for (int i = 0; i < n; i++) engine_decode(e, token, pos0 + i);
+    return 1e3 * (now_seconds() - t0);
+}
+
+static int parse_int(const char *flag, const char *s, int lo, int hi) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == 0 || *end || v < lo || v > hi) usage_error(PROG, "%s: expected an integer in [%d, %d], got '%s'", flag, lo, hi, s);
+    return (int)v;
+}
+
+static void usage(void) {
+    printf("usage: bench --model DIR --json FILE [--runs N] [--decode-steps N] [--gemv-batch 0|2|4|8] [--no-pdl]\n"
+           "             [--l2-fill N]\n\n"
+           "Measures the engine on GPU 0: device-to-device copy bandwidth, weight load time, prefill of 17 and\n"
+           "512 tokens (and the 512-token prefill's TFLOP/s against the GPU's dense bf16 peak), decode tok/s at\n"
+           "context 128 and 1024 (our GEMV and cuBLAS), peak GPU memory and host memory. Each figure is the\n"
+           "median of --runs (default 5) runs after a warm-up. Writes a JSON object to FILE; bench/run.sh adds the\n"
+           "peers (HF transformers, gpt-fast) and prints the table.\n\n"
+           "Engine switches (each measured in bench/NOTES.md; recorded in the JSON under \"options\"):\n"
+           "  --gemv-batch N   16-byte loads per row per lane in one step of the decode GEMV: 2, 4 or 8;\n"
+           "                   0 (default) chooses per product shape\n"
+           "  --no-pdl         no programmatic dependent launch (it is on by default on sm_90 and later)\n"
+           "  --l2-fill N      blocks per SM that read each layer's wo into L2 beside decode attention\n"
+           "                   (default 4; 0 turns it off)\n");
+}
+
 int main(int argc, char **argv) {
     const char *model_dir = NULL, *json_path = NULL;
     int runs = 5, steps = 32;
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'}, {"json", required_argument, 0, 'j'},
-                                         {"runs", required_argument, 0, 'r'},  {"decode-steps", required_argument, 0, 's'},
-                                         {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
+    EngineOptions o;
+    engine_options_default(&o);
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},      {"json", required_argument, 0, 'j'},
+                                         {"runs", required_argument, 0, 'r'},       {"decode-steps", required_argument, 0, 's'},
+                                         {"gemv-batch", required_argument, 0, 'b'}, {"no-pdl", no_argument, 0, 'P'},
+                                         {"l2-fill", required_argument, 0, 'l'},    {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     opterr = 0;
     int c;
-    char *end;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model_dir = optarg; break;
         case 'j': json_path = optarg; break;
-        case 'r':
-            runs = (int)strtol(optarg, &end, 10);
-            if (*end || runs < 1 || runs > 1000) usage_error(PROG, "--runs: expected 1..1000, got '%s'", optarg);
+        case 'r': runs = parse_int("--runs", optarg, 1, 1000); break;
+        case 's': steps = parse_int("--decode-steps", optarg, 1, 4096); break;
+        case 'b':
+            o.gemv_batch = parse_int("--gemv-batch", optarg, 0, 8);
+            if (o.gemv_batch != 0 && o.gemv_batch != 2 && o.gemv_batch != 4 && o.gemv_batch != 8)
+                usage_error(PROG, "--gemv-batch: expected 0, 2, 4 or 8, got '%s'", optarg);
             break;
-        case 's':
-            steps = (int)strtol(optarg, &end, 10);
-            if (*end || steps < 1 || steps > 4096) usage_error(PROG, "--decode-steps: expected 1..4096, got '%s'", optarg);
-            break;
-        case 'h':
-            printf("usage: bench --model DIR --json FILE [--runs N] [--decode-steps N]\n\n"
-                   "Measures the engine on GPU 0: device-to-device copy bandwidth, weight load time, prefill of 17 and\n"
-                   "512 tokens, decode tok/s at context 128 and 1024 (our GEMV and cuBLAS), peak GPU memory and host\n"
-                   "memory. Each figure is the median of --runs (default 5) runs after a warm-up, timed with CUDA\n"
-                   "events. Writes a JSON object to FILE; bench/run.sh adds the HF peers and prints the table.\n");
-            return 0;
+        case 'P': o.pdl = false; break;
+        case 'l': o.l2_fill_per_sm = parse_int("--l2-fill", optarg, 0, 64); break;
+        case 'h': usage(); return 0;
         default:
             if (optopt) usage_error(PROG, "option -%c needs a value or is unknown", optopt);
             usage_error(PROG, "unknown option '%s'", argv[optind - 1]);
@@ -64,14 +192,12 @@ int main(int argc, char **argv) {
 
     json_t *out = json_object();
     // ---- the limit: what the memory system can move
-    double copy_bw = engine_copy_bandwidth(0, (size_t)1 << 30, 20);
+    double copy_bw = copy_bandwidth(0, (size_t)1 << 30, 20);
     fprintf(stderr, "device-to-device copy: %.1f GB/s (read + write)\n", copy_bw / 1e9);
     json_object_set_new(out, "copy_bandwidth_GBps", json_real(copy_bw / 1e9));
 
     Checkpoint ck;
     checkpoint_open(&ck, model_dir);
-    EngineOptions o;
-    engine_options_default(&o);
     o.max_seq_len = 1024 + steps + 1;
     o.max_prefill = 512;
     Engine *e = engine_create(&ck, &o);
@@ -80,6 +206,15 @@ int main(int argc, char **argv) {
     json_object_set_new(out, "load_s", json_real(info->load_s));
     json_object_set_new(out, "weight_bytes", json_integer((json_int_t)info->weight_bytes));
     json_object_set_new(out, "bytes_per_token", json_integer((json_int_t)info->bytes_per_token));
+    json_t *jo = json_object();
+    json_object_set_new(jo, "gemv_batch", json_integer(o.gemv_batch));
+    json_object_set_new(jo, "pdl", json_boolean(o.pdl));
+    json_object_set_new(jo, "pdl_in_effect", json_boolean(info->pdl));
+    json_object_set_new(jo, "l2_fill_per_sm", json_integer(o.l2_fill_per_sm));
+    json_object_set_new(out, "options", jo);
+    fprintf(stderr, "options: gemv batch %d%s, PDL %s, L2 fill %d blocks per SM\n", o.gemv_batch,
+            o.gemv_batch ? "" : " (per shape)", info->pdl ? "on" : o.pdl ? "off (GPU below sm_90)" : "off",
+            o.l2_fill_per_sm);
     double limit = copy_bw / (double)info->bytes_per_token;
     json_object_set_new(out, "limit_tok_s", json_real(limit));
     fprintf(stderr, "weights %.2f GB, %.2f GB read per token: limit %.1f tok/s; loaded in %.2f s\n",
@@ -96,13 +231,25 @@ int main(int argc, char **argv) {
     int prefill_T[2] = {17, 512};
     for (int k = 0; k < 2; k++) {
         const int32_t *toks = prefill_T[k] == 17 ? tutorial : ids;
-        for (int w = 0; w < 2; w++) engine_time_prefill_ms(e, toks, prefill_T[k]);
-        for (int r = 0; r < runs; r++) v[r] = engine_time_prefill_ms(e, toks, prefill_T[k]);
+        for (int w = 0; w < 2; w++) time_prefill_ms(e, toks, prefill_T[k]);
+        for (int r = 0; r < runs; r++) v[r] = time_prefill_ms(e, toks, prefill_T[k]);
         double ms = median(v, runs);
         char key[64];
         snprintf(key, sizeof key, "prefill_%d_ms", prefill_T[k]);
         json_object_set_new(out, key, json_real(ms));
         fprintf(stderr, "prefill %4d tokens: %.2f ms\n", prefill_T[k], ms);
+        if (prefill_T[k] == 512) {  // compute-bound: the achieved rate against the tensor cores' peak
+            const char *source = "";
+            double flops = prefill_flops(&ck.cfg, 512), peak = bf16_peak(0, info->device_name, &source);
+            double tflops = flops / (ms * 1e-3) / 1e12;
+            json_object_set_new(out, "prefill_512_flops", json_real(flops));
+            json_object_set_new(out, "prefill_512_tflops", json_real(tflops));
+            json_object_set_new(out, "bf16_peak_tflops", json_real(peak / 1e12));
+            json_object_set_new(out, "bf16_peak_source", json_string(source));
+            if (peak > 0) json_object_set_new(out, "prefill_512_of_peak", json_real(tflops * 1e12 / peak));
+            fprintf(stderr, "prefill  512 tokens: %.2f TFLOP, %.1f TFLOP/s = %.1f%% of the bf16 peak %.1f TFLOP/s (%s)\n",
+                    flops / 1e12, tflops, peak > 0 ? 100 * tflops * 1e12 / peak : 0.0, peak / 1e12, source);
+        }
     }
     // ---- decode at two contexts, two product paths
     int ctx[2] = {128, 1024};
@@ -110,9 +257,9 @@ int main(int argc, char **argv) {
     for (int g = 0; g < 2; g++) {
         engine_set_gemv(e, g == 0 ? ENGINE_GEMV_OURS : ENGINE_GEMV_CUBLAS);
         for (int k = 0; k < 2; k++) {
-            engine_forward(e, ids, ctx[k], 0);                    // cache rows 0..ctx-1
-            engine_time_decode_ms(e, ids[ctx[k]], ctx[k], 4);     // warm-up (and graph capture)
-            for (int r = 0; r < runs; r++) v[r] = steps / (engine_time_decode_ms(e, ids[ctx[k]], ctx[k], steps) * 1e-3);
+            engine_forward(e, ids, ctx[k], 0);                // cache rows 0..ctx-1
+            time_decode_ms(e, ids[ctx[k]], ctx[k], 4);        // warm-up (and graph capture)
+            for (int r = 0; r < runs; r++) v[r] = steps / (time_decode_ms(e, ids[ctx[k]], ctx[k], steps) * 1e-3);
             double tps = median(v, runs);
             char key[64];
             snprintf(key, sizeof key, "decode_%d_tok_s%s", ctx[k], g == 0 ? "" : "_cublas");
@@ -122,15 +269,16 @@ int main(int argc, char **argv) {
         }
     }
     engine_set_gemv(e, ENGINE_GEMV_OURS);
-    json_object_set_new(out, "peak_gpu_bytes", json_integer((json_int_t)engine_peak_gpu_bytes(e)));
+    const size_t peak_gpu = engine_peak_gpu_bytes(e);
+    json_object_set_new(out, "peak_gpu_bytes", json_integer((json_int_t)peak_gpu));
     // read once: the JSON and the line below give the same numbers
     const size_t rss = host_rss_bytes(), rss_anon = proc_status_bytes("RssAnon");
     json_object_set_new(out, "host_rss_bytes", json_integer((json_int_t)rss));
     json_object_set_new(out, "host_rss_anon_bytes", json_integer((json_int_t)rss_anon));
     json_object_set_new(out, "runs", json_integer(runs));
     json_object_set_new(out, "decode_steps", json_integer(steps));
-    fprintf(stderr, "peak GPU memory %.2f GiB; host RSS %.2f GiB (anonymous %.2f GiB)\n",
-            engine_peak_gpu_bytes(e) / 1073741824.0, rss / 1073741824.0, rss_anon / 1073741824.0);
+    fprintf(stderr, "peak GPU memory %.2f GiB; host RSS %.2f GiB (anonymous %.2f GiB)\n", peak_gpu / 1073741824.0,
+            rss / 1073741824.0, rss_anon / 1073741824.0);
 
     char *partial = xasprintf("%s.partial", json_path);
     if (json_dump_file(out, partial, JSON_INDENT(2) | JSON_SORT_KEYS) != 0) fatal("cannot write %s", partial);

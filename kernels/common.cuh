@@ -118,6 +118,14 @@ __device__ __forceinline__ int4 rope_bf16x8(int4 x, const float *cs) {
     for (int k = 0; k < 4; k++) rope_pair(f[2 * k], f[2 * k + 1], cs[2 * k], cs[2 * k + 1], &f[2 * k], &f[2 * k + 1]);
     return pack_bf16x8(f);
 }
+// The same 8 values at position p: pairs i0 .. i0+3 of a head (i0 a multiple of 4) rotated by row p of freqs_cis
+// [S, Dh/2, 2] (half = Dh/2 pairs per row), the (cos, sin) read as two 16-byte loads
+__device__ __forceinline__ int4 rope_bf16x8_at(int4 x, const float *freqs_cis, int p, int half, int i0) {
+    const float4 *cs4 = (const float4 *)(freqs_cis + ((size_t)p * half + i0) * 2);
+    const float4 c01 = cs4[0], c23 = cs4[1];
+    const float cs[8] = {c01.x, c01.y, c01.z, c01.w, c23.x, c23.y, c23.z, c23.w};
+    return rope_bf16x8(x, cs);
+}
 
 // ---- block reductions (blockDim.x a multiple of 32, at most 1024) ----------------------------------------------------
 __device__ __forceinline__ float warp_sum(float v) {

@@ -1,6 +1,7 @@
 // engine.h: the Llama-3 inference engine on one GPU: weights loaded once, prefill and decode through all layers with
-// a KV cache, fused kernels, decode in one CUDA graph. The C API below has no CUDA types; a build without nvcc links
-// kernels/engine_nocuda.c, where engine_available() is false and every other call exits saying so.
+// a KV cache, fused kernels, decode in one CUDA graph. A plain C API without CUDA types; a build without nvcc links
+// kernels/engine_nocuda.c, where engine_available() is false and every other call exits saying so. The kernels and
+// their launchers are kernels-internal (kernels/engine_ops.h).
 //
 // Shapes (names of ref_ops.h): T tokens of a call, S = max_seq_len, L layers, D dim, H heads, Hkv kv heads, Dh head
 // dim, F ffn hidden, V vocab, QKV = (H + 2*Hkv)*Dh.
@@ -52,6 +53,12 @@ typedef struct {
     EngineGemv gemv;       // default ENGINE_GEMV_OURS
     int load_threads;      // host threads that stage weights (default 8)
     bool quiet;            // no progress line while loading
+    // Tuning switches, each measured in bench/NOTES.md; bench sets them from its command line and records them.
+    int gemv_batch;        // 16-byte loads per row per lane in one GEMV step: 2, 4 or 8; 0 (default): chosen per
+                           // product shape (engine_gemv.cu)
+    bool pdl;              // programmatic dependent launch on sm_90 and later (default true; no effect below sm_90)
+    int l2_fill_per_sm;    // decode reads each layer's wo into L2 beside attention with this many blocks per SM
+                           // (default 4; 0 turns it off)
 } EngineOptions;
 
 typedef struct {
@@ -63,6 +70,7 @@ typedef struct {
     size_t bytes_per_token;     // weight bytes one decode step reads (every layer, final norm, output)
     size_t gpu_total_bytes;
     size_t gpu_used_bytes;      // total - free after creation (whole process)
+    bool pdl;                   // programmatic dependent launch in effect (EngineOptions.pdl on an sm_90+ GPU)
 } EngineInfo;
 
 typedef struct Engine Engine;
@@ -87,129 +95,10 @@ const float *engine_decode(Engine *e, int32_t token, int pos);
 // Switches the decode products (the graph is captured again at the next decode).
 void engine_set_gemv(Engine *e, EngineGemv gemv);
 
-// Timing with CUDA events (bench): milliseconds of one prefill of T tokens at start_pos 0, and of n decode steps
-// at positions pos0..pos0+n-1 (the cache rows before pos0 must be filled, e.g. by a prefill).
-double engine_time_prefill_ms(Engine *e, const int32_t *tokens, int T);
-double engine_time_decode_ms(Engine *e, int32_t token, int pos0, int n);
-// Device-to-device copy bandwidth of this GPU in bytes/s (cudaMemcpy of `bytes`, counted as read + write),
-// median of `reps`: the limit decode is measured against.
-double engine_copy_bandwidth(int device, size_t bytes, int reps);
-// Peak device memory in use by the process since creation (cudaMemGetInfo samples), bytes.
-size_t engine_peak_gpu_bytes(const Engine *e);
+// Peak device memory in use by the process (total - free), sampled after creation, after each graph capture and
+// at this call; bytes. The engine allocates nothing after creation but what CUDA and cuBLAS add (graphs, modules).
+size_t engine_peak_gpu_bytes(Engine *e);
 
 #ifdef __cplusplus
 }
-#endif
-
-// ---- internal: the launchers that kernels/engine_*.cu share (CUDA translation units only) ---------------------------
-#ifdef __CUDACC__
-#include <cuda_runtime.h>
-
-// Prologue of the decode product: how the input vector x [C] reaches shared memory.
-enum { GEMV_PRO_COPY = 0, GEMV_PRO_RMSNORM = 1 };
-// Epilogue: what happens to the two fp32 sums of a row pair (o, o+1).
-enum {
-    GEMV_EPI_F32 = 0,       // out_f32[o] = y                                      (logits)
-    GEMV_EPI_BF16 = 1,      // out[o] = bf16(y)
-    GEMV_EPI_RESIDUAL = 2,  // resid[o] = bf16(resid[o] + bf16(y))                 (h = x + wo(...), out + w2(...))
-    GEMV_EPI_QKV_ROPE = 3,  // q rows: RoPE -> q_out; k rows: RoPE -> cache_k[pos]; v rows -> cache_v[pos]
-    GEMV_EPI_SWIGLU = 4     // (gate, up) pair -> hidden[o/2] = bf16(bf16(silu(gate)) * up)
-};
-typedef struct {
-    const uint16_t *w;        // [OC, C]
-    int C, OC;
-    const uint16_t *x;        // PRO_COPY: [C]; PRO_RMSNORM: the residual stream row h [C]
-    const uint16_t *norm_w;   // PRO_RMSNORM: [C]
-    float eps;
-    float *out_f32;           // EPI_F32
-    uint16_t *out;            // EPI_BF16, EPI_SWIGLU (hidden), EPI_QKV_ROPE (q)
-    uint16_t *resid;          // EPI_RESIDUAL
-    // EPI_QKV_ROPE
-    int q_rows, k_rows, head_dim;
-    uint16_t *cache_k, *cache_v;  // this layer's [S, Hkv*Dh]
-    const float *freqs_cis;   // [S, Dh/2, 2]
-    const int *pos;           // device: the position of the token
-} GemvArgs;
-void engine_gemv(const GemvArgs *a, int pro, int epi, cudaStream_t stream);
-
-void engine_embedding(uint16_t *h, const int32_t *tokens, const uint16_t *table, int T, int D, cudaStream_t st);
-// xn[t] = rmsnorm(h[t]) * w; with delta != NULL first h[t] = bf16(h[t] + delta[t]) (the fused residual + norm).
-void engine_add_rmsnorm(uint16_t *xn, uint16_t *h, const uint16_t *delta, const uint16_t *w, int T, int D, float eps,
-                        cudaStream_t st);
-// qkv [T, QKV] -> q rotated [T, H*Dh]; k rotated and v into the cache rows start_pos + t (start_pos = *pos).
-void engine_rope_kv(uint16_t *q, uint16_t *cache_k, uint16_t *cache_v, const uint16_t *qkv, const float *freqs_cis,
-                    const int *pos, int T, int H, int Hkv, int Dh, cudaStream_t st);
-// Reads bytes at p (16-byte aligned, a multiple of 16) into L2 with `blocks` blocks (engine_model.cu: the wo matrix,
-// beside attention); sink is a device int that is written only in a case that does not happen.
-void engine_l2_fill(const void *p, size_t bytes, int *sink, int blocks, cudaStream_t st);
-// gu [T, 2F] interleaved (gate, up) -> hidden [T, F]
-void engine_swiglu_pairs(uint16_t *hidden, const uint16_t *gu, int T, int F, cudaStream_t st);
-// Causal attention of T queries at positions start_pos.. (= *pos) over cache rows 0..start_pos+t.
-// q [T, H*Dh] -> out [T, H*Dh]. The keys of a row are cut into engine_attn_splits(T, S) chunks of a multiple of
-// ATTN_PIECE keys, one block each (engine_attention.cu). Scratch: scores [T*H*S] floats, stats [T*H*splits*2] floats,
-// partial [T*H*splits*Dh] floats, counters [T*Hkv] ints (zero; left zero).
-#define ATTN_PIECE 64              // keys a block loads at once (16-byte loads, all in flight)
-#define ATTN_MAX_SPLITS_DECODE 32  // T = 1: up to 32 chunks per kv head (8 kv heads -> 256 blocks at long contexts)
-#define ATTN_MAX_SPLITS_PREFILL 16 // T > 1: the queries already give parallelism; bounds the scratch
-int engine_attn_splits(int T, int S);
-void engine_attention(uint16_t *out, const uint16_t *q, const uint16_t *cache_k, const uint16_t *cache_v,
-                      const int *pos, int T, int H, int Hkv, int Dh, int S, float *scores, float *stats,
-                      float *partial, int *counters, cudaStream_t st);
-// A short prefill, T > 1 tokens with start_pos + T = max_keys <= ATTN_PIECE (known on the host): engine_rope_kv and
-// engine_attention in one kernel, straight from the qkv product [T, QKV]; writes the cache rows of the T tokens and
-// out, the same bits as the two-step path.
-bool engine_attention_short_fits(int T, int max_keys);
-void engine_attention_short(uint16_t *out, const uint16_t *qkv, const float *freqs_cis, uint16_t *cache_k,
-                            uint16_t *cache_v, const int *pos, int T, int max_keys, int H, int Hkv, int Dh,
-                            cudaStream_t st);
-
-// out[T, OC] = bf16(in[T, C] · W[OC, C]ᵀ) for a few tokens (T <= SMALL_GEMM_MAX_T) on the tensor cores
-// (mma.sync m16n8k16 bf16, fp32 accumulation), streaming W once at memory speed; the prefill of a short prompt.
-#define SMALL_GEMM_MAX_T 32
-bool engine_small_gemm_fits(int T, int C, int OC);  // T in 1..SMALL_GEMM_MAX_T, C and OC multiples of 32
-void engine_small_gemm(uint16_t *out, const uint16_t *in, const uint16_t *w, int T, int C, int OC, cudaStream_t st);
-
-// Programmatic dependent launch (Hopper): a kernel launched through engine_launch may start while the kernel before
-// it drains; every engine kernel first issues what depends on nothing (weight loads), then pdl_wait(), which returns
-// when the previous kernel has finished and its writes are visible. engine_pdl is set by engine_create (sm_90 and
-// ENGINE_PDL unset or not 0).
-extern int engine_pdl;
-__device__ __forceinline__ void pdl_wait(void) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-// Lets the next kernel's blocks be scheduled once every block of this one has started (they wait in pdl_wait).
-__device__ __forceinline__ void pdl_launch_dependents(void) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.launch_dependents;");
-#endif
-}
-template <typename... KernelArgs, typename... Args>
-static inline cudaError_t engine_launch(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem,
-                                        cudaStream_t st, Args... args) {
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = grid;
-    cfg.blockDim = block;
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = st;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = engine_pdl ? 1 : 0;
-    return cudaLaunchKernelEx(&cfg, kernel, ((KernelArgs)args)...);
-}
-
-// Loading: copy jobs from host memory (the mmap) into the weights allocation.
-typedef struct {
-    const uint8_t *src;       // host
-    size_t dst_offset;        // bytes into the device allocation
-    size_t rows, row_bytes;   // rows of row_bytes each
-    size_t dst_row_pitch;     // bytes between destination rows (row_bytes = contiguous; 2*row_bytes = interleaved)
-} UploadJob;
-// Copies every job with n_threads host threads, each with two pinned staging buffers and its own stream, so that
-// reading the page cache and the DMA overlap. Reads with pread() when src lies in one of the mapped files.
-void engine_upload(const UploadJob *jobs, int n_jobs, uint8_t *dev_base, int device, int n_threads,
-                   const MappedFile *files, int n_files, bool quiet);
 #endif

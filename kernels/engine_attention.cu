@@ -20,8 +20,11 @@
 //                      (deterministic) and writes bf16.
 // Scratch: scores [T, H, S], stats [T, H, splits, 2], partial [T, H, splits, Dh] floats; counters [T, Hkv] (zero,
 // left zero).
-#include "engine.h"  // first: it includes the C headers (tensor.h, util.h) with C linkage
+// The short kernel (one block per row of at most ATTN_PIECE keys) runs the same piece functions below, so the three
+// kernels compute scores, softmax statistics and weighted values with the same code.
+#include "engine_ops.h"  // first: it includes the C headers (tensor.h, util.h) with C linkage
 #include "common.cuh"
+#include "engine_pdl.cuh"
 
 #define ATTN_THREADS 128
 #define ATTN_WARPS (ATTN_THREADS / 32)
@@ -42,6 +45,10 @@ __device__ __forceinline__ AttnRow attn_row(const int *pos, int Hkv, int H, int 
     return r;
 }
 
+// ---- one piece of ATTN_PIECE keys: the work every kernel here shares ---------------------------------------------
+// Thread (slot, sub) holds 16 bytes (elements sub*8 .. sub*8+7) of the rows it * KPI + slot, it < NIT, of K or V:
+// LPK = Dh/8 neighbouring lanes of one warp hold one row, KPI rows are held at once, NIT times.
+
 // The 64 rows of one piece, 16 bytes per thread: thread (slot, sub) loads row p0 + it * KPI + slot, bytes sub*16...
 template <int DH>
 __device__ __forceinline__ void load_piece(int4 *dst, const uint16_t *cache, int p0, int j1, int Hkv, int kv) {
@@ -54,6 +61,98 @@ __device__ __forceinline__ void load_piece(int4 *dst, const uint16_t *cache, int
     }
 }
 
+// The scores of the piece that starts at key p0: s[i][c] = q_i · k_j / sqrt(Dh), j = p0 + c < j1, for the n_rep
+// query heads i of the block (kr: this thread's parts of the key rows, qv: its parts of the queries). The 8 products
+// of a thread are summed in order, then over the LPK threads of the row. SPLIT (the split kernels): the scores also
+// go to g[(head0 + i) * S + j], their scratch [T, H, S]; else (the short kernel) the keys j >= j1 get s = 0.
+template <int DH, bool SPLIT>
+__device__ __forceinline__ void piece_scores(float (*s)[ATTN_PIECE], const int4 *kr, const float (*qv)[8], int n_rep,
+                                             int p0, int j1, float *g, size_t head0, int S) {
+    constexpr int LPK = DH / 8, KPI = ATTN_THREADS / LPK, NIT = ATTN_PIECE / KPI;
+    const int sub = threadIdx.x % LPK, slot = threadIdx.x / LPK;
+    const float scale = 1.0f / sqrtf((float)DH);
+#pragma unroll
+    for (int it = 0; it < NIT; it++) {
+        float kf[8];
+        unpack_bf16x8(kr[it], kf);
+        const int c = it * KPI + slot, j = p0 + c;
+#pragma unroll
+        for (int i = 0; i < ATTN_MAX_REP; i++) {
+            if (i >= n_rep) break;
+            float d = 0.0f;
+#pragma unroll
+            for (int e = 0; e < 8; e++) d = fmaf(qv[i][e], kf[e], d);
+#pragma unroll
+            for (int off = LPK / 2; off > 0; off >>= 1) d += __shfl_xor_sync(0xffffffffu, d, off);
+            if (SPLIT && sub == 0 && j < j1) {
+                float v = d * scale;
+                g[(head0 + i) * S + j] = v;
+                s[i][c] = v;
+            } else if (!SPLIT && sub == 0) {
+                s[i][c] = j < j1 ? d * scale : 0.0f;
+            }
+        }
+    }
+}
+
+// Softmax statistics of one head's n <= 64 scores s[0..n) by one warp: every lane gets the max m and the sum of
+// exp(s - m), and keeps its own two scores a = s[lane], b = s[lane + 32] (-inf past n).
+struct PieceSoftmax {
+    float a, b, m, sum;
+};
+__device__ __forceinline__ PieceSoftmax piece_softmax(const float *s, int n) {
+    const int lane = threadIdx.x % 32;
+    PieceSoftmax r;
+    r.a = lane < n ? s[lane] : -INFINITY;
+    r.b = lane + 32 < n ? s[lane + 32] : -INFINITY;
+    r.m = warp_max(fmaxf(r.a, r.b));
+    float sm = (lane < n ? expf(r.a - r.m) : 0.0f) + (lane + 32 < n ? expf(r.b - r.m) : 0.0f);
+    r.sum = warp_sum(sm);
+    return r;
+}
+
+// The weighted values of a piece: acc[i][e] += p[i][c] · v_c[e] over the rows c this thread holds (vr), in order.
+template <int DH>
+__device__ __forceinline__ void piece_values(float (*acc)[8], const int4 *vr, const float (*p)[ATTN_PIECE], int n_rep,
+                                             int slot) {
+    constexpr int LPK = DH / 8, KPI = ATTN_THREADS / LPK, NIT = ATTN_PIECE / KPI;
+#pragma unroll
+    for (int it = 0; it < NIT; it++) {
+        float vf[8];
+        unpack_bf16x8(vr[it], vf);
+        const int c = it * KPI + slot;
+#pragma unroll
+        for (int i = 0; i < ATTN_MAX_REP; i++) {
+            if (i >= n_rep) break;
+            float pc = p[i][c];
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[i][e] = fmaf(pc, vf[e], acc[i][e]);
+        }
+    }
+}
+
+// The KPI slots' sums (thread (slot, sub): elements sub*8 .. of its heads) -> s_red[slot][i * DH + d]; after a __syncthreads(), slots_sum(s_red, idx) adds them in slot
+// order for element idx = i * DH + d of the block's heads.
+template <int DH>
+__device__ __forceinline__ void slots_store(float (*s_red)[ATTN_MAX_REP * DH], const float (*acc)[8], int n_rep,
+                                            int sub, int slot) {
+#pragma unroll
+    for (int i = 0; i < ATTN_MAX_REP; i++) {
+        if (i >= n_rep) break;
+#pragma unroll
+        for (int e = 0; e < 8; e++) s_red[slot][i * DH + sub * 8 + e] = acc[i][e];
+    }
+}
+template <int DH>
+__device__ __forceinline__ float slots_sum(const float (*s_red)[ATTN_MAX_REP * DH], int idx) {
+    constexpr int KPI = ATTN_THREADS / (DH / 8);
+    float v = 0.0f;
+#pragma unroll
+    for (int k = 0; k < KPI; k++) v += s_red[k][idx];
+    return v;
+}
+
+// ---- the split kernels -------------------------------------------------------------------------------------------
 template <int DH>
 __global__ void __launch_bounds__(ATTN_THREADS)
     attn_scores_kernel(float *scores, float *stats, const uint16_t *q, const uint16_t *cache_k, const int *pos, int H,
@@ -64,13 +163,12 @@ __global__ void __launch_bounds__(ATTN_THREADS)
     pdl_wait();
     const AttnRow r = attn_row(pos, Hkv, H, chunk);
     if (r.j0 >= r.j1) return;  // past the causal end (the whole block)
-    const int sub = threadIdx.x % LPK, slot = threadIdx.x / LPK, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int sub = threadIdx.x % LPK, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const size_t head0 = (size_t)r.t * H + (size_t)r.kv * r.n_rep;  // first query head of this kv head
     float qv[ATTN_MAX_REP][8];
 #pragma unroll
     for (int i = 0; i < ATTN_MAX_REP; i++)
         if (i < r.n_rep) unpack_bf16x8(__ldg((const int4 *)(q + (head0 + i) * DH) + sub), qv[i]);
-    const float scale = 1.0f / sqrtf((float)DH);
     // running (max, sum) of the heads this warp reduces: warp, warp + 4
     float run_m[ATTN_MAX_REP / ATTN_WARPS], run_s[ATTN_MAX_REP / ATTN_WARPS];
 #pragma unroll
@@ -79,38 +177,16 @@ __global__ void __launch_bounds__(ATTN_THREADS)
     for (int p0 = r.j0; p0 < r.j1; p0 += ATTN_PIECE) {
         int4 kr[NIT];
         load_piece<DH>(kr, cache_k, p0, r.j1, Hkv, r.kv);
-#pragma unroll
-        for (int it = 0; it < NIT; it++) {
-            float kf[8];
-            unpack_bf16x8(kr[it], kf);
-            const int c = it * KPI + slot, j = p0 + c;
-#pragma unroll
-            for (int i = 0; i < ATTN_MAX_REP; i++) {
-                if (i >= r.n_rep) break;
-                float d = 0.0f;
-#pragma unroll
-                for (int e = 0; e < 8; e++) d = fmaf(qv[i][e], kf[e], d);
-#pragma unroll
-                for (int off = LPK / 2; off > 0; off >>= 1) d += __shfl_xor_sync(0xffffffffu, d, off);
-                if (sub == 0 && j < r.j1) {
-                    float s = d * scale;
-                    scores[(head0 + i) * S + j] = s;
-                    s_sc[i][c] = s;
-                }
-            }
-        }
+        piece_scores<DH, true>(s_sc, kr, qv, r.n_rep, p0, r.j1, scores, head0, S);
         __syncthreads();
         const int n = min(ATTN_PIECE, r.j1 - p0);
 #pragma unroll
         for (int k = 0; k < ATTN_MAX_REP / ATTN_WARPS; k++) {
             const int i = warp + ATTN_WARPS * k;
             if (i >= r.n_rep) break;
-            float a = lane < n ? s_sc[i][lane] : -INFINITY, b = lane + 32 < n ? s_sc[i][lane + 32] : -INFINITY;
-            float m = warp_max(fmaxf(a, b));
-            float sm = (lane < n ? expf(a - m) : 0.0f) + (lane + 32 < n ? expf(b - m) : 0.0f);
-            sm = warp_sum(sm);
-            float M = fmaxf(run_m[k], m);
-            run_s[k] = run_s[k] * expf(run_m[k] - M) + sm * expf(m - M);
+            const PieceSoftmax ps = piece_softmax(s_sc[i], n);
+            float M = fmaxf(run_m[k], ps.m);
+            run_s[k] = run_s[k] * expf(run_m[k] - M) + ps.sum * expf(ps.m - M);
             run_m[k] = M;
         }
         __syncthreads();  // s_sc is written again by the next piece
@@ -168,35 +244,14 @@ __global__ void __launch_bounds__(ATTN_THREADS)
             s_p[i][c] = p;  // .type_as(xq): bf16 probabilities
         }
         __syncthreads();
-#pragma unroll
-        for (int it = 0; it < NIT; it++) {
-            float vf[8];
-            unpack_bf16x8(vr[it], vf);
-            const int c = it * KPI + slot;
-#pragma unroll
-            for (int i = 0; i < ATTN_MAX_REP; i++) {
-                if (i >= r.n_rep) break;
-                float p = s_p[i][c];
-#pragma unroll
-                for (int e = 0; e < 8; e++) acc[i][e] = fmaf(p, vf[e], acc[i][e]);
-            }
-        }
+        piece_values<DH>(acc, vr, s_p, r.n_rep, slot);
     }
     // the slots' sums -> this block's partial [head][Dh]
-#pragma unroll
-    for (int i = 0; i < ATTN_MAX_REP; i++) {
-        if (i >= r.n_rep) break;
-#pragma unroll
-        for (int e = 0; e < 8; e++) s_red[slot][i * DH + sub * 8 + e] = acc[i][e];
-    }
+    slots_store<DH>(s_red, acc, r.n_rep, sub, slot);
     __syncthreads();
     const int n = r.n_rep * DH;
-    for (int idx = threadIdx.x; idx < n; idx += ATTN_THREADS) {
-        float v = 0.0f;
-#pragma unroll
-        for (int k = 0; k < KPI; k++) v += s_red[k][idx];
-        partial[((head0 + idx / DH) * nsplit + blockIdx.y) * DH + idx % DH] = v;
-    }
+    for (int idx = threadIdx.x; idx < n; idx += ATTN_THREADS)
+        partial[((head0 + idx / DH) * nsplit + blockIdx.y) * DH + idx % DH] = slots_sum<DH>(s_red, idx);
     // the last block of this (t, kv) to finish adds the partials in chunk order
     __threadfence();
     __syncthreads();
@@ -217,6 +272,7 @@ __global__ void __launch_bounds__(ATTN_THREADS)
     if (threadIdx.x == 0) counters[blockIdx.x] = 0;  // ready for the next call (graph replays included)
 }
 
+// ---- the short kernel ----------------------------------------------------------------------------------------------
 // A short prefill (every row has at most ATTN_PIECE keys: start_pos + T <= 64, e.g. the tutorial's 17-token prompt):
 // one block per (t, kv head) does the whole row in one kernel, RoPE included: it rotates q of its heads and the keys
 // of this call straight from the qkv product (rounded to bf16 exactly as engine_rope_kv writes them to the cache),
@@ -224,14 +280,6 @@ __global__ void __launch_bounds__(ATTN_THREADS)
 // scores of the one piece into shared memory, the softmax, the bf16 probabilities and the weighted sum of V. The
 // same arithmetic in the same order as engine_rope_kv + the two kernels above with a single chunk (whose partial
 // sum pass adds one term to 0), so the same bits; it saves two launches and the round trips through global memory.
-// Rotate 8 bf16 (4 interleaved pairs, starting at pair i0 of the head) by freqs_cis row p; bf16 results.
-__device__ __forceinline__ int4 rope8(int4 x, const float *freqs_cis, int p, int half, int i0) {
-    const float4 *cs4 = (const float4 *)(freqs_cis + ((size_t)p * half + i0) * 2);
-    const float4 c01 = cs4[0], c23 = cs4[1];
-    const float cs[8] = {c01.x, c01.y, c01.z, c01.w, c23.x, c23.y, c23.z, c23.w};
-    return rope_bf16x8(x, cs);
-}
-
 template <int DH>
 __global__ void __launch_bounds__(ATTN_THREADS)
     attn_short_kernel(uint16_t *out, const uint16_t *qkv, const float *freqs_cis, uint16_t *cache_k,
@@ -259,7 +307,7 @@ __global__ void __launch_bounds__(ATTN_THREADS)
             vr[it] = __ldg((const int4 *)(cache_v + ((size_t)j * Hkv + kv) * DH) + sub);
         } else {
             const uint16_t *row = qkv + (size_t)(j - p0) * width;
-            kr[it] = rope8(__ldg((const int4 *)(row + kcol) + sub), freqs_cis, j, half, sub * 4);
+            kr[it] = rope_bf16x8_at(__ldg((const int4 *)(row + kcol) + sub), freqs_cis, j, half, sub * 4);
             vr[it] = __ldg((const int4 *)(row + vcol) + sub);
         }
     }
@@ -268,7 +316,7 @@ __global__ void __launch_bounds__(ATTN_THREADS)
         const int j = p0 + t;
         const uint16_t *row = qkv + (size_t)t * width;
         *((int4 *)(cache_k + ((size_t)j * Hkv + kv) * DH) + sub) =
-            rope8(__ldg((const int4 *)(row + kcol) + sub), freqs_cis, j, half, sub * 4);
+            rope_bf16x8_at(__ldg((const int4 *)(row + kcol) + sub), freqs_cis, j, half, sub * 4);
         *((int4 *)(cache_v + ((size_t)j * Hkv + kv) * DH) + sub) = __ldg((const int4 *)(row + vcol) + sub);
     }
     float qv[ATTN_MAX_REP][8];
@@ -276,37 +324,19 @@ __global__ void __launch_bounds__(ATTN_THREADS)
     for (int i = 0; i < ATTN_MAX_REP; i++)
         if (i < n_rep) {
             const uint16_t *qrow = qkv + (size_t)t * width + (size_t)(kv * n_rep + i) * DH;
-            unpack_bf16x8(rope8(__ldg((const int4 *)qrow + sub), freqs_cis, p0 + t, half, sub * 4), qv[i]);
+            unpack_bf16x8(rope_bf16x8_at(__ldg((const int4 *)qrow + sub), freqs_cis, p0 + t, half, sub * 4), qv[i]);
         }
-    const float scale = 1.0f / sqrtf((float)DH);
-#pragma unroll
-    for (int it = 0; it < NIT; it++) {
-        float kf[8];
-        unpack_bf16x8(kr[it], kf);
-        const int c = it * KPI + slot;
-#pragma unroll
-        for (int i = 0; i < ATTN_MAX_REP; i++) {
-            if (i >= n_rep) break;
-            float d = 0.0f;
-#pragma unroll
-            for (int e = 0; e < 8; e++) d = fmaf(qv[i][e], kf[e], d);
-#pragma unroll
-            for (int off = LPK / 2; off > 0; off >>= 1) d += __shfl_xor_sync(0xffffffffu, d, off);
-            if (sub == 0) s_p[i][c] = c < Tk ? d * scale : 0.0f;
-        }
-    }
+    piece_scores<DH, false>(s_p, kr, qv, n_rep, 0, Tk, NULL, 0, 0);
     __syncthreads();
-    // softmax of each head's row (warp w: heads w, w + ATTN_WARPS), probabilities rounded to bf16 (.type_as(xq))
+    // softmax of each head's row (warp w: heads w, w + ATTN_WARPS), probabilities rounded to bf16 (.type_as(xq)); the
+    // keys past Tk get 0
 #pragma unroll
     for (int k = 0; k < ATTN_MAX_REP / ATTN_WARPS; k++) {
         const int i = warp + ATTN_WARPS * k;
         if (i >= n_rep) break;
-        float a = lane < Tk ? s_p[i][lane] : -INFINITY, b = lane + 32 < Tk ? s_p[i][lane + 32] : -INFINITY;
-        float m = warp_max(fmaxf(a, b));
-        float sm = (lane < Tk ? expf(a - m) : 0.0f) + (lane + 32 < Tk ? expf(b - m) : 0.0f);
-        sm = warp_sum(sm);
-        s_p[i][lane] = lane < Tk ? dev_bf16_to_f32(dev_f32_to_bf16(expf(a - m) / sm)) : 0.0f;
-        s_p[i][lane + 32] = lane + 32 < Tk ? dev_bf16_to_f32(dev_f32_to_bf16(expf(b - m) / sm)) : 0.0f;
+        const PieceSoftmax ps = piece_softmax(s_p[i], Tk);
+        s_p[i][lane] = lane < Tk ? dev_bf16_to_f32(dev_f32_to_bf16(expf(ps.a - ps.m) / ps.sum)) : 0.0f;
+        s_p[i][lane + 32] = lane + 32 < Tk ? dev_bf16_to_f32(dev_f32_to_bf16(expf(ps.b - ps.m) / ps.sum)) : 0.0f;
     }
     __syncthreads();
     float acc[ATTN_MAX_REP][8];
@@ -314,34 +344,14 @@ __global__ void __launch_bounds__(ATTN_THREADS)
     for (int i = 0; i < ATTN_MAX_REP; i++)
 #pragma unroll
         for (int e = 0; e < 8; e++) acc[i][e] = 0.0f;
-#pragma unroll
-    for (int it = 0; it < NIT; it++) {
-        float vf[8];
-        unpack_bf16x8(vr[it], vf);
-        const int c = it * KPI + slot;
-#pragma unroll
-        for (int i = 0; i < ATTN_MAX_REP; i++) {
-            if (i >= n_rep) break;
-            float p = s_p[i][c];
-#pragma unroll
-            for (int e = 0; e < 8; e++) acc[i][e] = fmaf(p, vf[e], acc[i][e]);
-        }
-    }
-#pragma unroll
-    for (int i = 0; i < ATTN_MAX_REP; i++) {
-        if (i >= n_rep) break;
-#pragma unroll
-        for (int e = 0; e < 8; e++) s_red[slot][i * DH + sub * 8 + e] = acc[i][e];
-    }
+    piece_values<DH>(acc, vr, s_p, n_rep, slot);
+    slots_store<DH>(s_red, acc, n_rep, sub, slot);
     __syncthreads();
-    for (int idx = threadIdx.x; idx < n_rep * DH; idx += ATTN_THREADS) {
-        float v = 0.0f;
-#pragma unroll
-        for (int k = 0; k < KPI; k++) v += s_red[k][idx];
-        out[(head0 + idx / DH) * DH + idx % DH] = dev_f32_to_bf16(0.0f + v);
-    }
+    for (int idx = threadIdx.x; idx < n_rep * DH; idx += ATTN_THREADS)
+        out[(head0 + idx / DH) * DH + idx % DH] = dev_f32_to_bf16(0.0f + slots_sum<DH>(s_red, idx));
 }
 
+// ---- launchers -----------------------------------------------------------------------------------------------------
 // Chunks of a multiple of ATTN_PIECE keys, at most ATTN_MAX_SPLITS_* of them.
 static int attn_chunk(int T, int S) {
     int cap = T == 1 ? ATTN_MAX_SPLITS_DECODE : ATTN_MAX_SPLITS_PREFILL;
@@ -352,16 +362,16 @@ int engine_attn_splits(int T, int S) { return ceil_div(S, attn_chunk(T, S)); }
 
 void engine_attention(uint16_t *out, const uint16_t *q, const uint16_t *cache_k, const uint16_t *cache_v,
                       const int *pos, int T, int H, int Hkv, int Dh, int S, float *scores, float *stats,
-                      float *partial, int *counters, cudaStream_t st) {
+                      float *partial, int *counters, const EngineLaunch *launch) {
     REQUIRE(T >= 1 && Hkv >= 1 && H % Hkv == 0 && H / Hkv <= ATTN_MAX_REP, "T %d H %d Hkv %d (n_rep at most %d)", T, H,
             Hkv, ATTN_MAX_REP);
     const int chunk = attn_chunk(T, S);
     dim3 grid((unsigned)(T * Hkv), (unsigned)ceil_div(S, chunk));
 #define ATTN_CASE(DH)                                                                                                \
     if (Dh == DH) {                                                                                                  \
-        cudaCheck(engine_launch(attn_scores_kernel<DH>, grid, dim3(ATTN_THREADS), 0, st, scores, stats, q, cache_k,  \
-                                pos, H, Hkv, S, chunk));                                                             \
-        cudaCheck(engine_launch(attn_values_kernel<DH>, grid, dim3(ATTN_THREADS), 0, st, out, scores, stats,         \
+        cudaCheck(engine_launch(attn_scores_kernel<DH>, grid, dim3(ATTN_THREADS), 0, launch, scores, stats, q,       \
+                                cache_k, pos, H, Hkv, S, chunk));                                                    \
+        cudaCheck(engine_launch(attn_values_kernel<DH>, grid, dim3(ATTN_THREADS), 0, launch, out, scores, stats,     \
                                 cache_v, pos, H, Hkv, S, chunk, partial, counters));                                 \
         return;                                                                                                      \
     }
@@ -376,13 +386,13 @@ bool engine_attention_short_fits(int T, int max_keys) { return T > 1 && max_keys
 
 void engine_attention_short(uint16_t *out, const uint16_t *qkv, const float *freqs_cis, uint16_t *cache_k,
                             uint16_t *cache_v, const int *pos, int T, int max_keys, int H, int Hkv, int Dh,
-                            cudaStream_t st) {
+                            const EngineLaunch *launch) {
     REQUIRE(engine_attention_short_fits(T, max_keys) && Hkv >= 1 && H % Hkv == 0 && H / Hkv <= ATTN_MAX_REP,
             "T %d max_keys %d (at most %d) H %d Hkv %d", T, max_keys, ATTN_PIECE, H, Hkv);
 #define ATTN_SHORT_CASE(DH)                                                                                          \
     if (Dh == DH) {                                                                                                  \
-        cudaCheck(engine_launch(attn_short_kernel<DH>, dim3((unsigned)(T * Hkv)), dim3(ATTN_THREADS), 0, st, out,   \
-                                qkv, freqs_cis, cache_k, cache_v, pos, H, Hkv));                                     \
+        cudaCheck(engine_launch(attn_short_kernel<DH>, dim3((unsigned)(T * Hkv)), dim3(ATTN_THREADS), 0, launch,    \
+                                out, qkv, freqs_cis, cache_k, cache_v, pos, H, Hkv));                                \
         return;                                                                                                      \
     }
     ATTN_SHORT_CASE(64)

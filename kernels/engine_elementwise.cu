@@ -1,27 +1,29 @@
 // engine_elementwise.cu: the engine's row-wise kernels for the prefill path (T tokens at once), fused where the data
-// allows (engine.h):
+// allows (engine_ops.h):
 //   engine_embedding     h[t] = tok_embeddings[tokens[t]]
-//   engine_add_rmsnorm   h[t] = bf16(h[t] + delta[t]) then xn[t] = rmsnorm(h[t]) * w  (seed 002's RMSNorm(x, residual))
+//   engine_add_rmsnorm   h[t] = bf16(h[t] + delta[t]) then xn[t] = rmsnorm(h[t]) * w  (nano-vllm's fused residual norm)
 //   engine_rope_kv       qkv[t] -> q rotated; k rotated and v written into the cache rows start_pos + t
 //   engine_swiglu_pairs  interleaved (gate, up) -> bf16(bf16(silu(gate)) * up)
 // Rounding points as common/ref/ref_ops.h; RoPE and the norm are written without FMA contraction so that they round
 // exactly like the CPU reference. All but the embedding (which follows a host copy) are launched as programmatic
-// dependents (engine.h): each starts with pdl_wait().
-#include "engine.h"  // first: it includes the C headers (tensor.h, util.h) with C linkage
+// dependents (engine_pdl.cuh): each starts with pdl_wait().
+#include "engine_ops.h"  // first: it includes the C headers (tensor.h, util.h) with C linkage
 #include "common.cuh"
+#include "engine_pdl.cuh"
 
 __global__ void embedding_kernel(uint16_t *h, const int32_t *tokens, const uint16_t *table, int D) {
     pdl_launch_dependents();
-    pdl_wait();  // a no-op unless launched as a dependent (engine.h)
+    pdl_wait();  // a no-op unless launched as a dependent (engine_pdl.cuh)
     const int t = blockIdx.x;
     const int4 *src = (const int4 *)(table + (size_t)tokens[t] * D);
     int4 *dst = (int4 *)(h + (size_t)t * D);
     for (int v = threadIdx.x; v < D / 8; v += blockDim.x) dst[v] = src[v];
 }
 
-void engine_embedding(uint16_t *h, const int32_t *tokens, const uint16_t *table, int T, int D, cudaStream_t st) {
+void engine_embedding(uint16_t *h, const int32_t *tokens, const uint16_t *table, int T, int D,
+                      const EngineLaunch *launch) {
     REQUIRE(T >= 1 && D % 8 == 0, "T %d D %d", T, D);
-    embedding_kernel<<<T, 256, 0, st>>>(h, tokens, table, D);
+    embedding_kernel<<<T, 256, 0, launch->stream>>>(h, tokens, table, D);
     cudaCheckLaunch();
 }
 
@@ -61,9 +63,9 @@ __global__ void add_rmsnorm_kernel(uint16_t *__restrict__ xn, uint16_t *__restri
 }
 
 void engine_add_rmsnorm(uint16_t *xn, uint16_t *h, const uint16_t *delta, const uint16_t *w, int T, int D, float eps,
-                        cudaStream_t st) {
+                        const EngineLaunch *launch) {
     REQUIRE(T >= 1 && D >= 8 && D % 8 == 0, "T %d D %d: D must be a multiple of 8", T, D);
-    cudaCheck(engine_launch(add_rmsnorm_kernel, dim3(T), dim3(256), 0, st, xn, h, delta, w, D, eps));
+    cudaCheck(engine_launch(add_rmsnorm_kernel, dim3(T), dim3(256), 0, launch, xn, h, delta, w, D, eps));
 }
 
 // One block per token; a thread takes 8 values (4 complex pairs) at once with 16-byte loads and stores (Dh % 8 == 0,
@@ -92,10 +94,10 @@ __global__ void rope_kv_kernel(uint16_t *__restrict__ q, uint16_t *__restrict__ 
 }
 
 void engine_rope_kv(uint16_t *q, uint16_t *cache_k, uint16_t *cache_v, const uint16_t *qkv, const float *freqs_cis,
-                    const int *pos, int T, int H, int Hkv, int Dh, cudaStream_t st) {
+                    const int *pos, int T, int H, int Hkv, int Dh, const EngineLaunch *launch) {
     REQUIRE(T >= 1 && Dh % 8 == 0, "T %d Dh %d: Dh must be a multiple of 8", T, Dh);
-    cudaCheck(engine_launch(rope_kv_kernel, dim3(T), dim3(256), 0, st, q, cache_k, cache_v, qkv, freqs_cis, pos, H, Hkv,
-                            Dh));
+    cudaCheck(engine_launch(rope_kv_kernel, dim3(T), dim3(256), 0, launch, q, cache_k, cache_v, qkv, freqs_cis, pos, H,
+                            Hkv, Dh));
 }
 
 __global__ void swiglu_pairs_kernel(uint16_t *hidden, const uint16_t *gu, size_t n) {
@@ -108,10 +110,11 @@ __global__ void swiglu_pairs_kernel(uint16_t *hidden, const uint16_t *gu, size_t
     hidden[i] = dev_f32_to_bf16(__fmul_rn(silu, up));
 }
 
-void engine_swiglu_pairs(uint16_t *hidden, const uint16_t *gu, int T, int F, cudaStream_t st) {
+void engine_swiglu_pairs(uint16_t *hidden, const uint16_t *gu, int T, int F, const EngineLaunch *launch) {
     size_t n = (size_t)T * (size_t)F;
     REQUIRE(n > 0, "T %d F %d", T, F);
-    cudaCheck(engine_launch(swiglu_pairs_kernel, dim3(ceil_div((long long)n, 256)), dim3(256), 0, st, hidden, gu, n));
+    cudaCheck(engine_launch(swiglu_pairs_kernel, dim3(ceil_div((long long)n, 256)), dim3(256), 0, launch, hidden, gu,
+                            n));
 }
 
 // Reads `bytes` at p once so that they sit in L2 when the next product streams them (the engine runs it on a side
@@ -127,8 +130,8 @@ __global__ void l2_fill_kernel(const int4 *__restrict__ p, size_t n, int *sink) 
     if (acc == 0x9e3779b9u && threadIdx.x == 0) *sink = (int)acc;
 }
 
-void engine_l2_fill(const void *p, size_t bytes, int *sink, int blocks, cudaStream_t st) {
+void engine_l2_fill(const void *p, size_t bytes, int *sink, int blocks, const EngineLaunch *launch) {
     REQUIRE(((uintptr_t)p & 15) == 0 && bytes % 16 == 0 && blocks > 0, "p %p bytes %zu blocks %d", p, bytes, blocks);
-    l2_fill_kernel<<<blocks, 256, 0, st>>>((const int4 *)p, bytes / 16, sink);
+    l2_fill_kernel<<<blocks, 256, 0, launch->stream>>>((const int4 *)p, bytes / 16, sink);
     cudaCheckLaunch();
 }

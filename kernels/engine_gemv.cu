@@ -1,5 +1,5 @@
 // engine_gemv.cu: the decode product y[OC] = W[OC, C] · x[C] for one token (M = 1), at memory speed, with the work
-// around it fused in (engine.h, GemvArgs).
+// around it fused in (engine_ops.h, GemvArgs).
 //
 // Decode reads every weight once per token and does 2 flops per 2 bytes: the time is the bytes. So the kernel is
 // built around the loads: each warp streams two neighbouring rows with 16-byte loads (8 bf16 per lane per load),
@@ -18,13 +18,12 @@
 // Layout: 256 threads = 8 warps per block, 2 rows per warp, 16 rows per block.
 // Grid: persistent, as many blocks as fit on the GPU at once, each looping over groups of 16 rows, so the prologue
 // (the RMSNorm of x) runs once per block rather than once per 16 rows.
-// Launch: engine_launch (programmatic dependent launch on sm_90 unless ENGINE_PDL=0).
+// Launch: engine_launch (programmatic dependent launch when launch->pdl, engine_pdl.cuh).
 // Measured (bench/NOTES.md, H200, llama3-8b preset): the two buffers took decode from 196 to 218-224 tok/s, the
 // early first step and the per-shape BATCH to 228-230 (81-83% of the copy-bandwidth limit).
-#include "engine.h"  // first: it includes the C headers (tensor.h, util.h) with C linkage
+#include "engine_ops.h"  // first: it includes the C headers (tensor.h, util.h) with C linkage
 #include "common.cuh"
-#include <stdlib.h>
-#include <string.h>
+#include "engine_pdl.cuh"
 
 #define GEMV_WARPS 8
 #define GEMV_ROWS_PER_WARP 2
@@ -178,23 +177,6 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_kernel(GemvArgs a) {
     }
 }
 
-// 16-byte loads per row per lane in one step (BATCH): ENGINE_GEMV_BATCH=2, 4 or 8 forces one for measurements;
-// by default engine_gemv picks per product (launch below).
-static int gemv_batch_env(void) {
-    static int batch = -1;
-    if (batch < 0) {
-        const char *env = getenv("ENGINE_GEMV_BATCH");
-        batch = !env ? 0 : strcmp(env, "2") == 0 ? 2 : strcmp(env, "4") == 0 ? 4 : strcmp(env, "8") == 0 ? 8 : 0;
-    }
-    return batch;
-}
-
-// The grid: as many blocks as are resident at once, each looping over row groups (ENGINE_GEMV_PERSIST=0: one block
-// per 16 rows, the first version).
-static bool gemv_persistent(void) {
-    const char *env = getenv("ENGINE_GEMV_PERSIST");
-    return !(env && strcmp(env, "0") == 0);
-}
 static int gemv_sm_count(void) {
     static int sms = 0;
     if (!sms) {
@@ -227,43 +209,46 @@ static int gemv_resident(size_t smem) {
 }
 
 template <int PRO, int EPI, int BATCH>
-static void launch_batch(const GemvArgs *a, cudaStream_t st) {
+static void launch_batch(const GemvArgs *a, const EngineLaunch *launch) {
     size_t smem = (size_t)a->C * sizeof(uint16_t);
     int grid = ceil_div(a->OC, GEMV_ROWS_PER_BLOCK);
     // a persistent grid: as many blocks as fit at once (occupancy of this instantiation), each looping over groups
+    // (measured against one block per 16 rows: +5.6% decode, bench/NOTES.md session 1)
     int resident = gemv_resident<PRO, EPI, BATCH>(smem);
-    if (gemv_persistent() && grid > resident) grid = resident;
-    cudaCheck(engine_launch(gemv_kernel<PRO, EPI, BATCH>, dim3(grid), dim3(GEMV_WARPS * 32), smem, st, *a));
+    if (grid > resident) grid = resident;
+    cudaCheck(engine_launch(gemv_kernel<PRO, EPI, BATCH>, dim3(grid), dim3(GEMV_WARPS * 32), smem, launch, *a));
 }
 // BATCH 4 (~92 registers: 2 blocks of 256 threads per SM) keeps 8 KB per warp in flight; when the row groups
 // would not all fit at once with it but do with BATCH 2 (~60 registers, 4 blocks per SM), BATCH 2 runs them in a
 // single round instead of leaving the second round half empty (the packed wqkv of the 8B: 384 groups, 264 resident
-// blocks at BATCH 4, 528 at BATCH 2).
+// blocks at BATCH 4, 528 at BATCH 2). launch->gemv_batch = 2, 4 or 8 forces one (bench --gemv-batch).
 template <int PRO, int EPI>
-static void launch(const GemvArgs *a, cudaStream_t st) {
-    int batch = gemv_batch_env();
+static void launch_shape(const GemvArgs *a, const EngineLaunch *launch) {
+    int batch = launch->gemv_batch;
     if (!batch) {
         size_t smem = (size_t)a->C * sizeof(uint16_t);
         int groups = ceil_div(a->OC, GEMV_ROWS_PER_BLOCK);
         batch = groups > gemv_resident<PRO, EPI, 4>(smem) && groups <= gemv_resident<PRO, EPI, 2>(smem) ? 2 : 4;
     }
     switch (batch) {
-    case 2: launch_batch<PRO, EPI, 2>(a, st); break;
-    case 8: launch_batch<PRO, EPI, 8>(a, st); break;
-    default: launch_batch<PRO, EPI, 4>(a, st); break;
+    case 2: launch_batch<PRO, EPI, 2>(a, launch); break;
+    case 8: launch_batch<PRO, EPI, 8>(a, launch); break;
+    default: launch_batch<PRO, EPI, 4>(a, launch); break;
     }
 }
 
-void engine_gemv(const GemvArgs *a, int pro, int epi, cudaStream_t st) {
+void engine_gemv(const GemvArgs *a, int pro, int epi, const EngineLaunch *launch) {
     REQUIRE(a->C > 0 && a->C % 8 == 0 && a->OC > 0, "C %d OC %d: C must be a multiple of 8 (16-byte rows)", a->C,
             a->OC);
+    REQUIRE(launch->gemv_batch == 0 || launch->gemv_batch == 2 || launch->gemv_batch == 4 || launch->gemv_batch == 8,
+            "gemv_batch %d: 0 (per shape), 2, 4 or 8", launch->gemv_batch);
     REQUIRE(((uintptr_t)a->w & 15) == 0 && ((uintptr_t)a->x & 15) == 0, "w %p x %p must be 16-byte aligned",
             (const void *)a->w, (const void *)a->x);
     if (epi == GEMV_EPI_QKV_ROPE || epi == GEMV_EPI_SWIGLU)
         REQUIRE(a->OC % 2 == 0 && a->head_dim % 2 == 0, "OC %d head_dim %d: pairs need even sizes", a->OC,
                 a->head_dim);
 #define CASE(P, E)                                 \
-    if (pro == P && epi == E) return launch<P, E>(a, st);
+    if (pro == P && epi == E) return launch_shape<P, E>(a, launch);
     CASE(GEMV_PRO_COPY, GEMV_EPI_F32)
     CASE(GEMV_PRO_COPY, GEMV_EPI_BF16)
     CASE(GEMV_PRO_COPY, GEMV_EPI_RESIDUAL)

@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine.h"  // first: it includes the C headers (tensor.h, util.h) with C linkage
+#include "engine_ops.h"  // first: it includes the C headers (tensor.h, util.h) with C linkage
 #include "common.cuh"
 
 #define LOAD_CHUNK_BYTES (16u << 20)

@@ -1,6 +1,6 @@
 // engine_model.cu: the device model of the engine (engine.h): the two allocations, loading, the forward pass for
 // prefill (T > 1: cuBLAS products + fused row kernels) and decode (T = 1: fused GEMV kernels), the decode CUDA
-// graph, and the timers the bench uses.
+// graph. The kernels are launched through kernels/engine_ops.h; bench/ times the calls of engine.h.
 //
 // Decode, one token, one layer (6 kernels; the comment is the line of Meta's model.py each implements):
 //   gemv  RMSNORM -> wqkv -> QKV_ROPE   x = attention_norm(h); xq,xk,xv = wq,wk,wv(x); rotary; cache_k/v[pos] = xk,xv
@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine.h"  // first: it includes the C headers (tensor.h, util.h) with C linkage
+#include "engine_ops.h"  // first: it includes the C headers (tensor.h, util.h) with C linkage
 #include "common.cuh"
 
 typedef struct {
@@ -68,20 +68,19 @@ struct Engine {
     cudaStream_t stream;
     cudaStream_t side;            // wo into L2 beside attention (l2_fill below); joined before the wo product
     cudaEvent_t ev_fork, ev_join;
-    int l2_fill_blocks;           // 0: off (ENGINE_L2_FILL=0)
+    int l2_fill_blocks;           // 0: off (EngineOptions.l2_fill_per_sm = 0)
+    EngineLaunch launch;          // the kernels' stream, PDL, GEMV batch (from the options)
+    EngineLaunch side_launch;     // the same on the side stream
     cublasHandle_t cublas;
     cublasLtHandle_t lt;          // short prefills (T <= LT_MAX_T): cuBLASLt with the first split-K-free algorithm
     LtPlan lt_plans[LT_PLANS];    // per (T, C, OC), filled on first use
     int lt_next;                  // the slot the next new shape takes (round robin)
     cudaGraphExec_t graph;
     bool graph_ready;
-    bool small_gemm;              // prefill products of 2..SMALL_GEMM_MAX_T tokens on engine_small_gemm.cu
     size_t peak_used;
 };
 
 static void lt_plan_release(LtPlan *p);
-
-int engine_pdl = 0;  // engine.h: programmatic dependent launch of the engine's kernels (set by engine_create)
 
 static size_t align_up(size_t x) { return (x + 255) & ~(size_t)255; }
 
@@ -101,6 +100,9 @@ extern "C" void engine_options_default(EngineOptions *o) {
     o->use_graphs = true;
     o->gemv = ENGINE_GEMV_OURS;
     o->load_threads = 8;
+    o->gemv_batch = 0;
+    o->pdl = true;
+    o->l2_fill_per_sm = 4;
 }
 
 extern "C" bool engine_available(void) { return cuda_device_count() > 0; }
@@ -153,18 +155,18 @@ extern "C" Engine *engine_create(const Checkpoint *ck, const EngineOptions *opt)
     if (e->max_T > e->S) e->max_T = e->S;
     if (e->D % 8 || e->F % 8 || (e->H * e->Dh) % 8)
         input_error(ck->path, "dim %d, ffn hidden %d: the engine needs multiples of 8 (16-byte rows)", e->D, e->F);
+    if (!(opt->gemv_batch == 0 || opt->gemv_batch == 2 || opt->gemv_batch == 4 || opt->gemv_batch == 8) ||
+        opt->l2_fill_per_sm < 0)
+        fatal("engine_create: gemv_batch %d (0, 2, 4 or 8), l2_fill_per_sm %d (>= 0)", opt->gemv_batch,
+              opt->l2_fill_per_sm);
 
     cudaCheck(cudaSetDevice(opt->device));
     cuda_init(opt->device);  // the shared handles of kernels/ (device selection, context)
     cudaDeviceProp prop;
     cudaCheck(cudaGetDeviceProperties(&prop, opt->device));
-    // Programmatic dependent launch on sm_90 and later (ENGINE_PDL=0 turns it off): since the GEMV issues its
+    // Programmatic dependent launch on sm_90 and later (opt->pdl = false turns it off): since the GEMV issues its
     // first weight loads before waiting, it gains 0-1% in decode and 4% in the 17-token prefill on an H200.
-    // Short prefills go to cuBLAS: about 1 ms faster at 17 tokens on an H200 than our small tensor-core GEMM
-    // (bench/NOTES.md). ENGINE_SMALL_GEMM=1 (or 2: 32-row blocks) selects the small GEMM instead.
-    const char *pdl_env = getenv("ENGINE_PDL"), *sg_env = getenv("ENGINE_SMALL_GEMM");
-    engine_pdl = prop.major >= 9 && !(pdl_env && strcmp(pdl_env, "0") == 0);
-    e->small_gemm = prop.major >= 8 && sg_env && (strcmp(sg_env, "1") == 0 || strcmp(sg_env, "2") == 0);
+    e->info.pdl = opt->pdl && prop.major >= 9;
     snprintf(e->info.device_name, sizeof e->info.device_name, "%s (sm_%d%d, %.1f GiB)", prop.name, prop.major,
              prop.minor, (double)prop.totalGlobalMem / 1073741824.0);
 
@@ -210,7 +212,7 @@ extern "C" Engine *engine_create(const Checkpoint *ck, const EngineOptions *opt)
     CARVE(o_gu, T * 2 * F * 2)
     CARVE(o_hidden, T * F * 2)
     CARVE(o_scores, T * (size_t)e->H * S * 4)
-    // T = 1 may use more chunks per row than T > 1 (engine.h): the scratch holds the larger of the two
+    // T = 1 may use more chunks per row than T > 1 (engine_ops.h): the scratch holds the larger of the two
     size_t slots_decode = (size_t)e->H * (size_t)engine_attn_splits(1, e->S);
     size_t slots_prefill = T * (size_t)e->H * (size_t)engine_attn_splits(2, e->S);
     size_t attn_slots = slots_decode > slots_prefill ? slots_decode : slots_prefill;
@@ -325,11 +327,9 @@ extern "C" Engine *engine_create(const Checkpoint *ck, const EngineOptions *opt)
     cudaCheck(cudaStreamCreateWithFlags(&e->side, cudaStreamNonBlocking));
     cudaCheck(cudaEventCreateWithFlags(&e->ev_fork, cudaEventDisableTiming));
     cudaCheck(cudaEventCreateWithFlags(&e->ev_join, cudaEventDisableTiming));
-    {
-        const char *env = getenv("ENGINE_L2_FILL");  // blocks per SM (default 4; 0 turns it off)
-        int per_sm = env ? atoi(env) : 4;
-        e->l2_fill_blocks = (per_sm > 0 ? per_sm : 0) * prop.multiProcessorCount;
-    }
+    e->l2_fill_blocks = opt->l2_fill_per_sm * prop.multiProcessorCount;
+    e->launch = (EngineLaunch){e->stream, e->info.pdl, opt->gemv_batch};
+    e->side_launch = (EngineLaunch){e->side, false, opt->gemv_batch};  // l2_fill: a plain launch, as before
     cublasCheck(cublasCreate(&e->cublas));
     cublasCheck(cublasSetStream(e->cublas, e->stream));
     cublasCheck(cublasSetWorkspace(e->cublas, e->cublas_ws, e->cublas_ws_bytes));
@@ -359,16 +359,19 @@ extern "C" void engine_free(Engine *e) {
 }
 
 extern "C" const EngineInfo *engine_info(const Engine *e) { return &e->info; }
-extern "C" size_t engine_peak_gpu_bytes(const Engine *e) { return e->peak_used; }
+extern "C" size_t engine_peak_gpu_bytes(Engine *e) {
+    note_memory(e);
+    return e->peak_used;
+}
 
 // ---- the forward pass ------------------------------------------------------------------------------------------------
 // out[T, OC] = in[T, C] · W[OC, C]ᵀ (row-major; see kernels/matmul_cublas.cu for the transposes)
 // A few tokens (2..LT_MAX_T: a short prompt) go through cuBLASLt with the first algorithm of its heuristic list that
 // does not split K: at T = 17 on an H200 cublasGemmEx's choice for wo splits K over two blocks plus a reduction kernel
 // (17.7 us) where the split-free one takes 12.6 us, and for w2 35.1 against 32.1 us (bench/NOTES.md). The rule is
-// fixed (no timing), so the choice, and the bits, are the same in every run on a given GPU and cuBLAS.
-// ENGINE_SMALL_GEMM=1 selects our tensor-core kernel instead (engine_small_gemm.cu, slower). T = 1 here is the cuBLAS
-// decode path kept for comparison, so it stays on cublasGemmEx, as do longer prompts.
+// fixed (no timing), so the choice, and the bits, are the same in every run on a given GPU and cuBLAS. (A tensor-core
+// kernel of our own for these shapes was measured slower than cuBLAS and removed: bench/NOTES.md, session 1.)
+// T = 1 here is the cuBLAS decode path kept for comparison, so it stays on cublasGemmEx, as do longer prompts.
 static void lt_plan_release(LtPlan *p) {
     if (!p->T) return;
     cublasCheck(cublasLtMatrixLayoutDestroy(p->a));
@@ -421,10 +424,6 @@ static const LtPlan *lt_plan(Engine *e, int T, int C, int OC) {
 }
 
 static void gemm(Engine *e, uint16_t *out, const uint16_t *in, const uint16_t *w, int T, int C, int OC) {
-    if (e->small_gemm && T > 1 && engine_small_gemm_fits(T, C, OC)) {
-        engine_small_gemm(out, in, w, T, C, OC, e->stream);
-        return;
-    }
     const float alpha = 1.0f, beta = 0.0f;
     const LtPlan *p = T > 1 && T <= LT_MAX_T ? lt_plan(e, T, C, OC) : NULL;
     if (p) {
@@ -444,12 +443,12 @@ static uint16_t *layer_cache(const Engine *e, uint16_t *cache, int l) {
 // a kernel reads the layer's wo matrix (32 MiB at 8B, less than L2) so that the wo product right after streams it
 // from L2. fork: after the qkv product; join: before the wo product. Measured on an H200 (bench/NOTES.md): decode
 // 229.6 -> 233.2 tok/s; in the 17-token prefill it cost 0.05-0.2 ms (cuBLAS's products and the fill compete), so
-// only decode uses it. ENGINE_L2_FILL=N: N blocks per SM (default 4), 0 turns it off.
+// only decode uses it. EngineOptions.l2_fill_per_sm: blocks per SM (default 4), 0 turns it off.
 static void l2_fill_fork(Engine *e, const uint16_t *w, size_t bytes) {
     if (!e->l2_fill_blocks) return;
     cudaCheck(cudaEventRecord(e->ev_fork, e->stream));
     cudaCheck(cudaStreamWaitEvent(e->side, e->ev_fork, 0));
-    engine_l2_fill(w, bytes, e->sink, e->l2_fill_blocks, e->side);
+    engine_l2_fill(w, bytes, e->sink, e->l2_fill_blocks, &e->side_launch);
     cudaCheck(cudaEventRecord(e->ev_join, e->side));
 }
 static void l2_fill_join(Engine *e) {
@@ -458,7 +457,7 @@ static void l2_fill_join(Engine *e) {
 
 // Decode, T = 1, through the fused GEMV kernels. The token is in d_tokens[0], its position in *d_pos.
 static void forward_decode_gemv(Engine *e) {
-    cudaStream_t st = e->stream;
+    const EngineLaunch *st = &e->launch;
     const int D = e->D, HD = e->H * e->Dh;
     engine_embedding(e->h, e->d_tokens, e->tok_embeddings, 1, D, st);
     for (int l = 0; l < e->L; l++) {
@@ -500,7 +499,7 @@ static void forward_decode_gemv(Engine *e) {
 // T tokens (d_tokens[0..T), positions *d_pos ..), through cuBLAS products and the fused row kernels. max_keys:
 // start_pos + T when known on the host, 0 inside a graph (engine_attention).
 static void forward_prefill(Engine *e, int T, int max_keys) {
-    cudaStream_t st = e->stream;
+    const EngineLaunch *st = &e->launch;
     const int D = e->D, HD = e->H * e->Dh, F = e->F;
     engine_embedding(e->h, e->d_tokens, e->tok_embeddings, T, D, st);
     for (int l = 0; l < e->L; l++) {
@@ -553,7 +552,6 @@ static const float *download_logits(Engine *e) {
     cudaCheck(cudaMemcpyAsync(e->logits_host, e->logits_dev, sizeof(float) * (size_t)e->V, cudaMemcpyDeviceToHost,
                               e->stream));
     cudaCheck(cudaStreamSynchronize(e->stream));
-    note_memory(e);
     return e->logits_host;
 }
 
@@ -581,6 +579,7 @@ static void capture_decode_graph(Engine *e) {
     cudaCheck(cudaGraphInstantiate(&e->graph, g, 0));
     cudaCheck(cudaGraphDestroy(g));
     e->graph_ready = true;
+    note_memory(e);
 }
 
 static void decode_launch(Engine *e, int32_t token, int pos) {
@@ -600,94 +599,14 @@ extern "C" const float *engine_decode(Engine *e, int32_t token, int pos) {
     check_tokens(e, &token, 1, pos);
     decode_launch(e, token, pos);
     cudaCheck(cudaStreamSynchronize(e->stream));
-    note_memory(e);
     return e->logits_host;
 }
 
 extern "C" void engine_set_gemv(Engine *e, EngineGemv gemv) {
     if (e->opt.gemv == gemv) return;
     cudaCheck(cudaStreamSynchronize(e->stream));
+    note_memory(e);  // before the graph's memory is freed
     if (e->graph_ready) cudaCheck(cudaGraphExecDestroy(e->graph));
     e->graph_ready = false;
     e->opt.gemv = gemv;
-}
-
-// ---- timers ------------------------------------------------------------------------------------------------------------
-extern "C" double engine_time_prefill_ms(Engine *e, const int32_t *tokens, int T) {
-    check_tokens(e, tokens, T, 0);
-    if (T > e->max_T) fatal("engine_time_prefill_ms: T %d > max_prefill %d", T, e->max_T);
-    cudaEvent_t a, b;
-    cudaCheck(cudaEventCreate(&a));
-    cudaCheck(cudaEventCreate(&b));
-    cudaCheck(cudaStreamSynchronize(e->stream));
-    cudaCheck(cudaEventRecord(a, e->stream));
-    run_chunk(e, tokens, T, 0);  // (synchronises first, before any work is queued: the event pair is tight)
-    cudaCheck(cudaMemcpyAsync(e->logits_host, e->logits_dev, sizeof(float) * (size_t)e->V, cudaMemcpyDeviceToHost,
-                              e->stream));
-    cudaCheck(cudaEventRecord(b, e->stream));
-    cudaCheck(cudaEventSynchronize(b));
-    float ms = 0;
-    cudaCheck(cudaEventElapsedTime(&ms, a, b));
-    cudaCheck(cudaEventDestroy(a));
-    cudaCheck(cudaEventDestroy(b));
-    note_memory(e);
-    return ms;
-}
-
-extern "C" double engine_time_decode_ms(Engine *e, int32_t token, int pos0, int n) {
-    check_tokens(e, &token, 1, pos0 + n - 1);
-    cudaEvent_t a, b;
-    cudaCheck(cudaEventCreate(&a));
-    cudaCheck(cudaEventCreate(&b));
-    cudaCheck(cudaStreamSynchronize(e->stream));
-    if (!e->graph_ready && e->opt.use_graphs) capture_decode_graph(e);
-    cudaCheck(cudaEventRecord(a, e->stream));
-    for (int i = 0; i < n; i++) {
-        decode_launch(e, token, pos0 + i);
-        cudaCheck(cudaStreamSynchronize(e->stream));  // as generation does: the host needs the logits to go on
-    }
-    cudaCheck(cudaEventRecord(b, e->stream));
-    cudaCheck(cudaEventSynchronize(b));
-    float ms = 0;
-    cudaCheck(cudaEventElapsedTime(&ms, a, b));
-    cudaCheck(cudaEventDestroy(a));
-    cudaCheck(cudaEventDestroy(b));
-    note_memory(e);
-    return ms;
-}
-
-static int cmp_double(const void *x, const void *y) {
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
-extern "C" double engine_copy_bandwidth(int device, size_t bytes, int reps) {
-    cudaCheck(cudaSetDevice(device));
-    void *src, *dst;
-    cudaCheck(cudaMalloc(&src, bytes));
-    cudaCheck(cudaMalloc(&dst, bytes));
-    cudaCheck(cudaMemset(src, 1, bytes));
-    cudaEvent_t a, b;
-    cudaCheck(cudaEventCreate(&a));
-    cudaCheck(cudaEventCreate(&b));
-    cudaCheck(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));  // warm-up
-    if (reps < 1) reps = 1;
-    double *bw = (double *)malloc(sizeof(double) * (size_t)reps);
-    for (int r = 0; r < reps; r++) {
-        cudaCheck(cudaEventRecord(a));
-        cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice));
-        cudaCheck(cudaEventRecord(b));
-        cudaCheck(cudaEventSynchronize(b));
-        float ms = 0;
-        cudaCheck(cudaEventElapsedTime(&ms, a, b));
-        bw[r] = 2.0 * (double)bytes / (ms * 1e-3);  // every byte is read once and written once
-    }
-    qsort(bw, (size_t)reps, sizeof(double), cmp_double);
-    double median = bw[reps / 2];
-    free(bw);
-    cudaCheck(cudaEventDestroy(a));
-    cudaCheck(cudaEventDestroy(b));
-    cudaCheck(cudaFree(src));
-    cudaCheck(cudaFree(dst));
-    return median;
 }

@@ -4,7 +4,8 @@
 //   REQUIRE_GPU=1 ...                            without a GPU: a failure (else: skipped, "0 passed, 0 failed")
 // Checks: prefill logits, 4 cached decode steps, the cuBLAS decode path and a recompute, all against the CPU within
 // tolerance with the same argmax; decode is deterministic (same bits twice); graphs and plain launches give the same
-// bits; a prefill in chunks agrees with one pass.
+// bits; so do the tuning switches of EngineOptions (GEMV batch, PDL, L2 fill); a prefill in chunks agrees with one
+// pass.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,15 @@ static void check_logits(const char *what, const float *ref, const float *out, i
     if (am_ref != am_out) printf("    argmax differs: the reference's logit gap %.4g, 3 x the RMS error %.4g\n", gap, 3 * rms_err);
     CHECK(am_ref == am_out || gap <= 3 * rms_err, "%s: argmax %lld vs %lld, gap %g > 3 x RMS error %g", what,
           (long long)am_ref, (long long)am_out, gap, rms_err);
+}
+
+// The logits of the last decode step after a one-pass prefill of toks[0..T) and decode steps T..last, with options o.
+static void decode_logits(const Checkpoint *ck, const EngineOptions *o, const int32_t *toks, int T, int last,
+                          float *out, int V) {
+    Engine *e = engine_create(ck, o);
+    engine_forward(e, toks, T, 0);
+    for (int pos = T; pos <= last; pos++) memcpy(out, engine_decode(e, toks[pos], pos), (size_t)V * sizeof(float));
+    engine_free(e);
 }
 
 int main(int argc, char **argv) {
@@ -140,6 +150,20 @@ int main(int argc, char **argv) {
         }
         CHECK(memcmp(out, again, (size_t)V * sizeof(float)) == 0, "graph and plain launches differ");
         engine_free(e3);
+        // the tuning switches change the schedule, never the sums: every lane of the GEMV adds its vectors in the
+        // same order whatever the batch, PDL only lets a kernel start early, the L2 fill only reads
+        EngineOptions def = o;
+        decode_logits(&ck, &def, toks, T, last, out, V);
+        struct { const char *what; int gemv_batch; bool pdl; int l2_fill; } sw[] = {
+            {"gemv batch 2", 2, true, 4}, {"gemv batch 4", 4, true, 4}, {"gemv batch 8", 8, true, 4},
+            {"PDL off", 0, false, 4},     {"L2 fill off", 0, true, 0},  {"L2 fill 8 per SM", 0, true, 8}};
+        for (size_t k = 0; k < sizeof sw / sizeof sw[0]; k++) {
+            EngineOptions ov = def;
+            ov.gemv_batch = sw[k].gemv_batch, ov.pdl = sw[k].pdl, ov.l2_fill_per_sm = sw[k].l2_fill;
+            decode_logits(&ck, &ov, toks, T, last, again, V);
+            CHECK(memcmp(out, again, (size_t)V * sizeof(float)) == 0, "%s: decode logits differ from the defaults",
+                  sw[k].what);
+        }
         // a prefill longer than one attention piece (64 keys): the split attention kernels with T > 1, which the
         // 17-token prompt above (one piece: attn_short_kernel) does not reach; 150 tokens, then 30 more at
         // start_pos 150 (rows of 151..180 keys over several chunks)
