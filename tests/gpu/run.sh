@@ -3,6 +3,9 @@
 #
 #   kernels     every CUDA launcher against its CPU twin, small and 8B shapes (build/tests/test_kernels_gpu)
 #   engine      the inference engine's GPU tests (build/tests/test_engine_gpu), when built
+#   engine_ops  each engine kernel alone against the CPU reference ops it fuses, small and 8B shapes, every GEMV
+#               configuration, attention at many context lengths (build/tests/test_engine_ops_gpu), and the same at
+#               the small shape under compute-sanitizer memcheck
 #   tiny        the whole walkthrough with --device cuda on the tiny model: every comparison must pass
 #   sanitizer   compute-sanitizer memcheck over one walkthrough of the tiny model
 #   8b          the llama3-8b preset (16 GB, written here with wt-make-model under $GPU_TMP): wt-inspect lists it,
@@ -22,7 +25,7 @@
 # GPU, counts, timings) to $GPU_SUMMARY (default tests/gpu/last-run.txt).
 set -u
 cd "$(dirname "$0")/../.."
-STAGES="${STAGES:-kernels engine tiny demo sanitizer generate 8b engine8b nocompare}"
+STAGES="${STAGES:-kernels engine engine_ops tiny demo sanitizer generate 8b engine8b nocompare}"
 GPU_TMP="${GPU_TMP:-/tmp/l3t-gpu}"
 SUMMARY="${GPU_SUMMARY:-tests/gpu/last-run.txt}"
 LOGS="${GPU_LOGS:-$GPU_TMP/logs}"
@@ -57,6 +60,16 @@ if stage engine && [ -x build/tests/test_engine_gpu ]; then
     echo "== engine: GPU forward against the full-model CPU reference (tiny) =="
     run engine_tiny build/tests/test_engine_gpu $TINY
     grep -E "passed, [0-9]+ failed" "$LOGS/engine_tiny.log" | tail -n 1 | sed 's/^/        /'
+fi
+if stage engine_ops && [ -x build/tests/test_engine_ops_gpu ]; then
+    echo "== engine ops: each engine kernel against the CPU reference ops it fuses =="
+    run engine_ops build/tests/test_engine_ops_gpu
+    grep -E "passed, [0-9]+ failed" "$LOGS/engine_ops.log" | tail -n 1 | sed 's/^/        /'
+    if command -v compute-sanitizer >/dev/null; then
+        run memcheck_engine_ops compute-sanitizer --tool memcheck --error-exitcode 9 build/tests/test_engine_ops_gpu --small
+    else
+        FAIL=$((FAIL + 1)); note "FAIL  compute-sanitizer not found"
+    fi
 fi
 if stage tiny; then
     echo "== walkthrough on the tiny model, --device cuda =="
@@ -185,6 +198,8 @@ COMMIT=${GIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
         echo; echo "$(basename "$f" .log):"; sed -n '/^chapter/,$p' "$f"
     done
     [ -f "$LOGS/kernels.log" ] && { echo; echo "kernels:"; grep -E "^(OK|FAIL)|passed, " "$LOGS/kernels.log" | tail -n 60; }
+    [ -f "$LOGS/engine_ops.log" ] && { echo; echo "engine ops: $(grep -c '^OK' "$LOGS/engine_ops.log") comparisons OK";
+        grep -E "^FAIL|passed, " "$LOGS/engine_ops.log"; }
 } >"$SUMMARY"
 echo "summary: $SUMMARY"
 echo "$PASS passed, $FAIL failed"
