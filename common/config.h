@@ -4,6 +4,7 @@
 //   F = ffn_hidden (Meta's FeedForward rule, formats.md §1), V = vocab_size, L = n_layers.
 #pragma once
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
@@ -23,16 +24,45 @@ typedef struct {
     int ffn_hidden;         // F
 } Config;
 
+// Bounds on what a config may say: far above any real model (Llama-3.1-405B: dim 16384, 126 layers, vocab 128256,
+// F 53248), low enough that a product of two sizes fits in 64 bits and every derived size in an int.
+#define CONFIG_MAX_DIM (1 << 20)      // dim, hidden_size
+#define CONFIG_MAX_LAYERS (1 << 16)
+#define CONFIG_MAX_HEADS (1 << 16)    // n_heads, n_kv_heads
+#define CONFIG_MAX_VOCAB (1 << 24)
+#define CONFIG_MAX_FFN (1 << 24)      // ffn_hidden, intermediate_size, multiple_of
+#define CONFIG_MULT_MIN 0.01          // ffn_dim_multiplier (Meta's files: 1.3, 1.2)
+#define CONFIG_MULT_MAX 100.0
+#define CONFIG_EPS_MIN 1e-30          // norm_eps, rms_norm_eps
+#define CONFIG_EPS_MAX 1.0
+#define CONFIG_THETA_MIN 1.0          // rope_theta (Llama 3: 500000; MiniMind: 1e6)
+#define CONFIG_THETA_MAX 1e15
+
 // params.json: Meta's ModelArgs defaults for absent keys (n_kv_heads = n_heads, multiple_of = 256, norm_eps = 1e-5,
 // rope_theta = 500000, no ffn_dim_multiplier, use_scaled_rope = false). A mistyped or impossible value exits 2
 // naming the file and the key.
 void config_from_params_json(Config *c, const char *path);
 // HF config.json (hidden_size, num_attention_heads, ...).
 void config_from_hf_json(Config *c, const char *path);
+// The same on the text of the file: false with a one-line message ("KEY: expected ...") in err on bad input.
+bool config_from_params_json_try(Config *c, const char *text, size_t len, char *err, size_t errlen);
+bool config_from_hf_json_try(Config *c, const char *text, size_t len, char *err, size_t errlen);
 // Fills head_dim, n_rep, ffn_hidden from the base fields and checks divisibility; path names the file in errors.
 void config_derive(Config *c, const char *path);
-// Meta's FeedForward hidden size: int(2*4D/3), times the multiplier, rounded up to multiple_of.
+bool config_derive_try(Config *c, char *err, size_t errlen);
+// Meta's FeedForward hidden size: int(2*4D/3), times the multiplier, rounded up to multiple_of; -1 when the result
+// would pass CONFIG_MAX_FFN (or the inputs are out of range), so that no double is converted out of the int range.
 int ffn_hidden_size(int dim, int multiple_of, bool has_mult, double mult);
+
+// Reading one key of a JSON object (params.json, config.json and whatever keys a model family adds), checked before
+// any conversion (a double outside the int range is undefined behaviour in C). Each returns 1 when the key holds a
+// value in [lo, hi], 0 when it is absent or null (the caller keeps its default or reports it missing), and -1 after
+// writing one line "KEY: expected ..., found ..." into err. hi <= INT_MAX for config_key_int.
+struct json_t;
+int config_key_int(const struct json_t *obj, const char *key, int64_t lo, int64_t hi, int *out, char *err, size_t errlen);
+int config_key_number(const struct json_t *obj, const char *key, double lo, double hi, double *out, char *err, size_t errlen);
+int config_key_bool(const struct json_t *obj, const char *key, bool *out, char *err, size_t errlen);
+
 // Writes params.json text exactly as Meta's files spell the keys (used by wt-make-model and wt-convert).
 void config_write_params_json(const Config *c, const char *path);
 // Prints the config and the derived values, one per line, indented by `indent` spaces.

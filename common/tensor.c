@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <zlib.h>
 
 #include "util.h"
 
@@ -28,9 +29,21 @@ bool dtype_from_name(const char *s, DType *out) {
     return false;
 }
 
-int64_t tensor_numel(const Tensor *t) {
+bool shape_numel_checked(const int64_t *shape, int ndim, int64_t *out) {
     int64_t n = 1;
-    for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
+    for (int d = 0; d < ndim; d++)
+        if (shape[d] < 0 || __builtin_mul_overflow(n, shape[d], &n)) return false;
+    *out = n;
+    return true;
+}
+bool shape_nbytes_checked(const int64_t *shape, int ndim, size_t elem_size, int64_t *out) {
+    int64_t n;
+    return shape_numel_checked(shape, ndim, &n) && elem_size <= INT64_MAX && !__builtin_mul_overflow(n, (int64_t)elem_size, out);
+}
+
+int64_t tensor_numel(const Tensor *t) {
+    int64_t n;
+    if (!shape_numel_checked(t->shape, t->ndim, &n)) fatal("tensor %s: its shape has a negative dim or more than 2^63 elements", t->name ? t->name : "?");
     return n;
 }
 bool tensor_is_contiguous(const Tensor *t) {
@@ -41,7 +54,11 @@ bool tensor_is_contiguous(const Tensor *t) {
     }
     return true;
 }
-size_t tensor_nbytes(const Tensor *t) { return (size_t)tensor_numel(t) * dtype_size(t->dtype); }
+size_t tensor_nbytes(const Tensor *t) {
+    int64_t n;
+    if (!shape_nbytes_checked(t->shape, t->ndim, dtype_size(t->dtype), &n)) fatal("tensor %s: its size in bytes passes 2^63", t->name ? t->name : "?");
+    return (size_t)n;
+}
 void tensor_set_contiguous_strides(Tensor *t) {
     int64_t s = 1;
     for (int d = t->ndim - 1; d >= 0; d--) {
@@ -91,6 +108,27 @@ void tensor_to_f32(const Tensor *t, float *out) {
             idx[d] = 0;
         }
     }
+}
+
+// Contiguous tensors are hashed in place; a strided view is gathered element by element in row-major order.
+uint32_t tensor_crc32(const Tensor *t) {
+    size_t es = dtype_size(t->dtype);
+    int64_t n = tensor_numel(t);
+    uLong crc = crc32_z(0L, Z_NULL, 0);
+    if (n == 0) return (uint32_t)crc;
+    if (tensor_is_contiguous(t)) return (uint32_t)crc32_z(crc, t->data, (size_t)n * es);
+    int64_t idx[MAX_DIMS] = {0};
+    const uint8_t *base = t->data;
+    for (int64_t k = 0; k < n; k++) {
+        int64_t off = 0;
+        for (int d = 0; d < t->ndim; d++) off += idx[d] * t->stride[d];
+        crc = crc32_z(crc, base + (size_t)off * es, es);
+        for (int d = t->ndim - 1; d >= 0; d--) {
+            if (++idx[d] < t->shape[d]) break;
+            idx[d] = 0;
+        }
+    }
+    return (uint32_t)crc;
 }
 
 float f16_to_f32(uint16_t h) {

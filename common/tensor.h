@@ -26,12 +26,20 @@ typedef struct {
     const void *data;         // address of element [0, 0, ...] (storage offset already applied)
 } Tensor;
 
+// Element count and byte size of a shape read from a file, checked: false when a dim is negative or the count, or
+// the count times elem_size, passes INT64_MAX (a 524-byte file can claim 2^62 elements). *out is set on success.
+bool shape_numel_checked(const int64_t *shape, int ndim, int64_t *out);
+bool shape_nbytes_checked(const int64_t *shape, int ndim, size_t elem_size, int64_t *out);
+// The same for a Tensor whose shape a reader has already checked: an overflow here is a bug (fatal, exit 1).
 int64_t tensor_numel(const Tensor *t);
 bool tensor_is_contiguous(const Tensor *t);
 size_t tensor_nbytes(const Tensor *t);          // numel * element size (contiguous size)
 void tensor_set_contiguous_strides(Tensor *t);  // row-major strides from shape
 // "[17, 4096]" into buf (always NUL-terminated); returns buf.
 char *shape_str(const int64_t *shape, int ndim, char *buf, size_t n);
+// zlib's CRC-32 of the tensor's bytes in row-major order (a strided view read as torch's t.contiguous() would be):
+// the same number as Python's zlib.crc32(t.contiguous().view(torch.uint8).numpy()).
+uint32_t tensor_crc32(const Tensor *t);
 // Copies a (possibly strided) tensor of any float dtype into a contiguous float32 array of tensor_numel floats.
 void tensor_to_f32(const Tensor *t, float *out);
 

@@ -10,38 +10,69 @@
 #include <time.h>
 #include <unistd.h>
 
-void input_error(const char *file, const char *fmt, ...) {
+// A message is one line whatever the input held: names read from a file (a tensor called "a\nb", a zip entry with
+// an escape sequence) have their control characters written as \n, \r, \t or \xNN.
+static size_t escape_char(unsigned char c, char out[5]) {
+    if (c >= 0x20 && c != 0x7f) return out[0] = (char)c, 1;
+    if (c == '\n' || c == '\r' || c == '\t') return out[0] = '\\', out[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't', 2;
+    return (size_t)snprintf(out, 5, "\\x%02x", c);
+}
+static void put_escaped(FILE *f, const char *s) {
+    char e[5];
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) fwrite(e, 1, escape_char(*p, e), f);
+}
+static void vreport(const char *prefix, const char *file, const char *fmt, va_list ap, const char *suffix) {
     fflush(stdout);
+    char *msg = NULL;
+    if (vasprintf(&msg, fmt, ap) < 0) msg = NULL;
+    fputs(prefix, stderr);
+    if (file) {
+        put_escaped(stderr, file);
+        fputs(": ", stderr);
+    }
+    put_escaped(stderr, msg ? msg : fmt);
+    fputs(suffix, stderr);
+    fputc('\n', stderr);
+    free(msg);
+}
+
+void input_error(const char *file, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    if (file) fprintf(stderr, "error: %s: ", file);
-    else fprintf(stderr, "error: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vreport("error: ", file, fmt, ap, "");
     va_end(ap);
     exit(EXIT_INPUT);
 }
 
 void fatal(const char *fmt, ...) {
-    fflush(stdout);
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "fatal: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vreport("fatal: ", NULL, fmt, ap, "");
     va_end(ap);
     exit(1);
 }
 
 void usage_error(const char *prog, const char *fmt, ...) {
-    fflush(stdout);
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: ", prog);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see %s --help)\n", prog);
+    char *suffix = xasprintf(" (see %s --help)", prog);
+    char *prefix = xasprintf("%s: ", prog);
+    vreport(prefix, NULL, fmt, ap, suffix);
     va_end(ap);
     exit(EXIT_INPUT);
+}
+
+char *escape_controls(const char *s, char *buf, size_t n) {
+    size_t k = 0;
+    char e[5];
+    for (const unsigned char *p = (const unsigned char *)s; n && *p; p++) {
+        size_t m = escape_char(*p, e);
+        if (k + m + 1 > n) break;
+        memcpy(buf + k, e, m);
+        k += m;
+    }
+    if (n) buf[k] = 0;
+    return buf;
 }
 
 void *xmalloc_at(size_t n, const char *file, int line) {

@@ -19,6 +19,10 @@ _Noreturn void input_error(const char *file, const char *fmt, ...) __attribute__
 _Noreturn void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 // Usage error of a command line: "PROG: message (see PROG --help)", exit(2).
 _Noreturn void usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// All three print ONE line: control characters in the message or the file name (a tensor name read from a file may
+// hold "\n") are written as \n, \r, \t or \xNN. escape_controls() does the same into buf (n bytes, always
+// NUL-terminated, cut short if it does not fit) for names printed elsewhere; returns buf.
+char *escape_controls(const char *s, char *buf, size_t n);
 
 // Checked allocation: exits with a message naming the call site's size on failure.
 #define xmalloc(n) xmalloc_at((n), __FILE__, __LINE__)

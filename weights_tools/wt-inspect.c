@@ -7,7 +7,8 @@
 // offset=joined for a tensor rebuilt from model-parallel shards). crc32 is zlib's CRC-32 of the tensor's bytes in
 // row-major order (a strided view is read as torch's t.contiguous() would be), the same number as Python's
 // zlib.crc32(t.contiguous().view(torch.uint8).numpy()). Checksums are on by default when the tensors total at most
-// 1 GiB (they read every byte); --checksums or --no-checksums decide otherwise.
+// 1 GiB (they read every byte); --checksums or --no-checksums decide otherwise. Control characters in names are
+// printed escaped (\n, \xNN), so every tensor stays on one line.
 //
 // Build: make build/bin/wt-inspect
 // Run:   build/bin/wt-inspect build/models/tiny
@@ -15,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "formats/checkpoint.h"
 #include "formats/npy.h"
@@ -41,27 +41,6 @@ static void usage(FILE *f) {
             "\n"
             "Exit status: 0 ok, 2 bad input (the message names the file), 1 internal failure.\n",
             PROG);
-}
-
-// CRC-32 of a tensor's logical bytes. Contiguous tensors are hashed in place; a strided view is gathered row by row.
-static uint32_t tensor_crc32(const Tensor *t) {
-    size_t es = dtype_size(t->dtype);
-    int64_t n = tensor_numel(t);
-    uLong crc = crc32_z(0L, Z_NULL, 0);
-    if (n == 0) return (uint32_t)crc;
-    if (tensor_is_contiguous(t)) return (uint32_t)crc32_z(crc, t->data, (size_t)n * es);
-    int64_t idx[MAX_DIMS] = {0};
-    const uint8_t *base = t->data;
-    for (int64_t k = 0; k < n; k++) {
-        int64_t off = 0;
-        for (int d = 0; d < t->ndim; d++) off += idx[d] * t->stride[d];
-        crc = crc32_z(crc, base + (size_t)off * es, es);
-        for (int d = t->ndim - 1; d >= 0; d--) {
-            if (++idx[d] < t->shape[d]) break;
-            idx[d] = 0;
-        }
-    }
-    return (uint32_t)crc;
 }
 
 // The mapped file that holds this tensor's bytes, or -1 (a buffer the checkpoint built).
@@ -138,8 +117,8 @@ int main(int argc, char **argv) {
     printf("tensors: %d, %zu bytes%s\n", ck.n_tensors, total_bytes, checksums ? "" : " (checksums off: --checksums to compute them)");
     for (int i = 0; i < ck.n_tensors; i++) {
         const Tensor *t = &ck.tensors[i];
-        char shape[160];
-        printf("%s %s %s", t->name, dtype_name(t->dtype), shape_str(t->shape, t->ndim, shape, sizeof shape));
+        char shape[160], name[512];
+        printf("%s %s %s", escape_controls(t->name, name, sizeof name), dtype_name(t->dtype), shape_str(t->shape, t->ndim, shape, sizeof shape));
         int f = file_of(&ck, t);
         if (f < 0) {
             printf(" offset=joined");

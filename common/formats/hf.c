@@ -17,46 +17,39 @@
 
 #include <dirent.h>
 #include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "formats/safetensors.h"
 
 // ---- config.json --------------------------------------------------------------------------------------------------
-static int json_int_field(const json_t *root, const char *path, const char *key, bool required, int dflt, int min) {
-    const json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) {
-        if (required) input_error(path, "%s: missing (expected an integer >= %d)", key, min);
-        return dflt;
-    }
-    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > 1000000000)
-        input_error(path, "%s: expected an integer >= %d", key, min);
-    return (int)json_integer_value(v);
+// Every key is read by config.h's range-checked readers; a message names the key, never the file (the caller does).
+static bool fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static bool fail(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (errlen) vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return false;
 }
-static double json_number_field(const json_t *root, const char *path, const char *key, double dflt) {
-    const json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) return dflt;
-    if (!json_is_number(v) || !(json_number_value(v) > 0)) input_error(path, "%s: expected a number > 0", key);
-    return json_number_value(v);
-}
-static bool json_bool_field(const json_t *root, const char *path, const char *key, bool dflt) {
-    const json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) return dflt;
-    if (!json_is_boolean(v)) input_error(path, "%s: expected true or false", key);
-    return json_is_true(v);
+static bool hf_int(const json_t *root, const char *key, bool required, int64_t hi, int *out, char *err, size_t errlen) {
+    int r = config_key_int(root, key, 1, hi, out, err, errlen);
+    if (r == 0 && required) return fail(err, errlen, "%s: missing (expected a positive integer)", key);
+    return r >= 0;
 }
 
 // RoPE scaling: null, "default", or Llama 3.1's "llama3" with the constants Meta's apply_scaling hard-codes.
-static void read_rope_scaling(Config *c, const json_t *rs, const char *path, const char *field) {
-    if (!rs || json_is_null(rs)) return;
-    if (!json_is_object(rs)) input_error(path, "%s: expected null or an object", field);
+static bool read_rope_scaling(Config *c, const json_t *rs, const char *field, char *err, size_t errlen) {
+    if (!rs || json_is_null(rs)) return true;
+    if (!json_is_object(rs)) return fail(err, errlen, "%s: expected null or an object", field);
     const json_t *type = json_object_get(rs, "rope_type");
     if (!type) type = json_object_get(rs, "type");  // older transformers spell it "type"
-    if (!json_is_string(type)) input_error(path, "%s.rope_type: expected a string such as \"llama3\"", field);
+    if (!json_is_string(type)) return fail(err, errlen, "%s.rope_type: expected a string such as \"llama3\"", field);
     const char *ts = json_string_value(type);
-    if (strcmp(ts, "default") == 0) return;
-    if (strcmp(ts, "llama3") != 0)
-        input_error(path, "%s.rope_type: \"%s\" is not supported (only \"llama3\" or \"default\")", field, ts);
+    if (strcmp(ts, "default") == 0) return true;
+    if (strcmp(ts, "llama3") != 0) return fail(err, errlen, "%s.rope_type: \"%.64s\" is not supported (only \"llama3\" or \"default\")", field, ts);
     static const struct {
         const char *key;
         double want;
@@ -64,19 +57,19 @@ static void read_rope_scaling(Config *c, const json_t *rs, const char *path, con
                  {"original_max_position_embeddings", 8192.0}};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         const json_t *v = json_object_get(rs, fixed[i].key);
-        if (!json_is_number(v))
-            input_error(path, "%s.%s: missing (expected %g for llama3 scaling)", field, fixed[i].key, fixed[i].want);
+        if (!json_is_number(v)) return fail(err, errlen, "%s.%s: missing (expected %g for llama3 scaling)", field, fixed[i].key, fixed[i].want);
         if (json_number_value(v) != fixed[i].want)
-            input_error(path, "%s.%s: %g is not supported: Meta's apply_scaling (Llama 3.1) uses %g", field,
-                        fixed[i].key, json_number_value(v), fixed[i].want);
+            return fail(err, errlen, "%s.%s: %g is not supported: Meta's apply_scaling (Llama 3.1) uses %g", field, fixed[i].key,
+                        json_number_value(v), fixed[i].want);
     }
     c->use_scaled_rope = true;
+    return true;
 }
 
 // Meta has no intermediate_size: it computes F from dim, multiple_of and ffn_dim_multiplier (formats.md §1). Pick
 // values that reproduce HF's F, preferring those Meta's own params.json files use (8B: 1.3 and 1024,
 // 70B: 1.3 and 4096, 405B: 1.2 and 4096), then plain powers of two, then F itself as multiple_of.
-static void choose_ffn_rule(Config *c, int intermediate, const char *path) {
+static bool choose_ffn_rule(Config *c, int intermediate, char *err, size_t errlen) {
     static const double mults[] = {0.0 /* none */, 1.3, 1.2, 1.5, 1.0};
     static const int multiple_ofs[] = {4096, 1024, 256, 2048, 512, 128, 64, 32, 16, 8, 4, 2, 1};
     for (size_t m = 0; m < sizeof mults / sizeof mults[0]; m++)
@@ -86,68 +79,86 @@ static void choose_ffn_rule(Config *c, int intermediate, const char *path) {
                 c->multiple_of = multiple_ofs[k];
                 c->has_ffn_dim_multiplier = has;
                 c->ffn_dim_multiplier = has ? mults[m] : 0.0;
-                return;
+                return true;
             }
         }
     // multiple_of = F rounds any hidden in (0, F] up to F; the multiplier F / int(8D/3) brings hidden there.
-    double base = (double)(int)(2.0 * (4.0 * c->dim) / 3.0);
+    double base = (double)(int64_t)(2.0 * (4.0 * c->dim) / 3.0);  // dim <= CONFIG_MAX_DIM: no overflow
     double mult = (double)intermediate / base;
     if (ffn_hidden_size(c->dim, intermediate, true, mult) == intermediate) {
         c->multiple_of = intermediate;
         c->has_ffn_dim_multiplier = true;
         c->ffn_dim_multiplier = mult;
-        return;
+        return true;
     }
-    input_error(path, "intermediate_size: %d cannot be expressed with Meta's multiple_of / ffn_dim_multiplier rule "
+    return fail(err, errlen, "intermediate_size: %d cannot be expressed with Meta's multiple_of / ffn_dim_multiplier rule "
                 "for hidden_size %d", intermediate, c->dim);
 }
 
-void config_from_hf_json(Config *c, const char *path) {
-    memset(c, 0, sizeof *c);
-    size_t len;
-    char *text = read_whole_file(path, &len);
-    json_error_t jerr;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    free(text);
-    if (!root) input_error(path, "invalid JSON at line %d: %s", jerr.line, jerr.text);
-    if (!json_is_object(root)) input_error(path, "expected a JSON object");
-
-    c->dim = json_int_field(root, path, "hidden_size", true, 0, 1);
-    c->n_layers = json_int_field(root, path, "num_hidden_layers", true, 0, 1);
-    c->n_heads = json_int_field(root, path, "num_attention_heads", true, 0, 1);
-    c->n_kv_heads = json_int_field(root, path, "num_key_value_heads", false, c->n_heads, 1);  // HF: None -> heads
-    c->vocab_size = json_int_field(root, path, "vocab_size", true, 0, 1);
-    int intermediate = json_int_field(root, path, "intermediate_size", true, 0, 1);
+static bool read_hf_config(Config *c, const json_t *root, char *err, size_t errlen) {
+    if (!json_is_object(root)) return fail(err, errlen, "expected a JSON object");
+    int intermediate = 0;
+    if (!hf_int(root, "hidden_size", true, CONFIG_MAX_DIM, &c->dim, err, errlen) ||
+        !hf_int(root, "num_hidden_layers", true, CONFIG_MAX_LAYERS, &c->n_layers, err, errlen) ||
+        !hf_int(root, "num_attention_heads", true, CONFIG_MAX_HEADS, &c->n_heads, err, errlen) ||
+        !hf_int(root, "vocab_size", true, CONFIG_MAX_VOCAB, &c->vocab_size, err, errlen) ||
+        !hf_int(root, "intermediate_size", true, CONFIG_MAX_FFN, &intermediate, err, errlen))
+        return false;
+    c->n_kv_heads = c->n_heads;  // HF: None -> heads
+    if (!hf_int(root, "num_key_value_heads", false, CONFIG_MAX_HEADS, &c->n_kv_heads, err, errlen)) return false;
     // transformers' LlamaConfig defaults: rms_norm_eps 1e-6, rope_theta 10000, tie_word_embeddings false.
-    c->norm_eps = json_number_field(root, path, "rms_norm_eps", 1e-6);
-    c->tie_word_embeddings = json_bool_field(root, path, "tie_word_embeddings", false);
+    c->norm_eps = 1e-6;
+    c->rope_theta = 10000.0;
+    if (config_key_number(root, "rms_norm_eps", CONFIG_EPS_MIN, CONFIG_EPS_MAX, &c->norm_eps, err, errlen) < 0) return false;
+    if (config_key_bool(root, "tie_word_embeddings", &c->tie_word_embeddings, err, errlen) < 0) return false;
     // transformers 5 moves rope_theta and the scaling into "rope_parameters"; 4.x has rope_theta + rope_scaling.
+    if (config_key_number(root, "rope_theta", CONFIG_THETA_MIN, CONFIG_THETA_MAX, &c->rope_theta, err, errlen) < 0) return false;
     const json_t *rp = json_object_get(root, "rope_parameters");
     if (rp && !json_is_null(rp)) {
-        if (!json_is_object(rp)) input_error(path, "rope_parameters: expected an object");
-        c->rope_theta = json_number_field(rp, path, "rope_theta", json_number_field(root, path, "rope_theta", 10000.0));
-        read_rope_scaling(c, rp, path, "rope_parameters");
-    } else {
-        c->rope_theta = json_number_field(root, path, "rope_theta", 10000.0);
-        read_rope_scaling(c, json_object_get(root, "rope_scaling"), path, "rope_scaling");
+        if (!json_is_object(rp)) return fail(err, errlen, "rope_parameters: expected an object");
+        if (config_key_number(rp, "rope_theta", CONFIG_THETA_MIN, CONFIG_THETA_MAX, &c->rope_theta, err, errlen) < 0)
+            return fail(err, errlen, "rope_parameters.rope_theta: expected a number from %g to %g", CONFIG_THETA_MIN, CONFIG_THETA_MAX);
+        if (!read_rope_scaling(c, rp, "rope_parameters", err, errlen)) return false;
+    } else if (!read_rope_scaling(c, json_object_get(root, "rope_scaling"), "rope_scaling", err, errlen)) {
+        return false;
     }
     // What this engine cannot run must fail here, not as wrong numbers later.
     const json_t *act = json_object_get(root, "hidden_act");
     if (act && !(json_is_string(act) && strcmp(json_string_value(act), "silu") == 0))
-        input_error(path, "hidden_act: only \"silu\" (SwiGLU) is supported");
-    if (json_bool_field(root, path, "attention_bias", false)) input_error(path, "attention_bias: true is not supported");
-    if (json_bool_field(root, path, "mlp_bias", false)) input_error(path, "mlp_bias: true is not supported");
+        return fail(err, errlen, "hidden_act: only \"silu\" (SwiGLU) is supported");
+    bool bias = false;
+    if (config_key_bool(root, "attention_bias", &bias, err, errlen) < 0) return false;
+    if (bias) return fail(err, errlen, "attention_bias: true is not supported");
+    if (config_key_bool(root, "mlp_bias", &bias, err, errlen) < 0) return false;
+    if (bias) return fail(err, errlen, "mlp_bias: true is not supported");
     const json_t *hd = json_object_get(root, "head_dim");
-    if (hd && !json_is_null(hd) &&
-        !(json_is_integer(hd) && c->dim % c->n_heads == 0 && json_integer_value(hd) == c->dim / c->n_heads))
-        input_error(path, "head_dim: expected hidden_size / num_attention_heads = %d / %d", c->dim, c->n_heads);
-    json_decref(root);
-
-    choose_ffn_rule(c, intermediate, path);
+    if (hd && !json_is_null(hd) && !(json_is_integer(hd) && c->dim % c->n_heads == 0 && json_integer_value(hd) == c->dim / c->n_heads))
+        return fail(err, errlen, "head_dim: expected hidden_size / num_attention_heads = %d / %d", c->dim, c->n_heads);
+    if (!choose_ffn_rule(c, intermediate, err, errlen)) return false;
     c->intermediate_size = intermediate;
-    config_derive(c, path);
-    if (c->ffn_hidden != intermediate)
-        input_error(path, "intermediate_size: %d, but the derived FFN size is %d", intermediate, c->ffn_hidden);
+    return true;
+}
+
+bool config_from_hf_json_try(Config *c, const char *text, size_t len, char *err, size_t errlen) {
+    memset(c, 0, sizeof *c);
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) return fail(err, errlen, "invalid JSON at line %d: %s", jerr.line, jerr.text);
+    bool ok = read_hf_config(c, root, err, errlen);
+    json_decref(root);
+    if (!ok || !config_derive_try(c, err, errlen)) return false;
+    if (c->ffn_hidden != c->intermediate_size)
+        return fail(err, errlen, "intermediate_size: %d, but the derived FFN size is %d", c->intermediate_size, c->ffn_hidden);
+    return true;
+}
+
+void config_from_hf_json(Config *c, const char *path) {
+    size_t len;
+    char *text = read_whole_file(path, &len);
+    char err[512];
+    bool ok = config_from_hf_json_try(c, text, len, err, sizeof err);
+    free(text);
+    if (!ok) input_error(path, "%s", err);
 }
 
 // ---- names --------------------------------------------------------------------------------------------------------

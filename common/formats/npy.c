@@ -2,6 +2,7 @@
 // multiple of 64 bytes ending in '\n', then the raw little-endian C-order data.
 #include "formats/npy.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,17 +34,18 @@ static void write_array(const char *path, const char *descr, const void *data, s
     atomic_commit(&a);
 }
 
-static size_t count(const int64_t *shape, int ndim) {
-    size_t n = 1;
-    for (int d = 0; d < ndim; d++) n *= (size_t)shape[d];
-    return n;
+// Bytes of an array this program made: its shape is a bug if it overflows.
+static size_t count_bytes(const int64_t *shape, int ndim, size_t elem_size) {
+    int64_t n;
+    if (!shape_nbytes_checked(shape, ndim, elem_size, &n)) fatal("npy: an array of %d dims whose size passes 2^63 bytes", ndim);
+    return (size_t)n;
 }
 
 void npy_write_f32(const char *path, const float *data, const int64_t *shape, int ndim) {
-    write_array(path, "<f4", data, count(shape, ndim) * 4, shape, ndim);
+    write_array(path, "<f4", data, count_bytes(shape, ndim, 4), shape, ndim);
 }
 void npy_write_i64(const char *path, const int64_t *data, const int64_t *shape, int ndim) {
-    write_array(path, "<i8", data, count(shape, ndim) * 8, shape, ndim);
+    write_array(path, "<i8", data, count_bytes(shape, ndim, 8), shape, ndim);
 }
 
 void npy_write_tensor(const char *path, const Tensor *t) {
@@ -72,51 +74,85 @@ void npy_write_tensor(const char *path, const Tensor *t) {
     free(buf);
 }
 
-void npy_read(const char *path, NpyArray *a) {
+static bool fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static bool fail(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (errlen) vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+// The header is a Python dict literal such as {'descr': '<f4', 'fortran_order': False, 'shape': (17, 4096), }.
+// Shape entries are decimal integers separated by commas; one that does not fit in 63 bits is refused (strtoll would
+// quietly saturate it), and so is a shape whose byte count overflows or differs from the bytes that follow.
+bool npy_read_try(const uint8_t *buf, size_t len, NpyArray *a, char *err, size_t errlen) {
     memset(a, 0, sizeof *a);
-    size_t len;
-    char *buf = read_whole_file(path, &len);
-    if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) input_error(path, "not a .npy file (magic \\x93NUMPY expected)");
-    int major = (unsigned char)buf[6];
+    if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) return fail(err, errlen, "not a .npy file (magic \\x93NUMPY expected)");
+    int major = buf[6];
     size_t hlen, hoff;
-    if (major == 1) { hlen = (unsigned char)buf[8] | ((size_t)(unsigned char)buf[9] << 8); hoff = 10; }
-    else if (major == 2 || major == 3) {
-        if (len < 12) input_error(path, "truncated header");
-        hlen = (unsigned char)buf[8] | ((size_t)(unsigned char)buf[9] << 8) | ((size_t)(unsigned char)buf[10] << 16) | ((size_t)(unsigned char)buf[11] << 24);
+    if (major == 1) {
+        hlen = buf[8] | (size_t)buf[9] << 8;
+        hoff = 10;
+    } else if (major == 2 || major == 3) {
+        if (len < 12) return fail(err, errlen, "truncated header");
+        hlen = buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
         hoff = 12;
-    } else input_error(path, "npy version %d: expected 1, 2 or 3", major);
-    if (hoff + hlen > len) input_error(path, "header length %zu runs past the end of the file", hlen);
+    } else {
+        return fail(err, errlen, "npy version %d: expected 1, 2 or 3", major);
+    }
+    if (hlen > len - hoff) return fail(err, errlen, "header length %zu runs past the end of the file", hlen);
     char *hdr = xmalloc(hlen + 1);
     memcpy(hdr, buf + hoff, hlen);
     hdr[hlen] = 0;
+    bool ok = true;
     char descr[16] = {0};
     const char *p = strstr(hdr, "'descr':");
-    if (!p || sscanf(p, "'descr': '%15[^']'", descr) != 1) input_error(path, "header: 'descr' missing");
+    if (!p || sscanf(p, "'descr': '%15[^']'", descr) != 1) ok = fail(err, errlen, "header: 'descr' missing");
     bool found = false;
-    for (int t = 0; t < DT_COUNT; t++)
-        if (dtype_npy_descr((DType)t) && strcmp(descr, dtype_npy_descr((DType)t)) == 0) { a->dtype = (DType)t; found = true; }
-    if (!found) input_error(path, "header: descr '%s' not supported (little-endian f2/f4/f8/i1..i8/u1/b1 expected)", descr);
-    p = strstr(hdr, "'fortran_order':");
-    if (!p || strncmp(p + 16 + strspn(p + 16, " "), "False", 5) != 0) input_error(path, "header: fortran_order must be False");
-    p = strstr(hdr, "'shape':");
-    if (!p || !(p = strchr(p, '('))) input_error(path, "header: 'shape' missing");
-    p++;
-    while (*p && *p != ')') {
+    for (int t = 0; ok && t < DT_COUNT; t++)
+        if (dtype_npy_descr((DType)t) && strcmp(descr, dtype_npy_descr((DType)t)) == 0) a->dtype = (DType)t, found = true;
+    if (ok && !found) ok = fail(err, errlen, "header: descr '%s' not supported (little-endian f2/f4/f8/i1..i8/u1/b1 expected)", descr);
+    if (ok && (!(p = strstr(hdr, "'fortran_order':")) || strncmp(p + 16 + strspn(p + 16, " "), "False", 5) != 0))
+        ok = fail(err, errlen, "header: fortran_order must be False");
+    if (ok && (!(p = strstr(hdr, "'shape':")) || !(p = strchr(p, '(')))) ok = fail(err, errlen, "header: 'shape' missing");
+    if (ok) p++;
+    while (ok && *p != ')') {
         while (*p == ' ' || *p == ',') p++;
         if (*p == ')') break;
-        char *end;
-        long long v = strtoll(p, &end, 10);
-        if (end == p || v < 0) input_error(path, "header: bad shape");
-        if (a->ndim == MAX_DIMS) input_error(path, "header: more than %d dims", MAX_DIMS);
-        a->shape[a->ndim++] = v;
-        p = end;
+        if (*p < '0' || *p > '9') {
+            ok = fail(err, errlen, "header: shape: expected a non-negative integer at \"%.12s\"", p);
+            break;
+        }
+        int64_t v = 0;
+        for (; *p >= '0' && *p <= '9'; p++)
+            if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, *p - '0', &v)) {
+                ok = fail(err, errlen, "header: shape[%d] does not fit in 63 bits", a->ndim);
+                break;
+            }
+        if (ok && a->ndim == MAX_DIMS) ok = fail(err, errlen, "header: more than %d dims", MAX_DIMS);
+        if (ok) a->shape[a->ndim++] = v;
     }
-    size_t nbytes = count(a->shape, a->ndim) * dtype_size(a->dtype);
+    int64_t nbytes = 0;
+    if (ok && !shape_nbytes_checked(a->shape, a->ndim, dtype_size(a->dtype), &nbytes))
+        ok = fail(err, errlen, "header: shape: the byte count overflows 64 bits");
     size_t data_off = hoff + hlen;
-    if (len - data_off != nbytes) input_error(path, "data is %zu bytes, the shape needs %zu", len - data_off, nbytes);
-    a->data = xmalloc(nbytes);
-    memcpy(a->data, buf + data_off, nbytes);
+    if (ok && (uint64_t)(len - data_off) != (uint64_t)nbytes)
+        ok = fail(err, errlen, "data is %zu bytes, the shape needs %lld", len - data_off, (long long)nbytes);
+    if (ok) {
+        a->data = xmalloc((size_t)nbytes);
+        if (nbytes) memcpy(a->data, buf + data_off, (size_t)nbytes);
+    }
     free(hdr);
+    if (!ok) memset(a, 0, sizeof *a);
+    return ok;
+}
+
+void npy_read(const char *path, NpyArray *a) {
+    size_t len;
+    char *buf = read_whole_file(path, &len);
+    char err[256];
+    if (!npy_read_try((const uint8_t *)buf, len, a, err, sizeof err)) input_error(path, "%s", err);
     free(buf);
 }
 

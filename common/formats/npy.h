@@ -2,6 +2,8 @@
 //
 // bf16 has no numpy dtype: bf16 tensors are written as float32, which holds every bf16 value exactly.
 #pragma once
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "tensor.h"
@@ -21,4 +23,6 @@ typedef struct {
     void *data;
 } NpyArray;
 void npy_read(const char *path, NpyArray *a);  // exits 2 naming the file and the field on bad input
+// The same on bytes in memory: false with a one-line message in err on bad input (then a holds nothing to free).
+bool npy_read_try(const uint8_t *bytes, size_t len, NpyArray *a, char *err, size_t errlen);
 void npy_free(NpyArray *a);

@@ -177,7 +177,7 @@ static bool push_mark(VM *vm) {
 static bool pop_to_mark(VM *vm, Value ***items, size_t *n) {
     if (vm->n_marks == 0) return vm_fail(vm, "no MARK on the stack");
     size_t start = vm->marks[--vm->n_marks];
-    *items = vm->stack + start;
+    *items = start < vm->n_stack ? vm->stack + start : NULL;  // never arithmetic on a stack not yet allocated ("(d")
     *n = vm->n_stack - start;
     vm->n_stack = start;
     return true;
@@ -327,6 +327,14 @@ static bool op_binpersid(VM *vm) {
     return push(vm, s);
 }
 
+// "[2, 3]" for messages (MAX_DIMS numbers of at most 20 digits fit).
+typedef struct { char s[8 + MAX_DIMS * 22]; } ShapeText;
+static ShapeText shape_text(const int64_t *v, int n) {
+    ShapeText t;
+    shape_str(v, n, t.s, sizeof t.s);
+    return t;
+}
+
 // _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
 static bool rebuild_tensor(VM *vm, const Value *args) {
     size_t n = args->seq.n;
@@ -363,6 +371,18 @@ static bool rebuild_tensor(VM *vm, const Value *args) {
     if (empty ? a[1]->i > storage->storage.numel : last >= storage->storage.numel)
         return vm_fail(vm, "tensor reaches element %lld but its storage '%s' holds %lld elements", (long long)last,
                        storage->storage.key, (long long)storage->storage.numel);
+    // Its element count must be no more than the storage elements from the offset on. Every view that gives each
+    // element its own place (slices, transposes) passes; a view that repeats elements (stride 0, as torch saves an
+    // expand()) does not: it would let a 500-byte file claim 2^62 elements, and every byte count computed from the
+    // shape (checksums, a .npy dump, a copy) would wrap or run for ever. Weights never are such views.
+    int64_t numel;
+    if (!shape_numel_checked(t->tensor.shape, t->tensor.ndim, &numel))
+        return vm_fail(vm, "_rebuild_tensor_v2: the element count of size %s overflows 64 bits", shape_text(t->tensor.shape, t->tensor.ndim).s);
+    if (numel > storage->storage.numel - a[1]->i)
+        return vm_fail(vm, "_rebuild_tensor_v2: a view of %lld elements (size %s, stride %s) on storage '%s' of %lld elements "
+                       "from offset %lld: its extent exceeds the storage (stride 0, as torch saves expand(), is not supported)",
+                       (long long)numel, shape_text(t->tensor.shape, t->tensor.ndim).s, shape_text(t->tensor.stride, t->tensor.ndim).s,
+                       storage->storage.key, (long long)storage->storage.numel, (long long)a[1]->i);
     return push(vm, t);
 }
 
@@ -486,7 +506,7 @@ static bool step(VM *vm, bool *stopped, Value **result) {
         if (!pop_to_mark(vm, &items, &n)) return false;
         Value *d = new_value(vm, V_DICT);
         Value **copy = xmalloc((n ? n : 1) * sizeof *copy);  // push() below may move the stack
-        memcpy(copy, items, n * sizeof *copy);
+        if (n) memcpy(copy, items, n * sizeof *copy);
         bool ok = push(vm, d) && set_items(vm, copy, n);
         free(copy);
         return ok;
@@ -656,7 +676,10 @@ static void text_ints(Text *t, const int64_t *v, int n) {
     text_add(t, n == 1 ? ",)" : ")");
 }
 
+// Stops as soon as the buffer is full: every call that goes on writes at least one byte, so the work is linear in
+// outlen even when shared tuples nest (85 bytes of ((a, a), (a, a))... would otherwise print 2^32 leaves).
 static void text_value(Text *t, const Value *v, int depth) {
+    if (t->len >= t->cap) return;
     if (depth > 32) { text_add(t, "..."); return; }  // self-referencing containers
     switch (v->kind) {
     case V_NONE: text_add(t, "None"); break;

@@ -416,9 +416,13 @@ PthWriter *pth_writer_open_opts(const char *path, const PthTensorSpec *specs, in
     }
     atomic_open(&w->file, path);
 
-    ByteBuf pkl = pickle_state_dict(specs, n);
-    zip_add_small_entry(w, "data.pkl", pkl.data, pkl.len);
-    free(pkl.data);
+    if (opt && opt->raw_pickle) {
+        zip_add_small_entry(w, "data.pkl", opt->raw_pickle, opt->raw_pickle_len);
+    } else {
+        ByteBuf pkl = pickle_state_dict(specs, n);
+        zip_add_small_entry(w, "data.pkl", pkl.data, pkl.len);
+        free(pkl.data);
+    }
     if (w->write_byteorder) zip_add_small_entry(w, "byteorder", "little", 6);
     w->current = 0;
     begin_next_tensors(w);

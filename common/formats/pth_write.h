@@ -35,6 +35,11 @@ typedef struct {
     // Values >= this threshold go into zip64 extra fields (0 means zip's own limit, 0xFFFFFFFF, as torch does). Tests
     // lower it to exercise every zip64 record on a small file; readers accept such files all the same.
     uint64_t zip64_threshold;
+    // Tests of the reader: these bytes become data.pkl instead of the pickle made from the specs (which then only
+    // give the storages data/0, data/1, ...). Views the writer never makes (stride 0, odd names) are written this
+    // way with correct CRC-32s, so that a reader must refuse them for what they say, not for a bad checksum.
+    const uint8_t *raw_pickle;
+    size_t raw_pickle_len;
 } PthWriterOptions;
 
 PthWriter *pth_writer_open_opts(const char *path, const PthTensorSpec *specs, int n, const PthWriterOptions *opt);

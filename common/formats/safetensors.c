@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,65 +64,119 @@ static bool json_get_u64(const json_t *v, uint64_t *out) {
     return true;
 }
 
-static void parse_tensor_info(const char *path, const char *name, const json_t *info, Entry *e) {
-    if (!json_is_object(info)) input_error(path, "header: tensor \"%s\": expected an object {dtype, shape, data_offsets}", name);
+static bool fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static bool fail(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (errlen) vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+static bool parse_tensor_info(const char *name, const json_t *info, Entry *e, char *err, size_t errlen) {
+    if (!json_is_object(info)) return fail(err, errlen, "header: tensor \"%s\": expected an object {dtype, shape, data_offsets}", name);
     e->name = name;
     const json_t *dtype = json_object_get(info, "dtype");
-    if (!json_is_string(dtype)) input_error(path, "header: tensor \"%s\": dtype: expected a string such as \"BF16\"", name);
+    if (!json_is_string(dtype)) return fail(err, errlen, "header: tensor \"%s\": dtype: expected a string such as \"BF16\"", name);
     const char *ds = json_string_value(dtype);
     if (!safetensors_dtype_parse(ds, &e->dtype)) {
         if (dtype_is_unhandled(ds))
-            input_error(path, "header: tensor \"%s\": dtype \"%s\" is valid safetensors but not supported here "
+            return fail(err, errlen, "header: tensor \"%s\": dtype \"%s\" is valid safetensors but not supported here "
                         "(supported: BF16, F16, F32, F64, I64, I32, I16, I8, U8, BOOL)", name, ds);
-        input_error(path, "header: tensor \"%s\": unknown dtype \"%s\"", name, ds);
+        return fail(err, errlen, "header: tensor \"%s\": unknown dtype \"%.32s\"", name, ds);
     }
     const json_t *shape = json_object_get(info, "shape");
-    if (!json_is_array(shape)) input_error(path, "header: tensor \"%s\": shape: expected an array of sizes", name);
+    if (!json_is_array(shape)) return fail(err, errlen, "header: tensor \"%s\": shape: expected an array of sizes", name);
     size_t nd = json_array_size(shape);
-    if (nd > MAX_DIMS) input_error(path, "header: tensor \"%s\": shape has %zu dims; at most %d are supported", name, nd, MAX_DIMS);
+    if (nd > MAX_DIMS) return fail(err, errlen, "header: tensor \"%s\": shape has %zu dims; at most %d are supported", name, nd, MAX_DIMS);
     e->ndim = (int)nd;
     for (size_t d = 0; d < nd; d++) {
         uint64_t v;
         if (!json_get_u64(json_array_get(shape, d), &v) || v > (uint64_t)INT64_MAX)
-            input_error(path, "header: tensor \"%s\": shape[%zu]: expected an integer >= 0", name, d);
+            return fail(err, errlen, "header: tensor \"%s\": shape[%zu]: expected an integer >= 0", name, d);
         e->shape[d] = (int64_t)v;
     }
     const json_t *offs = json_object_get(info, "data_offsets");
     if (!json_is_array(offs) || json_array_size(offs) != 2 || !json_get_u64(json_array_get(offs, 0), &e->begin) ||
         !json_get_u64(json_array_get(offs, 1), &e->end))
-        input_error(path, "header: tensor \"%s\": data_offsets: expected [BEGIN, END], two integers >= 0", name);
+        return fail(err, errlen, "header: tensor \"%s\": data_offsets: expected [BEGIN, END], two integers >= 0", name);
     if (e->end < e->begin)
-        input_error(path, "header: tensor \"%s\": data_offsets [%llu, %llu]: END is before BEGIN", name,
+        return fail(err, errlen, "header: tensor \"%s\": data_offsets [%llu, %llu]: END is before BEGIN", name,
                     (unsigned long long)e->begin, (unsigned long long)e->end);
     // END - BEGIN must be exactly the bytes the dtype and shape need (checked without overflow).
-    uint64_t nbytes = dtype_size(e->dtype);
-    for (int d = 0; d < e->ndim; d++)
-        if (__builtin_mul_overflow(nbytes, (uint64_t)e->shape[d], &nbytes))
-            input_error(path, "header: tensor \"%s\": shape: the element count overflows 64 bits", name);
-    if (e->end - e->begin != nbytes) {
-        char sb[160];
-        input_error(path, "header: tensor \"%s\": data_offsets [%llu, %llu] span %llu bytes, but %s %s needs %llu",
+    int64_t nbytes;
+    if (!shape_nbytes_checked(e->shape, e->ndim, dtype_size(e->dtype), &nbytes))
+        return fail(err, errlen, "header: tensor \"%s\": shape: the element count overflows 64 bits", name);
+    if (e->end - e->begin != (uint64_t)nbytes) {
+        char sb[200];
+        return fail(err, errlen, "header: tensor \"%s\": data_offsets [%llu, %llu] span %llu bytes, but %s %s needs %lld",
                     name, (unsigned long long)e->begin, (unsigned long long)e->end,
-                    (unsigned long long)(e->end - e->begin), ds, shape_str(e->shape, e->ndim, sb, sizeof sb),
-                    (unsigned long long)nbytes);
+                    (unsigned long long)(e->end - e->begin), ds, shape_str(e->shape, e->ndim, sb, sizeof sb), (long long)nbytes);
     }
+    return true;
 }
 
-void safetensors_open(SafetensorsFile *sf, const char *path) {
+// Every check of the reference reader on the bytes of a file (the header and the tiling), then the views.
+static bool check_layout(SafetensorsFile *sf, const json_t *root, size_t buffer_len, Entry *entries, int *n_out, size_t *names_bytes,
+                         char *err, size_t errlen) {
+    int n_entries = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)root, key, value) {
+        if (strcmp(key, "__metadata__") == 0) {
+            // Metadata is a map string -> string (or null); anything else is rejected by the reference reader.
+            if (json_is_null(value)) continue;
+            if (!json_is_object(value)) return fail(err, errlen, "header: __metadata__: expected an object of strings");
+            const char *mk;
+            json_t *mv;
+            json_object_foreach(value, mk, mv) {
+                if (!json_is_string(mv)) return fail(err, errlen, "header: __metadata__: \"%s\": expected a string value", mk);
+                if (strcmp(mk, "format") == 0 && !sf->metadata_format) sf->metadata_format = xstrdup(json_string_value(mv));
+            }
+            continue;
+        }
+        if (!parse_tensor_info(key, value, &entries[n_entries], err, errlen)) return false;
+        *names_bytes += strlen(key) + 1;
+        n_entries++;
+    }
+    *n_out = n_entries;
+    // The tensors, sorted by BEGIN, must tile [0, buffer_len) exactly.
+    qsort(entries, (size_t)n_entries, sizeof(Entry), compare_entries_by_offset);
+    uint64_t covered = 0;
+    for (int i = 0; i < n_entries; i++) {
+        const Entry *e = &entries[i];
+        if (e->begin < covered)
+            return fail(err, errlen, "header: tensor \"%s\": data_offsets [%llu, %llu] overlap the tensor before it (\"%s\" ends at %llu)",
+                        e->name, (unsigned long long)e->begin, (unsigned long long)e->end, entries[i - 1].name,
+                        (unsigned long long)covered);
+        if (e->begin > covered)
+            return fail(err, errlen, "header: tensor \"%s\": data_offsets [%llu, %llu] leave a hole: bytes %llu..%llu belong to no tensor",
+                        e->name, (unsigned long long)e->begin, (unsigned long long)e->end,
+                        (unsigned long long)covered, (unsigned long long)e->begin);
+        covered = e->end;
+    }
+    if (covered > buffer_len)
+        return fail(err, errlen, "the tensors need %llu bytes of data but the file holds %zu after the header: truncated file",
+                    (unsigned long long)covered, buffer_len);
+    if (covered < buffer_len)
+        return fail(err, errlen, "the file has %zu bytes of data after the header but the tensors cover only %llu: "
+                    "size mismatch (trailing bytes)", buffer_len, (unsigned long long)covered);
+    return true;
+}
+
+bool safetensors_parse_try(SafetensorsFile *sf, const uint8_t *base, size_t size, char *err, size_t errlen) {
+    MappedFile keep = sf->file;
     memset(sf, 0, sizeof *sf);
-    mapped_file_open(&sf->file, path);
-    const uint8_t *base = sf->file.data;
-    size_t size = sf->file.size;
-    if (size < 8) input_error(path, "file has %zu bytes: too short for the 8-byte header length of a safetensors file", size);
+    sf->file = keep;
+    if (size < 8) return fail(err, errlen, "file has %zu bytes: too short for the 8-byte header length of a safetensors file", size);
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = (n << 8) | base[i];  // u64 little-endian
     if (n > SAFETENSORS_MAX_HEADER)
-        input_error(path, "header length %llu exceeds the limit of %llu bytes (not a safetensors file?)",
+        return fail(err, errlen, "header length %llu exceeds the limit of %llu bytes (not a safetensors file?)",
                     (unsigned long long)n, SAFETENSORS_MAX_HEADER);
     if (n > size - 8)
-        input_error(path, "header length %llu runs past the end of the file (%zu bytes): truncated file",
-                    (unsigned long long)n, size);
-    if (n < 2 || base[8] != '{') input_error(path, "header: expected a JSON object starting with '{' at byte 8");
+        return fail(err, errlen, "header length %llu runs past the end of the file (%zu bytes): truncated file", (unsigned long long)n, size);
+    if (n < 2 || base[8] != '{') return fail(err, errlen, "header: expected a JSON object starting with '{' at byte 8");
     sf->header_len = (size_t)n;
     sf->buffer_offset = 8 + (size_t)n;
     size_t buffer_len = size - sf->buffer_offset;
@@ -128,86 +184,57 @@ void safetensors_open(SafetensorsFile *sf, const char *path) {
     json_error_t jerr;
     // JSON_REJECT_DUPLICATES: two tensors with one name are an error, as in the reference reader.
     json_t *root = json_loadb((const char *)base + 8, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) input_error(path, "header: invalid JSON at byte %d of the header: %s", jerr.position, jerr.text);
-    if (!json_is_object(root)) input_error(path, "header: expected a JSON object");
-
-    size_t n_keys = json_object_size(root);
+    if (!root) return fail(err, errlen, "header: invalid JSON at byte %d of the header: %s", jerr.position, jerr.text);
+    size_t n_keys = json_is_object(root) ? json_object_size(root) : 0;
     Entry *entries = xcalloc(n_keys ? n_keys : 1, sizeof(Entry));
     int n_entries = 0;
     size_t names_bytes = 0;
-    const char *key;
-    json_t *value;
-    json_object_foreach(root, key, value) {
-        if (strcmp(key, "__metadata__") == 0) {
-            // Metadata is a map string -> string (or null); anything else is rejected by the reference reader.
-            if (json_is_null(value)) continue;
-            if (!json_is_object(value)) input_error(path, "header: __metadata__: expected an object of strings");
-            const char *mk;
-            json_t *mv;
-            json_object_foreach(value, mk, mv) {
-                if (!json_is_string(mv)) input_error(path, "header: __metadata__: \"%s\": expected a string value", mk);
-                if (strcmp(mk, "format") == 0) sf->metadata_format = xstrdup(json_string_value(mv));
+    bool ok = json_is_object(root) ? check_layout(sf, root, buffer_len, entries, &n_entries, &names_bytes, err, errlen)
+                                   : fail(err, errlen, "header: expected a JSON object");
+    if (ok) {  // tensors as views into the bytes; names in one arena
+        sf->n_tensors = n_entries;
+        sf->tensors = xcalloc(n_entries ? (size_t)n_entries : 1, sizeof(Tensor));
+        sf->names = xmalloc(names_bytes ? names_bytes : 1);
+        char *np = sf->names;
+        for (int i = 0; i < n_entries; i++) {
+            const Entry *e = &entries[i];
+            Tensor *t = &sf->tensors[i];
+            size_t len = strlen(e->name) + 1;
+            memcpy(np, e->name, len);
+            t->name = np;
+            np += len;
+            t->dtype = e->dtype;
+            t->ndim = e->ndim;
+            memcpy(t->shape, e->shape, sizeof e->shape);
+            tensor_set_contiguous_strides(t);
+            const uint8_t *p = base + sf->buffer_offset + e->begin;
+            size_t es = dtype_size(e->dtype);
+            if ((uintptr_t)p % es != 0) {
+                // Old writers did not pad the header to 8 bytes: copy so that readers may load elements directly.
+                size_t nb = (size_t)(e->end - e->begin);
+                void *copy = xmalloc(nb);
+                memcpy(copy, p, nb);
+                sf->copies = xrealloc(sf->copies, (size_t)(sf->n_copies + 1) * sizeof(void *));
+                sf->copies[sf->n_copies++] = copy;
+                p = copy;
             }
-            continue;
+            t->data = p;
         }
-        parse_tensor_info(path, key, value, &entries[n_entries]);
-        names_bytes += strlen(key) + 1;
-        n_entries++;
-    }
-
-    // The tensors, sorted by BEGIN, must tile [0, buffer_len) exactly.
-    qsort(entries, (size_t)n_entries, sizeof(Entry), compare_entries_by_offset);
-    uint64_t covered = 0;
-    for (int i = 0; i < n_entries; i++) {
-        const Entry *e = &entries[i];
-        if (e->begin < covered)
-            input_error(path, "header: tensor \"%s\": data_offsets [%llu, %llu] overlap the tensor before it (\"%s\" ends at %llu)",
-                        e->name, (unsigned long long)e->begin, (unsigned long long)e->end, entries[i - 1].name,
-                        (unsigned long long)covered);
-        if (e->begin > covered)
-            input_error(path, "header: tensor \"%s\": data_offsets [%llu, %llu] leave a hole: bytes %llu..%llu belong to no tensor",
-                        e->name, (unsigned long long)e->begin, (unsigned long long)e->end,
-                        (unsigned long long)covered, (unsigned long long)e->begin);
-        covered = e->end;
-    }
-    if (covered > buffer_len)
-        input_error(path, "the tensors need %llu bytes of data but the file holds %zu after the header: truncated file",
-                    (unsigned long long)covered, buffer_len);
-    if (covered < buffer_len)
-        input_error(path, "the file has %zu bytes of data after the header but the tensors cover only %llu: "
-                    "size mismatch (trailing bytes)", buffer_len, (unsigned long long)covered);
-
-    // Tensors as views into the map; names in one arena.
-    sf->n_tensors = n_entries;
-    sf->tensors = xcalloc(n_entries ? (size_t)n_entries : 1, sizeof(Tensor));
-    sf->names = xmalloc(names_bytes ? names_bytes : 1);
-    char *np = sf->names;
-    for (int i = 0; i < n_entries; i++) {
-        const Entry *e = &entries[i];
-        Tensor *t = &sf->tensors[i];
-        size_t len = strlen(e->name) + 1;
-        memcpy(np, e->name, len);
-        t->name = np;
-        np += len;
-        t->dtype = e->dtype;
-        t->ndim = e->ndim;
-        memcpy(t->shape, e->shape, sizeof e->shape);
-        tensor_set_contiguous_strides(t);
-        const uint8_t *p = base + sf->buffer_offset + e->begin;
-        size_t es = dtype_size(e->dtype);
-        if ((uintptr_t)p % es != 0) {
-            // Old writers did not pad the header to 8 bytes: copy so that readers may load elements directly.
-            size_t nb = (size_t)(e->end - e->begin);
-            void *copy = xmalloc(nb);
-            memcpy(copy, p, nb);
-            sf->copies = xrealloc(sf->copies, (size_t)(sf->n_copies + 1) * sizeof(void *));
-            sf->copies[sf->n_copies++] = copy;
-            p = copy;
-        }
-        t->data = p;
     }
     free(entries);
     json_decref(root);  // the names were copied out before this
+    if (!ok) {
+        free(sf->metadata_format);
+        sf->metadata_format = NULL;
+    }
+    return ok;
+}
+
+void safetensors_open(SafetensorsFile *sf, const char *path) {
+    memset(sf, 0, sizeof *sf);
+    mapped_file_open(&sf->file, path);
+    char err[512];
+    if (!safetensors_parse_try(sf, sf->file.data, sf->file.size, err, sizeof err)) input_error(path, "%s", err);
 }
 
 void safetensors_close(SafetensorsFile *sf) {

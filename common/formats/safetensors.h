@@ -43,6 +43,10 @@ typedef struct {
 
 // Maps and validates path; exits 2 on any bad input.
 void safetensors_open(SafetensorsFile *sf, const char *path);
+// The same checks on size bytes at base (which must stay valid while the tensors are used; sf->file is kept as the
+// caller set it, e.g. zeroed for bytes in memory). False with a one-line message in err; then nothing is to be freed
+// but sf->file. safetensors_close() frees what a successful parse made.
+bool safetensors_parse_try(SafetensorsFile *sf, const uint8_t *base, size_t size, char *err, size_t errlen);
 // Unmaps the file and frees everything (also the names and copies unless they were taken by the caller).
 void safetensors_close(SafetensorsFile *sf);
 const Tensor *safetensors_find(const SafetensorsFile *sf, const char *name);  // NULL if absent

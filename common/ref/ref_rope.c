@@ -8,6 +8,9 @@
 // same floating-point operations, so the results are bit-identical; test_ref_ops checks it.
 #include <complex.h>
 #include <math.h>
+#ifndef CMPLXF  // glibc defines it for gcc only; clang (make fuzz builds with it) has the same builtin
+#define CMPLXF(x, y) __builtin_complex((float)(x), (float)(y))
+#endif
 
 #include "ref/ref_ops.h"
 #include "util.h"

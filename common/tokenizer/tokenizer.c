@@ -11,6 +11,8 @@
 #include "tokenizer/tokenizer.h"
 
 #include <pcre2.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -205,18 +207,93 @@ static void compile_pattern(Tokenizer *t) {
     t->pattern = code;
 }
 
-void tokenizer_init(Tokenizer *t, const char *path) {
-    memset(t, 0, sizeof *t);
-    size_t file_len;
-    char *file = read_whole_file(path, &file_len);
-    const uint8_t *s = (const uint8_t *)file;
+static bool fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static bool fail(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (errlen) vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return false;
+}
 
+// Pass 2 of loading: the lines "BASE64 RANK\n" into decoded[] and, per rank, where its bytes start, how many there are
+// and the line that gave it.
+static bool parse_lines(const uint8_t *s, size_t file_len, int32_t n_base, uint8_t *decoded, size_t *decoded_len,
+                        size_t *start_of_rank, size_t *len_of_rank, int64_t *line_of_rank, char *err, size_t errlen) {
+    size_t pos = 0;
+    for (int64_t line = 1; pos < file_len; line++) {
+        size_t end = pos;
+        while (end < file_len && s[end] != '\n') end++;
+        size_t space = pos;
+        while (space < end && s[space] != ' ') space++;
+        if (space == end || space == pos) return fail(err, errlen, "line %lld: expected \"BASE64 RANK\" (one space between them)", (long long)line);
+        int64_t nbytes = base64_decode(s + pos, space - pos, decoded + *decoded_len);
+        if (nbytes <= 0)
+            return fail(err, errlen, "line %lld: \"%.*s\" is not base64", (long long)line, (int)(space - pos < 60 ? space - pos : 60), s + pos);
+        if (nbytes > MAX_TOKEN_BYTES) return fail(err, errlen, "line %lld: token of %lld bytes, longer than %d", (long long)line, (long long)nbytes, MAX_TOKEN_BYTES);
+        if (space + 1 == end) return fail(err, errlen, "line %lld: missing rank after the space", (long long)line);
+        int64_t rank = 0;
+        int shown = (int)(end - space - 1 < 40 ? end - space - 1 : 40);
+        for (size_t i = space + 1; i < end; i++) {
+            if (s[i] < '0' || s[i] > '9')
+                return fail(err, errlen, "line %lld: rank: expected a decimal number, found \"%.*s\"", (long long)line, shown, s + space + 1);
+            rank = rank * 10 + (s[i] - '0');
+            if (rank >= n_base)
+                return fail(err, errlen, "line %lld: rank %.*s is out of range: the %d lines must hold ranks 0..%d", (long long)line, shown,
+                            s + space + 1, n_base, n_base - 1);
+        }
+        if (line_of_rank[rank] >= 0)
+            return fail(err, errlen, "line %lld: duplicate rank %lld (already on line %lld)", (long long)line, (long long)rank,
+                        (long long)line_of_rank[rank]);
+        line_of_rank[rank] = line;
+        start_of_rank[rank] = *decoded_len;
+        len_of_rank[rank] = (size_t)nbytes;
+        *decoded_len += (size_t)nbytes;
+        pos = end + 1;
+    }
+    return true;  // n_lines ranks, all distinct and all below n_lines: every rank 0..n_base-1 is present
+}
+
+// The hash map (at most half full, so that probe chains stay short) and the single bytes; false on a token that
+// appears twice or a byte that has no token.
+static bool index_tokens(Tokenizer *t, const int64_t *line_of_rank, char *err, size_t errlen) {
+    size_t slots = 1024;
+    while (slots < 2 * (size_t)t->n_base) slots *= 2;
+    t->hash_slots = xcalloc(slots, sizeof(uint32_t));
+    t->hash_mask = slots - 1;
+    for (int b = 0; b < 256; b++) t->byte_rank[b] = -1;
+    for (int32_t r = 0; r < t->n_base; r++) {
+        const uint8_t *p = t->token_bytes + t->token_start[r];
+        size_t n = token_len(t, r);
+        if (n == 1) {
+            if (t->byte_rank[p[0]] >= 0)
+                return fail(err, errlen, "line %lld: duplicate token: the same bytes as line %lld", (long long)line_of_rank[r],
+                            (long long)line_of_rank[t->byte_rank[p[0]]]);
+            t->byte_rank[p[0]] = r;
+        }
+        size_t slot = hash_bytes(p, n) & t->hash_mask;
+        for (; t->hash_slots[slot]; slot = (slot + 1) & t->hash_mask) {
+            int32_t other = (int32_t)t->hash_slots[slot] - 1;
+            if (token_len(t, other) == n && memcmp(t->token_bytes + t->token_start[other], p, n) == 0)
+                return fail(err, errlen, "line %lld: duplicate token: the same bytes as line %lld", (long long)line_of_rank[r],
+                            (long long)line_of_rank[other]);
+        }
+        t->hash_slots[slot] = (uint32_t)r + 1;
+    }
+    // Byte-level BPE needs every single byte as a token: any text must be expressible.
+    for (int b = 0; b < 256; b++)
+        if (t->byte_rank[b] < 0) return fail(err, errlen, "byte 0x%02X has no token: not a byte-level BPE vocabulary", b);
+    return true;
+}
+
+bool tokenizer_init_try(Tokenizer *t, const char *name, const uint8_t *s, size_t file_len, char *err, size_t errlen) {
+    memset(t, 0, sizeof *t);
     // Pass 1: count lines, so that every array is allocated once.
     size_t n_lines = 0;
     for (size_t i = 0; i < file_len; i++) n_lines += s[i] == '\n';
     if (file_len > 0 && s[file_len - 1] != '\n') n_lines++;  // a last line without its newline
-    if (n_lines == 0) input_error(path, "empty file: expected lines \"BASE64 RANK\"");
-    if (n_lines > (size_t)INT32_MAX - TOKENIZER_NUM_SPECIAL) input_error(path, "too many lines (%zu)", n_lines);
+    if (n_lines == 0) return fail(err, errlen, "empty file: expected lines \"BASE64 RANK\"");
+    if (n_lines > (size_t)INT32_MAX - TOKENIZER_NUM_SPECIAL) return fail(err, errlen, "too many lines (%zu)", n_lines);
 
     int32_t n_base = (int32_t)n_lines;
     int32_t vocab = n_base + TOKENIZER_NUM_SPECIAL;
@@ -226,108 +303,57 @@ void tokenizer_init(Tokenizer *t, const char *path) {
     for (int32_t r = 0; r < n_base; r++) line_of_rank[r] = -1;
     uint8_t *decoded = xmalloc(file_len + 1);  // base64 is longer than its bytes: this always suffices
     size_t decoded_len = 0;
-
-    // Pass 2: parse "BASE64 RANK\n" lines.
-    size_t pos = 0;
-    for (int64_t line = 1; pos < file_len; line++) {
-        size_t end = pos;
-        while (end < file_len && s[end] != '\n') end++;
-        size_t space = pos;
-        while (space < end && s[space] != ' ') space++;
-        if (space == end || space == pos)
-            input_error(path, "line %lld: expected \"BASE64 RANK\" (one space between them)", (long long)line);
-        int64_t nbytes = base64_decode(s + pos, space - pos, decoded + decoded_len);
-        if (nbytes <= 0)
-            input_error(path, "line %lld: \"%.*s\" is not base64", (long long)line, (int)(space - pos < 60 ? space - pos : 60),
-                        s + pos);
-        if (nbytes > MAX_TOKEN_BYTES)
-            input_error(path, "line %lld: token of %lld bytes, longer than %d", (long long)line, (long long)nbytes, MAX_TOKEN_BYTES);
-        if (space + 1 == end) input_error(path, "line %lld: missing rank after the space", (long long)line);
-        int64_t rank = 0;
-        for (size_t i = space + 1; i < end; i++) {
-            if (s[i] < '0' || s[i] > '9')
-                input_error(path, "line %lld: rank: expected a decimal number, found \"%.*s\"", (long long)line,
-                            (int)(end - space - 1), s + space + 1);
-            rank = rank * 10 + (s[i] - '0');
-            if (rank >= n_base)
-                input_error(path, "line %lld: rank %.*s is out of range: the %d lines must hold ranks 0..%d",
-                            (long long)line, (int)(end - space - 1), s + space + 1, n_base, n_base - 1);
+    bool ok = parse_lines(s, file_len, n_base, decoded, &decoded_len, start_of_rank, len_of_rank, line_of_rank, err, errlen);
+    if (ok) {
+        // Token bytes in rank order, then the special names.
+        char *names[TOKENIZER_NUM_SPECIAL];
+        size_t names_len = 0;
+        for (int i = 0; i < TOKENIZER_NUM_SPECIAL; i++) {
+            names[i] = special_token_name(i);
+            names_len += strlen(names[i]);
         }
-        if (line_of_rank[rank] >= 0)
-            input_error(path, "line %lld: duplicate rank %lld (already on line %lld)", (long long)line, (long long)rank,
-                        (long long)line_of_rank[rank]);
-        line_of_rank[rank] = line;
-        start_of_rank[rank] = decoded_len;
-        len_of_rank[rank] = (size_t)nbytes;
-        decoded_len += (size_t)nbytes;
-        pos = end + 1;
-    }
-    // n_lines ranks, all distinct and all below n_lines: every rank 0..n_base-1 is present.
-
-    // Token bytes in rank order, then the special names.
-    char *names[TOKENIZER_NUM_SPECIAL];
-    size_t names_len = 0;
-    for (int i = 0; i < TOKENIZER_NUM_SPECIAL; i++) {
-        names[i] = special_token_name(i);
-        names_len += strlen(names[i]);
-    }
-    t->path = xstrdup(path);
-    t->n_base = n_base;
-    t->vocab_size = vocab;
-    t->token_bytes = xmalloc(decoded_len + names_len + 1);
-    t->token_start = xmalloc(((size_t)vocab + 1) * sizeof(size_t));
-    size_t at = 0;
-    for (int32_t r = 0; r < n_base; r++) {
-        t->token_start[r] = at;
-        memcpy(t->token_bytes + at, decoded + start_of_rank[r], len_of_rank[r]);
-        at += len_of_rank[r];
-    }
-    for (int i = 0; i < TOKENIZER_NUM_SPECIAL; i++) {
-        t->token_start[n_base + i] = at;
-        size_t n = strlen(names[i]);
-        memcpy(t->token_bytes + at, names[i], n);
-        at += n;
-        free(names[i]);
-    }
-    t->token_start[vocab] = at;
-
-    // The hash map, at most half full so that probe chains stay short.
-    size_t slots = 1024;
-    while (slots < 2 * (size_t)n_base) slots *= 2;
-    t->hash_slots = xcalloc(slots, sizeof(uint32_t));
-    t->hash_mask = slots - 1;
-    for (int b = 0; b < 256; b++) t->byte_rank[b] = -1;
-    for (int32_t r = 0; r < n_base; r++) {
-        const uint8_t *p = t->token_bytes + t->token_start[r];
-        size_t n = token_len(t, r);
-        if (n == 1) {
-            if (t->byte_rank[p[0]] >= 0)
-                input_error(path, "line %lld: duplicate token: the same bytes as line %lld", (long long)line_of_rank[r],
-                            (long long)line_of_rank[t->byte_rank[p[0]]]);
-            t->byte_rank[p[0]] = r;
+        t->path = xstrdup(name);
+        t->n_base = n_base;
+        t->vocab_size = vocab;
+        t->token_bytes = xmalloc(decoded_len + names_len + 1);
+        t->token_start = xmalloc(((size_t)vocab + 1) * sizeof(size_t));
+        size_t at = 0;
+        for (int32_t r = 0; r < n_base; r++) {
+            t->token_start[r] = at;
+            memcpy(t->token_bytes + at, decoded + start_of_rank[r], len_of_rank[r]);
+            at += len_of_rank[r];
         }
-        size_t slot = hash_bytes(p, n) & t->hash_mask;
-        for (; t->hash_slots[slot]; slot = (slot + 1) & t->hash_mask) {
-            int32_t other = (int32_t)t->hash_slots[slot] - 1;
-            if (token_len(t, other) == n && memcmp(t->token_bytes + t->token_start[other], p, n) == 0)
-                input_error(path, "line %lld: duplicate token: the same bytes as line %lld", (long long)line_of_rank[r],
-                            (long long)line_of_rank[other]);
+        for (int i = 0; i < TOKENIZER_NUM_SPECIAL; i++) {
+            t->token_start[n_base + i] = at;
+            size_t n = strlen(names[i]);
+            memcpy(t->token_bytes + at, names[i], n);
+            at += n;
+            free(names[i]);
         }
-        t->hash_slots[slot] = (uint32_t)r + 1;
+        t->token_start[vocab] = at;
+        ok = index_tokens(t, line_of_rank, err, errlen);
     }
-    // Byte-level BPE needs every single byte as a token: any text must be expressible.
-    for (int b = 0; b < 256; b++)
-        if (t->byte_rank[b] < 0) input_error(path, "byte 0x%02X has no token: not a byte-level BPE vocabulary", b);
-
     free(start_of_rank);
     free(len_of_rank);
     free(line_of_rank);
     free(decoded);
-    free(file);
-
+    if (!ok) {
+        tokenizer_free(t);
+        return false;
+    }
     t->stop_ids[t->n_stop++] = n_base + 1;  // <|end_of_text|>
     t->stop_ids[t->n_stop++] = n_base + 9;  // <|eot_id|>
     compile_pattern(t);
+    return true;
+}
+
+void tokenizer_init(Tokenizer *t, const char *path) {
+    size_t len;
+    char *file = read_whole_file(path, &len);
+    char err[512];
+    bool ok = tokenizer_init_try(t, path, (const uint8_t *)file, len, err, sizeof err);
+    free(file);
+    if (!ok) input_error(path, "%s", err);
 }
 
 void tokenizer_free(Tokenizer *t) {

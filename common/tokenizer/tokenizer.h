@@ -59,6 +59,8 @@ typedef struct {
 // Loads tokenizer.model (lines "BASE64 RANK\n"). Exits 2 with "error: PATH: line N: ..." on a malformed line, a
 // duplicate rank or token, ranks that are not 0..N-1, or a missing single byte.
 void tokenizer_init(Tokenizer *t, const char *path);
+// The same on the file's bytes (name is kept as t->path): false with "line N: ..." in err, and nothing to free.
+bool tokenizer_init_try(Tokenizer *t, const char *name, const uint8_t *bytes, size_t len, char *err, size_t errlen);
 void tokenizer_free(Tokenizer *t);
 
 // Encodes len bytes of UTF-8 text. *ids is malloc'd (caller frees), *n_ids its length. Text that is not valid UTF-8

@@ -147,13 +147,22 @@ int main(void) {
     expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32}", "vocab_size: required key is missing");
     expect_bad("{\"dim\": \"4096\", \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256}", "dim: expected a positive integer, found a JSON string");
     expect_bad("{\"dim\": 4096.0, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256}", "dim: expected a positive integer, found a JSON real");
-    expect_bad("{\"dim\": 4096, \"n_layers\": 0, \"n_heads\": 32, \"vocab_size\": 128256}", "n_layers: expected a positive integer, found 0");
+    expect_bad("{\"dim\": 4096, \"n_layers\": 0, \"n_heads\": 32, \"vocab_size\": 128256}", "n_layers: expected a positive integer from 1 to 65536, found 0");
     expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": -1}", "vocab_size: -1");
     expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 99999999999}", "vocab_size");
     expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"n_kv_heads\": 3, \"vocab_size\": 128256}", "n_kv_heads: 3 does not divide");
     expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 30, \"vocab_size\": 128256}", "n_heads: 30 does not divide dim");
     expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256, \"norm_eps\": \"1e-5\"}", "norm_eps: expected a number");
-    expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256, \"rope_theta\": -1}", "rope_theta: expected a positive number");
+    expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256, \"rope_theta\": -1}", "rope_theta: expected a number from 1 to 1e+15, found -1");
+    // Out of range before any conversion (issue 12): a double far outside the int range, a dim whose derived sizes
+    // would pass INT_MAX in config_print.
+    expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256, \"ffn_dim_multiplier\": 1e300}",
+               "ffn_dim_multiplier: expected a number from 0.01 to 100, found 1e+300");
+    expect_bad("{\"dim\": 1000000000, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256}",
+               "dim: expected a positive integer from 1 to 1048576, found 1000000000");
+    expect_bad("{\"dim\": 1048576, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256, \"ffn_dim_multiplier\": 100}",
+               "ffn_dim_multiplier: the FFN size");
+    expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256, \"norm_eps\": 1e400}", "not valid JSON");
     expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256, \"ffn_dim_multiplier\": \"1.3\"}", "ffn_dim_multiplier");
     expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256, \"use_scaled_rope\": \"yes\"}", "use_scaled_rope: expected true or false");
     expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256, \"multiple_of\": 0}", "multiple_of");
@@ -161,6 +170,39 @@ int main(void) {
     expect_bad("{\"dim\": 4096, \"n_layers\": 32,", "not valid JSON");
     expect_bad("[4096, 32]", "expected a JSON object");
     expect_bad("", "not valid JSON");
+
+    // The non-exiting readers that `make fuzz` calls: the same checks, a message in err, nothing to free.
+    {
+        Config t;
+        char e[512];
+        const char *ok = "{\"dim\": 64, \"n_layers\": 2, \"n_heads\": 4, \"vocab_size\": 256}";
+        CHECK(config_from_params_json_try(&t, ok, strlen(ok), e, sizeof e) && t.ffn_hidden == 256 && t.head_dim == 16, "%s", e);
+        const char *huge = "{\"dim\": 64, \"n_layers\": 2, \"n_heads\": 4, \"vocab_size\": 256, \"ffn_dim_multiplier\": 1e300}";
+        CHECK(!config_from_params_json_try(&t, huge, strlen(huge), e, sizeof e) && strstr(e, "ffn_dim_multiplier: expected a number"), "%s", e);
+        const char *hf_ok = "{\"hidden_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 256, \"intermediate_size\": 160}";
+        CHECK(config_from_hf_json_try(&t, hf_ok, strlen(hf_ok), e, sizeof e) && t.ffn_hidden == 160, "%s", e);
+        const struct { const char *json, *want; } hf_bad[] = {
+            {"{\"hidden_size\": 1e9, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 256, \"intermediate_size\": 160}",
+             "hidden_size: expected a positive integer, found a JSON real number"},
+            {"{\"hidden_size\": 1000000000, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 256, \"intermediate_size\": 160}",
+             "hidden_size: expected a positive integer from 1 to 1048576"},
+            {"{\"hidden_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 256, \"intermediate_size\": 2000000000}",
+             "intermediate_size: expected a positive integer from 1 to 16777216"},
+            {"{\"hidden_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 256, \"intermediate_size\": 160, "
+             "\"rms_norm_eps\": 1e300}", "rms_norm_eps: expected a number from 1e-30 to 1"},
+            {"{\"hidden_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 256, \"intermediate_size\": 160, "
+             "\"rope_theta\": -5}", "rope_theta: expected a number from 1 to 1e+15"},
+            {"{\"hidden_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 256}", "intermediate_size: missing"},
+        };
+        for (size_t i = 0; i < sizeof hf_bad / sizeof hf_bad[0]; i++) {
+            e[0] = 0;
+            CHECK(!config_from_hf_json_try(&t, hf_bad[i].json, strlen(hf_bad[i].json), e, sizeof e) && strstr(e, hf_bad[i].want),
+                  "config.json case %zu: '%s' (want '%s')", i, e, hf_bad[i].want);
+        }
+        // ffn_hidden_size refuses instead of converting a double out of range.
+        CHECK_EQ_INT(ffn_hidden_size(4096, 1024, true, 1e300), -1);
+        CHECK_EQ_INT(ffn_hidden_size(1000000000, 256, false, 0), -1);
+    }
 
     // A missing file.
     char *missing = xasprintf("%s/absent/params.json", dir);

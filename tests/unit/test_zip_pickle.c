@@ -10,71 +10,9 @@
 #include "formats/pickle.h"
 #include "formats/pth.h"
 #include "formats/zip.h"
+#include "util.h"
 
-// ---- a byte buffer ------------------------------------------------------------------------------------------------
-typedef struct {
-    uint8_t *p;
-    size_t len, cap;
-} Buf;
-
-static void put(Buf *b, const void *data, size_t n) {
-    if (b->len + n > b->cap) {
-        b->cap = (b->len + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-}
-static void u8(Buf *b, unsigned v) { uint8_t c = (uint8_t)v; put(b, &c, 1); }
-static void u16(Buf *b, unsigned v) { u8(b, v & 0xff); u8(b, (v >> 8) & 0xff); }
-static void u32(Buf *b, uint32_t v) { u16(b, v & 0xffff); u16(b, v >> 16); }
-static void u64(Buf *b, uint64_t v) { u32(b, (uint32_t)v); u32(b, (uint32_t)(v >> 32)); }
-static void set32(Buf *b, size_t at, uint32_t v) { for (int k = 0; k < 4; k++) b->p[at + (size_t)k] = (uint8_t)(v >> (8 * k)); }
-
-// ---- pickle writing, as Python's pickler does it ------------------------------------------------------------------
-static void p_str(Buf *b, const char *s) { u8(b, 'X'); u32(b, (uint32_t)strlen(s)); put(b, s, strlen(s)); }
-static void p_int(Buf *b, int64_t v) {  // the smallest opcode that fits, as the pickler chooses
-    if (v >= 0 && v < 256) { u8(b, 'K'); u8(b, (unsigned)v); }
-    else if (v >= 0 && v < 65536) { u8(b, 'M'); u16(b, (unsigned)v); }
-    else if (v >= INT32_MIN && v <= INT32_MAX) { u8(b, 'J'); u32(b, (uint32_t)(int32_t)v); }
-    else { u8(b, 0x8a); u8(b, 8); u64(b, (uint64_t)v); }
-}
-static void p_global(Buf *b, const char *module, const char *name) {
-    u8(b, 'c');
-    put(b, module, strlen(module)); u8(b, '\n');
-    put(b, name, strlen(name)); u8(b, '\n');
-}
-static void p_ints_tuple(Buf *b, const int64_t *v, int n) {
-    u8(b, '(');
-    for (int k = 0; k < n; k++) p_int(b, v[k]);
-    u8(b, 't');
-}
-// One entry of a state dict: key, then _rebuild_tensor_v2((storage pid), offset, size, stride, False, OrderedDict()).
-static void p_tensor(Buf *b, const char *name, const char *storage_class, const char *key, int64_t numel, int64_t offset,
-                     int ndim, const int64_t *shape, const int64_t *stride) {
-    p_str(b, name);
-    p_global(b, "torch._utils", "_rebuild_tensor_v2");
-    u8(b, '(');
-    u8(b, '(');
-    p_str(b, "storage");
-    p_global(b, "torch", storage_class);
-    p_str(b, key);
-    p_str(b, "cpu");
-    p_int(b, numel);
-    u8(b, 't');
-    u8(b, 'Q');
-    p_int(b, offset);
-    p_ints_tuple(b, shape, ndim);
-    p_ints_tuple(b, stride, ndim);
-    u8(b, 0x89);
-    p_global(b, "collections", "OrderedDict");
-    u8(b, ')');
-    u8(b, 'R');
-    u8(b, 't');
-    u8(b, 'R');
-}
-static void p_begin_dict(Buf *b) { u8(b, 0x80); u8(b, 2); u8(b, '}'); u8(b, '('); }
-static void p_end_dict(Buf *b) { u8(b, 'u'); u8(b, '.'); }
+#include "pickle_build.h"
 
 // Runs pickle_to_text on raw bytes given as a C string literal (with its length).
 static char text[4096], err[512];
@@ -530,7 +468,55 @@ static void test_pth(void) {
     free(pk.p);
 }
 
+// Issue 12: the inputs that hung, overflowed or hit undefined behaviour (tests/fuzz/make_corpus.c writes them as files
+// for the sanitizer replay; here their messages and running times are checked).
+static void test_issue12(void) {
+    PickleTensorList list;
+    // stride 0 claiming 2^62 elements on one element (torch's expand()): the extent exceeds the storage
+    int64_t huge[2] = {INT64_C(1) << 31, INT64_C(1) << 31}, zero[3] = {0, 0, 0};
+    Buf b = {0};
+    p_begin_dict(&b);
+    p_tensor(&b, "expanded", "BFloat16Storage", "0", 1, 0, 2, huge, zero);
+    p_end_dict(&b);
+    CHECK(!pickle_read_tensors(b.p, b.len, &list, err, sizeof err) && strstr(err, "a view of 4611686018427387904 elements") &&
+              strstr(err, "extent exceeds the storage"), "%s", err);
+    free(b.p);
+    // an element count of 2^96
+    int64_t over[3] = {INT64_C(1) << 32, INT64_C(1) << 32, INT64_C(1) << 32};
+    b = (Buf){0};
+    p_begin_dict(&b);
+    p_tensor(&b, "over", "FloatStorage", "0", 1, 0, 3, over, zero);
+    p_end_dict(&b);
+    CHECK(!pickle_read_tensors(b.p, b.len, &list, err, sizeof err) && strstr(err, "overflows 64 bits"), "%s", err);
+    free(b.p);
+    // a legal view at the very end of its storage still loads: 3 elements from offset 9 of 12
+    int64_t three[1] = {3}, one[1] = {1};
+    b = (Buf){0};
+    p_begin_dict(&b);
+    p_tensor(&b, "tail", "FloatStorage", "0", 12, 9, 1, three, one);
+    p_end_dict(&b);
+    bool ok = pickle_read_tensors(b.p, b.len, &list, err, sizeof err);
+    CHECK(ok, "%s", err);
+    if (ok) pickle_tensor_list_free(&list);
+    free(b.p);
+    // "(d": a MARK on an empty stack, then DICT (pointer arithmetic on a NULL stack and a memcpy from NULL before)
+    TEXT_IS("(d.", "{}");
+    TEXT_FAILS("(d", "without STOP");
+    // shared nested tuples, 2^40 leaves in 84 bytes: the printer stops when its buffer is full
+    b = (Buf){0};
+    u8(&b, 0x80); u8(&b, 2); u8(&b, 'N');
+    for (int i = 0; i < 40; i++) { u8(&b, '2'); u8(&b, 0x86); }
+    u8(&b, '.');
+    double t0 = now_seconds();
+    ok = run_text(b.p, b.len);
+    double dt = now_seconds() - t0;
+    CHECK(!ok && strstr(err, "needs more than 4096 bytes"), "%s", err);
+    CHECK(dt < 0.5, "84 bytes of nested shared tuples took %.3f s to print", dt);
+    free(b.p);
+}
+
 int main(void) {
+    test_issue12();
     test_opcodes();
     test_rejections();
     test_tensors();
