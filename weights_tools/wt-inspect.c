@@ -1,5 +1,6 @@
-// wt-inspect: what is in a checkpoint. Prints the config with its derived values (when there is one), then one
-// line per tensor:
+// wt-inspect: what is in a checkpoint. Verifies the bytes (the CRC-32 of every zip entry of a .pth against the one
+// the zip states; the exact tiling of a .safetensors buffer), prints the config with its derived values (when there
+// is one), then one line per tensor:
 //
 //     NAME DTYPE [d0, d1, ...] offset=BYTES crc32=XXXXXXXX
 //
@@ -24,12 +25,15 @@ static const char *PROG = "wt-inspect";
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: %s PATH [--dump NAME FILE.npy]... [--checksums | --no-checksums] [--no-check]\n"
+            "usage: %s PATH [--dump NAME FILE.npy]... [--checksums | --no-checksums] [--no-check] [--no-verify]\n"
             "\n"
             "PATH is a Meta directory (params.json + consolidated.NN.pth), an HF directory (config.json +\n"
             "*.safetensors), or one .pth or .safetensors file.\n"
             "\n"
-            "Prints the config and its derived values, then one line per tensor:\n"
+            "First verifies the bytes: the CRC-32 of every zip entry of a .pth against the one the zip states (in\n"
+            "parallel; a mismatch exits 2 naming the first bad tensor), or that the tensors of a .safetensors file\n"
+            "tile its buffer exactly (that format has no checksums). Then prints the config and its derived values\n"
+            "and one line per tensor:\n"
             "    NAME DTYPE [d0, d1, ...] offset=BYTES crc32=XXXXXXXX\n"
             "crc32 is zlib's CRC-32 of the tensor's bytes in row-major order.\n"
             "\n"
@@ -37,6 +41,7 @@ static void usage(FILE *f) {
             "  --checksums           compute the CRC-32 of every tensor (default when they total <= 1 GiB)\n"
             "  --no-checksums        never compute them\n"
             "  --no-check            with a config, skip checking that every tensor it implies is present with its shape\n"
+            "  --no-verify           skip the CRC-32 of the zip entries (reading every byte of a 16 GB file takes seconds)\n"
             "  --help                this text\n"
             "\n"
             "Exit status: 0 ok, 2 bad input (the message names the file), 1 internal failure.\n",
@@ -64,7 +69,7 @@ static const char *kind_name(CheckpointKind k) {
 int main(int argc, char **argv) {
     const char *path = NULL;
     int checksums = -1;  // -1: decide by size
-    bool check = true;
+    bool check = true, verify = true;
     const char **dump_names = xcalloc((size_t)argc, sizeof(char *)), **dump_files = xcalloc((size_t)argc, sizeof(char *));
     int n_dumps = 0;
     for (int i = 1; i < argc; i++) {
@@ -83,6 +88,8 @@ int main(int argc, char **argv) {
             checksums = 0;
         } else if (strcmp(a, "--no-check") == 0) {
             check = false;
+        } else if (strcmp(a, "--no-verify") == 0) {
+            verify = false;
         } else if (a[0] == '-' && a[1]) {
             usage_error(PROG, "unknown option %s", a);
         } else if (!path) {
@@ -102,6 +109,13 @@ int main(int argc, char **argv) {
         if (!checkpoint_find(&ck, dump_names[i])) input_error(path, "--dump: no tensor named %s", dump_names[i]);
     if (ck.has_config && check) checkpoint_check_against_config(&ck);
 
+    // The bytes before anything is printed: a corrupt file gives one line and exit 2, not a listing of it.
+    double t_verify = now_seconds();
+    uint64_t verified_bytes = 0;
+    char err[1024];
+    if (verify && !checkpoint_verify(&ck, &verified_bytes, err, sizeof err)) input_error(NULL, "%s", err);
+    t_verify = now_seconds() - t_verify;
+
     size_t total_bytes = 0;
     for (int i = 0; i < ck.n_tensors; i++) total_bytes += tensor_nbytes(&ck.tensors[i]);
     if (checksums < 0) checksums = total_bytes <= ((size_t)1 << 30);
@@ -114,6 +128,13 @@ int main(int argc, char **argv) {
         printf("config: none (a single file holds tensors only)\n");
     }
     if (ck.tokenizer_path) printf("tokenizer: %s\n", ck.tokenizer_path);
+    if (ck.n_checked == 0)
+        printf("verified: the tensors tile each safetensors buffer exactly (the format has no checksums)\n");
+    else if (verify)
+        printf("verified: CRC-32 of %d zip entries (%.3f GB) match the zip's directory (%.2f s)\n", ck.n_checked,
+               (double)verified_bytes / 1e9, t_verify);
+    else
+        printf("verified: CRC-32 not checked (--no-verify)\n");
     printf("tensors: %d, %zu bytes%s\n", ck.n_tensors, total_bytes, checksums ? "" : " (checksums off: --checksums to compute them)");
     for (int i = 0; i < ck.n_tensors; i++) {
         const Tensor *t = &ck.tensors[i];

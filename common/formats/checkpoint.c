@@ -15,8 +15,10 @@
 #include "formats/checkpoint.h"
 
 #include <dirent.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "formats/hf.h"
 #include "formats/pth.h"
@@ -136,6 +138,23 @@ static char **list_shards(const char *dir, int *n_out) {
     return names;
 }
 
+// Records every zip entry of a .pth (file index f) with the first tensor that views it, for checkpoint_verify.
+static void record_entries(Checkpoint *ck, int f, const PthIndex *ix, const Tensor *tensors) {
+    const ZipArchive *z = &ix->zip;
+    ck->checked = xrealloc(ck->checked, (size_t)(ck->n_checked + z->n_entries + 1) * sizeof *ck->checked);
+    for (int e = 0; e < z->n_entries; e++) {
+        CheckedBytes *c = &ck->checked[ck->n_checked++];
+        c->file = f;
+        c->entry = xstrdup(z->entries[e].name);
+        c->offset = z->entries[e].data_offset;
+        c->size = z->entries[e].size;
+        c->crc32 = z->entries[e].crc32;
+        c->tensor = NULL;
+        for (int i = 0; i < ix->n_tensors && !c->tensor; i++)
+            if (ix->storage_ids[i] == e) c->tensor = tensors[i].name;
+    }
+}
+
 static void open_meta_dir(Checkpoint *ck, const char *dir) {
     ck->kind = CKPT_META_DIR;
     char *params = path_join(dir, "params.json");
@@ -190,6 +209,17 @@ static void open_meta_dir(Checkpoint *ck, const char *dir) {
         }
         ck->tensors[i].name = name;
     }
+    // Each shard's entries, named after the checkpoint's own (owned) tensor names: a shard's tensor has the same name.
+    for (int s = 0; s < n_shards; s++) {
+        int first = ck->n_checked;
+        record_entries(ck, s, &idx[s], idx[s].tensors);
+        for (int c = first; c < ck->n_checked; c++) {
+            const char *shard_name = ck->checked[c].tensor;
+            ck->checked[c].tensor = NULL;
+            for (int i = 0; shard_name && i < ck->n_tensors && !ck->checked[c].tensor; i++)
+                if (strcmp(ck->tensors[i].name, shard_name) == 0) ck->checked[c].tensor = ck->tensors[i].name;
+        }
+    }
     for (int s = 1; s < n_shards; s++)
         if (idx[s].n_tensors != idx[0].n_tensors)
             input_error(ck->files[s].path, "holds %d tensors, %s holds %d; shards must hold the same names", idx[s].n_tensors,
@@ -220,6 +250,7 @@ static void open_pth_file(Checkpoint *ck, const char *path) {
         ck->tensors[i].name = xstrdup(idx.tensors[i].name);
         take_owned(ck, (void *)ck->tensors[i].name);
     }
+    record_entries(ck, 0, &idx, ck->tensors);
     pth_index_free(&idx);
     // tokenizer.model beside the file, if there is one
     const char *slash = strrchr(path, '/');
@@ -273,6 +304,8 @@ void checkpoint_close(Checkpoint *ck) {
     free(ck->path);
     free(ck->tokenizer_path);
     free(ck->hf_tokenizer_json);
+    for (int i = 0; i < ck->n_checked; i++) free(ck->checked[i].entry);
+    free(ck->checked);
     memset(ck, 0, sizeof *ck);
 }
 
@@ -323,4 +356,74 @@ void checkpoint_check_against_config(const Checkpoint *ck) {
     // A layer beyond n_layers means params.json and the weights belong to different models.
     snprintf(name, sizeof name, "layers.%d.attention.wq.weight", c->n_layers);
     if (checkpoint_find(ck, name)) input_error(ck->path, "%s: present, but the config says n_layers = %d", name, c->n_layers);
+}
+
+// ---- checksums ----------------------------------------------------------------------------------------------------
+#define VERIFY_PIECE ((uint64_t)64 << 20)  // bytes per piece of work: small enough to balance 16 threads on 16 GB
+
+static int tensor_rank(const Checkpoint *ck, const char *name) {
+    for (int i = 0; name && i < ck->n_tensors; i++)
+        if (ck->tensors[i].name == name) return i;
+    return ck->n_tensors;  // entries without a tensor come after every tensor
+}
+
+bool checkpoint_verify(const Checkpoint *ck, uint64_t *bytes_read, char *err, size_t errlen) {
+    // Pieces: entry e's bytes [k*PIECE, (k+1)*PIECE). Their CRCs are computed in parallel, then joined in order.
+    int64_t n_pieces = 0;
+    int64_t *first_piece = xmalloc((size_t)(ck->n_checked + 1) * sizeof *first_piece);
+    uint64_t total = 0;
+    for (int e = 0; e < ck->n_checked; e++) {
+        first_piece[e] = n_pieces;
+        n_pieces += ck->checked[e].size ? (int64_t)((ck->checked[e].size + VERIFY_PIECE - 1) / VERIFY_PIECE) : 0;
+        total += ck->checked[e].size;
+    }
+    first_piece[ck->n_checked] = n_pieces;
+    int *piece_entry = xmalloc((size_t)(n_pieces + 1) * sizeof *piece_entry);
+    uLong *piece_crc = xmalloc((size_t)(n_pieces + 1) * sizeof *piece_crc);
+    for (int e = 0; e < ck->n_checked; e++)
+        for (int64_t k = first_piece[e]; k < first_piece[e + 1]; k++) piece_entry[k] = e;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t k = 0; k < n_pieces; k++) {
+        const CheckedBytes *c = &ck->checked[piece_entry[k]];
+        uint64_t begin = (uint64_t)(k - first_piece[piece_entry[k]]) * VERIFY_PIECE;
+        uint64_t len = c->size - begin < VERIFY_PIECE ? c->size - begin : VERIFY_PIECE;
+        piece_crc[k] = crc32_z(0, ck->files[c->file].data + c->offset + begin, (size_t)len);
+    }
+    int bad = -1, n_bad = 0;
+    uint32_t bad_crc = 0;
+    for (int e = 0; e < ck->n_checked; e++) {
+        const CheckedBytes *c = &ck->checked[e];
+        uLong crc = crc32_z(0, Z_NULL, 0);
+        for (int64_t k = first_piece[e]; k < first_piece[e + 1]; k++) {
+            uint64_t begin = (uint64_t)(k - first_piece[e]) * VERIFY_PIECE;
+            uint64_t len = c->size - begin < VERIFY_PIECE ? c->size - begin : VERIFY_PIECE;
+            crc = crc32_combine64(crc, piece_crc[k], (z_off64_t)len);
+        }
+        if ((uint32_t)crc == c->crc32) continue;
+        n_bad++;
+        if (bad < 0 || tensor_rank(ck, c->tensor) < tensor_rank(ck, ck->checked[bad].tensor)) bad = e, bad_crc = (uint32_t)crc;
+    }
+    free(first_piece);
+    free(piece_entry);
+    free(piece_crc);
+    if (bytes_read) *bytes_read = total;
+    if (bad < 0) return true;
+    const CheckedBytes *c = &ck->checked[bad];
+    if (errlen)
+        snprintf(err, errlen, "%s: %s%s%s(zip entry %s): its bytes have CRC-32 %08x but the zip says %08x: the file is corrupt "
+                 "(%d of %d entries differ); download or copy it again", ck->files[c->file].path,
+                 c->tensor ? "tensor " : "", c->tensor ? c->tensor : "", c->tensor ? " " : "", c->entry, bad_crc, c->crc32, n_bad,
+                 ck->n_checked);
+    return false;
+}
+
+void checkpoint_verify_or_exit(const Checkpoint *ck, bool quiet) {
+    uint64_t total = 0;
+    for (int e = 0; e < ck->n_checked; e++) total += ck->checked[e].size;
+    bool loud = !quiet && total > ((uint64_t)1 << 30);
+    if (loud) fprintf(stderr, "verifying the CRC-32 of %.2f GB of zip entries...\n", (double)total / 1e9);
+    double t0 = now_seconds();
+    char err[1024];
+    if (!checkpoint_verify(ck, NULL, err, sizeof err)) input_error(NULL, "%s", err);  // err starts with the file
+    if (loud) fprintf(stderr, "verified in %.1f s (%.2f GB/s)\n", now_seconds() - t0, (double)total / 1e9 / (now_seconds() - t0));
 }

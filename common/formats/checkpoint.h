@@ -15,6 +15,16 @@
 
 typedef enum { CKPT_META_DIR, CKPT_HF_DIR, CKPT_PTH_FILE, CKPT_SAFETENSORS_FILE } CheckpointKind;
 
+// Bytes of a file whose CRC-32 the file itself states: each zip entry of a .pth (torch.save writes the CRC-32 of
+// every entry into the central directory). safetensors has no checksum: its tiling is checked on open instead.
+typedef struct {
+    int file;               // index into Checkpoint.files
+    char *entry;            // the zip entry's name, e.g. "consolidated/data/3"
+    uint64_t offset, size;  // its data in the file
+    uint32_t crc32;         // what the central directory says
+    const char *tensor;     // the first tensor whose bytes lie in it (NULL: data.pkl, version, ...)
+} CheckedBytes;
+
 typedef struct {
     CheckpointKind kind;
     char *path;             // what was opened
@@ -28,6 +38,8 @@ typedef struct {
     void **owned;           // buffers of rebuilt tensors
     char *tokenizer_path;   // tokenizer.model if present beside the weights, else NULL
     char *hf_tokenizer_json;// tokenizer.json if present (HF directory), else NULL
+    int n_checked;
+    CheckedBytes *checked;  // every zip entry of every .pth (none for safetensors)
 } Checkpoint;
 
 void checkpoint_open(Checkpoint *ck, const char *path);  // exits 2 on any bad input
@@ -36,3 +48,13 @@ const Tensor *checkpoint_find(const Checkpoint *ck, const char *name);  // NULL 
 // Requires every tensor the config implies with the right shape (tied embeddings: output.weight may be absent and
 // then aliases tok_embeddings.weight). Exits 2 naming the first missing tensor or wrong shape.
 void checkpoint_check_against_config(const Checkpoint *ck);
+
+// Reads every byte of every zip entry and compares its CRC-32 with the one the zip states: eight flipped bytes in
+// a tensor of the right size are found here, not as NaN logits later. The work is cut into pieces of at most 64 MB
+// hashed by the OpenMP threads. Returns false with one line in err, "FILE: tensor NAME (zip entry E): ...", naming
+// the first bad tensor in the checkpoint's order (or the entry) and how many entries differ. *bytes_read (may be
+// NULL) gets the number of bytes hashed.
+bool checkpoint_verify(const Checkpoint *ck, uint64_t *bytes_read, char *err, size_t errlen);
+// The same for a program: on a mismatch, "error: FILE: ..." and exit 2. Prints a progress line on stderr when the
+// checkpoint holds more than 1 GiB (unless quiet).
+void checkpoint_verify_or_exit(const Checkpoint *ck, bool quiet);

@@ -122,9 +122,13 @@ bool pth_index_try(PthIndex *ix, const uint8_t *data, size_t size, char *err, si
         }
     }
     pickle_tensor_list_free(&list);
-    zip_free(&z);
     free(prefix);
-    if (!ok) pth_index_free(ix);
+    if (ok) {
+        ix->zip = z;
+    } else {
+        zip_free(&z);
+        pth_index_free(ix);
+    }
     return ok;
 }
 
@@ -139,6 +143,7 @@ void pth_index_free(PthIndex *ix) {
     free(ix->file_offsets);
     free(ix->storage_ids);
     free(ix->archive_prefix);
+    zip_free(&ix->zip);
     memset(ix, 0, sizeof *ix);
 }
 

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "formats/zip.h"
 #include "tensor.h"
 #include "util.h"
 
@@ -27,7 +28,8 @@ typedef struct {
     int n_tensors;
     Tensor *tensors;         // in pickle order; names malloc'd (freed by pth_index_free); data points into the bytes
     uint64_t *file_offsets;  // for each tensor, the byte offset in the file of its element [0, 0, ...]
-    int64_t *storage_ids;    // for each tensor, which storage it views (equal ids = shared storage), 0-based
+    int64_t *storage_ids;    // for each tensor, which storage it views: its zip entry, an index into zip.entries
+    ZipArchive zip;          // every entry, with the CRC-32 the central directory states (checkpoint_verify)
 } PthIndex;
 
 // Reads the index of a checkpoint lying in data[0 .. size). Returns false with a one-line message in err on bad

@@ -23,10 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
+#include "formats/zip.h"
 #include "util.h"
 
 #define ZIP_ALIGNMENT 64          // PyTorch's kFieldAlignment
@@ -242,7 +240,7 @@ typedef struct {
     uint64_t lho;      // offset of its local header
     uint64_t size;     // bytes of data (STORED: compressed = uncompressed)
     uint32_t crc;
-} ZipEntry;
+} WrittenEntry;
 
 struct PthWriter {
     AtomicFile file;
@@ -250,7 +248,7 @@ struct PthWriter {
     uint64_t zip64_threshold;  // values >= this go to zip64 extras
     bool write_byteorder;
     uint64_t offset;           // bytes written so far = offset of the next byte
-    ZipEntry *entries;
+    WrittenEntry *entries;
     int n_entries;
     int n_tensors;
     uint64_t *tensor_bytes;    // byte count of tensor i
@@ -272,7 +270,7 @@ static uint16_t entry_flags(uint64_t size) { return size > 0 ? 0x0808 : 0x0800; 
 
 static void zip_begin_entry(PthWriter *w, const char *short_name, uint64_t size) {
     if (w->entry_open) fatal("pth_write: entry begun while another is open");
-    ZipEntry *e = &w->entries[w->n_entries++];
+    WrittenEntry *e = &w->entries[w->n_entries++];
     e->name = xasprintf("%s/%s", w->archive, short_name);
     e->lho = w->offset;
     e->size = size;
@@ -319,7 +317,7 @@ static void zip_begin_entry(PthWriter *w, const char *short_name, uint64_t size)
 }
 
 static void zip_end_entry(PthWriter *w, uint32_t crc) {
-    ZipEntry *e = &w->entries[w->n_entries - 1];
+    WrittenEntry *e = &w->entries[w->n_entries - 1];
     if (!w->entry_open) fatal("pth_write: no open entry");
     e->crc = crc;
     w->entry_open = false;
@@ -331,32 +329,6 @@ static void zip_end_entry(PthWriter *w, uint32_t crc) {
     else { buf_u32(&d, (uint32_t)e->size); buf_u32(&d, (uint32_t)e->size); }
     out_bytes(w, d.data, d.len);
     free(d.data);
-}
-
-// CRC-32 of a buffer. Large buffers are split among the OpenMP threads and the pieces joined with crc32_combine, so
-// the result is the same whatever the thread count (a CRC is a function of the bytes alone).
-static uint32_t crc32_parallel(uint32_t crc, const uint8_t *p, size_t n) {
-    const size_t min_piece = (size_t)4 << 20;
-    int pieces = 1;
-#ifdef _OPENMP
-    pieces = omp_get_max_threads();
-#endif
-    if (pieces > (int)(n / min_piece)) pieces = (int)(n / min_piece);
-    if (pieces <= 1) return (uint32_t)crc32_z(crc, p, n);
-    uLong piece_crc[256];
-    if (pieces > 256) pieces = 256;
-    size_t piece_len = n / (size_t)pieces;
-#pragma omp parallel for num_threads(pieces) schedule(static, 1)
-    for (int i = 0; i < pieces; i++) {
-        size_t begin = (size_t)i * piece_len, end = i == pieces - 1 ? n : begin + piece_len;
-        piece_crc[i] = crc32_z(0, p + begin, end - begin);
-    }
-    uLong total = crc;
-    for (int i = 0; i < pieces; i++) {
-        size_t begin = (size_t)i * piece_len, end = i == pieces - 1 ? n : begin + piece_len;
-        total = crc32_combine64(total, piece_crc[i], (z_off64_t)(end - begin));
-    }
-    return (uint32_t)total;
 }
 
 static void zip_add_small_entry(PthWriter *w, const char *short_name, const void *data, size_t n) {
@@ -440,7 +412,7 @@ void pth_writer_append(PthWriter *w, const void *bytes, size_t nbytes) {
             fatal("pth_writer_append: %zu bytes more than the declared tensors hold", nbytes);
         uint64_t room = w->tensor_bytes[w->current] - w->current_done;
         size_t n = nbytes < room ? nbytes : (size_t)room;
-        w->current_crc = crc32_parallel(w->current_crc, p, n);
+        w->current_crc = zip_crc32(w->current_crc, p, n);
         out_bytes(w, p, n);
         w->current_done += n;
         p += n;
@@ -474,7 +446,7 @@ void pth_writer_close(PthWriter *w) {
     uint64_t cd_offset = w->offset;
     ByteBuf cd = {0};
     for (int i = 0; i < w->n_entries; i++) {
-        const ZipEntry *e = &w->entries[i];
+        const WrittenEntry *e = &w->entries[i];
         bool big_size = e->size >= w->zip64_threshold, big_offset = e->lho >= w->zip64_threshold;
         size_t name_len = strlen(e->name);
         buf_u32(&cd, 0x02014b50);

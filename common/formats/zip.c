@@ -8,6 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "util.h"
 
@@ -163,6 +167,7 @@ bool zip_index(ZipArchive *z, const uint8_t *data, size_t size, char *err, size_
         entries[n_done - 1].data_offset = data_offset;
         entries[n_done - 1].size = csize;
         entries[n_done - 1].method = method;
+        entries[n_done - 1].crc32 = rd32(h + 16);
         pos += CENTRAL_HEADER_SIZE + name_len + extra_len + comment_len;
     }
     if (ok) {  // duplicate names would make "the entry called X" ambiguous
@@ -193,4 +198,28 @@ const ZipEntry *zip_find(const ZipArchive *z, const char *name) {
     for (int i = 0; i < z->n_entries; i++)
         if (strcmp(z->entries[i].name, name) == 0) return &z->entries[i];
     return NULL;
+}
+
+uint32_t zip_crc32(uint32_t crc, const uint8_t *p, size_t n) {
+    const size_t min_piece = (size_t)4 << 20;
+    int pieces = 1;
+#ifdef _OPENMP
+    pieces = omp_get_max_threads();
+#endif
+    if (pieces > (int)(n / min_piece)) pieces = (int)(n / min_piece);
+    if (pieces <= 1) return (uint32_t)crc32_z(crc, p, n);
+    uLong piece_crc[256];
+    if (pieces > 256) pieces = 256;
+    size_t piece_len = n / (size_t)pieces;
+#pragma omp parallel for num_threads(pieces) schedule(static, 1)
+    for (int i = 0; i < pieces; i++) {
+        size_t begin = (size_t)i * piece_len, end = i == pieces - 1 ? n : begin + piece_len;
+        piece_crc[i] = crc32_z(0, p + begin, end - begin);
+    }
+    uLong total = crc;
+    for (int i = 0; i < pieces; i++) {
+        size_t begin = (size_t)i * piece_len, end = i == pieces - 1 ? n : begin + piece_len;
+        total = crc32_combine64(total, piece_crc[i], (z_off64_t)(end - begin));
+    }
+    return (uint32_t)total;
 }
