@@ -12,7 +12,6 @@
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,14 +20,6 @@
 #include "util.h"
 
 // ---- reading one key ----------------------------------------------------------------------------------------------
-static bool fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static bool fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    if (errlen) vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return false;
-}
 static const char *json_kind(const json_t *v) {
     return json_is_real(v) ? "real number" : json_is_integer(v) ? "integer" : json_is_string(v) ? "string" :
            json_is_boolean(v) ? "boolean" : json_is_array(v) ? "array" : json_is_object(v) ? "object" : "value";
@@ -40,10 +31,10 @@ int config_key_int(const json_t *obj, const char *key, int64_t lo, int64_t hi, i
     const json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v)) return 0;
     const char *what = lo == 1 ? "a positive integer" : "an integer";
-    if (!json_is_integer(v)) return fail(err, errlen, "%s: expected %s, found a JSON %s", key, what, json_kind(v)), -1;
+    if (!json_is_integer(v)) return fail_msg(err, errlen, "%s: expected %s, found a JSON %s", key, what, json_kind(v)), -1;
     json_int_t i = json_integer_value(v);
     if (i < lo || i > hi || i > INT_MAX)
-        return fail(err, errlen, "%s: expected %s from %lld to %lld, found %lld", key, what, (long long)lo, (long long)hi, (long long)i), -1;
+        return fail_msg(err, errlen, "%s: expected %s from %lld to %lld, found %lld", key, what, (long long)lo, (long long)hi, (long long)i), -1;
     *out = (int)i;
     return 1;
 }
@@ -52,9 +43,9 @@ int config_key_int(const json_t *obj, const char *key, int64_t lo, int64_t hi, i
 int config_key_number(const json_t *obj, const char *key, double lo, double hi, double *out, char *err, size_t errlen) {
     const json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v)) return 0;
-    if (!json_is_number(v)) return fail(err, errlen, "%s: expected a number, found a JSON %s", key, json_kind(v)), -1;
+    if (!json_is_number(v)) return fail_msg(err, errlen, "%s: expected a number, found a JSON %s", key, json_kind(v)), -1;
     double d = json_number_value(v);
-    if (!(d >= lo && d <= hi)) return fail(err, errlen, "%s: expected a number from %g to %g, found %g", key, lo, hi, d), -1;
+    if (!(d >= lo && d <= hi)) return fail_msg(err, errlen, "%s: expected a number from %g to %g, found %g", key, lo, hi, d), -1;
     *out = d;
     return 1;
 }
@@ -62,7 +53,7 @@ int config_key_number(const json_t *obj, const char *key, double lo, double hi, 
 int config_key_bool(const json_t *obj, const char *key, bool *out, char *err, size_t errlen) {
     const json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v)) return 0;
-    if (!json_is_boolean(v)) return fail(err, errlen, "%s: expected true or false, found a JSON %s", key, json_kind(v)), -1;
+    if (!json_is_boolean(v)) return fail_msg(err, errlen, "%s: expected true or false, found a JSON %s", key, json_kind(v)), -1;
     *out = json_is_true(v);
     return 1;
 }
@@ -70,15 +61,15 @@ int config_key_bool(const json_t *obj, const char *key, bool *out, char *err, si
 // A key Meta's ModelArgs has no default for.
 static bool required_int(const json_t *root, const char *key, int64_t hi, int *out, char *err, size_t errlen) {
     int r = config_key_int(root, key, 1, hi, out, err, errlen);
-    if (r == 0) fail(err, errlen, "%s: required key is missing (expected a positive integer)", key);
+    if (r == 0) fail_msg(err, errlen, "%s: required key is missing (expected a positive integer)", key);
     return r == 1;
 }
 
 static bool read_params(Config *c, const json_t *root, char *err, size_t errlen) {
-    if (!json_is_object(root)) return fail(err, errlen, "expected a JSON object of model parameters");
+    if (!json_is_object(root)) return fail_msg(err, errlen, "expected a JSON object of model parameters");
     const json_t *vs = json_object_get(root, "vocab_size");  // Llama 1/2 wrote -1 and took the size from the tokenizer
     if (json_is_integer(vs) && json_integer_value(vs) == -1)
-        return fail(err, errlen, "vocab_size: -1 (a Llama 1/2 params.json); expected the vocabulary size, e.g. 128256");
+        return fail_msg(err, errlen, "vocab_size: -1 (a Llama 1/2 params.json); expected the vocabulary size, e.g. 128256");
     if (!required_int(root, "dim", CONFIG_MAX_DIM, &c->dim, err, errlen) ||
         !required_int(root, "n_layers", CONFIG_MAX_LAYERS, &c->n_layers, err, errlen) ||
         !required_int(root, "n_heads", CONFIG_MAX_HEADS, &c->n_heads, err, errlen) ||
@@ -103,7 +94,7 @@ bool config_from_params_json_try(Config *c, const char *text, size_t len, char *
     memset(c, 0, sizeof *c);
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) return fail(err, errlen, "not valid JSON (line %d, column %d): %s", jerr.line, jerr.column, jerr.text);
+    if (!root) return fail_msg(err, errlen, "not valid JSON (line %d, column %d): %s", jerr.line, jerr.column, jerr.text);
     bool ok = read_params(c, root, err, errlen);
     json_decref(root);
     return ok && config_derive_try(c, err, errlen);
@@ -144,31 +135,31 @@ bool config_derive_try(Config *c, char *err, size_t errlen) {
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         int v = *(const int *)((const char *)c + sizes[i].at);
         if (v <= 0 || v > sizes[i].max)
-            return fail(err, errlen, "%s: expected a positive integer from 1 to %d, found %d", sizes[i].key, sizes[i].max, v);
+            return fail_msg(err, errlen, "%s: expected a positive integer from 1 to %d, found %d", sizes[i].key, sizes[i].max, v);
     }
-    if (c->dim % c->n_heads) return fail(err, errlen, "n_heads: %d does not divide dim %d", c->n_heads, c->dim);
-    if (c->n_heads % c->n_kv_heads) return fail(err, errlen, "n_kv_heads: %d does not divide n_heads %d", c->n_kv_heads, c->n_heads);
+    if (c->dim % c->n_heads) return fail_msg(err, errlen, "n_heads: %d does not divide dim %d", c->n_heads, c->dim);
+    if (c->n_heads % c->n_kv_heads) return fail_msg(err, errlen, "n_kv_heads: %d does not divide n_heads %d", c->n_kv_heads, c->n_heads);
     c->head_dim = c->dim / c->n_heads;
-    if (c->head_dim % 2) return fail(err, errlen, "n_heads: head_dim = dim/n_heads = %d is odd; RoPE rotates pairs", c->head_dim);
+    if (c->head_dim % 2) return fail_msg(err, errlen, "n_heads: head_dim = dim/n_heads = %d is odd; RoPE rotates pairs", c->head_dim);
     c->n_rep = c->n_heads / c->n_kv_heads;
     if (c->intermediate_size > 0) {
         if (c->intermediate_size > CONFIG_MAX_FFN)
-            return fail(err, errlen, "intermediate_size: expected at most %d, found %d", CONFIG_MAX_FFN, c->intermediate_size);
+            return fail_msg(err, errlen, "intermediate_size: expected at most %d, found %d", CONFIG_MAX_FFN, c->intermediate_size);
         c->ffn_hidden = c->intermediate_size;  // HF config.json states it
     } else {
         if (c->multiple_of <= 0 || c->multiple_of > CONFIG_MAX_FFN)
-            return fail(err, errlen, "multiple_of: expected a positive integer from 1 to %d, found %d", CONFIG_MAX_FFN, c->multiple_of);
+            return fail_msg(err, errlen, "multiple_of: expected a positive integer from 1 to %d, found %d", CONFIG_MAX_FFN, c->multiple_of);
         if (c->has_ffn_dim_multiplier && !(c->ffn_dim_multiplier >= CONFIG_MULT_MIN && c->ffn_dim_multiplier <= CONFIG_MULT_MAX))
-            return fail(err, errlen, "ffn_dim_multiplier: expected a number from %g to %g, found %g", CONFIG_MULT_MIN, CONFIG_MULT_MAX, c->ffn_dim_multiplier);
+            return fail_msg(err, errlen, "ffn_dim_multiplier: expected a number from %g to %g, found %g", CONFIG_MULT_MIN, CONFIG_MULT_MAX, c->ffn_dim_multiplier);
         c->ffn_hidden = ffn_hidden_size(c->dim, c->multiple_of, c->has_ffn_dim_multiplier, c->ffn_dim_multiplier);
         if (c->ffn_hidden <= 0)
-            return fail(err, errlen, "ffn_dim_multiplier: the FFN size int(2*4*dim/3) x %g, up to a multiple of %d, is not in 1..%d",
+            return fail_msg(err, errlen, "ffn_dim_multiplier: the FFN size int(2*4*dim/3) x %g, up to a multiple of %d, is not in 1..%d",
                             c->has_ffn_dim_multiplier ? c->ffn_dim_multiplier : 1.0, c->multiple_of, CONFIG_MAX_FFN);
     }
     if (!(c->norm_eps >= CONFIG_EPS_MIN && c->norm_eps <= CONFIG_EPS_MAX))
-        return fail(err, errlen, "norm_eps: expected a number from %g to %g, found %g", CONFIG_EPS_MIN, CONFIG_EPS_MAX, c->norm_eps);
+        return fail_msg(err, errlen, "norm_eps: expected a number from %g to %g, found %g", CONFIG_EPS_MIN, CONFIG_EPS_MAX, c->norm_eps);
     if (!(c->rope_theta >= CONFIG_THETA_MIN && c->rope_theta <= CONFIG_THETA_MAX))
-        return fail(err, errlen, "rope_theta: expected a number from %g to %g, found %g", CONFIG_THETA_MIN, CONFIG_THETA_MAX, c->rope_theta);
+        return fail_msg(err, errlen, "rope_theta: expected a number from %g to %g, found %g", CONFIG_THETA_MIN, CONFIG_THETA_MAX, c->rope_theta);
     return true;
 }
 

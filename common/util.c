@@ -75,6 +75,14 @@ char *escape_controls(const char *s, char *buf, size_t n) {
     return buf;
 }
 
+bool fail_msg(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (errlen) vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
 void *xmalloc_at(size_t n, const char *file, int line) {
     void *p = malloc(n ? n : 1);
     if (!p) fatal("%s:%d: out of memory allocating %zu bytes", file, line, n);

@@ -23,6 +23,9 @@ _Noreturn void usage_error(const char *prog, const char *fmt, ...) __attribute__
 // hold "\n") are written as \n, \r, \t or \xNN. escape_controls() does the same into buf (n bytes, always
 // NUL-terminated, cut short if it does not fit) for names printed elsewhere; returns buf.
 char *escape_controls(const char *s, char *buf, size_t n);
+// How the non-exiting readers (the `_try` functions) fail: the message goes into err (errlen bytes, always
+// NUL-terminated) and false comes back, so that each check reads `if (bad) return fail_msg(err, errlen, ...);`.
+bool fail_msg(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 // Checked allocation: exits with a message naming the call site's size on failure.
 #define xmalloc(n) xmalloc_at((n), __FILE__, __LINE__)

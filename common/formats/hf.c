@@ -17,7 +17,6 @@
 
 #include <dirent.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,30 +25,22 @@
 
 // ---- config.json --------------------------------------------------------------------------------------------------
 // Every key is read by config.h's range-checked readers; a message names the key, never the file (the caller does).
-static bool fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static bool fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    if (errlen) vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return false;
-}
 static bool hf_int(const json_t *root, const char *key, bool required, int64_t hi, int *out, char *err, size_t errlen) {
     int r = config_key_int(root, key, 1, hi, out, err, errlen);
-    if (r == 0 && required) return fail(err, errlen, "%s: missing (expected a positive integer)", key);
+    if (r == 0 && required) return fail_msg(err, errlen, "%s: missing (expected a positive integer)", key);
     return r >= 0;
 }
 
 // RoPE scaling: null, "default", or Llama 3.1's "llama3" with the constants Meta's apply_scaling hard-codes.
 static bool read_rope_scaling(Config *c, const json_t *rs, const char *field, char *err, size_t errlen) {
     if (!rs || json_is_null(rs)) return true;
-    if (!json_is_object(rs)) return fail(err, errlen, "%s: expected null or an object", field);
+    if (!json_is_object(rs)) return fail_msg(err, errlen, "%s: expected null or an object", field);
     const json_t *type = json_object_get(rs, "rope_type");
     if (!type) type = json_object_get(rs, "type");  // older transformers spell it "type"
-    if (!json_is_string(type)) return fail(err, errlen, "%s.rope_type: expected a string such as \"llama3\"", field);
+    if (!json_is_string(type)) return fail_msg(err, errlen, "%s.rope_type: expected a string such as \"llama3\"", field);
     const char *ts = json_string_value(type);
     if (strcmp(ts, "default") == 0) return true;
-    if (strcmp(ts, "llama3") != 0) return fail(err, errlen, "%s.rope_type: \"%.64s\" is not supported (only \"llama3\" or \"default\")", field, ts);
+    if (strcmp(ts, "llama3") != 0) return fail_msg(err, errlen, "%s.rope_type: \"%.64s\" is not supported (only \"llama3\" or \"default\")", field, ts);
     static const struct {
         const char *key;
         double want;
@@ -57,9 +48,9 @@ static bool read_rope_scaling(Config *c, const json_t *rs, const char *field, ch
                  {"original_max_position_embeddings", 8192.0}};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         const json_t *v = json_object_get(rs, fixed[i].key);
-        if (!json_is_number(v)) return fail(err, errlen, "%s.%s: missing (expected %g for llama3 scaling)", field, fixed[i].key, fixed[i].want);
+        if (!json_is_number(v)) return fail_msg(err, errlen, "%s.%s: missing (expected %g for llama3 scaling)", field, fixed[i].key, fixed[i].want);
         if (json_number_value(v) != fixed[i].want)
-            return fail(err, errlen, "%s.%s: %g is not supported: Meta's apply_scaling (Llama 3.1) uses %g", field, fixed[i].key,
+            return fail_msg(err, errlen, "%s.%s: %g is not supported: Meta's apply_scaling (Llama 3.1) uses %g", field, fixed[i].key,
                         json_number_value(v), fixed[i].want);
     }
     c->use_scaled_rope = true;
@@ -91,12 +82,12 @@ static bool choose_ffn_rule(Config *c, int intermediate, char *err, size_t errle
         c->ffn_dim_multiplier = mult;
         return true;
     }
-    return fail(err, errlen, "intermediate_size: %d cannot be expressed with Meta's multiple_of / ffn_dim_multiplier rule "
+    return fail_msg(err, errlen, "intermediate_size: %d cannot be expressed with Meta's multiple_of / ffn_dim_multiplier rule "
                 "for hidden_size %d", intermediate, c->dim);
 }
 
 static bool read_hf_config(Config *c, const json_t *root, char *err, size_t errlen) {
-    if (!json_is_object(root)) return fail(err, errlen, "expected a JSON object");
+    if (!json_is_object(root)) return fail_msg(err, errlen, "expected a JSON object");
     int intermediate = 0;
     if (!hf_int(root, "hidden_size", true, CONFIG_MAX_DIM, &c->dim, err, errlen) ||
         !hf_int(root, "num_hidden_layers", true, CONFIG_MAX_LAYERS, &c->n_layers, err, errlen) ||
@@ -115,9 +106,9 @@ static bool read_hf_config(Config *c, const json_t *root, char *err, size_t errl
     if (config_key_number(root, "rope_theta", CONFIG_THETA_MIN, CONFIG_THETA_MAX, &c->rope_theta, err, errlen) < 0) return false;
     const json_t *rp = json_object_get(root, "rope_parameters");
     if (rp && !json_is_null(rp)) {
-        if (!json_is_object(rp)) return fail(err, errlen, "rope_parameters: expected an object");
+        if (!json_is_object(rp)) return fail_msg(err, errlen, "rope_parameters: expected an object");
         if (config_key_number(rp, "rope_theta", CONFIG_THETA_MIN, CONFIG_THETA_MAX, &c->rope_theta, err, errlen) < 0)
-            return fail(err, errlen, "rope_parameters.rope_theta: expected a number from %g to %g", CONFIG_THETA_MIN, CONFIG_THETA_MAX);
+            return fail_msg(err, errlen, "rope_parameters.rope_theta: expected a number from %g to %g", CONFIG_THETA_MIN, CONFIG_THETA_MAX);
         if (!read_rope_scaling(c, rp, "rope_parameters", err, errlen)) return false;
     } else if (!read_rope_scaling(c, json_object_get(root, "rope_scaling"), "rope_scaling", err, errlen)) {
         return false;
@@ -125,15 +116,15 @@ static bool read_hf_config(Config *c, const json_t *root, char *err, size_t errl
     // What this engine cannot run must fail here, not as wrong numbers later.
     const json_t *act = json_object_get(root, "hidden_act");
     if (act && !(json_is_string(act) && strcmp(json_string_value(act), "silu") == 0))
-        return fail(err, errlen, "hidden_act: only \"silu\" (SwiGLU) is supported");
+        return fail_msg(err, errlen, "hidden_act: only \"silu\" (SwiGLU) is supported");
     bool bias = false;
     if (config_key_bool(root, "attention_bias", &bias, err, errlen) < 0) return false;
-    if (bias) return fail(err, errlen, "attention_bias: true is not supported");
+    if (bias) return fail_msg(err, errlen, "attention_bias: true is not supported");
     if (config_key_bool(root, "mlp_bias", &bias, err, errlen) < 0) return false;
-    if (bias) return fail(err, errlen, "mlp_bias: true is not supported");
+    if (bias) return fail_msg(err, errlen, "mlp_bias: true is not supported");
     const json_t *hd = json_object_get(root, "head_dim");
     if (hd && !json_is_null(hd) && !(json_is_integer(hd) && c->dim % c->n_heads == 0 && json_integer_value(hd) == c->dim / c->n_heads))
-        return fail(err, errlen, "head_dim: expected hidden_size / num_attention_heads = %d / %d", c->dim, c->n_heads);
+        return fail_msg(err, errlen, "head_dim: expected hidden_size / num_attention_heads = %d / %d", c->dim, c->n_heads);
     if (!choose_ffn_rule(c, intermediate, err, errlen)) return false;
     c->intermediate_size = intermediate;
     return true;
@@ -143,12 +134,12 @@ bool config_from_hf_json_try(Config *c, const char *text, size_t len, char *err,
     memset(c, 0, sizeof *c);
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) return fail(err, errlen, "invalid JSON at line %d: %s", jerr.line, jerr.text);
+    if (!root) return fail_msg(err, errlen, "invalid JSON at line %d: %s", jerr.line, jerr.text);
     bool ok = read_hf_config(c, root, err, errlen);
     json_decref(root);
     if (!ok || !config_derive_try(c, err, errlen)) return false;
     if (c->ffn_hidden != c->intermediate_size)
-        return fail(err, errlen, "intermediate_size: %d, but the derived FFN size is %d", c->intermediate_size, c->ffn_hidden);
+        return fail_msg(err, errlen, "intermediate_size: %d, but the derived FFN size is %d", c->intermediate_size, c->ffn_hidden);
     return true;
 }
 

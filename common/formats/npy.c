@@ -2,7 +2,6 @@
 // multiple of 64 bytes ending in '\n', then the raw little-endian C-order data.
 #include "formats/npy.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,71 +73,62 @@ void npy_write_tensor(const char *path, const Tensor *t) {
     free(buf);
 }
 
-static bool fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static bool fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    if (errlen) vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
 // The header is a Python dict literal such as {'descr': '<f4', 'fortran_order': False, 'shape': (17, 4096), }.
 // Shape entries are decimal integers separated by commas; one that does not fit in 63 bits is refused (strtoll would
 // quietly saturate it), and so is a shape whose byte count overflows or differs from the bytes that follow.
 bool npy_read_try(const uint8_t *buf, size_t len, NpyArray *a, char *err, size_t errlen) {
     memset(a, 0, sizeof *a);
-    if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) return fail(err, errlen, "not a .npy file (magic \\x93NUMPY expected)");
+    if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) return fail_msg(err, errlen, "not a .npy file (magic \\x93NUMPY expected)");
     int major = buf[6];
     size_t hlen, hoff;
     if (major == 1) {
         hlen = buf[8] | (size_t)buf[9] << 8;
         hoff = 10;
     } else if (major == 2 || major == 3) {
-        if (len < 12) return fail(err, errlen, "truncated header");
+        if (len < 12) return fail_msg(err, errlen, "truncated header");
         hlen = buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
         hoff = 12;
     } else {
-        return fail(err, errlen, "npy version %d: expected 1, 2 or 3", major);
+        return fail_msg(err, errlen, "npy version %d: expected 1, 2 or 3", major);
     }
-    if (hlen > len - hoff) return fail(err, errlen, "header length %zu runs past the end of the file", hlen);
+    if (hlen > len - hoff) return fail_msg(err, errlen, "header length %zu runs past the end of the file", hlen);
     char *hdr = xmalloc(hlen + 1);
     memcpy(hdr, buf + hoff, hlen);
     hdr[hlen] = 0;
     bool ok = true;
     char descr[16] = {0};
     const char *p = strstr(hdr, "'descr':");
-    if (!p || sscanf(p, "'descr': '%15[^']'", descr) != 1) ok = fail(err, errlen, "header: 'descr' missing");
+    if (!p || sscanf(p, "'descr': '%15[^']'", descr) != 1) ok = fail_msg(err, errlen, "header: 'descr' missing");
     bool found = false;
     for (int t = 0; ok && t < DT_COUNT; t++)
         if (dtype_npy_descr((DType)t) && strcmp(descr, dtype_npy_descr((DType)t)) == 0) a->dtype = (DType)t, found = true;
-    if (ok && !found) ok = fail(err, errlen, "header: descr '%s' not supported (little-endian f2/f4/f8/i1..i8/u1/b1 expected)", descr);
+    if (ok && !found) ok = fail_msg(err, errlen, "header: descr '%s' not supported (little-endian f2/f4/f8/i1..i8/u1/b1 expected)", descr);
     if (ok && (!(p = strstr(hdr, "'fortran_order':")) || strncmp(p + 16 + strspn(p + 16, " "), "False", 5) != 0))
-        ok = fail(err, errlen, "header: fortran_order must be False");
-    if (ok && (!(p = strstr(hdr, "'shape':")) || !(p = strchr(p, '(')))) ok = fail(err, errlen, "header: 'shape' missing");
+        ok = fail_msg(err, errlen, "header: fortran_order must be False");
+    if (ok && (!(p = strstr(hdr, "'shape':")) || !(p = strchr(p, '(')))) ok = fail_msg(err, errlen, "header: 'shape' missing");
     if (ok) p++;
     while (ok && *p != ')') {
         while (*p == ' ' || *p == ',') p++;
         if (*p == ')') break;
         if (*p < '0' || *p > '9') {
-            ok = fail(err, errlen, "header: shape: expected a non-negative integer at \"%.12s\"", p);
+            ok = fail_msg(err, errlen, "header: shape: expected a non-negative integer at \"%.12s\"", p);
             break;
         }
         int64_t v = 0;
         for (; *p >= '0' && *p <= '9'; p++)
             if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, *p - '0', &v)) {
-                ok = fail(err, errlen, "header: shape[%d] does not fit in 63 bits", a->ndim);
+                ok = fail_msg(err, errlen, "header: shape[%d] does not fit in 63 bits", a->ndim);
                 break;
             }
-        if (ok && a->ndim == MAX_DIMS) ok = fail(err, errlen, "header: more than %d dims", MAX_DIMS);
+        if (ok && a->ndim == MAX_DIMS) ok = fail_msg(err, errlen, "header: more than %d dims", MAX_DIMS);
         if (ok) a->shape[a->ndim++] = v;
     }
     int64_t nbytes = 0;
     if (ok && !shape_nbytes_checked(a->shape, a->ndim, dtype_size(a->dtype), &nbytes))
-        ok = fail(err, errlen, "header: shape: the byte count overflows 64 bits");
+        ok = fail_msg(err, errlen, "header: shape: the byte count overflows 64 bits");
     size_t data_off = hoff + hlen;
     if (ok && (uint64_t)(len - data_off) != (uint64_t)nbytes)
-        ok = fail(err, errlen, "data is %zu bytes, the shape needs %lld", len - data_off, (long long)nbytes);
+        ok = fail_msg(err, errlen, "data is %zu bytes, the shape needs %lld", len - data_off, (long long)nbytes);
     if (ok) {
         a->data = xmalloc((size_t)nbytes);
         if (nbytes) memcpy(a->data, buf + data_off, (size_t)nbytes);

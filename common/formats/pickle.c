@@ -585,15 +585,6 @@ static void vm_free(VM *vm) {
 }
 
 // ---- results ------------------------------------------------------------------------------------------------------
-// Writes a message (not tied to an opcode) into err and returns false.
-static bool report(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static bool report(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    if (errlen) vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return false;
-}
 static int compare_tensor_names(const void *a, const void *b) {
     return strcmp((*(const PickleTensor *const *)a)->name, (*(const PickleTensor *const *)b)->name);
 }
@@ -603,7 +594,7 @@ bool pickle_read_tensors(const uint8_t *data, size_t len, PickleTensorList *out,
     VM vm;
     Value *result = NULL;
     bool ok = run(&vm, data, len, err, errlen, &result);
-    if (ok && result->kind != V_DICT) ok = report(err, errlen, "the pickle holds a %s, not a dict of tensors", KIND_NAMES[result->kind]);
+    if (ok && result->kind != V_DICT) ok = fail_msg(err, errlen, "the pickle holds a %s, not a dict of tensors", KIND_NAMES[result->kind]);
     // Training scripts often save {"model": state_dict, "optimizer": ...}; llama.cpp looks inside the same way.
     for (int depth = 0; ok && depth < 4; depth++) {
         const Value *inner = dict_get_str(result, "model");
@@ -616,11 +607,11 @@ bool pickle_read_tensors(const uint8_t *data, size_t len, PickleTensorList *out,
         for (size_t k = 0; k < result->dict.n && ok; k++) {
             const Value *key = result->dict.keys[k], *val = result->dict.vals[k];
             if (key->kind != V_STR || key->str.len == 0 || strlen(key->str.bytes) != key->str.len) {
-                ok = report(err, errlen, "entry %zu of the dict: the name is not a non-empty string", k);
+                ok = fail_msg(err, errlen, "entry %zu of the dict: the name is not a non-empty string", k);
                 break;
             }
             if (val->kind != V_TENSOR) {
-                ok = report(err, errlen, "'%.200s' is a %s, not a tensor", key->str.bytes, KIND_NAMES[val->kind]);
+                ok = fail_msg(err, errlen, "'%.200s' is a %s, not a tensor", key->str.bytes, KIND_NAMES[val->kind]);
                 break;
             }
             PickleTensor *t = &out->tensors[out->n++];
@@ -640,7 +631,7 @@ bool pickle_read_tensors(const uint8_t *data, size_t len, PickleTensorList *out,
         for (int k = 0; k < out->n; k++) sorted[k] = &out->tensors[k];
         qsort(sorted, (size_t)out->n, sizeof *sorted, compare_tensor_names);
         for (int k = 1; k < out->n && ok; k++)
-            if (strcmp(sorted[k - 1]->name, sorted[k]->name) == 0) ok = report(err, errlen, "tensor '%.200s' appears twice", sorted[k]->name);
+            if (strcmp(sorted[k - 1]->name, sorted[k]->name) == 0) ok = fail_msg(err, errlen, "tensor '%.200s' appears twice", sorted[k]->name);
         free(sorted);
     }
     if (!ok) pickle_tensor_list_free(out);
@@ -734,7 +725,7 @@ bool pickle_to_text(const uint8_t *data, size_t len, char *out, size_t outlen, c
     if (ok && outlen) {
         Text t = {out, outlen, 0};
         text_value(&t, result, 0);
-        if (t.len >= outlen) ok = report(err, errlen, "the text form needs more than %zu bytes", outlen);
+        if (t.len >= outlen) ok = fail_msg(err, errlen, "the text form needs more than %zu bytes", outlen);
     }
     vm_free(&vm);
     return ok;

@@ -1,7 +1,6 @@
 // pth.c: a torch.save zip checkpoint as Tensor views into its bytes (see pth.h, formats.md §2).
 #include "formats/pth.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,15 +11,6 @@
 // torch.save before 1.6 (or with _use_new_zipfile_serialization=False) starts with a pickled magic number:
 // PROTO 2, LONG1 of 10 bytes = 0x1950a86a20f9469cfc6c.
 static const uint8_t LEGACY_MAGIC[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
-
-static bool fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static bool fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    if (errlen) vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return false;
-}
 
 static bool starts_with(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
 static bool ends_with(const char *s, const char *suffix) {
@@ -40,17 +30,17 @@ static bool find_pickle(const ZipArchive *z, const ZipEntry **pkl, char **prefix
     for (int i = 0; i < z->n_entries; i++) {
         const char *name = z->entries[i].name;
         if (ends_with(name, "/constants.pkl") || strstr(name, "/code/") || starts_with(name, "code/"))
-            return fail(err, errlen, "a TorchScript archive (torch.jit.save), not a state dict: save model.state_dict() with torch.save instead");
+            return fail_msg(err, errlen, "a TorchScript archive (torch.jit.save), not a state dict: save model.state_dict() with torch.save instead");
         const char *slash = strchr(name, '/');
         if (slash && strcmp(slash, "/data.pkl") == 0) {
-            if (*pkl) return fail(err, errlen, "two pickles (%s and %s) in one archive", (*pkl)->name, name);
+            if (*pkl) return fail_msg(err, errlen, "two pickles (%s and %s) in one archive", (*pkl)->name, name);
             *pkl = &z->entries[i];
         }
     }
-    if (!*pkl) return fail(err, errlen, "a zip without <archive>/data.pkl: not a torch.save checkpoint");
+    if (!*pkl) return fail_msg(err, errlen, "a zip without <archive>/data.pkl: not a torch.save checkpoint");
     for (int i = 0; i < z->n_entries; i++)
         if (z->entries[i].method != 0)
-            return fail(err, errlen, "zip: entry %s is compressed (method %d); torch.save stores every entry uncompressed", z->entries[i].name,
+            return fail_msg(err, errlen, "zip: entry %s is compressed (method %d); torch.save stores every entry uncompressed", z->entries[i].name,
                         z->entries[i].method);
     size_t prefix_len = strlen((*pkl)->name) - strlen("data.pkl");
     *prefix = xmalloc(prefix_len + 1);
@@ -68,19 +58,19 @@ static bool check_byteorder(const ZipArchive *z, const uint8_t *data, const char
     size_t n = (size_t)e->size;
     while (n && (text[n - 1] == '\n' || text[n - 1] == '\r')) n--;
     if (n == 6 && memcmp(text, "little", 6) == 0) return true;
-    if (n == 3 && memcmp(text, "big", 3) == 0) return fail(err, errlen, "byteorder: the tensors are big-endian; only little-endian checkpoints are read");
-    return fail(err, errlen, "byteorder: expected 'little', found %zu other bytes", (size_t)e->size);
+    if (n == 3 && memcmp(text, "big", 3) == 0) return fail_msg(err, errlen, "byteorder: the tensors are big-endian; only little-endian checkpoints are read");
+    return fail_msg(err, errlen, "byteorder: expected 'little', found %zu other bytes", (size_t)e->size);
 }
 
 bool pth_index_try(PthIndex *ix, const uint8_t *data, size_t size, char *err, size_t errlen) {
     memset(ix, 0, sizeof *ix);
     if (size >= sizeof LEGACY_MAGIC && memcmp(data, LEGACY_MAGIC, sizeof LEGACY_MAGIC) == 0)
-        return fail(err, errlen, "a legacy torch.save file (PyTorch < 1.6 or _use_new_zipfile_serialization=False): "
+        return fail_msg(err, errlen, "a legacy torch.save file (PyTorch < 1.6 or _use_new_zipfile_serialization=False): "
                                  "load it in Python and torch.save it again");
-    if (size >= 1 && data[0] == 0x80) return fail(err, errlen, "a bare pickle, not a torch.save zip checkpoint");
+    if (size >= 1 && data[0] == 0x80) return fail_msg(err, errlen, "a bare pickle, not a torch.save zip checkpoint");
     ZipArchive z;
     char zip_err[256];
-    if (!zip_index(&z, data, size, zip_err, sizeof zip_err)) return fail(err, errlen, "zip: %s", zip_err);
+    if (!zip_index(&z, data, size, zip_err, sizeof zip_err)) return fail_msg(err, errlen, "zip: %s", zip_err);
 
     const ZipEntry *pkl;
     char *prefix = NULL;
@@ -89,7 +79,7 @@ bool pth_index_try(PthIndex *ix, const uint8_t *data, size_t size, char *err, si
     if (ok) {
         char pickle_err[256];
         ok = pickle_read_tensors(data + pkl->data_offset, (size_t)pkl->size, &list, pickle_err, sizeof pickle_err);
-        if (!ok) fail(err, errlen, "%s: %s", pkl->name, pickle_err);
+        if (!ok) fail_msg(err, errlen, "%s: %s", pkl->name, pickle_err);
     }
     if (ok) {
         ix->archive_prefix = prefix;
@@ -102,9 +92,9 @@ bool pth_index_try(PthIndex *ix, const uint8_t *data, size_t size, char *err, si
             char *entry_name = xasprintf("%sdata/%s", ix->archive_prefix, p->storage_key);
             const ZipEntry *e = zip_find(&z, entry_name);
             size_t elsize = dtype_size(p->dtype);
-            if (!e) ok = fail(err, errlen, "tensor %s: its storage entry %s is missing", p->name, entry_name);
+            if (!e) ok = fail_msg(err, errlen, "tensor %s: its storage entry %s is missing", p->name, entry_name);
             else if (e->size / elsize != (uint64_t)p->storage_numel || e->size % elsize)
-                ok = fail(err, errlen, "tensor %s: storage %s has %llu bytes, but the pickle says %lld elements of %zu bytes",
+                ok = fail_msg(err, errlen, "tensor %s: storage %s has %llu bytes, but the pickle says %lld elements of %zu bytes",
                           p->name, entry_name, (unsigned long long)e->size, (long long)p->storage_numel, elsize);
             free(entry_name);
             if (!ok) break;

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,52 +63,43 @@ static bool json_get_u64(const json_t *v, uint64_t *out) {
     return true;
 }
 
-static bool fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static bool fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    if (errlen) vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
 static bool parse_tensor_info(const char *name, const json_t *info, Entry *e, char *err, size_t errlen) {
-    if (!json_is_object(info)) return fail(err, errlen, "header: tensor \"%s\": expected an object {dtype, shape, data_offsets}", name);
+    if (!json_is_object(info)) return fail_msg(err, errlen, "header: tensor \"%s\": expected an object {dtype, shape, data_offsets}", name);
     e->name = name;
     const json_t *dtype = json_object_get(info, "dtype");
-    if (!json_is_string(dtype)) return fail(err, errlen, "header: tensor \"%s\": dtype: expected a string such as \"BF16\"", name);
+    if (!json_is_string(dtype)) return fail_msg(err, errlen, "header: tensor \"%s\": dtype: expected a string such as \"BF16\"", name);
     const char *ds = json_string_value(dtype);
     if (!safetensors_dtype_parse(ds, &e->dtype)) {
         if (dtype_is_unhandled(ds))
-            return fail(err, errlen, "header: tensor \"%s\": dtype \"%s\" is valid safetensors but not supported here "
+            return fail_msg(err, errlen, "header: tensor \"%s\": dtype \"%s\" is valid safetensors but not supported here "
                         "(supported: BF16, F16, F32, F64, I64, I32, I16, I8, U8, BOOL)", name, ds);
-        return fail(err, errlen, "header: tensor \"%s\": unknown dtype \"%.32s\"", name, ds);
+        return fail_msg(err, errlen, "header: tensor \"%s\": unknown dtype \"%.32s\"", name, ds);
     }
     const json_t *shape = json_object_get(info, "shape");
-    if (!json_is_array(shape)) return fail(err, errlen, "header: tensor \"%s\": shape: expected an array of sizes", name);
+    if (!json_is_array(shape)) return fail_msg(err, errlen, "header: tensor \"%s\": shape: expected an array of sizes", name);
     size_t nd = json_array_size(shape);
-    if (nd > MAX_DIMS) return fail(err, errlen, "header: tensor \"%s\": shape has %zu dims; at most %d are supported", name, nd, MAX_DIMS);
+    if (nd > MAX_DIMS) return fail_msg(err, errlen, "header: tensor \"%s\": shape has %zu dims; at most %d are supported", name, nd, MAX_DIMS);
     e->ndim = (int)nd;
     for (size_t d = 0; d < nd; d++) {
         uint64_t v;
         if (!json_get_u64(json_array_get(shape, d), &v) || v > (uint64_t)INT64_MAX)
-            return fail(err, errlen, "header: tensor \"%s\": shape[%zu]: expected an integer >= 0", name, d);
+            return fail_msg(err, errlen, "header: tensor \"%s\": shape[%zu]: expected an integer >= 0", name, d);
         e->shape[d] = (int64_t)v;
     }
     const json_t *offs = json_object_get(info, "data_offsets");
     if (!json_is_array(offs) || json_array_size(offs) != 2 || !json_get_u64(json_array_get(offs, 0), &e->begin) ||
         !json_get_u64(json_array_get(offs, 1), &e->end))
-        return fail(err, errlen, "header: tensor \"%s\": data_offsets: expected [BEGIN, END], two integers >= 0", name);
+        return fail_msg(err, errlen, "header: tensor \"%s\": data_offsets: expected [BEGIN, END], two integers >= 0", name);
     if (e->end < e->begin)
-        return fail(err, errlen, "header: tensor \"%s\": data_offsets [%llu, %llu]: END is before BEGIN", name,
+        return fail_msg(err, errlen, "header: tensor \"%s\": data_offsets [%llu, %llu]: END is before BEGIN", name,
                     (unsigned long long)e->begin, (unsigned long long)e->end);
     // END - BEGIN must be exactly the bytes the dtype and shape need (checked without overflow).
     int64_t nbytes;
     if (!shape_nbytes_checked(e->shape, e->ndim, dtype_size(e->dtype), &nbytes))
-        return fail(err, errlen, "header: tensor \"%s\": shape: the element count overflows 64 bits", name);
+        return fail_msg(err, errlen, "header: tensor \"%s\": shape: the element count overflows 64 bits", name);
     if (e->end - e->begin != (uint64_t)nbytes) {
         char sb[200];
-        return fail(err, errlen, "header: tensor \"%s\": data_offsets [%llu, %llu] span %llu bytes, but %s %s needs %lld",
+        return fail_msg(err, errlen, "header: tensor \"%s\": data_offsets [%llu, %llu] span %llu bytes, but %s %s needs %lld",
                     name, (unsigned long long)e->begin, (unsigned long long)e->end,
                     (unsigned long long)(e->end - e->begin), ds, shape_str(e->shape, e->ndim, sb, sizeof sb), (long long)nbytes);
     }
@@ -126,11 +116,11 @@ static bool check_layout(SafetensorsFile *sf, const json_t *root, size_t buffer_
         if (strcmp(key, "__metadata__") == 0) {
             // Metadata is a map string -> string (or null); anything else is rejected by the reference reader.
             if (json_is_null(value)) continue;
-            if (!json_is_object(value)) return fail(err, errlen, "header: __metadata__: expected an object of strings");
+            if (!json_is_object(value)) return fail_msg(err, errlen, "header: __metadata__: expected an object of strings");
             const char *mk;
             json_t *mv;
             json_object_foreach(value, mk, mv) {
-                if (!json_is_string(mv)) return fail(err, errlen, "header: __metadata__: \"%s\": expected a string value", mk);
+                if (!json_is_string(mv)) return fail_msg(err, errlen, "header: __metadata__: \"%s\": expected a string value", mk);
                 if (strcmp(mk, "format") == 0 && !sf->metadata_format) sf->metadata_format = xstrdup(json_string_value(mv));
             }
             continue;
@@ -146,20 +136,20 @@ static bool check_layout(SafetensorsFile *sf, const json_t *root, size_t buffer_
     for (int i = 0; i < n_entries; i++) {
         const Entry *e = &entries[i];
         if (e->begin < covered)
-            return fail(err, errlen, "header: tensor \"%s\": data_offsets [%llu, %llu] overlap the tensor before it (\"%s\" ends at %llu)",
+            return fail_msg(err, errlen, "header: tensor \"%s\": data_offsets [%llu, %llu] overlap the tensor before it (\"%s\" ends at %llu)",
                         e->name, (unsigned long long)e->begin, (unsigned long long)e->end, entries[i - 1].name,
                         (unsigned long long)covered);
         if (e->begin > covered)
-            return fail(err, errlen, "header: tensor \"%s\": data_offsets [%llu, %llu] leave a hole: bytes %llu..%llu belong to no tensor",
+            return fail_msg(err, errlen, "header: tensor \"%s\": data_offsets [%llu, %llu] leave a hole: bytes %llu..%llu belong to no tensor",
                         e->name, (unsigned long long)e->begin, (unsigned long long)e->end,
                         (unsigned long long)covered, (unsigned long long)e->begin);
         covered = e->end;
     }
     if (covered > buffer_len)
-        return fail(err, errlen, "the tensors need %llu bytes of data but the file holds %zu after the header: truncated file",
+        return fail_msg(err, errlen, "the tensors need %llu bytes of data but the file holds %zu after the header: truncated file",
                     (unsigned long long)covered, buffer_len);
     if (covered < buffer_len)
-        return fail(err, errlen, "the file has %zu bytes of data after the header but the tensors cover only %llu: "
+        return fail_msg(err, errlen, "the file has %zu bytes of data after the header but the tensors cover only %llu: "
                     "size mismatch (trailing bytes)", buffer_len, (unsigned long long)covered);
     return true;
 }
@@ -168,15 +158,15 @@ bool safetensors_parse_try(SafetensorsFile *sf, const uint8_t *base, size_t size
     MappedFile keep = sf->file;
     memset(sf, 0, sizeof *sf);
     sf->file = keep;
-    if (size < 8) return fail(err, errlen, "file has %zu bytes: too short for the 8-byte header length of a safetensors file", size);
+    if (size < 8) return fail_msg(err, errlen, "file has %zu bytes: too short for the 8-byte header length of a safetensors file", size);
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = (n << 8) | base[i];  // u64 little-endian
     if (n > SAFETENSORS_MAX_HEADER)
-        return fail(err, errlen, "header length %llu exceeds the limit of %llu bytes (not a safetensors file?)",
+        return fail_msg(err, errlen, "header length %llu exceeds the limit of %llu bytes (not a safetensors file?)",
                     (unsigned long long)n, SAFETENSORS_MAX_HEADER);
     if (n > size - 8)
-        return fail(err, errlen, "header length %llu runs past the end of the file (%zu bytes): truncated file", (unsigned long long)n, size);
-    if (n < 2 || base[8] != '{') return fail(err, errlen, "header: expected a JSON object starting with '{' at byte 8");
+        return fail_msg(err, errlen, "header length %llu runs past the end of the file (%zu bytes): truncated file", (unsigned long long)n, size);
+    if (n < 2 || base[8] != '{') return fail_msg(err, errlen, "header: expected a JSON object starting with '{' at byte 8");
     sf->header_len = (size_t)n;
     sf->buffer_offset = 8 + (size_t)n;
     size_t buffer_len = size - sf->buffer_offset;
@@ -184,13 +174,13 @@ bool safetensors_parse_try(SafetensorsFile *sf, const uint8_t *base, size_t size
     json_error_t jerr;
     // JSON_REJECT_DUPLICATES: two tensors with one name are an error, as in the reference reader.
     json_t *root = json_loadb((const char *)base + 8, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) return fail(err, errlen, "header: invalid JSON at byte %d of the header: %s", jerr.position, jerr.text);
+    if (!root) return fail_msg(err, errlen, "header: invalid JSON at byte %d of the header: %s", jerr.position, jerr.text);
     size_t n_keys = json_is_object(root) ? json_object_size(root) : 0;
     Entry *entries = xcalloc(n_keys ? n_keys : 1, sizeof(Entry));
     int n_entries = 0;
     size_t names_bytes = 0;
     bool ok = json_is_object(root) ? check_layout(sf, root, buffer_len, entries, &n_entries, &names_bytes, err, errlen)
-                                   : fail(err, errlen, "header: expected a JSON object");
+                                   : fail_msg(err, errlen, "header: expected a JSON object");
     if (ok) {  // tensors as views into the bytes; names in one arena
         sf->n_tensors = n_entries;
         sf->tensors = xcalloc(n_entries ? (size_t)n_entries : 1, sizeof(Tensor));

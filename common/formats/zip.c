@@ -4,7 +4,6 @@
 // truncated or hostile file gives an error message, never a read outside the buffer.
 #include "formats/zip.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,16 +33,6 @@ static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
 
-// Writes a message into err and returns false, so that every check reads `if (bad) return fail(...)`.
-static bool fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static bool fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    if (errlen) vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
 // True when [offset, offset + len) lies inside [0, limit), without overflowing.
 static bool in_range(uint64_t offset, uint64_t len, uint64_t limit) { return offset <= limit && len <= limit - offset; }
 
@@ -67,11 +56,11 @@ static bool apply_zip64_extra(const uint8_t *extra, size_t extra_len, uint64_t *
     size_t pos = 0;
     while (pos + 4 <= extra_len) {
         uint16_t id = rd16(extra + pos), len = rd16(extra + pos + 2);
-        if (pos + 4 + len > extra_len) return fail(err, errlen, "central directory: entry %s: extra field runs past its end", name);
+        if (pos + 4 + len > extra_len) return fail_msg(err, errlen, "central directory: entry %s: extra field runs past its end", name);
         if (id == EXTRA_ZIP64) {
             const uint8_t *f = extra + pos + 4;
             size_t need = 8u * (need_u + need_c + need_o);
-            if (len < need) return fail(err, errlen, "central directory: entry %s: zip64 extra field has %u bytes, needs %zu", name, len, need);
+            if (len < need) return fail_msg(err, errlen, "central directory: entry %s: zip64 extra field has %u bytes, needs %zu", name, len, need);
             if (need_u) { *usize = rd64(f); f += 8; }
             if (need_c) { *csize = rd64(f); f += 8; }
             if (need_o) { *lho = rd64(f); }
@@ -79,7 +68,7 @@ static bool apply_zip64_extra(const uint8_t *extra, size_t extra_len, uint64_t *
         }
         pos += 4u + len;
     }
-    if (need_u || need_c || need_o) return fail(err, errlen, "central directory: entry %s: a size or offset is 0xFFFFFFFF but there is no zip64 extra field", name);
+    if (need_u || need_c || need_o) return fail_msg(err, errlen, "central directory: entry %s: a size or offset is 0xFFFFFFFF but there is no zip64 extra field", name);
     return true;
 }
 
@@ -89,9 +78,9 @@ static int compare_names(const void *a, const void *b) {
 
 bool zip_index(ZipArchive *z, const uint8_t *data, size_t size, char *err, size_t errlen) {
     memset(z, 0, sizeof *z);
-    if (size < 4 || rd32(data) != SIG_LOCAL) return fail(err, errlen, "not a zip archive (it does not start with PK\\3\\4)");
+    if (size < 4 || rd32(data) != SIG_LOCAL) return fail_msg(err, errlen, "not a zip archive (it does not start with PK\\3\\4)");
     int64_t eocd_pos = find_eocd(data, size);
-    if (eocd_pos < 0) return fail(err, errlen, "no end-of-central-directory record: the zip is truncated or corrupt");
+    if (eocd_pos < 0) return fail_msg(err, errlen, "no end-of-central-directory record: the zip is truncated or corrupt");
     const uint8_t *eocd = data + eocd_pos;
     uint64_t n_total = rd16(eocd + 10), cd_size = rd32(eocd + 12), cd_offset = rd32(eocd + 16);
     uint64_t cd_end_limit = (uint64_t)eocd_pos;  // the central directory must end before the end records
@@ -101,21 +90,21 @@ bool zip_index(ZipArchive *z, const uint8_t *data, size_t size, char *err, size_
         uint64_t rec_off = rd64(eocd - ZIP64_LOCATOR_SIZE + 8);
         uint64_t locator_pos = (uint64_t)eocd_pos - ZIP64_LOCATOR_SIZE;
         if (!in_range(rec_off, ZIP64_EOCD_SIZE, locator_pos))
-            return fail(err, errlen, "zip64 locator points to offset %llu, outside the file", (unsigned long long)rec_off);
+            return fail_msg(err, errlen, "zip64 locator points to offset %llu, outside the file", (unsigned long long)rec_off);
         const uint8_t *rec = data + rec_off;
-        if (rd32(rec) != SIG_ZIP64_EOCD) return fail(err, errlen, "zip64 end record at offset %llu has a bad signature", (unsigned long long)rec_off);
+        if (rd32(rec) != SIG_ZIP64_EOCD) return fail_msg(err, errlen, "zip64 end record at offset %llu has a bad signature", (unsigned long long)rec_off);
         n_total = rd64(rec + 32);
         cd_size = rd64(rec + 40);
         cd_offset = rd64(rec + 48);
         cd_end_limit = rec_off;
     } else if (n_total == 0xFFFF || cd_size == 0xFFFFFFFFu || cd_offset == 0xFFFFFFFFu) {
-        return fail(err, errlen, "the end record says zip64 but the zip64 locator is missing");
+        return fail_msg(err, errlen, "the end record says zip64 but the zip64 locator is missing");
     }
     if (!in_range(cd_offset, cd_size, cd_end_limit))
-        return fail(err, errlen, "central directory (offset %llu, %llu bytes) lies outside the file of %zu bytes: truncated or corrupt",
+        return fail_msg(err, errlen, "central directory (offset %llu, %llu bytes) lies outside the file of %zu bytes: truncated or corrupt",
                     (unsigned long long)cd_offset, (unsigned long long)cd_size, size);
     if (n_total > MAX_ENTRIES || n_total * CENTRAL_HEADER_SIZE > cd_size)
-        return fail(err, errlen, "central directory claims %llu entries in %llu bytes", (unsigned long long)n_total, (unsigned long long)cd_size);
+        return fail_msg(err, errlen, "central directory claims %llu entries in %llu bytes", (unsigned long long)n_total, (unsigned long long)cd_size);
 
     ZipEntry *entries = xcalloc(n_total ? n_total : 1, sizeof *entries);
     int n_done = 0;
@@ -123,7 +112,7 @@ bool zip_index(ZipArchive *z, const uint8_t *data, size_t size, char *err, size_
     uint64_t pos = cd_offset, cd_end = cd_offset + cd_size;
     for (uint64_t i = 0; i < n_total && ok; i++) {
         if (!in_range(pos, CENTRAL_HEADER_SIZE, cd_end) || rd32(data + pos) != SIG_CENTRAL) {
-            ok = fail(err, errlen, "central directory entry %llu (offset %llu): bad signature, the directory is corrupt", (unsigned long long)i, (unsigned long long)pos);
+            ok = fail_msg(err, errlen, "central directory entry %llu (offset %llu): bad signature, the directory is corrupt", (unsigned long long)i, (unsigned long long)pos);
             break;
         }
         const uint8_t *h = data + pos;
@@ -131,12 +120,12 @@ bool zip_index(ZipArchive *z, const uint8_t *data, size_t size, char *err, size_
         uint64_t csize = rd32(h + 20), usize = rd32(h + 24), lho = rd32(h + 42);
         size_t name_len = rd16(h + 28), extra_len = rd16(h + 30), comment_len = rd16(h + 32);
         if (!in_range(pos + CENTRAL_HEADER_SIZE, name_len + extra_len + comment_len, cd_end)) {
-            ok = fail(err, errlen, "central directory entry %llu runs past the end of the directory", (unsigned long long)i);
+            ok = fail_msg(err, errlen, "central directory entry %llu runs past the end of the directory", (unsigned long long)i);
             break;
         }
         const char *name_bytes = (const char *)h + CENTRAL_HEADER_SIZE;
         if (name_len == 0 || memchr(name_bytes, 0, name_len)) {
-            ok = fail(err, errlen, "central directory entry %llu has an empty name or a NUL byte in its name", (unsigned long long)i);
+            ok = fail_msg(err, errlen, "central directory entry %llu has an empty name or a NUL byte in its name", (unsigned long long)i);
             break;
         }
         char *name = xmalloc(name_len + 1);
@@ -145,22 +134,22 @@ bool zip_index(ZipArchive *z, const uint8_t *data, size_t size, char *err, size_
         entries[n_done].name = name;  // owned from here on, freed with the rest on failure
         n_done++;
         if (!apply_zip64_extra(h + CENTRAL_HEADER_SIZE + name_len, extra_len, &usize, &csize, &lho, name, err, errlen)) { ok = false; break; }
-        if (flags & 1) { ok = fail(err, errlen, "entry %s is encrypted", name); break; }
-        if (method == 0 && csize != usize) { ok = fail(err, errlen, "entry %s: stored, but its sizes differ (%llu vs %llu)", name, (unsigned long long)csize, (unsigned long long)usize); break; }
+        if (flags & 1) { ok = fail_msg(err, errlen, "entry %s is encrypted", name); break; }
+        if (method == 0 && csize != usize) { ok = fail_msg(err, errlen, "entry %s: stored, but its sizes differ (%llu vs %llu)", name, (unsigned long long)csize, (unsigned long long)usize); break; }
         // The local header: its own name and extra lengths decide where the data starts.
         if (!in_range(lho, LOCAL_HEADER_SIZE, cd_offset) || rd32(data + lho) != SIG_LOCAL) {
-            ok = fail(err, errlen, "entry %s: no local header at offset %llu", name, (unsigned long long)lho);
+            ok = fail_msg(err, errlen, "entry %s: no local header at offset %llu", name, (unsigned long long)lho);
             break;
         }
         const uint8_t *lh = data + lho;
         uint64_t local_name_len = rd16(lh + 26), local_extra_len = rd16(lh + 28);
         uint64_t data_offset = lho + LOCAL_HEADER_SIZE + local_name_len + local_extra_len;
         if (local_name_len != name_len || memcmp(lh + LOCAL_HEADER_SIZE, name_bytes, name_len) != 0) {
-            ok = fail(err, errlen, "entry %s: the local header names a different entry", name);
+            ok = fail_msg(err, errlen, "entry %s: the local header names a different entry", name);
             break;
         }
         if (!in_range(data_offset, csize, cd_offset)) {
-            ok = fail(err, errlen, "entry %s: data (offset %llu, %llu bytes) runs past the central directory at %llu: truncated or corrupt",
+            ok = fail_msg(err, errlen, "entry %s: data (offset %llu, %llu bytes) runs past the central directory at %llu: truncated or corrupt",
                       name, (unsigned long long)data_offset, (unsigned long long)csize, (unsigned long long)cd_offset);
             break;
         }
@@ -175,7 +164,7 @@ bool zip_index(ZipArchive *z, const uint8_t *data, size_t size, char *err, size_
         for (int i = 0; i < n_done; i++) sorted[i] = &entries[i];
         qsort(sorted, (size_t)n_done, sizeof *sorted, compare_names);
         for (int i = 1; i < n_done && ok; i++)
-            if (strcmp(sorted[i - 1]->name, sorted[i]->name) == 0) ok = fail(err, errlen, "entry %s appears twice", sorted[i]->name);
+            if (strcmp(sorted[i - 1]->name, sorted[i]->name) == 0) ok = fail_msg(err, errlen, "entry %s appears twice", sorted[i]->name);
         free(sorted);
     }
     if (!ok) {

@@ -11,7 +11,6 @@
 #include "tokenizer/tokenizer.h"
 
 #include <pcre2.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,15 +206,6 @@ static void compile_pattern(Tokenizer *t) {
     t->pattern = code;
 }
 
-static bool fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static bool fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    if (errlen) vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
 // Pass 2 of loading: the lines "BASE64 RANK\n" into decoded[] and, per rank, where its bytes start, how many there are
 // and the line that gave it.
 static bool parse_lines(const uint8_t *s, size_t file_len, int32_t n_base, uint8_t *decoded, size_t *decoded_len,
@@ -226,24 +216,24 @@ static bool parse_lines(const uint8_t *s, size_t file_len, int32_t n_base, uint8
         while (end < file_len && s[end] != '\n') end++;
         size_t space = pos;
         while (space < end && s[space] != ' ') space++;
-        if (space == end || space == pos) return fail(err, errlen, "line %lld: expected \"BASE64 RANK\" (one space between them)", (long long)line);
+        if (space == end || space == pos) return fail_msg(err, errlen, "line %lld: expected \"BASE64 RANK\" (one space between them)", (long long)line);
         int64_t nbytes = base64_decode(s + pos, space - pos, decoded + *decoded_len);
         if (nbytes <= 0)
-            return fail(err, errlen, "line %lld: \"%.*s\" is not base64", (long long)line, (int)(space - pos < 60 ? space - pos : 60), s + pos);
-        if (nbytes > MAX_TOKEN_BYTES) return fail(err, errlen, "line %lld: token of %lld bytes, longer than %d", (long long)line, (long long)nbytes, MAX_TOKEN_BYTES);
-        if (space + 1 == end) return fail(err, errlen, "line %lld: missing rank after the space", (long long)line);
+            return fail_msg(err, errlen, "line %lld: \"%.*s\" is not base64", (long long)line, (int)(space - pos < 60 ? space - pos : 60), s + pos);
+        if (nbytes > MAX_TOKEN_BYTES) return fail_msg(err, errlen, "line %lld: token of %lld bytes, longer than %d", (long long)line, (long long)nbytes, MAX_TOKEN_BYTES);
+        if (space + 1 == end) return fail_msg(err, errlen, "line %lld: missing rank after the space", (long long)line);
         int64_t rank = 0;
         int shown = (int)(end - space - 1 < 40 ? end - space - 1 : 40);
         for (size_t i = space + 1; i < end; i++) {
             if (s[i] < '0' || s[i] > '9')
-                return fail(err, errlen, "line %lld: rank: expected a decimal number, found \"%.*s\"", (long long)line, shown, s + space + 1);
+                return fail_msg(err, errlen, "line %lld: rank: expected a decimal number, found \"%.*s\"", (long long)line, shown, s + space + 1);
             rank = rank * 10 + (s[i] - '0');
             if (rank >= n_base)
-                return fail(err, errlen, "line %lld: rank %.*s is out of range: the %d lines must hold ranks 0..%d", (long long)line, shown,
+                return fail_msg(err, errlen, "line %lld: rank %.*s is out of range: the %d lines must hold ranks 0..%d", (long long)line, shown,
                             s + space + 1, n_base, n_base - 1);
         }
         if (line_of_rank[rank] >= 0)
-            return fail(err, errlen, "line %lld: duplicate rank %lld (already on line %lld)", (long long)line, (long long)rank,
+            return fail_msg(err, errlen, "line %lld: duplicate rank %lld (already on line %lld)", (long long)line, (long long)rank,
                         (long long)line_of_rank[rank]);
         line_of_rank[rank] = line;
         start_of_rank[rank] = *decoded_len;
@@ -267,7 +257,7 @@ static bool index_tokens(Tokenizer *t, const int64_t *line_of_rank, char *err, s
         size_t n = token_len(t, r);
         if (n == 1) {
             if (t->byte_rank[p[0]] >= 0)
-                return fail(err, errlen, "line %lld: duplicate token: the same bytes as line %lld", (long long)line_of_rank[r],
+                return fail_msg(err, errlen, "line %lld: duplicate token: the same bytes as line %lld", (long long)line_of_rank[r],
                             (long long)line_of_rank[t->byte_rank[p[0]]]);
             t->byte_rank[p[0]] = r;
         }
@@ -275,14 +265,14 @@ static bool index_tokens(Tokenizer *t, const int64_t *line_of_rank, char *err, s
         for (; t->hash_slots[slot]; slot = (slot + 1) & t->hash_mask) {
             int32_t other = (int32_t)t->hash_slots[slot] - 1;
             if (token_len(t, other) == n && memcmp(t->token_bytes + t->token_start[other], p, n) == 0)
-                return fail(err, errlen, "line %lld: duplicate token: the same bytes as line %lld", (long long)line_of_rank[r],
+                return fail_msg(err, errlen, "line %lld: duplicate token: the same bytes as line %lld", (long long)line_of_rank[r],
                             (long long)line_of_rank[other]);
         }
         t->hash_slots[slot] = (uint32_t)r + 1;
     }
     // Byte-level BPE needs every single byte as a token: any text must be expressible.
     for (int b = 0; b < 256; b++)
-        if (t->byte_rank[b] < 0) return fail(err, errlen, "byte 0x%02X has no token: not a byte-level BPE vocabulary", b);
+        if (t->byte_rank[b] < 0) return fail_msg(err, errlen, "byte 0x%02X has no token: not a byte-level BPE vocabulary", b);
     return true;
 }
 
@@ -292,8 +282,8 @@ bool tokenizer_init_try(Tokenizer *t, const char *name, const uint8_t *s, size_t
     size_t n_lines = 0;
     for (size_t i = 0; i < file_len; i++) n_lines += s[i] == '\n';
     if (file_len > 0 && s[file_len - 1] != '\n') n_lines++;  // a last line without its newline
-    if (n_lines == 0) return fail(err, errlen, "empty file: expected lines \"BASE64 RANK\"");
-    if (n_lines > (size_t)INT32_MAX - TOKENIZER_NUM_SPECIAL) return fail(err, errlen, "too many lines (%zu)", n_lines);
+    if (n_lines == 0) return fail_msg(err, errlen, "empty file: expected lines \"BASE64 RANK\"");
+    if (n_lines > (size_t)INT32_MAX - TOKENIZER_NUM_SPECIAL) return fail_msg(err, errlen, "too many lines (%zu)", n_lines);
 
     int32_t n_base = (int32_t)n_lines;
     int32_t vocab = n_base + TOKENIZER_NUM_SPECIAL;

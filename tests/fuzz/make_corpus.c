@@ -80,16 +80,6 @@ static void copy_pickle_of(const char *pth_name, const char *pkl_name) {
     free(p);
 }
 
-// A one-tensor pickle {name: _rebuild_tensor_v2(storage '0' of numel elements, offset, shape, stride)}.
-static Buf one_view(const char *name, const char *storage_class, int64_t numel, int64_t offset, int ndim, const int64_t *shape,
-                    const int64_t *stride) {
-    Buf b = {0};
-    p_begin_dict(&b);
-    p_tensor(&b, name, storage_class, "0", numel, offset, ndim, shape, stride);
-    p_end_dict(&b);
-    return b;
-}
-
 // The same pickle as data.pkl of a zip written by pth_write, whose storage data/0 holds storage_elems bf16 values
 // (so that the CRC-32s are right and a reader refuses the file for what the pickle claims).
 static void write_view_pth(const char *pth_name, const char *pkl_name, Buf pkl, int64_t storage_elems) {
@@ -114,18 +104,18 @@ static void make_pth_and_pickle(void) {
 
     // A legal view: t[1:, ::2] of a 3x4 storage.
     int64_t vs[2] = {2, 2}, vt[2] = {4, 2};
-    write_view_pth("seed_view.pth", "seed_view.pkl", one_view("view", "BFloat16Storage", 12, 4, 2, vs, vt), 12);
+    write_view_pth("seed_view.pth", "seed_view.pkl", p_one_tensor("view", "BFloat16Storage", 12, 4, 2, vs, vt), 12);
 
     // Issue 12, item 1: stride 0 (torch's expand()) claiming 2^62 elements on one element. Before the fix wt-inspect
     // checksummed 2^62 elements and --dump wrote past a 1-byte buffer.
     int64_t huge[2] = {INT64_C(1) << 31, INT64_C(1) << 31}, zero[2] = {0, 0};
-    write_view_pth("repro_stride0_expand.pth", "repro_stride0_expand.pkl", one_view("expanded", "BFloat16Storage", 1, 0, 2, huge, zero), 1);
+    write_view_pth("repro_stride0_expand.pth", "repro_stride0_expand.pkl", p_one_tensor("expanded", "BFloat16Storage", 1, 0, 2, huge, zero), 1);
     // An element count that overflows 64 bits (2^96).
     int64_t over[3] = {INT64_C(1) << 32, INT64_C(1) << 32, INT64_C(1) << 32}, zero3[3] = {0, 0, 0};
-    write_view_pth("repro_count_overflow.pth", "repro_count_overflow.pkl", one_view("over", "BFloat16Storage", 1, 0, 3, over, zero3), 1);
+    write_view_pth("repro_count_overflow.pth", "repro_count_overflow.pkl", p_one_tensor("over", "BFloat16Storage", 1, 0, 3, over, zero3), 1);
     // A view whose elements overlap (stride 1 on a 2-D shape) and so claims more elements than the storage holds.
     int64_t ov[2] = {4, 4}, os[2] = {1, 1};
-    write_view_pth("repro_overlap.pth", "repro_overlap.pkl", one_view("overlap", "BFloat16Storage", 8, 0, 2, ov, os), 8);
+    write_view_pth("repro_overlap.pth", "repro_overlap.pkl", p_one_tensor("overlap", "BFloat16Storage", 8, 0, 2, ov, os), 8);
     // A tensor name with a newline (and an escape sequence), twice: the error message names it, on one line.
     Buf nl = {0};
     int64_t s1[1] = {2}, t1[1] = {1};

@@ -71,3 +71,12 @@ static inline void p_tensor(Buf *b, const char *name, const char *storage_class,
 }
 static inline void p_begin_dict(Buf *b) { u8(b, 0x80); u8(b, 2); u8(b, '}'); u8(b, '('); }
 static inline void p_end_dict(Buf *b) { u8(b, 'u'); u8(b, '.'); }
+// A whole state-dict pickle of one tensor: {name: a view of storage "0" holding numel elements}.
+static inline Buf p_one_tensor(const char *name, const char *storage_class, int64_t numel, int64_t offset, int ndim,
+                               const int64_t *shape, const int64_t *stride) {
+    Buf b = {0};
+    p_begin_dict(&b);
+    p_tensor(&b, name, storage_class, "0", numel, offset, ndim, shape, stride);
+    p_end_dict(&b);
+    return b;
+}

@@ -474,27 +474,18 @@ static void test_issue12(void) {
     PickleTensorList list;
     // stride 0 claiming 2^62 elements on one element (torch's expand()): the extent exceeds the storage
     int64_t huge[2] = {INT64_C(1) << 31, INT64_C(1) << 31}, zero[3] = {0, 0, 0};
-    Buf b = {0};
-    p_begin_dict(&b);
-    p_tensor(&b, "expanded", "BFloat16Storage", "0", 1, 0, 2, huge, zero);
-    p_end_dict(&b);
+    Buf b = p_one_tensor("expanded", "BFloat16Storage", 1, 0, 2, huge, zero);
     CHECK(!pickle_read_tensors(b.p, b.len, &list, err, sizeof err) && strstr(err, "a view of 4611686018427387904 elements") &&
               strstr(err, "extent exceeds the storage"), "%s", err);
     free(b.p);
     // an element count of 2^96
     int64_t over[3] = {INT64_C(1) << 32, INT64_C(1) << 32, INT64_C(1) << 32};
-    b = (Buf){0};
-    p_begin_dict(&b);
-    p_tensor(&b, "over", "FloatStorage", "0", 1, 0, 3, over, zero);
-    p_end_dict(&b);
+    b = p_one_tensor("over", "FloatStorage", 1, 0, 3, over, zero);
     CHECK(!pickle_read_tensors(b.p, b.len, &list, err, sizeof err) && strstr(err, "overflows 64 bits"), "%s", err);
     free(b.p);
     // a legal view at the very end of its storage still loads: 3 elements from offset 9 of 12
     int64_t three[1] = {3}, one[1] = {1};
-    b = (Buf){0};
-    p_begin_dict(&b);
-    p_tensor(&b, "tail", "FloatStorage", "0", 12, 9, 1, three, one);
-    p_end_dict(&b);
+    b = p_one_tensor("tail", "FloatStorage", 12, 9, 1, three, one);
     bool ok = pickle_read_tensors(b.p, b.len, &list, err, sizeof err);
     CHECK(ok, "%s", err);
     if (ok) pickle_tensor_list_free(&list);
