@@ -36,15 +36,17 @@ ifneq ($(NVCC),)
   KERNEL_SRC := $(wildcard kernels/*.cu)
   KERNEL_OBJ := $(patsubst kernels/%.cu,$(BUILD)/obj/kernels/%.o,$(KERNEL_SRC))
   LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcublasLt -lcudart_static -lstdc++
+  # NCCL's header at build time; the library is opened at run time (kernels/nccl.cu), only by --tp N > 1
   HAVE_NCCL := $(shell test -f $(CUDA_HOME)/include/nccl.h -o -f /usr/include/nccl.h && echo 1)
   ifeq ($(HAVE_NCCL),1)
     CFLAGS += -DHAVE_NCCL=1
     NVCCFLAGS += -DHAVE_NCCL=1
-    LDLIBS += -lnccl
   endif
 else
   KERNEL_OBJ := $(patsubst kernels/%.c,$(BUILD)/obj/kernels/%.o,$(wildcard kernels/*_nocuda.c))
 endif
+# kernels/ host code in plain C (no CUDA: the tensor-parallel processes, the engine's weight plan): both builds
+KERNEL_OBJ += $(patsubst kernels/%.c,$(BUILD)/obj/kernels/%.o,$(filter-out %_nocuda.c,$(wildcard kernels/*.c)))
 
 COMMON_SRC := $(wildcard common/*.c common/*/*.c)
 COMMON_HDR := $(wildcard common/*.h common/*/*.h)
@@ -117,7 +119,7 @@ $(BUILD)/obj/steps/%.o: steps/%.c $(COMMON_HDR) $(wildcard steps/*.h kernels/*.h
 $(BUILD)/obj/kernels/%.o: kernels/%.cu $(wildcard kernels/*.h kernels/*.cuh) common/tensor.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
-$(BUILD)/obj/kernels/%.o: kernels/%.c $(wildcard kernels/*.h)
+$(BUILD)/obj/kernels/%.o: kernels/%.c $(wildcard kernels/*.h) $(COMMON_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 $(BUILD)/gen/unifont_glyphs.c: tools/gen_unifont.sh

@@ -4,7 +4,10 @@
 // warm-up. Writes one JSON object, with the engine options it ran with.
 //
 //   build/bin/bench --model DIR --json FILE [--runs 5] [--decode-steps 32] [--gemv-batch 0|2|4|8] [--no-pdl]
-//                   [--l2-fill N]
+//                   [--l2-fill N] [--tp N] [--verbose]
+//
+// --tp N: the same measurements with tensor parallelism over N GPUs (one process per GPU, kernels/engine_ranks.h);
+// every rank makes the same engine calls, rank 0 times them and writes the JSON.
 //
 // Timing: the copy bandwidth with CUDA events around cudaMemcpyAsync; prefill and decode with the monotonic clock
 // around the engine's own calls (engine_forward, engine_decode), which return when the logits are in host memory:
@@ -19,8 +22,11 @@
 #endif
 
 #include "engine.h"
+#include "engine_ranks.h"
 #include "formats/checkpoint.h"
+#include "kernels.h"
 #include "rng.h"
+#include "tp.h"
 #include "util.h"
 
 static const char *PROG = "bench";
@@ -141,7 +147,7 @@ static int parse_int(const char *flag, const char *s, int lo, int hi) {
 
 static void usage(void) {
     printf("usage: bench --model DIR --json FILE [--runs N] [--decode-steps N] [--gemv-batch 0|2|4|8] [--no-pdl]\n"
-           "             [--l2-fill N]\n\n"
+           "             [--l2-fill N] [--tp N] [--verbose]\n\n"
            "Measures the engine on GPU 0: device-to-device copy bandwidth, weight load time, prefill of 17 and\n"
            "512 tokens (and the 512-token prefill's TFLOP/s against the GPU's dense bf16 peak), decode tok/s at\n"
            "context 128 and 1024 (our GEMV and cuBLAS), peak GPU memory and host memory. Each figure is the\n"
@@ -152,18 +158,26 @@ static void usage(void) {
            "                   0 (default) chooses per product shape\n"
            "  --no-pdl         no programmatic dependent launch (it is on by default on sm_90 and later)\n"
            "  --l2-fill N      blocks per SM that read each layer's wo into L2 beside decode attention\n"
-           "                   (default 4; 0 turns it off)\n");
+           "                   (default 4; 0 turns it off)\n"
+           "  --tp N           tensor parallelism over GPUs 0..N-1, one process each (as generate --tp N; N must split\n"
+           "                   the heads, FFN rows and vocabulary, else exit 2); rank 0 times and writes the JSON.\n"
+           "                   NCCL_NVLS_ENABLE is set to 0 when unset (NVLink multicast is never used)\n"
+           "  --verbose        with --tp: say how NCCL_NVLS_ENABLE was set, show every rank's messages\n");
 }
 
 int main(int argc, char **argv) {
+    int tp_fd = -1;
+    const int tp_rank = tp_rank_from_args(&argc, argv, &tp_fd);  // >= 0 in a rank process of --tp N
     const char *model_dir = NULL, *json_path = NULL;
-    int runs = 5, steps = 32;
+    int runs = 5, steps = 32, tp = 1;
+    bool verbose = false;
     EngineOptions o;
     engine_options_default(&o);
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},      {"json", required_argument, 0, 'j'},
                                          {"runs", required_argument, 0, 'r'},       {"decode-steps", required_argument, 0, 's'},
                                          {"gemv-batch", required_argument, 0, 'b'}, {"no-pdl", no_argument, 0, 'P'},
-                                         {"l2-fill", required_argument, 0, 'l'},    {"help", no_argument, 0, 'h'},
+                                         {"l2-fill", required_argument, 0, 'l'},    {"tp", required_argument, 0, 'T'},
+                                         {"verbose", no_argument, 0, 'v'},          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     opterr = 0;
     int c;
@@ -180,6 +194,8 @@ int main(int argc, char **argv) {
             break;
         case 'P': o.pdl = false; break;
         case 'l': o.l2_fill_per_sm = parse_int("--l2-fill", optarg, 0, 64); break;
+        case 'T': tp = parse_int("--tp", optarg, 1, 64); break;
+        case 'v': verbose = true; break;
         case 'h': usage(); return 0;
         default:
             if (optopt) usage_error(PROG, "option -%c needs a value or is unknown", optopt);
@@ -188,18 +204,40 @@ int main(int argc, char **argv) {
     }
     if (optind < argc) usage_error(PROG, "unexpected argument '%s'", argv[optind]);
     if (!model_dir || !json_path) usage_error(PROG, "--model DIR and --json FILE are required");
-    if (!engine_available()) input_error(NULL, "no CUDA device: the bench needs an NVIDIA GPU");
-
-    json_t *out = json_object();
-    // ---- the limit: what the memory system can move
-    double copy_bw = copy_bandwidth(0, (size_t)1 << 30, 20);
-    fprintf(stderr, "device-to-device copy: %.1f GB/s (read + write)\n", copy_bw / 1e9);
-    json_object_set_new(out, "copy_bandwidth_GBps", json_real(copy_bw / 1e9));
-
+    if (!dir_exists(model_dir)) input_error(model_dir, "no such model directory");
     Checkpoint ck;
     checkpoint_open(&ck, model_dir);
+    if (!ck.has_config) input_error(model_dir, "no params.json or config.json: a model directory is needed");
+    if (tp > 1) {
+        char why[256];
+        if (!tp_check(&ck.cfg, tp, why, sizeof why)) input_error(model_dir, "--tp %d: %s", tp, why);
+    }
+    if (tp > 1 && tp_rank < 0) {  // the coordinator of the rank processes (engine_ranks.h); it never touches the GPU
+        checkpoint_close(&ck);
+        return tp_coordinate(tp, argc, argv, verbose);
+    }
+    const bool rank0 = tp_rank <= 0;  // times, prints and writes the JSON
+    if (!engine_available()) {
+        if (tp > 1) fatal("no CUDA device: rank %d of --tp %d needs GPU %d", tp_rank, tp, tp_rank);
+        input_error(NULL, "no CUDA device: the bench needs an NVIDIA GPU");
+    }
+
+    json_t *out = json_object();
+    // ---- the limit: what the memory system can move (rank 0's GPU)
+    double copy_bw = 0;
+    if (rank0) {
+        copy_bw = copy_bandwidth(0, (size_t)1 << 30, 20);
+        fprintf(stderr, "device-to-device copy: %.1f GB/s (read + write)\n", copy_bw / 1e9);
+        json_object_set_new(out, "copy_bandwidth_GBps", json_real(copy_bw / 1e9));
+    }
+
     o.max_seq_len = 1024 + steps + 1;
     o.max_prefill = 512;
+    uint8_t nccl_id[NCCL_ID_BYTES];
+    if (tp > 1) {
+        tp_rank_receive(tp_fd, nccl_id, sizeof nccl_id);
+        o.tp_size = tp, o.tp_rank = tp_rank, o.nccl_id = nccl_id, o.device = tp_rank, o.quiet = !rank0;
+    }
     Engine *e = engine_create(&ck, &o);
     const EngineInfo *info = engine_info(e);
     json_object_set_new(out, "gpu", json_string(info->device_name));
@@ -211,10 +249,12 @@ int main(int argc, char **argv) {
     json_object_set_new(jo, "pdl", json_boolean(o.pdl));
     json_object_set_new(jo, "pdl_in_effect", json_boolean(info->pdl));
     json_object_set_new(jo, "l2_fill_per_sm", json_integer(o.l2_fill_per_sm));
+    json_object_set_new(jo, "tp", json_integer(tp));
     json_object_set_new(out, "options", jo);
     fprintf(stderr, "options: gemv batch %d%s, PDL %s, L2 fill %d blocks per SM\n", o.gemv_batch,
             o.gemv_batch ? "" : " (per shape)", info->pdl ? "on" : o.pdl ? "off (GPU below sm_90)" : "off",
             o.l2_fill_per_sm);
+    // (with --tp N each rank reads its own share of the weights at the same time: the limit is set by one share)
     double limit = copy_bw / (double)info->bytes_per_token;
     json_object_set_new(out, "limit_tok_s", json_real(limit));
     fprintf(stderr, "weights %.2f GB, %.2f GB read per token: limit %.1f tok/s; loaded in %.2f s\n",
@@ -240,7 +280,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "prefill %4d tokens: %.2f ms\n", prefill_T[k], ms);
         if (prefill_T[k] == 512) {  // compute-bound: the achieved rate against the tensor cores' peak
             const char *source = "";
-            double flops = prefill_flops(&ck.cfg, 512), peak = bf16_peak(0, info->device_name, &source);
+            // with --tp N, N GPUs share the work: N times one GPU's peak
+            double flops = prefill_flops(&ck.cfg, 512), peak = tp * bf16_peak(0, info->device_name, &source);
             double tflops = flops / (ms * 1e-3) / 1e12;
             json_object_set_new(out, "prefill_512_flops", json_real(flops));
             json_object_set_new(out, "prefill_512_tflops", json_real(tflops));
@@ -280,10 +321,12 @@ int main(int argc, char **argv) {
     fprintf(stderr, "peak GPU memory %.2f GiB; host RSS %.2f GiB (anonymous %.2f GiB)\n", peak_gpu / 1073741824.0,
             rss / 1073741824.0, rss_anon / 1073741824.0);
 
-    char *partial = xasprintf("%s.partial", json_path);
-    if (json_dump_file(out, partial, JSON_INDENT(2) | JSON_SORT_KEYS) != 0) fatal("cannot write %s", partial);
-    if (rename(partial, json_path) != 0) fatal("cannot rename %s", partial);
-    free(partial);
+    if (rank0) {
+        char *partial = xasprintf("%s.partial", json_path);
+        if (json_dump_file(out, partial, JSON_INDENT(2) | JSON_SORT_KEYS) != 0) fatal("cannot write %s", partial);
+        if (rename(partial, json_path) != 0) fatal("cannot rename %s", partial);
+        free(partial);
+    }
     json_decref(out);
     free(ids), free(v);
     engine_free(e);

@@ -6,6 +6,11 @@
 // Llama.generate for batch 1). On a GPU the engine of kernels/engine.h runs (fused kernels, one CUDA graph per
 // token); with --device cpu, or without a GPU, the CPU reference of common/ref/model_cpu.h runs the same arithmetic.
 // At the end (stderr): prefill ms, decode tok/s, GPU memory, host RSS.
+//
+// --tp N (N > 1): tensor parallelism over N GPUs, one process per GPU (kernels/engine_ranks.h): this process checks
+// the input, makes the NCCL id and starts N copies of itself (ranks 0..N-1, rank r on GPU r), which load their
+// shares of the weights and run the same engine calls; rank 0 samples each token and broadcasts it (or the stop) to
+// the others, and prints. A rank that fails ends them all with one line naming it.
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,11 +19,14 @@
 
 #include "formats/checkpoint.h"
 #include "engine.h"
+#include "engine_ranks.h"
+#include "kernels.h"
 #include "ref/model_cpu.h"
 #include "formats/npy.h"
 #include "ref/sampler.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_convert.h"
+#include "tp.h"
 #include "util.h"
 
 static const char *PROG = "generate";
@@ -26,7 +34,8 @@ static const char *PROG = "generate";
 static void usage(void) {
     printf("usage: generate --model DIR --prompt TEXT [-n N] [--max-seq-len S] [--temperature T] [--top-p P]\n"
            "                [--seed S] [--chat] [--system TEXT] [--device auto|cuda|cpu] [--tokenizer FILE]\n"
-           "                [--gemv ours|cublas] [--no-graphs] [--ids-out FILE] [--logits-out FILE.npy] [--quiet]\n\n"
+           "                [--gemv ours|cublas] [--no-graphs] [--tp N] [--ids-out FILE] [--logits-out FILE.npy]\n"
+           "                [--quiet] [--verbose]\n\n"
            "Generates text from a Llama-3 model (a Meta directory or an HF one), streaming it to stdout.\n\n"
            "  -n N               tokens to generate at most (default 64); stops earlier at an end token\n"
            "  --max-seq-len S    positions of the KV cache: prompt + generated tokens (default 2048)\n"
@@ -39,10 +48,16 @@ static void usage(void) {
            "  --tokenizer FILE   tokenizer.model to use instead of the one beside the model\n"
            "  --gemv G           decode products: ours (default) or cublas (for comparison)\n"
            "  --no-graphs        decode without CUDA graphs\n"
-           "  --tp N             tensor parallelism: only 1 in this build\n"
+           "  --tp N             tensor parallelism over N GPUs (default 1): one process per GPU, each holding its\n"
+           "                     share of the weights (whole heads, FFN rows, vocabulary rows), talking over NCCL;\n"
+           "                     N must split the query heads, the kv heads (or be a multiple of them: replicated),\n"
+           "                     the FFN rows and the vocabulary, else exit 2. NCCL_NVLS_ENABLE is set to 0 when\n"
+           "                     unset (NVLink multicast is never used; any other value is refused); libnccl.so.2 is\n"
+           "                     found through the usual library path (LD_LIBRARY_PATH)\n"
            "  --ids-out FILE     write the generated token ids (one line, space separated)\n"
            "  --logits-out FILE  write the fp32 logits of the last prompt token as .npy [V]\n"
-           "  --quiet            only the generated text on stdout, no statistics\n\n"
+           "  --quiet            only the generated text on stdout, no statistics\n"
+           "  --verbose          with --tp: say how NCCL_NVLS_ENABLE was set, show every rank's messages\n\n"
            "Exit status: 0 on success, 2 on bad input, 1 on an internal or GPU failure.\n");
 }
 
@@ -59,13 +74,25 @@ static double parse_double(const char *flag, const char *s, double lo, double hi
     return v;
 }
 
+// Ranks 1..N-1 of --tp N: the same engine calls as rank 0, with the tokens rank 0 chose.
+static void follow_rank0(Engine *e, const int32_t *prompt_ids, int T) {
+    engine_forward(e, prompt_ids, T, 0);
+    for (int pos = T;; pos++) {
+        int32_t next = engine_tp_broadcast(e, 0);
+        if (next < 0) return;
+        engine_decode(e, next, pos);
+    }
+}
+
 int main(int argc, char **argv) {
+    int tp_fd = -1;
+    const int tp_rank = tp_rank_from_args(&argc, argv, &tp_fd);  // >= 0 in a rank process of --tp N
     const char *model_dir = NULL, *prompt = NULL, *tokenizer_path = NULL, *device = "auto", *system_msg = NULL;
     const char *ids_out = NULL, *logits_out = NULL;
     long n_new = 64, max_seq_len = 2048, tp = 1;
     unsigned long long seed = 1;
     double temperature = 0.6, top_p = 0.9;
-    bool chat = false, quiet = false, graphs = true;
+    bool chat = false, quiet = false, graphs = true, verbose = false;
     EngineGemv gemv = ENGINE_GEMV_OURS;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},       {"prompt", required_argument, 0, 'p'},
@@ -76,7 +103,8 @@ int main(int argc, char **argv) {
         {"gemv", required_argument, 0, 'g'},        {"no-graphs", no_argument, 0, 'G'},
         {"tp", required_argument, 0, 'T'},          {"ids-out", required_argument, 0, 'i'},
         {"logits-out", required_argument, 0, 'l'},  {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0},
+        {"verbose", no_argument, 0, 'v'},           {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     opterr = 0;
     int c;
@@ -108,6 +136,7 @@ int main(int argc, char **argv) {
         case 'i': ids_out = optarg; break;
         case 'l': logits_out = optarg; break;
         case 'q': quiet = true; break;
+        case 'v': verbose = true; break;
         case 'h': usage(); return 0;
         default:
             if (optopt) usage_error(PROG, "option -%c needs a value or is unknown", optopt);
@@ -118,15 +147,12 @@ int main(int argc, char **argv) {
     if (!model_dir) usage_error(PROG, "--model DIR is required");
     if (!prompt) usage_error(PROG, "--prompt TEXT is required");
     if (system_msg && !chat) usage_error(PROG, "--system needs --chat");
-    if (tp != 1) input_error(NULL, "--tp %ld: tensor parallelism is not implemented in this build; use --tp 1", tp);
-    bool use_gpu;
-    if (strcmp(device, "auto") == 0) use_gpu = engine_available();
-    else if (strcmp(device, "cuda") == 0) {
-        if (!engine_available())
-            input_error(NULL, "--device cuda: no CUDA device is usable here (no GPU, no driver, or a build without nvcc); use --device cpu");
-        use_gpu = true;
-    } else if (strcmp(device, "cpu") == 0) use_gpu = false;
-    else usage_error(PROG, "--device: expected auto, cuda or cpu, got '%s'", device);
+    if (tp > 1 && strcmp(device, "cpu") == 0)
+        usage_error(PROG, "--tp %ld runs one process per GPU: it needs --device cuda or auto", tp);
+    if (strcmp(device, "auto") != 0 && strcmp(device, "cuda") != 0 && strcmp(device, "cpu") != 0)
+        usage_error(PROG, "--device: expected auto, cuda or cpu, got '%s'", device);
+    // the process that prints: the only one, or rank 0 of --tp N (not the coordinator, nor the other ranks)
+    const bool prints = tp == 1 || tp_rank == 0;
     if (utf8_first_invalid(prompt, strlen(prompt)) >= 0)
         input_error("--prompt", "invalid UTF-8 at byte %lld", (long long)utf8_first_invalid(prompt, strlen(prompt)));
     if (system_msg && utf8_first_invalid(system_msg, strlen(system_msg)) >= 0)
@@ -169,22 +195,56 @@ int main(int argc, char **argv) {
     if (T >= max_seq_len)
         input_error("--prompt", "%d tokens do not leave room to generate within --max-seq-len %ld", T, max_seq_len);
     if (T + n_new > max_seq_len) {
-        if (!quiet) fprintf(stderr, "note: -n %ld cut to %ld to fit --max-seq-len %ld\n", n_new, max_seq_len - T, max_seq_len);
+        if (!quiet && prints)
+            fprintf(stderr, "note: -n %ld cut to %ld to fit --max-seq-len %ld\n", n_new, max_seq_len - T, max_seq_len);
         n_new = max_seq_len - T;
     }
 
+    // ---- --tp N: this process coordinates N rank processes, which run everything below (engine_ranks.h)
+    if (tp > 1) {
+        char why[256];
+        if (!tp_check(&ck.cfg, (int)tp, why, sizeof why)) input_error(model_dir, "--tp %ld: %s", tp, why);
+    }
+    if (tp > 1 && tp_rank < 0) {
+        free(prompt_ids);
+        tokenizer_free(&tok);
+        checkpoint_close(&ck);
+        return tp_coordinate((int)tp, argc, argv, verbose);
+    }
+
     // ---- backend
+    bool use_gpu;
+    if (tp > 1) use_gpu = true;  // a rank of --tp N: GPU tp_rank
+    else if (strcmp(device, "auto") == 0) use_gpu = engine_available();
+    else if (strcmp(device, "cuda") == 0) {
+        if (!engine_available())
+            input_error(NULL, "--device cuda: no CUDA device is usable here (no GPU, no driver, or a build without nvcc); use --device cpu");
+        use_gpu = true;
+    } else use_gpu = false;
     Engine *eng = NULL;
     CpuModel cpu;
     float *logits_buf = xmalloc((size_t)V * sizeof(float));
+    uint8_t nccl_id[NCCL_ID_BYTES];
     if (use_gpu) {
         EngineOptions o;
         engine_options_default(&o);
         o.max_seq_len = (int)max_seq_len;
         o.use_graphs = graphs;
         o.gemv = gemv;
-        o.quiet = quiet;
+        o.quiet = quiet || !prints;
+        if (tp > 1) {
+            tp_rank_receive(tp_fd, nccl_id, sizeof nccl_id);
+            o.tp_size = (int)tp, o.tp_rank = tp_rank, o.nccl_id = nccl_id, o.device = tp_rank;
+        }
         eng = engine_create(&ck, &o);
+        if (!prints) {  // ranks 1..N-1 of --tp N
+            follow_rank0(eng, prompt_ids, T);
+            engine_free(eng);
+            free(prompt_ids), free(logits_buf);
+            tokenizer_free(&tok);
+            checkpoint_close(&ck);
+            return 0;
+        }
     } else {
         model_cpu_init(&cpu, &ck, (int)max_seq_len, PREC_BF16);
     }
@@ -192,7 +252,7 @@ int main(int argc, char **argv) {
     sampler_init(&sampler, V, (float)temperature, (float)top_p, seed);
 
     // ---- prefill
-    if (!quiet && !chat) fputs(prompt, stdout), fflush(stdout);
+    if (!quiet && !chat) fputs(prompt, stdout), fflush(stdout);  // (here only the printing process runs)
     double t0 = now_seconds();
     const float *logits;
     if (eng) logits = engine_forward(eng, prompt_ids, T, 0);
@@ -225,13 +285,17 @@ int main(int argc, char **argv) {
         fflush(stdout);
         if (i + 1 == n_new) break;  // the last token needs no forward pass
         int pos = T + i;
-        if (eng) logits = engine_decode(eng, next, pos);
+        if (eng) {
+            if (tp > 1) engine_tp_broadcast(eng, next);  // the other ranks decode the same token
+            logits = engine_decode(eng, next, pos);
+        }
         else {
             model_cpu_forward(&cpu, &next, 1, pos, logits_buf, false);
             logits = logits_buf;
         }
     }
     double decode_s = now_seconds() - t1;
+    if (eng && tp > 1) engine_tp_broadcast(eng, -1);  // the other ranks stop
     size_t len;
     const char *rest = token_stream_flush(&ts, &len);
     fwrite(rest, 1, len, stdout);
@@ -248,8 +312,9 @@ int main(int argc, char **argv) {
     if (!quiet) {
         // decode steps that ran a forward pass: every token but the last (and not after a stop token)
         int steps = n_out > 0 ? n_out - 1 : 0;
-        fprintf(stderr, "\n%s | prompt %d tokens | generated %d\n", eng ? engine_info(eng)->device_name : "CPU reference",
-                T, n_out);
+        if (tp > 1) fprintf(stderr, "\n%s x %ld (tensor parallelism, rank 0's figures below)", engine_info(eng)->device_name, tp);
+        else fprintf(stderr, "\n%s", eng ? engine_info(eng)->device_name : "CPU reference");
+        fprintf(stderr, " | prompt %d tokens | generated %d\n", T, n_out);
         fprintf(stderr, "prefill: %.2f ms (%d tokens)\n", 1e3 * prefill_s, T);
         if (steps > 0)
             fprintf(stderr, "decode:  %.2f tok/s (%d steps, %.2f ms each)\n", steps / decode_s, steps,

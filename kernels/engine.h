@@ -13,9 +13,12 @@
 //                     then tok_embeddings [V, D], norm [D], output [V, D] (shared with tok_embeddings when tied).
 //   state             the KV cache [L][S][Hkv][Dh] bf16 (K and V), the activations sized for max_prefill tokens,
 //                     the attention scratch, fp32 logits [V], the cuBLAS workspace.
-// Tensor parallelism (DESIGN.md's --tp N, not implemented): the layout is ready for it: rank r would hold the
-// wqkv rows of its heads (H/N query heads, Hkv/N kv heads), the w13 row pairs of its F/N slice, the columns of wo
-// and w2 that match, and the cache of its kv heads; the wo and w2 products end in an all-reduce of D floats.
+// Tensor parallelism (tp_size N > 1; one process per GPU, started by kernels/engine_ranks.h): rank r holds its share
+// of every weight (kernels/engine_plan.h: whole heads of wq/wk/wv and the matching columns of wo, FFN rows of w1/w3
+// and the matching columns of w2, vocabulary rows of tok_embeddings and output, as Meta's fairscale layers split
+// them; kv heads replicated when N > Hkv) and the cache of its kv heads; the ranks all-reduce the embedding and
+// the wo and w2 products and all-gather the logits over NCCL (kernels/engine_model.cu). Every rank makes the same
+// calls in the same order; rank 0 gets the logits.
 //
 // Numerics: the rounding points of common/ref/ref_ops.h (bf16 activations, fp32 accumulation, RMSNorm with a double
 // sum of squares, RoPE/softmax in fp32, bf16 attention weights, fp32 logits), so greedy tokens agree with
@@ -59,6 +62,10 @@ typedef struct {
     bool pdl;              // programmatic dependent launch on sm_90 and later (default true; no effect below sm_90)
     int l2_fill_per_sm;    // decode reads each layer's wo into L2 beside attention with this many blocks per SM
                            // (default 4; 0 turns it off)
+    // Tensor parallelism: this process is rank tp_rank of tp_size (default 1: the whole model, no NCCL) on GPU
+    // `device`; nccl_id points to the NCCL_ID_BYTES (kernels.h) of the id the coordinator made (nccl_unique_id).
+    int tp_size, tp_rank;
+    const void *nccl_id;
 } EngineOptions;
 
 typedef struct {
@@ -71,6 +78,7 @@ typedef struct {
     size_t gpu_total_bytes;
     size_t gpu_used_bytes;      // total - free after creation (whole process)
     bool pdl;                   // programmatic dependent launch in effect (EngineOptions.pdl on an sm_90+ GPU)
+    int tp_size, tp_rank;       // tensor parallelism (1, 0 without); the sizes above are this rank's
 } EngineInfo;
 
 typedef struct Engine Engine;
@@ -85,12 +93,16 @@ void engine_free(Engine *e);
 const EngineInfo *engine_info(const Engine *e);
 
 // Runs tokens[0..T) at positions start_pos..start_pos+T-1 (chunked by max_prefill), writing their K/V into the
-// cache; returns the fp32 logits [V] of the last token in pinned host memory, valid until the next call.
-// Token ids outside [0, V) or positions past S are fatal (callers check user input first).
+// cache; returns the fp32 logits [V] of the last token in pinned host memory, valid until the next call (rank 0 of
+// tensor parallelism; the other ranks get NULL). Token ids outside [0, V) or positions past S are fatal (callers
+// check user input first).
 const float *engine_forward(Engine *e, const int32_t *tokens, int T, int start_pos);
 // One token at position pos (cache rows 0..pos-1 must hold the tokens before it): the CUDA graph (or the plain
 // launches without use_graphs). Returns the logits as engine_forward does.
 const float *engine_decode(Engine *e, int32_t token, int pos);
+// Tensor parallelism: rank 0's value on every rank (generate: the token rank 0 sampled, or -1 to stop); with one
+// rank, value itself.
+int32_t engine_tp_broadcast(Engine *e, int32_t value);
 
 // Switches the decode products (the graph is captured again at the next decode).
 void engine_set_gemv(Engine *e, EngineGemv gemv);

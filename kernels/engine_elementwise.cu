@@ -1,9 +1,10 @@
 // engine_elementwise.cu: the engine's row-wise kernels for the prefill path (T tokens at once), fused where the data
 // allows (engine_ops.h):
-//   engine_embedding     h[t] = tok_embeddings[tokens[t]]
+//   engine_embedding     h[t] = tok_embeddings[tokens[t]] (a rank's vocabulary rows: zeros for the other ids)
 //   engine_add_rmsnorm   h[t] = bf16(h[t] + delta[t]) then xn[t] = rmsnorm(h[t]) * w  (nano-vllm's fused residual norm)
 //   engine_rope_kv       qkv[t] -> q rotated; k rotated and v written into the cache rows start_pos + t
 //   engine_swiglu_pairs  interleaved (gate, up) -> bf16(bf16(silu(gate)) * up)
+//   engine_residual_f32, engine_round_bf16   the roundings after an all-reduce of fp32 partial sums (--tp N)
 // Rounding points as common/ref/ref_ops.h; RoPE and the norm are written without FMA contraction so that they round
 // exactly like the CPU reference. All but the embedding (which follows a host copy) are launched as programmatic
 // dependents (engine_pdl.cuh): each starts with pdl_wait().
@@ -11,19 +12,23 @@
 #include "common.cuh"
 #include "engine_pdl.cuh"
 
-__global__ void embedding_kernel(uint16_t *h, const int32_t *tokens, const uint16_t *table, int D) {
+__global__ void embedding_kernel(uint16_t *h, const int32_t *tokens, const uint16_t *table, int vocab0, int V, int D) {
     pdl_launch_dependents();
     pdl_wait();  // a no-op unless launched as a dependent (engine_pdl.cuh)
-    const int t = blockIdx.x;
-    const int4 *src = (const int4 *)(table + (size_t)tokens[t] * D);
+    const int t = blockIdx.x, row = tokens[t] - vocab0;
     int4 *dst = (int4 *)(h + (size_t)t * D);
+    if (row < 0 || row >= V) {  // another rank's id (tensor parallelism): its row comes from the all-reduce
+        for (int v = threadIdx.x; v < D / 8; v += blockDim.x) dst[v] = make_int4(0, 0, 0, 0);
+        return;
+    }
+    const int4 *src = (const int4 *)(table + (size_t)row * D);
     for (int v = threadIdx.x; v < D / 8; v += blockDim.x) dst[v] = src[v];
 }
 
-void engine_embedding(uint16_t *h, const int32_t *tokens, const uint16_t *table, int T, int D,
+void engine_embedding(uint16_t *h, const int32_t *tokens, const uint16_t *table, int vocab0, int V, int T, int D,
                       const EngineLaunch *launch) {
-    REQUIRE(T >= 1 && D % 8 == 0, "T %d D %d", T, D);
-    embedding_kernel<<<T, 256, 0, launch->stream>>>(h, tokens, table, D);
+    REQUIRE(T >= 1 && D % 8 == 0 && vocab0 >= 0 && V >= 1, "T %d D %d vocab0 %d V %d", T, D, vocab0, V);
+    embedding_kernel<<<T, 256, 0, launch->stream>>>(h, tokens, table, vocab0, V, D);
     cudaCheckLaunch();
 }
 
@@ -115,6 +120,30 @@ void engine_swiglu_pairs(uint16_t *hidden, const uint16_t *gu, int T, int F, con
     REQUIRE(n > 0, "T %d F %d", T, F);
     cudaCheck(engine_launch(swiglu_pairs_kernel, dim3(ceil_div((long long)n, 256)), dim3(256), 0, launch, hidden, gu,
                             n));
+}
+
+__global__ void residual_f32_kernel(uint16_t *h, const float *sum, size_t n) {
+    pdl_launch_dependents();
+    pdl_wait();
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) h[i] = dev_f32_to_bf16(dev_bf16_to_f32(h[i]) + dev_round_bf16(sum[i]));
+}
+
+void engine_residual_f32(uint16_t *h, const float *sum, size_t n, const EngineLaunch *launch) {
+    REQUIRE(n > 0, "n %zu", n);
+    cudaCheck(engine_launch(residual_f32_kernel, dim3(ceil_div((long long)n, 256)), dim3(256), 0, launch, h, sum, n));
+}
+
+__global__ void round_bf16_kernel(uint16_t *out, const float *in, size_t n) {
+    pdl_launch_dependents();
+    pdl_wait();
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = dev_f32_to_bf16(in[i]);
+}
+
+void engine_round_bf16(uint16_t *out, const float *in, size_t n, const EngineLaunch *launch) {
+    REQUIRE(n > 0, "n %zu", n);
+    cudaCheck(engine_launch(round_bf16_kernel, dim3(ceil_div((long long)n, 256)), dim3(256), 0, launch, out, in, n));
 }
 
 // Reads `bytes` at p once so that they sit in L2 when the next product streams them (the engine runs it on a side

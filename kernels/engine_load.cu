@@ -22,7 +22,7 @@
 
 typedef struct {
     const uint8_t *src;
-    size_t dst_offset, rows, row_bytes, dst_row_pitch;
+    size_t dst_offset, rows, row_bytes, dst_row_pitch, src_row_pitch;
 } Chunk;
 
 typedef struct {
@@ -71,8 +71,8 @@ static void *load_thread(void *arg) {
         if (i >= ls->n_chunks) break;
         const Chunk *c = &ls->chunks[i];
         if (used[b]) cudaCheck(cudaEventSynchronize(done[b]));  // the DMA from this buffer has finished
-        read_chunk(ls, staging[b], c->src, c->rows * c->row_bytes);
-        cudaCheck(cudaMemcpy2DAsync(ls->dev_base + c->dst_offset, c->dst_row_pitch, staging[b], c->row_bytes,
+        read_chunk(ls, staging[b], c->src, (c->rows - 1) * c->src_row_pitch + c->row_bytes);
+        cudaCheck(cudaMemcpy2DAsync(ls->dev_base + c->dst_offset, c->dst_row_pitch, staging[b], c->src_row_pitch,
                                     c->row_bytes, c->rows, cudaMemcpyHostToDevice, st));
         cudaCheck(cudaEventRecord(done[b], st));
         used[b] = true;
@@ -89,11 +89,13 @@ static void *load_thread(void *arg) {
 
 void engine_upload(const UploadJob *jobs, int n_jobs, uint8_t *dev_base, int device, int n_threads,
                    const MappedFile *files, int n_files, bool quiet) {
-    // chunks of whole rows
+    // chunks of whole rows (a column slice: of whole source row spans)
     size_t n_chunks = 0, total = 0;
     for (int j = 0; j < n_jobs; j++) {
-        REQUIRE(jobs[j].row_bytes > 0 && jobs[j].row_bytes <= LOAD_CHUNK_BYTES, "row of %zu bytes", jobs[j].row_bytes);
-        size_t rows_per = LOAD_CHUNK_BYTES / jobs[j].row_bytes;
+        const size_t pitch = jobs[j].src_row_pitch ? jobs[j].src_row_pitch : jobs[j].row_bytes;
+        REQUIRE(jobs[j].row_bytes > 0 && pitch >= jobs[j].row_bytes && pitch <= LOAD_CHUNK_BYTES,
+                "row of %zu bytes, source pitch %zu", jobs[j].row_bytes, pitch);
+        size_t rows_per = LOAD_CHUNK_BYTES / pitch;
         n_chunks += (jobs[j].rows + rows_per - 1) / rows_per;
         total += jobs[j].rows * jobs[j].row_bytes;
     }
@@ -102,11 +104,12 @@ void engine_upload(const UploadJob *jobs, int n_jobs, uint8_t *dev_base, int dev
     size_t k = 0;
     for (int j = 0; j < n_jobs; j++) {
         const UploadJob *u = &jobs[j];
-        size_t rows_per = LOAD_CHUNK_BYTES / u->row_bytes;
+        const size_t pitch = u->src_row_pitch ? u->src_row_pitch : u->row_bytes;
+        size_t rows_per = LOAD_CHUNK_BYTES / pitch;
         for (size_t r = 0; r < u->rows; r += rows_per) {
             size_t n = u->rows - r < rows_per ? u->rows - r : rows_per;
-            chunks[k++] = (Chunk){u->src + r * u->row_bytes, u->dst_offset + r * u->dst_row_pitch, n, u->row_bytes,
-                                  u->dst_row_pitch};
+            chunks[k++] = (Chunk){u->src + r * pitch, u->dst_offset + r * u->dst_row_pitch, n, u->row_bytes,
+                                  u->dst_row_pitch, pitch};
         }
     }
     int *fds = (int *)malloc(sizeof(int) * (size_t)(n_files + 1));

@@ -9,12 +9,23 @@
 //   gemv  RMSNORM -> w13 -> SWIGLU      silu(w1(ffn_norm(h))) * w3(ffn_norm(h))
 //   gemv  COPY -> w2 -> RESIDUAL        out = h + w2(...)
 // and at the end  gemv RMSNORM -> output -> F32  (self.output(self.norm(h)).float()), then the logits to the host.
+//
+// Tensor parallelism (EngineOptions.tp_size N > 1; one process per GPU, kernels/engine_ranks.h): rank r holds its
+// share of every weight (engine_plan.h: whole heads of wq/wk/wv and their columns of wo, FFN rows of w1/w3 and their
+// columns of w2, vocabulary rows of tok_embeddings and output; the norms whole) and the cache of its kv heads, and
+// runs the same kernels on them. Where Meta's fairscale layers communicate, the ranks do, over NCCL, on the engine's
+// stream (inside the decode graph too):
+//   embedding   its vocabulary rows, zeros for the ids of other ranks, then an all-reduce (sum) of [T, D] bf16
+//   wo, w2      the partial product in fp32 [T, D] (each rank: its heads' or FFN rows' terms), an all-reduce (sum)
+//               of fp32, then the one bf16 rounding and the residual add the single-GPU engine does
+//   output      its vocabulary rows of the logits, all-gathered into [V] (rank 0 hands them to the caller)
+// With N = 1 none of this runs: the share is the whole model and the code is the single-GPU engine's.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "engine_ops.h"  // first: it includes the C headers (tensor.h, util.h) with C linkage
+#include "engine_plan.h"  // first: it includes the C headers (tensor.h, util.h) with C linkage
 #include "common.cuh"
 
 typedef struct {
@@ -36,7 +47,10 @@ struct Engine {
     EngineOptions opt;
     EngineInfo info;
     Config cfg;
+    // this rank's sizes (the whole model's when tp_size is 1): H, Hkv, F, V are its heads, FFN rows, vocabulary rows
     int D, H, Hkv, Dh, F, V, L, S, QKV, max_T;
+    int tp, rank, V_full, vocab0;  // tensor parallelism: N ranks, this one, the whole vocabulary, its first row
+    void *comm;                    // the NCCL communicator (tp > 1)
     float eps;
     uint8_t *weights, *state;     // the two device allocations
     LayerDev *layers;             // [L] pointers into weights
@@ -58,12 +72,14 @@ struct Engine {
     float *partial;               // [attn_slots, Dh], attn_slots = max over T of T * H * engine_attn_splits(T, S)
     int *counters;                // [max_T, Hkv]
     int *sink;                    // engine_l2_fill's never-written output
-    float *logits_dev;            // [V]
+    float *logits_dev;            // [V_full]: this rank's rows at vocab0 (all of them after the all-gather)
+    float *part;                  // [max_T, D] fp32: a row-parallel product before its all-reduce (tp > 1)
+    int32_t *d_ctl;               // engine_tp_broadcast's value
     float *freqs_cis;             // [S, Dh/2, 2]
     void *cublas_ws;
     size_t cublas_ws_bytes;
     // host
-    float *logits_host;           // pinned [V]
+    float *logits_host;           // pinned [V_full]
     int32_t *params_host;         // pinned [2]: token, pos of the decode step
     cudaStream_t stream;
     cudaStream_t side;            // wo into L2 beside attention (l2_fill below); joined before the wo product
@@ -107,49 +123,32 @@ extern "C" void engine_options_default(EngineOptions *o) {
 
 extern "C" bool engine_available(void) { return cuda_device_count() > 0; }
 
-// ---- weights: layout, sources ---------------------------------------------------------------------------------------
-// A weight as contiguous bf16 host memory: in place, or converted into a buffer appended to *owned.
-static const uint8_t *host_bf16(const Checkpoint *ck, const char *name, void ***owned, int *n_owned) {
-    const Tensor *t = checkpoint_find(ck, name);
-    if (!t) input_error(ck->path, "tensor '%s' is missing", name);
-    if (t->dtype == DT_BF16 && tensor_is_contiguous(t)) return (const uint8_t *)t->data;
-    int64_t n = tensor_numel(t);
-    float *f = (float *)malloc((size_t)n * sizeof(float));
-    uint16_t *b = (uint16_t *)malloc((size_t)n * sizeof(uint16_t));
-    if (!f || !b) fatal("engine: out of host memory converting %s", name);
-    tensor_to_f32(t, f);
-    for (int64_t i = 0; i < n; i++) b[i] = f32_to_bf16(f[i]);
-    free(f);
-    *owned = (void **)realloc(*owned, sizeof(void *) * (size_t)(*n_owned + 1));
-    (*owned)[(*n_owned)++] = b;
-    return (const uint8_t *)b;
-}
-
-typedef struct {
-    UploadJob *jobs;
-    int n, cap;
-} JobList;
-static void add_job(JobList *jl, const uint8_t *src, size_t dst_offset, size_t rows, size_t row_bytes, size_t pitch) {
-    if (jl->n == jl->cap) {
-        jl->cap = jl->cap ? 2 * jl->cap : 64;
-        jl->jobs = (UploadJob *)realloc(jl->jobs, sizeof(UploadJob) * (size_t)jl->cap);
-    }
-    jl->jobs[jl->n++] = (UploadJob){src, dst_offset, rows, row_bytes, pitch};
-}
-
 static void gib(char *buf, size_t n, size_t bytes) { snprintf(buf, n, "%.2f GiB", (double)bytes / 1073741824.0); }
 
 extern "C" Engine *engine_create(const Checkpoint *ck, const EngineOptions *opt) {
     if (!ck->has_config) input_error(ck->path, "no params.json or config.json: the model's shape is unknown");
     checkpoint_check_against_config(ck);
-    if (cuda_device_count() == 0) fatal("engine_create: no CUDA device (use --device cpu)");
+    const int n_dev = cuda_device_count(), tp = opt->tp_size > 1 ? opt->tp_size : 1;
+    if (n_dev == 0)
+        fatal("engine_create: no CUDA device (%s)", tp > 1 ? "tensor parallelism needs one GPU per rank" : "use --device cpu");
+    if (tp > 1 && (opt->tp_rank < 0 || opt->tp_rank >= tp || !opt->nccl_id))
+        fatal("engine_create: tp_rank %d of tp_size %d (and the NCCL id)", opt->tp_rank, tp);
+    if (opt->device < 0 || opt->device >= n_dev)
+        fatal("engine_create: no CUDA device %d: this machine has %d%s", opt->device, n_dev,
+              tp > 1 ? " (tensor parallelism needs one GPU per rank)" : "");
     Engine *e = (Engine *)calloc(1, sizeof(Engine));
     e->opt = *opt;
     e->cfg = ck->cfg;
     const Config *c = &e->cfg;
-    e->D = c->dim, e->H = c->n_heads, e->Hkv = c->n_kv_heads, e->Dh = c->head_dim, e->F = c->ffn_hidden;
-    e->V = c->vocab_size, e->L = c->n_layers, e->S = opt->max_seq_len, e->eps = (float)c->norm_eps;
-    e->QKV = (e->H + 2 * e->Hkv) * e->Dh;
+    // this rank's share of the weights and where each goes (the whole model for tp = 1); exits 2 when tp does not
+    // split the model
+    EnginePlan plan;
+    engine_plan_weights(&plan, ck, tp, tp > 1 ? opt->tp_rank : 0);
+    e->tp = tp, e->rank = plan.slice.rank, e->V_full = c->vocab_size, e->vocab0 = plan.slice.vocab0;
+    e->D = c->dim, e->H = plan.H, e->Hkv = plan.Hkv, e->Dh = c->head_dim, e->F = plan.F;
+    e->V = plan.V, e->L = c->n_layers, e->S = opt->max_seq_len, e->eps = (float)c->norm_eps;
+    e->QKV = plan.QKV;
+    e->info.tp_size = tp, e->info.tp_rank = e->rank;
     if (e->S < 1) fatal("engine_create: max_seq_len %d", e->S);
     e->max_T = opt->max_prefill > 0 ? opt->max_prefill : (e->S < 512 ? e->S : 512);
     if (e->max_T > e->S) e->max_T = e->S;
@@ -169,31 +168,14 @@ extern "C" Engine *engine_create(const Checkpoint *ck, const EngineOptions *opt)
     e->info.pdl = opt->pdl && prop.major >= 9;
     snprintf(e->info.device_name, sizeof e->info.device_name, "%s (sm_%d%d, %.1f GiB)", prop.name, prop.major,
              prop.minor, (double)prop.totalGlobalMem / 1073741824.0);
+    // the ranks join here (each blocks until all have): a rank that failed before makes the others wait, and the
+    // coordinator of the processes ends them (engine_ranks.h)
+    if (tp > 1) e->comm = nccl_comm_init((const uint8_t *)opt->nccl_id, tp, e->rank);
 
-    // ---- layout of the weights allocation
-    const size_t D = (size_t)e->D, F = (size_t)e->F, V = (size_t)e->V, QKV = (size_t)e->QKV,
-                 HD = (size_t)e->H * e->Dh, KVD = (size_t)e->Hkv * e->Dh;
-    const bool tied = checkpoint_find(ck, "output.weight") == NULL;
-    size_t off = 0;
-    size_t *lay = (size_t *)malloc(sizeof(size_t) * 6 * (size_t)e->L);
-    for (int l = 0; l < e->L; l++) {
-        size_t *o = lay + 6 * l;
-        o[0] = off, off = align_up(off + D * 2);         // attention_norm
-        o[1] = off, off = align_up(off + QKV * D * 2);   // wqkv
-        o[2] = off, off = align_up(off + D * HD * 2);    // wo
-        o[3] = off, off = align_up(off + D * 2);         // ffn_norm
-        o[4] = off, off = align_up(off + 2 * F * D * 2); // w13
-        o[5] = off, off = align_up(off + D * F * 2);     // w2
-    }
-    size_t off_emb = off;
-    off = align_up(off + V * D * 2);
-    size_t off_norm = off;
-    off = align_up(off + D * 2);
-    size_t off_out = off;
-    if (!tied) off = align_up(off + V * D * 2);
-    e->info.weight_bytes = off;
-    // what one decode step reads: every layer, the final norm and the output matrix (one embedding row is noise)
-    e->info.bytes_per_token = off_emb + D * 2 + V * D * 2;
+    e->info.weight_bytes = plan.bytes;
+    e->info.bytes_per_token = plan.bytes_per_token;
+    const size_t D = (size_t)e->D, F = (size_t)e->F, QKV = (size_t)e->QKV, HD = (size_t)e->H * e->Dh,
+                 KVD = (size_t)e->Hkv * e->Dh;
     // layout of the state allocation
     const size_t T = (size_t)e->max_T, S = (size_t)e->S;
     size_t s_off = 0;
@@ -220,7 +202,9 @@ extern "C" Engine *engine_create(const Checkpoint *ck, const EngineOptions *opt)
     CARVE(o_partial, attn_slots * (size_t)e->Dh * 4)
     CARVE(o_counters, T * (size_t)e->Hkv * 4)
     CARVE(o_sink, 4)
-    CARVE(o_logits, V * 4)
+    CARVE(o_logits, (size_t)e->V_full * 4)
+    CARVE(o_part, tp > 1 ? T * D * 4 : 0)
+    CARVE(o_ctl, 16)
     CARVE(o_freqs, S * (size_t)e->Dh * 4)
     e->cublas_ws_bytes = 32u << 20;
     CARVE(o_ws, e->cublas_ws_bytes)
@@ -248,18 +232,18 @@ extern "C" Engine *engine_create(const Checkpoint *ck, const EngineOptions *opt)
     // ---- pointers
     e->layers = (LayerDev *)calloc((size_t)e->L, sizeof(LayerDev));
     for (int l = 0; l < e->L; l++) {
-        size_t *o = lay + 6 * l;
+        const EngineLayerOffsets *o = &plan.layer[l];
         LayerDev *ld = &e->layers[l];
-        ld->attention_norm = (uint16_t *)(e->weights + o[0]);
-        ld->wqkv = (uint16_t *)(e->weights + o[1]);
-        ld->wo = (uint16_t *)(e->weights + o[2]);
-        ld->ffn_norm = (uint16_t *)(e->weights + o[3]);
-        ld->w13 = (uint16_t *)(e->weights + o[4]);
-        ld->w2 = (uint16_t *)(e->weights + o[5]);
+        ld->attention_norm = (uint16_t *)(e->weights + o->attention_norm);
+        ld->wqkv = (uint16_t *)(e->weights + o->wqkv);
+        ld->wo = (uint16_t *)(e->weights + o->wo);
+        ld->ffn_norm = (uint16_t *)(e->weights + o->ffn_norm);
+        ld->w13 = (uint16_t *)(e->weights + o->w13);
+        ld->w2 = (uint16_t *)(e->weights + o->w2);
     }
-    e->tok_embeddings = (uint16_t *)(e->weights + off_emb);
-    e->norm = (uint16_t *)(e->weights + off_norm);
-    e->output = tied ? e->tok_embeddings : (uint16_t *)(e->weights + off_out);
+    e->tok_embeddings = (uint16_t *)(e->weights + plan.tok_embeddings);
+    e->norm = (uint16_t *)(e->weights + plan.norm);
+    e->output = (uint16_t *)(e->weights + plan.output);
     e->cache_k = (uint16_t *)(e->state + o_cache_k);
     e->cache_v = (uint16_t *)(e->state + o_cache_v);
     e->d_tokens = (int32_t *)(e->state + o_tokens);
@@ -278,41 +262,20 @@ extern "C" Engine *engine_create(const Checkpoint *ck, const EngineOptions *opt)
     e->counters = (int *)(e->state + o_counters);
     e->sink = (int *)(e->state + o_sink);
     e->logits_dev = (float *)(e->state + o_logits);
+    e->part = tp > 1 ? (float *)(e->state + o_part) : NULL;
+    e->d_ctl = (int32_t *)(e->state + o_ctl);
     e->freqs_cis = (float *)(e->state + o_freqs);
     e->cublas_ws = e->state + o_ws;
 
-    // ---- upload: every tensor one job (w1/w3 rows interleaved by the destination pitch)
-    JobList jl = {NULL, 0, 0};
-    void **owned = NULL;
-    int n_owned = 0;
-    char name[128];
-    for (int l = 0; l < e->L; l++) {
-        size_t *o = lay + 6 * l;
-#define SRC(fmt) (snprintf(name, sizeof name, fmt, l), host_bf16(ck, name, &owned, &n_owned))
-        add_job(&jl, SRC("layers.%d.attention_norm.weight"), o[0], 1, D * 2, D * 2);
-        add_job(&jl, SRC("layers.%d.attention.wq.weight"), o[1], HD, D * 2, D * 2);
-        add_job(&jl, SRC("layers.%d.attention.wk.weight"), o[1] + HD * D * 2, KVD, D * 2, D * 2);
-        add_job(&jl, SRC("layers.%d.attention.wv.weight"), o[1] + (HD + KVD) * D * 2, KVD, D * 2, D * 2);
-        add_job(&jl, SRC("layers.%d.attention.wo.weight"), o[2], D, HD * 2, HD * 2);
-        add_job(&jl, SRC("layers.%d.ffn_norm.weight"), o[3], 1, D * 2, D * 2);
-        add_job(&jl, SRC("layers.%d.feed_forward.w1.weight"), o[4], F, D * 2, 2 * D * 2);          // rows 0, 2, 4..
-        add_job(&jl, SRC("layers.%d.feed_forward.w3.weight"), o[4] + D * 2, F, D * 2, 2 * D * 2);  // rows 1, 3, 5..
-        add_job(&jl, SRC("layers.%d.feed_forward.w2.weight"), o[5], D, F * 2, F * 2);
-#undef SRC
-    }
-    add_job(&jl, host_bf16(ck, "tok_embeddings.weight", &owned, &n_owned), off_emb, V, D * 2, D * 2);
-    add_job(&jl, host_bf16(ck, "norm.weight", &owned, &n_owned), off_norm, 1, D * 2, D * 2);
-    if (!tied) add_job(&jl, host_bf16(ck, "output.weight", &owned, &n_owned), off_out, V, D * 2, D * 2);
+    // ---- upload: the plan's jobs (w1/w3 rows interleaved by the destination pitch, wo/w2 columns by the source's)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    engine_upload(jl.jobs, jl.n, e->weights, opt->device, opt->load_threads, ck->files, ck->n_files, opt->quiet);
+    engine_upload(plan.jobs, plan.n_jobs, e->weights, opt->device, opt->load_threads, ck->files, ck->n_files,
+                  opt->quiet);
     cudaCheck(cudaDeviceSynchronize());
     clock_gettime(CLOCK_MONOTONIC, &t1);
     e->info.load_s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    for (int i = 0; i < n_owned; i++) free(owned[i]);
-    free(owned);
-    free(jl.jobs);
-    free(lay);
+    engine_plan_free(&plan);
 
     // ---- RoPE table: the CPU's own numbers, so both backends rotate by bit-identical cos/sin
     int half = e->Dh / 2;
@@ -334,14 +297,18 @@ extern "C" Engine *engine_create(const Checkpoint *ck, const EngineOptions *opt)
     cublasCheck(cublasSetStream(e->cublas, e->stream));
     cublasCheck(cublasSetWorkspace(e->cublas, e->cublas_ws, e->cublas_ws_bytes));
     cublasCheck(cublasLtCreate(&e->lt));
-    cudaCheck(cudaHostAlloc((void **)&e->logits_host, V * sizeof(float), cudaHostAllocDefault));
-    cudaCheck(cudaHostAlloc((void **)&e->params_host, 2 * sizeof(int32_t), cudaHostAllocDefault));
+    cudaCheck(cudaHostAlloc((void **)&e->logits_host, (size_t)e->V_full * sizeof(float), cudaHostAllocDefault));
+    cudaCheck(cudaHostAlloc((void **)&e->params_host, 4 * sizeof(int32_t), cudaHostAllocDefault));
     note_memory(e);
     return e;
 }
 
 extern "C" void engine_free(Engine *e) {
     if (!e) return;
+    if (e->comm) {
+        cudaCheck(cudaStreamSynchronize(e->stream));
+        nccl_comm_destroy(e->comm);
+    }
     if (e->graph_ready) cudaCheck(cudaGraphExecDestroy(e->graph));
     cublasCheck(cublasDestroy(e->cublas));
     for (int i = 0; i < LT_PLANS; i++) lt_plan_release(&e->lt_plans[i]);
@@ -434,6 +401,51 @@ static void gemm(Engine *e, uint16_t *out, const uint16_t *in, const uint16_t *w
     cublasCheck(cublasGemmEx(e->cublas, CUBLAS_OP_T, CUBLAS_OP_N, OC, T, C, &alpha, w, CUDA_R_16BF, C, in, CUDA_R_16BF,
                              C, &beta, out, CUDA_R_16BF, OC, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
+// The same product with the fp32 sums kept (a rank's partial of a row-parallel product, before the all-reduce)
+static void gemm_f32(Engine *e, float *out, const uint16_t *in, const uint16_t *w, int T, int C, int OC) {
+    const float alpha = 1.0f, beta = 0.0f;
+    cublasCheck(cublasGemmEx(e->cublas, CUBLAS_OP_T, CUBLAS_OP_N, OC, T, C, &alpha, w, CUDA_R_16BF, C, in, CUDA_R_16BF,
+                             C, &beta, out, CUDA_R_32F, OC, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+// ---- where the ranks talk (tp > 1); with one rank each is the single-GPU engine's step ------------------------------
+// h[T, D] = tok_embeddings[tokens]: this rank's vocabulary rows, zeros for the ids of the others, summed over the
+// ranks (fairscale's VocabParallelEmbedding; a sum of one row and zeros is exact)
+static void embed(Engine *e, int T) {
+    engine_embedding(e->h, e->d_tokens, e->tok_embeddings, e->vocab0, e->V, T, e->D, &e->launch);
+    if (e->tp > 1) nccl_all_reduce_sum_on(e->comm, e->h, (size_t)T * e->D, PREC_BF16, e->stream);
+}
+// Decode: h = h + bf16(x · Wᵀ) for wo (C = H*Dh) and w2 (C = F), row-parallel: one GPU fuses it into the GEMV's
+// epilogue; over ranks each GEMV gives its fp32 partial sums, the all-reduce adds them, then the same rounding and add.
+static void gemv_residual(Engine *e, const uint16_t *w, const uint16_t *x, int C) {
+    GemvArgs a;
+    memset(&a, 0, sizeof a);
+    a.w = w, a.C = C, a.OC = e->D, a.x = x;
+    if (e->tp == 1) {
+        a.resid = e->h;
+        engine_gemv(&a, GEMV_PRO_COPY, GEMV_EPI_RESIDUAL, &e->launch);
+        return;
+    }
+    a.out_f32 = e->part;
+    engine_gemv(&a, GEMV_PRO_COPY, GEMV_EPI_F32, &e->launch);
+    nccl_all_reduce_sum_on(e->comm, e->part, (size_t)e->D, PREC_FP32, e->stream);
+    engine_residual_f32(e->h, e->part, (size_t)e->D, &e->launch);
+}
+// Prefill: delta [T, D] = bf16(x · Wᵀ) of wo or w2 (the add follows in engine_add_rmsnorm); over ranks the fp32
+// partial sums are all-reduced first, then rounded once
+static void gemm_row_parallel(Engine *e, const uint16_t *w, const uint16_t *x, int T, int C) {
+    if (e->tp == 1) {
+        gemm(e, e->delta, x, w, T, C, e->D);
+        return;
+    }
+    gemm_f32(e, e->part, x, w, T, C, e->D);
+    nccl_all_reduce_sum_on(e->comm, e->part, (size_t)T * e->D, PREC_FP32, e->stream);
+    engine_round_bf16(e->delta, e->part, (size_t)T * e->D, &e->launch);
+}
+// logits_dev [V_full]: this rank wrote its vocabulary rows at vocab0; every rank gets all of them
+static void gather_logits(Engine *e) {
+    if (e->tp > 1) nccl_all_gather_f32_on(e->comm, e->logits_dev + e->vocab0, e->logits_dev, (size_t)e->V, e->stream);
+}
 
 static uint16_t *layer_cache(const Engine *e, uint16_t *cache, int l) {
     return cache + (size_t)l * (size_t)e->S * (size_t)e->Hkv * (size_t)e->Dh;
@@ -459,7 +471,7 @@ static void l2_fill_join(Engine *e) {
 static void forward_decode_gemv(Engine *e) {
     const EngineLaunch *st = &e->launch;
     const int D = e->D, HD = e->H * e->Dh;
-    engine_embedding(e->h, e->d_tokens, e->tok_embeddings, 1, D, st);
+    embed(e, 1);
     for (int l = 0; l < e->L; l++) {
         const LayerDev *w = &e->layers[l];
         uint16_t *ck = layer_cache(e, e->cache_k, l), *cv = layer_cache(e, e->cache_v, l);
@@ -476,24 +488,22 @@ static void forward_decode_gemv(Engine *e) {
                          e->partial, e->counters, st);
         l2_fill_join(e);
         // h = x + wo(out)
-        memset(&a, 0, sizeof a);
-        a.w = w->wo, a.C = HD, a.OC = D, a.x = e->att_out, a.resid = e->h;
-        engine_gemv(&a, GEMV_PRO_COPY, GEMV_EPI_RESIDUAL, st);
+        gemv_residual(e, w->wo, e->att_out, HD);
         // silu(w1(ffn_norm(h))) * w3(ffn_norm(h))
         memset(&a, 0, sizeof a);
         a.w = w->w13, a.C = D, a.OC = 2 * e->F, a.x = e->h, a.norm_w = w->ffn_norm, a.eps = e->eps, a.out = e->hidden;
         a.head_dim = 2;
         engine_gemv(&a, GEMV_PRO_RMSNORM, GEMV_EPI_SWIGLU, st);
         // out = h + w2(...)
-        memset(&a, 0, sizeof a);
-        a.w = w->w2, a.C = e->F, a.OC = D, a.x = e->hidden, a.resid = e->h;
-        engine_gemv(&a, GEMV_PRO_COPY, GEMV_EPI_RESIDUAL, st);
+        gemv_residual(e, w->w2, e->hidden, e->F);
     }
-    // self.output(self.norm(h)).float()
+    // self.output(self.norm(h)).float(): this rank's vocabulary rows
     GemvArgs a;
     memset(&a, 0, sizeof a);
-    a.w = e->output, a.C = D, a.OC = e->V, a.x = e->h, a.norm_w = e->norm, a.eps = e->eps, a.out_f32 = e->logits_dev;
+    a.w = e->output, a.C = D, a.OC = e->V, a.x = e->h, a.norm_w = e->norm, a.eps = e->eps;
+    a.out_f32 = e->logits_dev + e->vocab0;
     engine_gemv(&a, GEMV_PRO_RMSNORM, GEMV_EPI_F32, st);
+    gather_logits(e);
 }
 
 // T tokens (d_tokens[0..T), positions *d_pos ..), through cuBLAS products and the fused row kernels. max_keys:
@@ -501,7 +511,7 @@ static void forward_decode_gemv(Engine *e) {
 static void forward_prefill(Engine *e, int T, int max_keys) {
     const EngineLaunch *st = &e->launch;
     const int D = e->D, HD = e->H * e->Dh, F = e->F;
-    engine_embedding(e->h, e->d_tokens, e->tok_embeddings, T, D, st);
+    embed(e, T);
     for (int l = 0; l < e->L; l++) {
         const LayerDev *w = &e->layers[l];
         uint16_t *ck = layer_cache(e, e->cache_k, l), *cv = layer_cache(e, e->cache_v, l);
@@ -516,26 +526,28 @@ static void forward_prefill(Engine *e, int T, int max_keys) {
             engine_attention(e->att_out, e->q, ck, cv, e->d_pos, T, e->H, e->Hkv, e->Dh, e->S, e->scores,
                              e->attn_stats, e->partial, e->counters, st);
         }
-        gemm(e, e->delta, e->att_out, w->wo, T, HD, D);
+        gemm_row_parallel(e, w->wo, e->att_out, T, HD);
         engine_add_rmsnorm(e->xn, e->h, e->delta, w->ffn_norm, T, D, e->eps, st);  // h = x + wo(...); ffn_norm(h)
         gemm(e, e->gu, e->xn, w->w13, T, D, 2 * F);
         engine_swiglu_pairs(e->hidden, e->gu, T, F, st);
-        gemm(e, e->delta, e->hidden, w->w2, T, F, D);
+        gemm_row_parallel(e, w->w2, e->hidden, T, F);
     }
     // the last row only: h += w2 output, norm, output (the other rows' logits are never used)
     size_t last = (size_t)(T - 1) * (size_t)D;
     engine_add_rmsnorm(e->xn + last, e->h + last, e->delta + last, e->norm, 1, D, e->eps, st);
     GemvArgs a;
     memset(&a, 0, sizeof a);
-    a.w = e->output, a.C = D, a.OC = e->V, a.x = e->xn + last, a.out_f32 = e->logits_dev;
+    a.w = e->output, a.C = D, a.OC = e->V, a.x = e->xn + last, a.out_f32 = e->logits_dev + e->vocab0;
     engine_gemv(&a, GEMV_PRO_COPY, GEMV_EPI_F32, st);
+    gather_logits(e);
 }
 
 static void check_tokens(const Engine *e, const int32_t *tokens, int T, int start_pos) {
     if (T < 1 || start_pos < 0 || start_pos + T > e->S)
         fatal("engine: positions %d..%d do not fit max_seq_len %d", start_pos, start_pos + T - 1, e->S);
     for (int t = 0; t < T; t++)
-        if (tokens[t] < 0 || tokens[t] >= e->V) fatal("engine: token %d is outside the vocabulary [0, %d)", tokens[t], e->V);
+        if (tokens[t] < 0 || tokens[t] >= e->V_full)
+            fatal("engine: token %d is outside the vocabulary [0, %d)", tokens[t], e->V_full);
 }
 
 // One chunk (T <= max_T) without the logits download: tokens and start_pos to the device, then the layers.
@@ -548,11 +560,16 @@ static void run_chunk(Engine *e, const int32_t *tokens, int T, int start_pos) {
     else forward_prefill(e, T, start_pos + T);
 }
 
+// The logits to pinned host memory (queued; rank 0 only: the other ranks' callers never read them).
+static void queue_logits_download(Engine *e) {
+    if (e->rank == 0)
+        cudaCheck(cudaMemcpyAsync(e->logits_host, e->logits_dev, sizeof(float) * (size_t)e->V_full,
+                                  cudaMemcpyDeviceToHost, e->stream));
+}
 static const float *download_logits(Engine *e) {
-    cudaCheck(cudaMemcpyAsync(e->logits_host, e->logits_dev, sizeof(float) * (size_t)e->V, cudaMemcpyDeviceToHost,
-                              e->stream));
+    queue_logits_download(e);
     cudaCheck(cudaStreamSynchronize(e->stream));
-    return e->logits_host;
+    return e->rank == 0 ? e->logits_host : NULL;
 }
 
 extern "C" const float *engine_forward(Engine *e, const int32_t *tokens, int T, int start_pos) {
@@ -573,8 +590,7 @@ static void capture_decode_graph(Engine *e) {
     cudaCheck(cudaMemcpyAsync(e->d_pos, &e->params_host[1], sizeof(int), cudaMemcpyHostToDevice, e->stream));
     if (e->opt.gemv == ENGINE_GEMV_OURS) forward_decode_gemv(e);
     else forward_prefill(e, 1, 0);
-    cudaCheck(cudaMemcpyAsync(e->logits_host, e->logits_dev, sizeof(float) * (size_t)e->V, cudaMemcpyDeviceToHost,
-                              e->stream));
+    queue_logits_download(e);
     cudaCheck(cudaStreamEndCapture(e->stream, &g));
     cudaCheck(cudaGraphInstantiate(&e->graph, g, 0));
     cudaCheck(cudaGraphDestroy(g));
@@ -583,10 +599,12 @@ static void capture_decode_graph(Engine *e) {
 }
 
 static void decode_launch(Engine *e, int32_t token, int pos) {
-    if (!e->opt.use_graphs) {
+    if (!e->opt.use_graphs || (e->tp > 1 && !e->graph_ready)) {
         run_chunk(e, &token, 1, pos);
-        cudaCheck(cudaMemcpyAsync(e->logits_host, e->logits_dev, sizeof(float) * (size_t)e->V,
-                                  cudaMemcpyDeviceToHost, e->stream));
+        queue_logits_download(e);
+        // with tensor parallelism this first step ran uncaptured: NCCL sets up its connections on a collective's
+        // first use, which a graph capture must not contain; the graph serves the next steps
+        if (e->opt.use_graphs) capture_decode_graph(e);
         return;
     }
     if (!e->graph_ready) capture_decode_graph(e);
@@ -599,7 +617,19 @@ extern "C" const float *engine_decode(Engine *e, int32_t token, int pos) {
     check_tokens(e, &token, 1, pos);
     decode_launch(e, token, pos);
     cudaCheck(cudaStreamSynchronize(e->stream));
-    return e->logits_host;
+    return e->rank == 0 ? e->logits_host : NULL;
+}
+
+extern "C" int32_t engine_tp_broadcast(Engine *e, int32_t value) {
+    if (e->tp == 1) return value;
+    cudaCheck(cudaStreamSynchronize(e->stream));  // params_host may still be read by earlier work
+    e->params_host[2] = value;
+    if (e->rank == 0)
+        cudaCheck(cudaMemcpyAsync(e->d_ctl, &e->params_host[2], sizeof(int32_t), cudaMemcpyHostToDevice, e->stream));
+    nccl_broadcast_i32_on(e->comm, e->d_ctl, 1, 0, e->stream);
+    cudaCheck(cudaMemcpyAsync(&e->params_host[2], e->d_ctl, sizeof(int32_t), cudaMemcpyDeviceToHost, e->stream));
+    cudaCheck(cudaStreamSynchronize(e->stream));
+    return e->params_host[2];
 }
 
 extern "C" void engine_set_gemv(Engine *e, EngineGemv gemv) {

@@ -24,12 +24,19 @@ const float *engine_forward(Engine *e, const int32_t *tokens, int T, int start_p
 const float *engine_decode(Engine *e, int32_t token, int pos) { NO_ENGINE("engine_decode"); }
 void engine_set_gemv(Engine *e, EngineGemv gemv) { NO_ENGINE("engine_set_gemv"); }
 size_t engine_peak_gpu_bytes(Engine *e) { NO_ENGINE("engine_peak_gpu_bytes"); }
+int32_t engine_tp_broadcast(Engine *e, int32_t value) { NO_ENGINE("engine_tp_broadcast"); }
 
 // engine_ops.h: the engine's kernels (tests/unit/test_engine_ops_gpu.c skips before calling them without a GPU)
 void engine_gemv(const GemvArgs *a, int pro, int epi, const EngineLaunch *launch) { NO_ENGINE("engine_gemv"); }
-void engine_embedding(uint16_t *h, const int32_t *tokens, const uint16_t *table, int T, int D,
+void engine_embedding(uint16_t *h, const int32_t *tokens, const uint16_t *table, int vocab0, int V, int T, int D,
                       const EngineLaunch *launch) {
     NO_ENGINE("engine_embedding");
+}
+void engine_residual_f32(uint16_t *h, const float *sum, size_t n, const EngineLaunch *launch) {
+    NO_ENGINE("engine_residual_f32");
+}
+void engine_round_bf16(uint16_t *out, const float *in, size_t n, const EngineLaunch *launch) {
+    NO_ENGINE("engine_round_bf16");
 }
 void engine_add_rmsnorm(uint16_t *xn, uint16_t *h, const uint16_t *delta, const uint16_t *w, int T, int D, float eps,
                         const EngineLaunch *launch) {

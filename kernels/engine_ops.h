@@ -70,8 +70,9 @@ typedef struct {
 void engine_gemv(const GemvArgs *a, int pro, int epi, const EngineLaunch *launch);
 
 // ---- row-wise kernels of the prefill path (engine_elementwise.cu) ------------------------------------------------
-// h[t] = table[tokens[t]], t < T (a plain launch: it follows a host copy)
-void engine_embedding(uint16_t *h, const int32_t *tokens, const uint16_t *table, int T, int D,
+// h[t] = table[tokens[t] - vocab0] for the ids in [vocab0, vocab0 + V) (the table's rows: a rank's share of the
+// vocabulary, all of it with vocab0 = 0), zeros for the others; t < T (a plain launch: it follows a host copy)
+void engine_embedding(uint16_t *h, const int32_t *tokens, const uint16_t *table, int vocab0, int V, int T, int D,
                       const EngineLaunch *launch);
 // xn[t] = rmsnorm(h[t]) * w; with delta != NULL first h[t] = bf16(h[t] + delta[t]) (the fused residual + norm).
 void engine_add_rmsnorm(uint16_t *xn, uint16_t *h, const uint16_t *delta, const uint16_t *w, int T, int D, float eps,
@@ -79,6 +80,11 @@ void engine_add_rmsnorm(uint16_t *xn, uint16_t *h, const uint16_t *delta, const 
 // qkv [T, QKV] -> q rotated [T, H*Dh]; k rotated and v into the cache rows start_pos + t (start_pos = *pos).
 void engine_rope_kv(uint16_t *q, uint16_t *cache_k, uint16_t *cache_v, const uint16_t *qkv, const float *freqs_cis,
                     const int *pos, int T, int H, int Hkv, int Dh, const EngineLaunch *launch);
+// h[i] = bf16(h[i] + bf16(sum[i])), i < n: the residual add of a row-parallel product whose fp32 partial sums were
+// all-reduced (the rounding of engine_gemv's RESIDUAL epilogue)
+void engine_residual_f32(uint16_t *h, const float *sum, size_t n, const EngineLaunch *launch);
+// out[i] = bf16(in[i]), i < n
+void engine_round_bf16(uint16_t *out, const float *in, size_t n, const EngineLaunch *launch);
 // gu [T, 2F] interleaved (gate, up) -> hidden [T, F]
 void engine_swiglu_pairs(uint16_t *hidden, const uint16_t *gu, int T, int F, const EngineLaunch *launch);
 // Reads bytes at p (16-byte aligned, a multiple of 16) into L2 with `blocks` blocks (engine_model.cu: the wo matrix,
@@ -112,9 +118,12 @@ typedef struct {
     size_t dst_offset;        // bytes into the device allocation
     size_t rows, row_bytes;   // rows of row_bytes each
     size_t dst_row_pitch;     // bytes between destination rows (row_bytes = contiguous; 2*row_bytes = interleaved)
+    size_t src_row_pitch;     // bytes between source rows: 0 or row_bytes = contiguous; more = a column slice
 } UploadJob;
 // Copies every job with n_threads host threads, each with two pinned staging buffers and its own stream, so that
-// reading the page cache and the DMA overlap. Reads with pread() when src lies in one of the mapped files.
+// reading the page cache and the DMA overlap. Reads with pread() when src lies in one of the mapped files. A column
+// slice (src_row_pitch > row_bytes: a rank's columns of wo or w2) is read as the whole span of its rows and the 2-D
+// copy to the GPU picks the columns.
 void engine_upload(const UploadJob *jobs, int n_jobs, uint8_t *dev_base, int device, int n_threads,
                    const MappedFile *files, int n_files, bool quiet);
 

@@ -14,6 +14,7 @@
 // cuda_device_count() returns 0 and every other function exits saying the build has no CUDA.
 // Shapes use the names of ref_ops.h: T, Tk, D, H, Hkv, Dh, F, V.
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -76,6 +77,32 @@ void attention_forward_cuda(void *out, float *att, const void *q, const void *k_
                             int Tk, int n_heads, int n_kv_heads, int head_dim, int start_pos, Precision p);
 void residual_forward_cuda(void *out, const void *a, const void *b, size_t n, Precision p);
 void swiglu_forward_cuda(void *out, const void *gate, const void *up, size_t n, Precision p);
+
+// ---- tensor parallelism: NCCL's collectives (kernels/nccl.cu) -------------------------------------------------------
+// One communicator per process, one process per GPU (kernels/engine_ranks.h starts them): rank r selects GPU r, then
+// calls nccl_comm_init with the id that one process made with nccl_unique_id and passed to all. NCCL is opened at
+// run time (libnccl.so.2 through the usual library search, LD_LIBRARY_PATH included): programs that never use
+// tensor parallelism run without it. NCCL_NVLS_ENABLE=0 is kept (set when unset; any other value is refused, exit
+// 2): NVLink multicast is never used, and no multicast API is called. The collectives are queued on the default
+// stream, or on `stream` (a cudaStream_t) in the _on forms, which a CUDA graph may capture.
+#define NCCL_ID_BYTES 128
+int nccl_available(void);  // 1 when NCCL can be used (a build with nccl.h, libnccl.so.2 found), else 0; never exits
+// Sets NCCL_NVLS_ENABLE=0 when unset and returns true; false when it was 0 already; exits 2 for any other value
+// (kernels/engine_ranks.c: plain C, in every build).
+bool nccl_nvls_off(void);
+int nccl_version(void);    // NCCL's version code, e.g. 22809 for 2.28.9
+void nccl_unique_id(uint8_t id[NCCL_ID_BYTES]);
+void *nccl_comm_init(const uint8_t id[NCCL_ID_BYTES], int n_ranks, int rank);  // blocks until every rank joined
+// In place: buf (device, n activations of precision p) becomes the sum over the ranks of their buf.
+void nccl_all_reduce_sum(void *comm, void *buf, size_t n, Precision p);
+void nccl_all_reduce_sum_on(void *comm, void *buf, size_t n, Precision p, void *stream);
+// recv [n_ranks * n_per_rank] (device) receives every rank's send [n_per_rank] in rank order (send may be recv's
+// own slice: in place).
+void nccl_all_gather_f32(void *comm, const float *send, float *recv, size_t n_per_rank);
+void nccl_all_gather_f32_on(void *comm, const float *send, float *recv, size_t n_per_rank, void *stream);
+// buf [n] (device) of rank `root` on every rank.
+void nccl_broadcast_i32_on(void *comm, int32_t *buf, size_t n, int root, void *stream);
+void nccl_comm_destroy(void *comm);
 
 #ifdef __cplusplus
 }

@@ -24,7 +24,7 @@ check_fails 2 "--model DIR is required" "no --model" "$GEN" --prompt x
 check_fails 2 "no such model" "missing model dir" "$GEN" --model "$TMP/none" --prompt x
 check_fails 2 "--temperature" "negative temperature" "$GEN" --model "$MODEL" --prompt x --temperature -1
 check_fails 2 "--top-p" "top-p above 1" "$GEN" --model "$MODEL" --prompt x --top-p 1.5
-check_fails 2 "tensor parallelism" "--tp 2" "$GEN" --model "$MODEL" --prompt x --tp 2
+check_fails 2 "cannot be split into 3 ranks" "--tp 3 (tests/test_tp_cli.sh: the rest of --tp)" "$GEN" --model "$MODEL" --prompt x --tp 3
 check_fails 2 "max-seq-len" "prompt longer than the cache" "$GEN" --model "$MODEL" --prompt "$PROMPT" --max-seq-len 10 --device cpu
 check_fails 2 "invalid UTF-8" "invalid UTF-8 prompt" "$GEN" --model "$MODEL" --prompt $'\xff\xfe' --device cpu
 

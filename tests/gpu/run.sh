@@ -30,20 +30,7 @@ GPU_TMP="${GPU_TMP:-/tmp/l3t-gpu}"
 SUMMARY="${GPU_SUMMARY:-tests/gpu/last-run.txt}"
 LOGS="${GPU_LOGS:-$GPU_TMP/logs}"
 mkdir -p "$GPU_TMP" "$LOGS"
-PASS=0 FAIL=0
-NOTES=()
-stage() { [[ " $STAGES " == *" $1 "* ]]; }
-note() { NOTES+=("$*"); echo "  $*"; }
-# run NAME CMD...: one check; its output goes to $LOGS/NAME.log; the last lines are shown on failure
-run() {
-    local name="$1"; shift
-    local t0=$(date +%s.%N)
-    "$@" >"$LOGS/$name.log" 2>&1
-    local rc=$? dt=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
-    if [ $rc -eq 0 ]; then PASS=$((PASS + 1)); note "ok    $name (${dt}s)"
-    else FAIL=$((FAIL + 1)); note "FAIL  $name (exit $rc, ${dt}s)"; tail -n 25 "$LOGS/$name.log" | sed 's/^/        /'; fi
-    return $rc
-}
+source tests/gpu/lib.sh  # stage, note, run
 
 GPU=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -n 1)
 [ -n "$GPU" ] || { echo "no NVIDIA GPU (nvidia-smi found none): make test-gpu needs one"; echo "0 passed, 1 failed"; exit 1; }

@@ -8,6 +8,7 @@
 //                                    with every GEMV batch (2, 4, 8, per shape) and with and without PDL: the
 //                                    same bits in every configuration
 //   prefill row kernels              add + RMSNorm, RoPE + KV-cache write, SwiGLU of the (gate, up) pairs, embedding
+//                                    (whole and a rank's share of the vocabulary), the roundings after an all-reduce
 //   attention over the cache         the split kernels (decode and prefill) and the short one-piece kernel against
 //                                    attention_forward_cpu at several context lengths, start_pos and cache sizes,
 //                                    head dims 64, 128, 256 and 1 to 8 query heads per kv head; the short kernel
@@ -391,9 +392,18 @@ static void test_rows(const Shape *s, int T, int start_pos, const EngineLaunch *
     embedding_forward_cpu(emb, tokens, table, T, D, s->V, PREC_BF16);
     uint16_t *d_table = dev_from(table, (size_t)s->V * D * 2), *d_e = dev_poisoned(nx * 2);
     int32_t *d_tok = dev_from(tokens, (size_t)T * 4);
-    engine_embedding(d_e, d_tok, d_table, T, D, L);
+    engine_embedding(d_e, d_tok, d_table, 0, s->V, T, D, L);
     float *ge = host_act(d_e, nx);
     check_tol("embedding", emb, ge, nx, 0, 0);
+    free(ge);
+    // a rank's share of the vocabulary (tensor parallelism): rows [vocab0, V) of the table, zeros for the other ids
+    const int vocab0 = s->V / 2;
+    for (int t = 0; t < T; t++)
+        if (tokens[t] < vocab0) memset(emb + (size_t)t * D, 0, (size_t)D * sizeof(float));
+    cuda_poison(d_e, nx * 2);
+    engine_embedding(d_e, d_tok, d_table + (size_t)vocab0 * D, vocab0, s->V - vocab0, T, D, L);
+    ge = host_act(d_e, nx);
+    check_tol("embedding of the ids in [V/2, V), zeros for the others", emb, ge, nx, 0, 0);
     free(ge), free(emb), free(table), free(tokens);
     cuda_free(d_table), cuda_free(d_e), cuda_free(d_tok);
 
@@ -442,6 +452,21 @@ static void test_rows(const Shape *s, int T, int start_pos, const EngineLaunch *
     check_rows_untouched("rope_kv: cache_v", d_cv, before, n_pos, KVD, start_pos, start_pos + T);
     free(gq), free(gk), free(gv), free(qkv), free(q), free(k), free(v), free(cis), free(before);
     cuda_free(d_qkv), cuda_free(d_q), cuda_free(d_ck), cuda_free(d_cv), cuda_free(d_cis), cuda_free(d_pos);
+
+    // after an all-reduce of fp32 partial sums (tensor parallelism): h + bf16(sum), and bf16(sum), as the CPU rounds
+    float *sum = xmalloc(nx * 4), *hh = rand_act(nx, 2.0f), *want = xmalloc(nx * 4), *sum16 = xmalloc(nx * 4);
+    uint64_t key = rng_key(17, g_stream++);
+    for (size_t i = 0; i < nx; i++) sum[i] = (float)rng_normal(key, i), sum16[i] = round_bf16(sum[i]);
+    residual_forward_cpu(want, hh, sum16, nx, PREC_BF16);
+    float *d_sum = dev_from(sum, nx * 4);
+    uint16_t *d_hh = dev_act(hh, nx), *d_r = dev_poisoned(nx * 2);
+    engine_residual_f32(d_hh, d_sum, nx, L);
+    engine_round_bf16(d_r, d_sum, nx, L);
+    float *g1 = host_act(d_hh, nx), *g2 = host_act(d_r, nx);
+    check_tol("residual_f32: h + bf16(sum)", want, g1, nx, 0, 0);
+    check_tol("round_bf16", sum16, g2, nx, 0, 0);
+    free(sum), free(hh), free(want), free(sum16), free(g1), free(g2);
+    cuda_free(d_sum), cuda_free(d_hh), cuda_free(d_r);
 
     // SwiGLU of the interleaved (gate, up) pairs of the w1|w3 product
     float *gu = rand_act((size_t)T * 2 * F, 1.5f), *gate = xmalloc((size_t)T * F * 4), *up = xmalloc((size_t)T * F * 4);
