@@ -52,6 +52,14 @@ def cuda_ms(torch, fn):
     return a.elapsed_time(b)
 
 
+def peak_and_release(torch, res):
+    """The peer's peak GPU memory into res; the cached blocks of the deleted model freed for the next peer."""
+    res["peak_gpu_bytes"] = torch.cuda.max_memory_allocated()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    return res
+
+
 def measure_peer(name, runs, steps, log):
     import torch
     import transformers
@@ -111,11 +119,8 @@ def measure_peer(name, runs, steps, log):
                 vals.append(steps / (cuda_ms(torch, lambda: decode(ctx, steps, cache)) * 1e-3))
             res[f"decode_{ctx}_tok_s"] = statistics.median(vals)
             log(f"{name}: decode at {ctx}: {res[f'decode_{ctx}_tok_s']:.1f} tok/s")
-    res["peak_gpu_bytes"] = torch.cuda.max_memory_allocated()
     del model
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
-    return res
+    return peak_and_release(torch, res)
 
 
 def gpt_fast_version(path):
@@ -191,11 +196,8 @@ def measure_gpt_fast(path, runs, steps, log):
                 vals.append(steps / (cuda_ms(torch, dec) * 1e-3))
             res[f"decode_{ctx}_tok_s"] = statistics.median(vals)
             log(f"gpt_fast: decode at {ctx}: {res[f'decode_{ctx}_tok_s']:.1f} tok/s")
-    res["peak_gpu_bytes"] = torch.cuda.max_memory_allocated()
     del model
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
-    return res
+    return peak_and_release(torch, res)
 
 
 def main():
