@@ -282,6 +282,13 @@ void trace_set_tokens(Trace *t, const int64_t *ids, const char *const *pieces, i
     set_run_field(t, "tokens", tokens);
 }
 
+void trace_set_config_json(Trace *t, const char *json_text) {
+    json_error_t err;
+    json_t *config = json_loads(json_text, 0, &err);
+    if (!json_is_object(config)) fatal("trace_set_config_json: not a JSON object: %s", err.text);
+    set_run_field(t, "config", config);
+}
+
 // ---- steps ----------------------------------------------------------------------------------------------------------
 
 void trace_step_begin(Trace *t, const char *step, const char *title) {

@@ -4,6 +4,8 @@
 // figures, and OUT/trace.json, which says what is where:
 //   {"format": "llama3-trace/1", "model": ..., "prompt": ..., "device": ..., "precision": ..., "mode": ...,
 //    "tokens": {"ids": [...], "pieces": [...]},
+//    "config": {"name", "dim", "n_layers", "n_heads", ..., "dtypes": {tensor: dtype}}  (the model facts of the map,
+//              draw/diagram.h; optional),
 //    "steps": [ {"id": "05_rope", "title": ..., "mode": ..., "lines": [printed lines],
 //                "tensors": [{"name", "shape", "dtype", "file", "min", "max", "mean", "std", "n_nan", "n_inf",
 //                             "checksum"}],
@@ -50,6 +52,9 @@ char *trace_dump(const Trace *t);
 void trace_set_run(Trace *t, const char *model, const char *prompt, const char *device, const char *precision);
 // How the step ran (see "mode" above): recorded in the step's entry and as the run's mode.
 void trace_mode(Trace *t, const char *step, const char *mode);
+// The model's facts as a JSON object (text), recorded as "config": what the page's map is drawn from
+// (draw/diagram.h: diagram_model_to_json). Exits 1 when the text is not a JSON object (a bug of the caller).
+void trace_set_config_json(Trace *t, const char *json_text);
 // pieces may be NULL; a piece that is not UTF-8 (a split multi-byte character) is stored with \xHH escapes.
 void trace_set_tokens(Trace *t, const int64_t *ids, const char *const *pieces, int n);
 

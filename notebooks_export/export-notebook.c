@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "draw/diagram.h"
 #include "util.h"
 
 #include "chapters.h"  // steps/: the one table of chapters
@@ -394,6 +395,33 @@ static void free_trace(void) {
     json_decref(G.root);
 }
 
+// ---- the map (draw/diagram.h) ------------------------------------------------------------------------------------------
+// trace.json's "config" holds the model's facts that the steps recorded; the page draws the map from them (without
+// them, with the names of the dimensions). Each chapter's where.png is its highlighted small map: shown at the top of
+// the chapter, not among its figures.
+
+static DiagramModel MAP;
+
+static void load_map_model(void) {
+    json_t *config = json_object_get(G.root, "config");
+    if (!config || json_is_null(config)) return;  // a trace from before the map: shapes by name
+    char *text = json_dumps(config, JSON_COMPACT);
+    char err[160];
+    bool ok = text && diagram_model_from_json(&MAP, text, err, sizeof err);
+    free(text);
+    if (!ok) input_error(G.index_path, "config.%s", err);
+}
+
+static bool is_where_image(const ImageInfo *im) {
+    const char *slash = strrchr(im->file, '/');
+    return strcmp(slash ? slash + 1 : im->file, "where.png") == 0;
+}
+static const ImageInfo *where_image(const StepInfo *st) {
+    for (int i = 0; i < st->n_images; i++)
+        if (is_where_image(&st->images[i])) return &st->images[i];
+    return NULL;
+}
+
 // ---- small text helpers ----------------------------------------------------------------------------------------------
 
 static const char *step_title(const StepInfo *st, int lang) {
@@ -643,6 +671,19 @@ static void figure_python(Buf *b, const ChapterFigure *r, int layer) {
     }
 }
 
+// The notebook: the small map right under the chapter's explanation.
+static void nb_where_cell(Notebook *nb, const StepInfo *st) {
+    const ImageInfo *im = where_image(st);
+    if (!im) return;
+    Buf b = {0};
+    buf_add(&b, "show_png(");
+    py_string(&b, im->file);
+    buf_add(&b, ")");
+    json_t *out = nb_code(nb, b.data, true);
+    free(buf_take(&b));
+    nb_png(out, im->base64, im->caption ? im->caption : im->file);
+}
+
 static void add_chapter_cells(Notebook *nb, const StepInfo *st, int lang) {
     const UiText *ui = &NB_UI[lang];
     const Chapter *c = chapter_find(st->id);
@@ -658,6 +699,7 @@ static void add_chapter_cells(Notebook *nb, const StepInfo *st, int lang) {
     buf_add(&b, "\n");
     nb_markdown(nb, b.data);
     free(buf_take(&b));
+    nb_where_cell(nb, st);
 
     // the tutorial's PyTorch, as comments
     if (c && c->tutorial_code) {
@@ -728,6 +770,7 @@ static void add_chapter_cells(Notebook *nb, const StepInfo *st, int lang) {
     // the figures: redrawn from the .npy where we know how, else the PNG itself
     for (int i = 0; i < st->n_images; i++) {
         const ImageInfo *im = &st->images[i];
+        if (is_where_image(im)) continue;  // shown under the explanation
         int layer;
         const ChapterFigure *r = figure_recipe(st, im->file, &layer);
         buf_printf(&b, "%s\n", r ? ui->figure_comment : ui->figure_shown_comment);
@@ -930,8 +973,40 @@ static const char PAGE_CSS[] =
     "figure img{max-width:min(100%,900px);height:auto;border:1px solid var(--line);border-radius:6px;display:block}\n"
     "figcaption{color:var(--muted);font-size:13.5px;margin-top:4px}\n"
     ".timings{color:var(--muted);font-size:13px;margin-top:10px}\n"
+    "section.map{margin:30px 0 10px}\n.map-intro{color:var(--muted);max-width:62em}\n"
+    ".map-svg svg{display:block;width:100%;max-width:1280px;height:auto;border:1px solid var(--line);border-radius:6px}\n"
+    "figure.where{float:right;width:240px;margin:0 0 12px 22px}\n"
+    "figure.where img{width:100%;height:auto;border:1px solid var(--line);border-radius:6px;display:block}\n"
+    "section.chapter{clear:both}\n"
     "footer{margin-top:50px;color:var(--muted);font-size:13px;border-top:1px solid var(--line);padding-top:10px}\n"
     "@media (max-width:900px){nav{position:static;width:auto;border-right:0}main{margin-left:0;padding:16px}}\n";
+
+// The page: the whole map at the top, each box a link to its chapter's section.
+static void html_map(FILE *f, int lang) {
+    const char **ids = xcalloc((size_t)G.n_steps + 1, sizeof(char *));
+    for (int i = 0; i < G.n_steps; i++) ids[i] = G.steps[i].id;
+    char *svg = diagram_svg(&MAP, lang, ids, G.n_steps);
+    fprintf(f, "<section class=\"map\" id=\"map\">\n<h2>%s</h2>\n<p class=\"map-intro\">%s</p>\n<div class=\"map-svg\">\n%s</div>\n"
+               "</section>\n",
+            lang ? "结构图" : "The map",
+            lang ? "来源文档中 LLaMA 的框图，标上本次运行的模型的形状。点击一个框或一个黑色的章节号，跳到讲解它的章节；每一章开头的小图标出它在图中的位置。"
+                 : "The LLaMA block diagram of the sources, with the shapes of this run's model. Click a box or a black "
+                   "chapter number to go to the chapter that shows it; the small map at the top of each chapter marks "
+                   "where it sits.",
+            svg);
+    free(svg), free(ids);
+}
+
+// The page: the chapter's small map, floated beside its explanation.
+static void html_where(FILE *f, const StepInfo *st) {
+    const ImageInfo *im = where_image(st);
+    if (!im) return;
+    fputs("<figure class=\"where\"><img alt=\"", f);
+    html_escape(f, im->caption ? im->caption : im->file);
+    fputs("\" data-file=\"", f);
+    html_escape(f, im->file);
+    fprintf(f, "\" src=\"data:image/png;base64,%s\"></figure>\n", im->base64);
+}
 
 // "ok" when every comparison of the step passed, "fail" when one failed, NULL when it has none.
 static const char *step_status(const StepInfo *st) {
@@ -949,7 +1024,9 @@ static void html_chapter(FILE *f, const StepInfo *st, int lang) {
     fprintf(f, "<section class=\"chapter\" id=\"ch-%s\" data-step=\"%s\">\n<h2>", st->id, st->id);
     if (*num) fprintf(f, "<span class=\"num\">%s</span> ", num);
     html_escape(f, step_title(st, lang));
-    fprintf(f, " <code>%s</code></h2>\n<div class=\"explain\">\n", st->id);
+    fprintf(f, " <code>%s</code></h2>\n", st->id);
+    html_where(f, st);
+    fputs("<div class=\"explain\">\n", f);
     if (c) html_markdown(f, lang ? c->notebook_zh : c->notebook_en);
     else {
         fputs("<p>", f);
@@ -1014,12 +1091,13 @@ static void html_chapter(FILE *f, const StepInfo *st, int lang) {
         fputs("</tbody></table></div>\n", f);
     }
 
-    if (st->n_images) {
+    if (st->n_images > (where_image(st) ? 1 : 0)) {
         fputs("<h3>", f);
         html_escape(f, ui->figures_heading);
         fputs("</h3>\n<div class=\"figs\">\n", f);
         for (int i = 0; i < st->n_images; i++) {
             const ImageInfo *im = &st->images[i];
+            if (is_where_image(im)) continue;  // at the top of the section
             const char *caption = im->caption ? im->caption : im->file;
             fputs("<figure><img alt=\"", f);
             html_escape(f, caption);
@@ -1147,6 +1225,7 @@ static void write_page(const char *path, int lang) {
     fprintf(f, "<p class=\"summary %s\">%d / %d · ", n_fail ? "fail" : n_cmp ? "ok" : "na", n_cmp - n_fail, n_cmp);
     html_escape(f, n_fail ? ui->summary_fail : n_cmp ? ui->summary_ok : ui->summary_none);
     fputs("</p>\n</header>\n", f);
+    html_map(f, lang);
 
     for (int si = 0; si < G.n_steps; si++) html_chapter(f, &G.steps[si], lang);
     fputs("<footer>", f);
@@ -1220,6 +1299,7 @@ int main(int argc, char **argv) {
     if (!notebook_path) notebook_path = default_notebook;
     if (!page_path) page_path = default_page;
     load_trace(trace_dir);  // every check of the input happens here, before anything is written
+    load_map_model();
     check_output_path(notebook_path, "-o");
     check_output_path(page_path, "--html");
     if (strcmp(notebook_path, page_path) == 0) usage_error("export-notebook", "-o and --html name the same file");

@@ -6,7 +6,75 @@
 // Run: build/steps/00_config [--model DIR] [--out DIR]    Outputs: OUT/trace.json (the printed lines).
 #include "step.h"
 
+#include "draw/font.h"
+
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// Columns of the map's table, counted in terminal cells (a Chinese character takes two).
+static void pad_to(StrBuf *b, const char *text, int cells) {
+    int w = 0;
+    for (const char *p = text; *p;) {
+        uint32_t cp = font_utf8_next(&p);
+        w += (cp >= 0x2E80 && cp <= 0xA4CF) || (cp >= 0xAC00 && cp <= 0xD7A3) || (cp >= 0xF900 && cp <= 0xFAFF) ||
+                     (cp >= 0xFF00 && cp <= 0xFF60) || (cp >= 0xFFE0 && cp <= 0xFFE6)
+                 ? 2
+                 : 1;
+    }
+    strbuf_addf(b, "%s%*s", text, w < cells ? cells - w : 1, "");
+}
+
+// The map of the model (the sources' block diagram, common/draw/diagram.h) with this model's shapes: printed as a
+// table of the boxes that hold a weight, and drawn as architecture.png. The shapes on the map come from the config
+// (the description's formulas); each is checked here against the tensor in the checkpoint.
+static void draw_map(Step *s) {
+    step_heading(s, "the map of the model (architecture.png)", "模型结构图（architecture.png）");
+    step_explain(s,
+                 "The block diagram of the sources with this model's numbers: the weights of layer 0 as stored (every "
+                 "layer has the same shapes), the tensor-parallel split of each one (ColumnPar, RowPar, VocabPar), and "
+                 "the chapters that show each box. Every chapter starts by naming its box and draws it highlighted "
+                 "(where.png).",
+                 "来源文档中的框图，填上本模型的数字：第 0 层按存储格式给出的权重（每一层形状相同）、每个权重的张量并行切分方式"
+                 "（ColumnPar、RowPar、VocabPar），以及讲解每个框的章节。每一章开头都会说出它对应的框，并画出高亮的位置图（where.png）。");
+    DiagramModel m;
+    step_map_model(s, &m);
+    for (int i = 0; i < diagram_n_boxes(); i++) {
+        const char *id = diagram_box_id(i);
+        char *weight = diagram_has_box(&m, id) ? diagram_box_weight(&m, id) : NULL;
+        if (!weight) continue;
+        char *label = diagram_box_label(&m, id, s->lang), *chapters = diagram_box_chapters(&m, id);
+        char *shape = diagram_box_shape(&m, id);
+        const char *par = diagram_box_parallel(id);
+        StrBuf row = {0};
+        strbuf_addf(&row, "  ");
+        pad_to(&row, label, 26);
+        pad_to(&row, weight, 56);
+        pad_to(&row, par ? par : "", 10);
+        strbuf_addf(&row, "%s %s", step_text(s, "chapters", "章节"), chapters);
+        step_say(s, "%s", row.data);
+        free(strbuf_take(&row));
+        // the description's formula against the checkpoint (a tied output.weight is tok_embeddings.weight)
+        const char *tensor = weight;  // "name [shape] dtype": the name ends at the first space
+        char name[96];
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(tensor, " "), tensor);
+        const Tensor *t = checkpoint_find(&s->ck, name);
+        if (!t && strcmp(name, "output.weight") == 0 && s->cfg->tie_word_embeddings)
+            t = checkpoint_find(&s->ck, "tok_embeddings.weight");
+        if (t) {
+            char have[96];
+            shape_str(t->shape, t->ndim, have, sizeof have);
+            if (strcmp(have, shape) != 0) fatal("00_config: the map gives %s the shape %s, the checkpoint %s", name, shape, have);
+        }
+        free(label), free(chapters), free(shape), free(weight);
+    }
+    char *path = step_path(s, "architecture.png");
+    diagram_png(path, &m, s->lang);
+    free(path);
+    step_image(s, "architecture.png",
+               step_text(s, "the map: the sources' block diagram with this model's shapes; the numbers are chapters",
+                         "结构图：来源文档的框图，标上本模型的形状；黑色数字是章节"));
+}
 
 int main(int argc, char **argv) {
     Step s;
@@ -56,5 +124,7 @@ int main(int argc, char **argv) {
     }
     step_say(&s, "]");
     step_say(&s, "%s: %d", step_text(&s, "tensors in the checkpoint", "检查点中的张量总数"), s.ck.n_tensors);
+
+    draw_map(&s);
     return step_finish(&s);
 }

@@ -560,6 +560,7 @@ void step_init(Step *s, int argc, char **argv, const char *chapter_id) {
                                "仅 CPU 参考实现：不做自检，不做比较（--no-compare）"));
         printf("model %s | %d tokens | %s | %s\n", s->model_dir, s->T, what, precision_name(s->prec));
     }
+    step_map(s);  // the first line: where the chapter sits on the map (and OUT/<id>/where.png)
     step_explain(s, chapter->intro_en, chapter->intro_zh);
 }
 

@@ -25,6 +25,7 @@
 #include "chapters.h"
 #include "formats/checkpoint.h"
 #include "compare.h"
+#include "draw/diagram.h"
 #include "ref/ref_ops.h"
 #include "tokenizer/tokenizer.h"
 #include "trace.h"
@@ -144,6 +145,12 @@ void *step_dev_act(Step *s, const float *host, size_t n);
 void *step_dev_alloc(Step *s, size_t bytes);
 void step_host_act(const Step *s, float *host, const void *dev, size_t n);
 void step_host_f32(float *host, const void *dev, size_t n);
+
+// The map (steps/step_map.c, draw/diagram.h): step_init calls step_map, which records the model's facts in
+// trace.json, draws OUT/<id>/where.png (this chapter's boxes highlighted) and prints the line naming them.
+// step_map_model fills the map's facts of this model (config, the stored dtypes, the prompt's length).
+void step_map(Step *s);
+void step_map_model(const Step *s, DiagramModel *m);
 
 // Token labels for the figures: the pieces as the tutorial prints them.
 const char *const *step_labels(const Step *s);

@@ -138,6 +138,59 @@ void draw_disc(Canvas *c, float cx, float cy, float radius, Rgb color) {
         }
 }
 
+// Signed distance from (px, py) to the edge of a rounded rectangle centred at (cx, cy) with half sizes (hw, hh):
+// negative inside.
+static double round_rect_distance(double px, double py, double cx, double cy, double hw, double hh, double r) {
+    double qx = fabs(px - cx) - (hw - r), qy = fabs(py - cy) - (hh - r);
+    double ox = fmax(qx, 0.0), oy = fmax(qy, 0.0);
+    return hypot(ox, oy) + fmin(fmax(qx, qy), 0.0) - r;
+}
+
+static double clamp01(double v) { return v < 0 ? 0 : v > 1 ? 1 : v; }
+
+void draw_round_rect(Canvas *c, float x, float y, float w, float h, float radius, bool filled, Rgb fill, float thickness,
+                     Rgb stroke) {
+    if (w <= 0 || h <= 0) return;
+    double hw = w / 2.0, hh = h / 2.0, cx = x + hw, cy = y + hh;
+    double r = fmin(fmax(radius, 0.0), fmin(hw, hh));
+    for (int py = (int)floor(y) - 1; py <= (int)ceil(y + h); py++)
+        for (int px = (int)floor(x) - 1; px <= (int)ceil(x + w); px++) {
+            double d = round_rect_distance(px + 0.5, py + 0.5, cx, cy, hw, hh, r);
+            double inside = clamp01(0.5 - d);  // coverage of the whole shape: a one-pixel ramp across the edge
+            if (inside <= 0) continue;
+            if (filled) draw_blend(c, px, py, fill, (int)(inside * 255 + 0.5));
+            if (thickness > 0) {  // the band between the edge and `thickness` inside it
+                double band = inside - clamp01(0.5 - (d + thickness));
+                if (band > 0) draw_blend(c, px, py, stroke, (int)(band * 255 + 0.5));
+            }
+        }
+}
+
+static bool polygon_contains(const float *xy, int n, double px, double py) {
+    bool in = false;
+    for (int i = 0, j = n - 1; i < n; j = i++) {
+        double xi = xy[2 * i], yi = xy[2 * i + 1], xj = xy[2 * j], yj = xy[2 * j + 1];
+        if ((yi > py) != (yj > py) && px < (xj - xi) * (py - yi) / (yj - yi) + xi) in = !in;
+    }
+    return in;
+}
+
+void draw_polygon(Canvas *c, const float *xy, int n, Rgb color) {
+    if (n < 3) return;
+    float x0 = xy[0], x1 = xy[0], y0 = xy[1], y1 = xy[1];
+    for (int i = 1; i < n; i++) {
+        x0 = fminf(x0, xy[2 * i]), x1 = fmaxf(x1, xy[2 * i]);
+        y0 = fminf(y0, xy[2 * i + 1]), y1 = fmaxf(y1, xy[2 * i + 1]);
+    }
+    for (int py = (int)floor(y0); py <= (int)ceil(y1); py++)
+        for (int px = (int)floor(x0); px <= (int)ceil(x1); px++) {
+            int hits = 0;
+            for (int sy = 0; sy < 4; sy++)
+                for (int sx = 0; sx < 4; sx++) hits += polygon_contains(xy, n, px + (sx + 0.5) / 4, py + (sy + 0.5) / 4);
+            if (hits) draw_blend(c, px, py, color, hits * 255 / 16);
+        }
+}
+
 typedef struct {
     Canvas *canvas;
     Rgb color;

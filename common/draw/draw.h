@@ -41,6 +41,13 @@ void draw_line(Canvas *c, float x0, float y0, float x1, float y1, float thicknes
 void draw_dashed_line(Canvas *c, float x0, float y0, float x1, float y1, float thickness, float dash, Rgb color);
 void draw_circle(Canvas *c, float cx, float cy, float radius, float thickness, float dash, Rgb color);
 void draw_disc(Canvas *c, float cx, float cy, float radius, Rgb color);
+// A rectangle with corners rounded by `radius`, anti-aliased: filled with `fill` when `filled`, and outlined inside
+// its edge by a stroke `thickness` px wide (none when thickness is 0). Coordinates are pixel edges, so a box drawn at
+// (10, 10, 100, 40) covers pixels 10..109 and 10..49, exactly as draw_rect would.
+void draw_round_rect(Canvas *c, float x, float y, float w, float h, float radius, bool filled, Rgb fill, float thickness,
+                     Rgb stroke);
+// A filled polygon of n points xy[2n] (even-odd rule), anti-aliased with 4x4 samples a pixel: arrow heads, markers.
+void draw_polygon(Canvas *c, const float *xy, int n, Rgb color);
 
 // Text. align picks the point of the (unrotated) text box that lands on (x, y): one of ALIGN_LEFT/CENTER/RIGHT
 // or-ed with one of ALIGN_TOP/MIDDLE/BOTTOM. angle_deg turns the text counter-clockwise around that point, so an

@@ -18,7 +18,9 @@ record a comparison); without it the device must be cpu and the mode is not chec
   - every image decodes (a PNG decoder written here with zlib: chunk CRCs, IHDR, the five row filters), is 8-bit
     RGB/RGBA, between 300x200 and 4000x4000 pixels, and is not blank: at least 4 colours (a bar chart has few) and 1% of its pixels drawn
     (darker than light grey);
-  - the tensors the walkthrough's issue names exist (token_embeddings_unnormalized ... next_token).
+  - the tensors the walkthrough's issue names exist (token_embeddings_unnormalized ... next_token);
+  - trace.json's "config" (the facts the page's map is drawn from) holds this model's sizes and the prompt's length;
+    every chapter but 00 lists its where.png, 00 its architecture.png.
 Prints "N passed, N failed"; exit 0 when all passed, 1 otherwise, 2 on bad usage.
 """
 import json
@@ -75,8 +77,8 @@ def expected_outputs(c, T, layer, head):
     half, kv, L = Dh // 2, head // c["n_rep"], layer
     f32 = "float32"
     pairs = ([T, half, 2], f32)
-    return {
-        "00_config": ({}, []),
+    want = {
+        "00_config": ({}, ["architecture.png"]),
         "01_tokenize": ({"tokens": ([T], "int64")}, []),
         "02_embed": ({"token_embeddings_unnormalized": ([T, D], f32)}, []),
         "03_rmsnorm": ({"rms": ([T], f32), "token_embeddings": ([T, D], f32)}, []),
@@ -111,6 +113,10 @@ def expected_outputs(c, T, layer, head):
         "16_generate": ({"mask_chunk_at_start_pos": ([3, T + 3], f32), "tokens": ([T + 8], f32),
                          "cache_k_layer0": ([T + 7, Hkv, Dh], f32)}, []),
     }
+    for sid, (_, images) in want.items():  # every chapter but 00 (the whole map) draws its place on the map
+        if sid != "00_config":
+            images.insert(0, "where.png")
+    return want
 
 
 def fnv1a64(data):
@@ -221,6 +227,12 @@ def main(argv):
             f"trace.json tokens: {T} ids, {len(pieces)} pieces")
     got_steps = [s.get("id") for s in trace.get("steps", [])]
     R.check(got_steps == steps, f"trace.json steps {got_steps}, want {steps}")
+    # the model facts the map is drawn from (draw/diagram.h) are this model's
+    cfg = trace.get("config") or {}
+    want_cfg = {"dim": c["D"], "n_layers": c["L"], "n_heads": c["H"], "n_kv_heads": c["Hkv"], "head_dim": c["Dh"],
+                "ffn_hidden": c["F"], "vocab_size": c["V"], "tokens": T}
+    R.check({k: cfg.get(k) for k in want_cfg} == want_cfg,
+            f"trace.json config {({k: cfg.get(k) for k in want_cfg})}, want {want_cfg}")
 
     # the layer and head the chapters followed
     layer, head = 0, 0
