@@ -58,8 +58,8 @@ static const Box BOXES[] = {
     {"attn_norm", "block", K_WEIGHT, V_ALL, 270, 334, 420, 54, "RMSNorm (attention)", "RMSNorm（注意力前）", "RMSNorm",
      "RMSNorm", "layers.0.attention_norm.weight", "{D}", NULL, NULL, NULL},
     {"attn", "block", K_GROUP, V_ALL, 80, 412, 800, 650, "Multi-head attention (GQA)", "多头注意力（GQA）", "attention",
-     "注意力", NULL, NULL, "query heads {H} · kv heads {Hkv} · {rep} queries per kv head",
-     "query 头 {H} 个 · kv 头 {Hkv} 个 · 每个 kv 头供 {rep} 个 query", NULL},
+     "注意力", NULL, NULL, "{H} query heads, {Hkv} {kv heads}, {rep} queries each",
+     "{H} 个 query 头，{Hkv} 个 kv 头，每组 {rep} 个", NULL},
     {"wq", "attn", K_WEIGHT, V_ALL, 100, 476, 240, 72, "Wq", NULL, "Wq", NULL, "layers.0.attention.wq.weight",
      "{HDh}, {D}", "→ q [T, {H}, {Dh}]", NULL, "ColumnPar"},
     {"wk", "attn", K_WEIGHT, V_ALL, 360, 476, 240, 72, "Wk", NULL, "Wk", NULL, "layers.0.attention.wk.weight",
@@ -468,7 +468,7 @@ done:
 // {D} dim, {L} n_layers, {L1} n_layers - 1, {H} n_heads, {Hkv} n_kv_heads, {Dh} head_dim, {Dh2} head_dim / 2,
 // {HDh} n_heads * head_dim, {KVDh} n_kv_heads * head_dim, {rep} n_heads / n_kv_heads, {F} the FFN hidden size,
 // {V} vocab_size, {theta} rope_theta, {eps} norm_eps, {E} n_routed_experts, {K} num_experts_per_tok,
-// {S} n_shared_experts, {T} the prompt's tokens. Without model facts each is written as its name ("H·Dh").
+// {S} n_shared_experts, {T} the prompt's tokens, {kv heads} that word (singular for one). Without model facts each is written as its name ("H·Dh").
 
 static void format_number(double v, char *out, size_t n) {
     if (v == floor(v) && fabs(v) < 1e15) snprintf(out, n, "%.0f", v);
@@ -481,11 +481,15 @@ static bool symbol_value(const DiagramModel *m, const char *sym, size_t len, cha
     } symbols[] = {{"D", "D"},         {"L", "L"},       {"L1", "L-1"},   {"H", "H"},     {"Hkv", "Hkv"},
                    {"Dh", "Dh"},       {"Dh2", "Dh/2"},  {"HDh", "H·Dh"}, {"KVDh", "Hkv·Dh"}, {"rep", "H/Hkv"},
                    {"F", "F"},         {"V", "V"},       {"theta", "θ"},  {"eps", "eps"}, {"E", "E"},
-                   {"K", "k"},         {"S", "S"},       {"T", "T"}};
+                   {"K", "k"},         {"S", "S"},       {"T", "T"},      {"kv heads", "kv heads"}};
     int which = -1;
     for (int i = 0; i < (int)(sizeof symbols / sizeof symbols[0]); i++)
         if (strlen(symbols[i].name) == len && strncmp(symbols[i].name, sym, len) == 0) which = i;
     if (which < 0) return false;
+    if (which == 18) {  // the word, singular for one kv head
+        snprintf(out, n, "%s", m && m->known && m->n_kv_heads == 1 ? "kv head" : "kv heads");
+        return true;
+    }
     if (!m || !m->known || (which == 17 && m->T <= 0)) {
         snprintf(out, n, "%s", symbols[which].unknown);
         return true;
@@ -630,6 +634,10 @@ char *diagram_where_line(const DiagramModel *m, const char *chapter_id, int lang
     const char *prev_parent = "";
     for (int i = 0; i < n; i++) {
         const Box *b = find_box(ids[i]);
+        bool inside = false;  // a box inside a group named before it: the group says it
+        for (const Box *g = b->parent ? find_box(b->parent) : NULL; g && !inside; g = g->parent ? find_box(g->parent) : NULL)
+            for (int k = 0; k < i && !inside; k++) inside = strcmp(ids[k], g->id) == 0;
+        if (inside) continue;
         const char *parent = b->parent ? b->parent : "";
         char *label = expand(m, pick(lang, b->label_en, b->label_zh));
         if (i > 0 && strcmp(parent, prev_parent) == 0) {
