@@ -3,14 +3,16 @@
 // Reads TRACE_DIR/trace.json (common/trace.h: steps with printed lines, tensors, images, timings, comparisons) and
 // writes
 //   - a notebook (nbformat 4.5): a setup cell with small numpy/matplotlib helpers, then per chapter in the order of
-//     the trace (00_config ... 16_generate): the explanation (the chapter's entry in steps/chapters.c), the tutorial's PyTorch
+//     the trace (00_config ... 16_generate): the explanation (the chapter's entry in steps/chapters.c), the chapter's
+//     small map (where.png), the tutorial's PyTorch
 //     as comments, a cell that prints what the C program printed, a cell that loads the chapter's .npy files and
 //     describes them, one cell per figure that redraws it from the .npy, and the CUDA-vs-CPU verdicts. Every output
 //     is filled in already (the figures are the PNGs of the trace, embedded); "Run All" in Jupyter recomputes them
 //     from the files next to the notebook with numpy and matplotlib alone.
-//   - a page: one HTML file, images embedded as data: URIs, no script and no network: a chapter list, and per
-//     chapter the explanation, the tutorial's code, the printed lines, a table of tensors (name, shape, dtype,
-//     min/max/mean/std), the figures and the verdicts.
+//   - a page: one HTML file, images embedded as data: URIs, no script and no network: a chapter list, the map (the
+//     sources' block diagram with the model's shapes, inline SVG drawn by draw/diagram.h from trace.json's "config",
+//     every box a link to its chapter), and per chapter its small map, the explanation, the tutorial's code, the
+//     printed lines, a table of tensors (name, shape, dtype, min/max/mean/std), the figures and the verdicts.
 // Everything in the trace is checked before anything is written (exit 2 naming the file and the field on bad
 // input); the outputs are written to NAME.partial and renamed, so a failed run leaves no half-written file.
 //
@@ -1001,11 +1003,11 @@ static void html_map(FILE *f, int lang) {
 static void html_where(FILE *f, const StepInfo *st) {
     const ImageInfo *im = where_image(st);
     if (!im) return;
-    fputs("<figure class=\"where\"><img alt=\"", f);
+    fputs("<figure class=\"where\"><a href=\"#map\"><img alt=\"", f);  // to the whole map at the top
     html_escape(f, im->caption ? im->caption : im->file);
     fputs("\" data-file=\"", f);
     html_escape(f, im->file);
-    fprintf(f, "\" src=\"data:image/png;base64,%s\"></figure>\n", im->base64);
+    fprintf(f, "\" src=\"data:image/png;base64,%s\"></a></figure>\n", im->base64);
 }
 
 // "ok" when every comparison of the step passed, "fail" when one failed, NULL when it has none.
@@ -1244,7 +1246,8 @@ static void print_help(void) {
            "  - a Jupyter notebook: per chapter the explanation, the tutorial's PyTorch, what the program printed,\n"
            "    the .npy files loaded with numpy, the figures (redrawn with matplotlib when run) and the CUDA-vs-CPU\n"
            "    verdicts; the outputs are filled in, and Run All recomputes them with numpy and matplotlib alone;\n"
-           "  - one self-contained HTML page (images embedded, no network needed) with the same chapters.\n"
+           "  - one self-contained HTML page (images embedded, no network needed) with the same chapters and the map\n"
+           "    of the model at the top (every box a link to the chapter that shows it).\n"
            "\n"
            "  -o FILE.ipynb      the notebook (default TRACE_DIR/walkthrough.ipynb; walkthrough_zh.ipynb for zh)\n"
            "  --html FILE.html   the page (default TRACE_DIR/index.html; index_zh.html for zh)\n"

@@ -12,6 +12,8 @@
 //      .tutorial_code (the PyTorch lines the chapter follows, shown as comments; NULL if there are none),
 //      .usage_extra (more lines for --help, or NULL) and .figures (a recipe for each PNG the chapter draws that
 //      the notebook can redraw from its .npy; a figure without a recipe is shown as the PNG).
+//   3. add its line to the map's chapter table (common/draw/diagram.c, MAP_CHAPTERS: its number and the boxes it
+//      covers), so that it starts by naming its box and draws where.png; tests/unit/test_diagram.c fails until then.
 // A step whose id has no entry stops at step_init with a message naming this file.
 #pragma once
 

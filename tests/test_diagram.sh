@@ -11,6 +11,8 @@
 #    module), whose every link points at a chapter section of the page, and which links every section; each section
 #    shows its where.png at the top; the notebook shows it too. The same for --lang zh.
 # 5. The checker fails on a map row with a wrong shape, and on a page whose map links a missing chapter.
+# 6. In Chromium (tests/browser/map.js, puppeteer-core): clicking the map reaches every chapter section, and each
+#    chapter's small map leads back to the map (tests/reference/check_map_nav.py); needs tests/browser/package.json.
 source tests/lib.sh
 DRIVER=build/tests/test_diagram
 DEMO=build/models/llama3-tiny-trained
@@ -89,12 +91,14 @@ sections = re.findall(r'<section class="chapter" id="([^"]+)"', page)
 assert sections == ["ch-" + s for s in steps], sections
 bad = [h for h in hrefs if not h or h[1:] not in sections]
 assert not bad, "links to no section: %s" % bad
+assert re.search(r'<section class="map" id="map">\s*<h2>[^<]+</h2>\s*<p class="map-intro">[^<]+</p>\s*<div class="map-svg">\s*<svg ',
+                 page), "the map is not in a section with id map (the small maps link there)"
 missing = [s for s in sections if "#" + s not in hrefs]
 assert not missing, "sections the map does not link: %s" % missing
 # each section starts with its small map (00: none, it has the whole map among its figures)
 for s in steps:
     body = page.split('id="ch-%s"' % s, 1)[1].split("</section>", 1)[0]
-    has = re.search(r'<figure class="where"><img [^>]*data-file="%s/where.png"' % s, body) is not None
+    has = re.search(r'<figure class="where"><a href="#map"><img [^>]*data-file="%s/where.png"' % s, body) is not None
     assert has == (s != "00_config"), (s, has)
 print("ok: %d links, %d sections" % (len(hrefs), len(sections)))
 PY
@@ -129,4 +133,32 @@ sed 's/href="#ch-04_query"/href="#ch-44_nowhere"/' "$TR/index.html" > "$TMP/bad.
 fails "the page check fails on a link to a missing chapter" check_page_map "$TMP/bad.html" "$TR"
 sed 's|</text>|</tekst>|' "$TR/index.html" > "$TMP/bad2.html"
 fails "the page check fails on a map that is not well-formed" check_page_map "$TMP/bad2.html" "$TR"
+
+# ---- 6. in a browser: the map navigates to every chapter, each small map back to the map ---------------------------
+# tests/browser/map.js drives Debian's chromium through puppeteer-core, installed by `npm ci` in tests/browser from the
+# package.json and package-lock.json of the page's browser tests (tests/test_page_explorer.sh).
+if [ -f tests/browser/package.json ]; then
+    if [ ! -d tests/browser/node_modules/puppeteer-core ]; then
+        (cd tests/browser && timeout 600 npm ci --no-audit --no-fund) >"$TMP/npm.log" 2>&1 \
+            || no "npm ci in tests/browser failed: $(tail -n 5 "$TMP/npm.log")"
+    fi
+    export CHROMIUM="${CHROMIUM:-$(command -v chromium)}"
+    for lang in en zh; do
+        page="$TR/index.html"; [ $lang = zh ] && page="$TR/index_zh.html"
+        check "map.js follows every link of the map ($lang)" bash -c 'node tests/browser/map.js "$1" "$2" > "$3"' _ "$page" \
+            "build/test-logs/page_map_$lang.png" "$TMP/nav_$lang.json"
+        check "every chapter reached from the map, every small map leads back ($lang)" \
+            $PY tests/reference/check_map_nav.py "$TMP/nav_$lang.json" "$page"
+    done
+    $PY - "$TMP/nav_en.json" "$TMP/nav_bad.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+r["links"] = r["links"][1:]                # a chapter the map did not reach
+r["back"][0]["hash"] = "#ch-00_config"     # a small map that leads elsewhere
+json.dump(r, open(sys.argv[2], "w"))
+PY
+    fails "check_map_nav fails on a chapter the map does not reach" $PY tests/reference/check_map_nav.py "$TMP/nav_bad.json" "$TR/index.html"
+else
+    echo "skipped: the browser part (tests/browser/package.json, puppeteer-core, comes with the page's browser tests)"
+fi
 finish

@@ -187,6 +187,10 @@ has "$L8/00_config.log" "round up to a multiple of 1024: 14336"
 has "$L8/00_config.log" '"tok_embeddings.weight",'
 has "$L8/00_config.log" '"layers.0.attention.wq.weight",'
 has "$L8/00_config.log" '"layers.1.attention.wq.weight",'
+# 00: the map's shapes (formulas of the config, common/draw/diagram.c) are the checkpoint's, as wt-inspect reads them
+sub_checker "$TMP/map8b.log" $PY tests/reference/check_map.py "$L8/00_config.log" "$M8B" --trace "$TMP/t8"
+has "$L8/00_config.log" "layers.0.attention.wk.weight [1024, 4096] bf16"
+has "$L8/04_query.log" "where: Transformer block × 2 › Multi-head attention (GQA) › Wq"
 # 01: the tutorial's tokens and pieces, exactly as it prints them
 has "$L8/01_tokenize.log" "tokens = [128000, 1820, 4320, 311, 279, 17139, 3488, 315, 2324, 11, 279, 15861, 11, 323, 4395, 374, 220]"
 has "$L8/01_tokenize.log" "prompt_split_as_tokens = ['<|begin_of_text|>', 'the', ' answer', ' to', ' the', ' ultimate', ' question', ' of', ' life', ',', ' the', ' universe', ',', ' and', ' everything', ' is', ' ']"

@@ -6,7 +6,8 @@
 //                                            architecture_symbols.png, where_NN.png (8B), where_moe_NN.png,
 //                                            map_8b.svg (links to every chapter of the table), map_symbols.svg
 //
-// The unit tests: every chapter program in steps/ and every chapter the table was written for has boxes on a dense
+// The unit tests: every chapter program in steps/, every entry of the chapter table (steps/chapters.c) and every
+// chapter the map's table was written for (17-20 included) has boxes on a dense
 // and on a MoE model; every box of a chapter's list exists; every box is covered by a chapter (itself or a group
 // around it); the annotations of Llama-3-8B and of a MoE model are the shapes its config implies; the model facts
 // survive JSON; the PNGs have the expected size and ink inside every box's label area; the SVG links every box.
@@ -17,6 +18,7 @@
 
 #include <unistd.h>
 
+#include "chapters.h"
 #include "check.h"
 #include "draw/diagram.h"
 #include "draw/font.h"
@@ -139,6 +141,8 @@ static void test_chapters(void) {
         snprintf(list, sizeof list, "%s", c->boxes);
         for (char *tok = strtok(list, " "); tok; tok = strtok(NULL, " ")) CHECK(has_box_id(tok), "%s names box %s", c->id, tok);
     }
+    for (int i = 0; i < N_CHAPTERS; i++)  // and every entry of the chapter table (steps/chapters.c)
+        CHECK(diagram_chapter(CHAPTERS[i].id) != NULL, "chapter %s has no entry in the map's chapter table", CHAPTERS[i].id);
     CHECK(diagram_chapter("19_lens") == diagram_chapter("19_logit_lens"), "a chapter is found by its number");
     CHECK(diagram_chapter("99_nothing") == NULL && diagram_chapter("config") == NULL);
     CHECK(diagram_where_line(&dense, "99_nothing", 0) == NULL);
