@@ -673,17 +673,26 @@ static void figure_python(Buf *b, const ChapterFigure *r, int layer) {
     }
 }
 
-// The notebook: the small map right under the chapter's explanation.
-static void nb_where_cell(Notebook *nb, const StepInfo *st) {
-    const ImageInfo *im = where_image(st);
-    if (!im) return;
+// A code cell that shows an image of the trace: `comment` (may be ""), then the recipe's Python that redraws it, or
+// show_png(file) without a recipe; the PNG itself is its output.
+static void nb_image_cell(Notebook *nb, const ImageInfo *im, const char *comment, const ChapterFigure *r, int layer) {
     Buf b = {0};
-    buf_add(&b, "show_png(");
-    py_string(&b, im->file);
-    buf_add(&b, ")");
+    buf_add(&b, comment);
+    if (r) figure_python(&b, r, layer);
+    else {
+        buf_add(&b, "show_png(");
+        py_string(&b, im->file);
+        buf_add(&b, ")");
+    }
     json_t *out = nb_code(nb, b.data, true);
     free(buf_take(&b));
     nb_png(out, im->base64, im->caption ? im->caption : im->file);
+}
+
+// The notebook: the small map right under the chapter's explanation.
+static void nb_where_cell(Notebook *nb, const StepInfo *st) {
+    const ImageInfo *im = where_image(st);
+    if (im) nb_image_cell(nb, im, "", NULL, 0);
 }
 
 static void add_chapter_cells(Notebook *nb, const StepInfo *st, int lang) {
@@ -773,18 +782,11 @@ static void add_chapter_cells(Notebook *nb, const StepInfo *st, int lang) {
     for (int i = 0; i < st->n_images; i++) {
         const ImageInfo *im = &st->images[i];
         if (is_where_image(im)) continue;  // shown under the explanation
-        int layer;
+        int layer = 0;
         const ChapterFigure *r = figure_recipe(st, im->file, &layer);
         buf_printf(&b, "%s\n", r ? ui->figure_comment : ui->figure_shown_comment);
-        if (r) figure_python(&b, r, layer);
-        else {
-            buf_add(&b, "show_png(");
-            py_string(&b, im->file);
-            buf_add(&b, ")");
-        }
-        json_t *out = nb_code(nb, b.data, true);
+        nb_image_cell(nb, im, b.data, r, layer);
         free(buf_take(&b));
-        nb_png(out, im->base64, im->caption ? im->caption : im->file);
     }
 
     // the verdicts

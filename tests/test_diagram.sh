@@ -12,7 +12,7 @@
 #    shows its where.png at the top; the notebook shows it too. The same for --lang zh.
 # 5. The checker fails on a map row with a wrong shape, and on a page whose map links a missing chapter.
 # 6. In Chromium (tests/browser/map.js, puppeteer-core): clicking the map reaches every chapter section, and each
-#    chapter's small map leads back to the map (tests/reference/check_map_nav.py); needs tests/browser/package.json.
+#    chapter's small map leads back to the map (tests/reference/check_map.py --nav); needs tests/browser/package.json.
 source tests/lib.sh
 DRIVER=build/tests/test_diagram
 DEMO=build/models/llama3-tiny-trained
@@ -148,7 +148,7 @@ if [ -f tests/browser/package.json ]; then
         check "map.js follows every link of the map ($lang)" bash -c 'node tests/browser/map.js "$1" "$2" > "$3"' _ "$page" \
             "build/test-logs/page_map_$lang.png" "$TMP/nav_$lang.json"
         check "every chapter reached from the map, every small map leads back ($lang)" \
-            $PY tests/reference/check_map_nav.py "$TMP/nav_$lang.json" "$page"
+            $PY tests/reference/check_map.py --nav "$TMP/nav_$lang.json" "$page"
     done
     $PY - "$TMP/nav_en.json" "$TMP/nav_bad.json" <<'PY'
 import json, sys
@@ -157,7 +157,7 @@ r["links"] = r["links"][1:]                # a chapter the map did not reach
 r["back"][0]["hash"] = "#ch-00_config"     # a small map that leads elsewhere
 json.dump(r, open(sys.argv[2], "w"))
 PY
-    fails "check_map_nav fails on a chapter the map does not reach" $PY tests/reference/check_map_nav.py "$TMP/nav_bad.json" "$TR/index.html"
+    fails "check_map --nav fails on a chapter the map does not reach" $PY tests/reference/check_map.py --nav "$TMP/nav_bad.json" "$TR/index.html"
 else
     echo "skipped: the browser part (tests/browser/package.json, puppeteer-core, comes with the page's browser tests)"
 fi

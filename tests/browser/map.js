@@ -4,7 +4,7 @@
 // checks that this link is what is under its label (not covered by another box), clicks it there with the mouse, and
 // records where the page went: location.hash and the top of the chapter's section in the viewport. Then, from the
 // chapter, it clicks the chapter's small map (where.png), which leads back to the map. Prints the report as JSON on
-// stdout; tests/reference/check_map_nav.py checks it against the page's chapters.
+// stdout; tests/reference/check_map.py --nav checks it against the page's chapters.
 //
 //   node tests/browser/map.js PAGE.html SHOT.png     (SHOT.png: the top of the page, the map in view)
 //
