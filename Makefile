@@ -192,6 +192,7 @@ demo: all models
 	build/bin/export-notebook trace -o trace/walkthrough.ipynb --html trace/index.html
 	build/bin/export-notebook trace --lang zh -o trace/walkthrough_zh.ipynb --html trace/index_zh.html
 	@echo
+	@echo "the map:  trace/00_config/architecture.png (and each chapter's place on it: trace/NN_name/where.png)"
 	@echo "pictures: trace/05_rope/freqs_cis.png  trace/07_scores/scores.png  trace/08_mask/scores_masked.png"
 	@echo "          trace/09_softmax/attention_weights.png  trace/11_multihead/heads.png  trace/14_layers/*.png"
 	@echo "          trace/15_logits/top_k.png        index of every tensor and figure: trace/trace.json"

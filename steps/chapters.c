@@ -23,14 +23,23 @@ const Chapter CHAPTERS[] = {
                        "A few sizes are not stored but derived: each head is `head_dim = D / H` wide (128), `H / "
                        "Hkv` query heads share one key/value head (4 for Llama-3-8B), and the feed-forward width F "
                        "comes from Meta's rounding rule (4096 -> 10922 -> 14198 -> 14336). This chapter has no "
-                       "tensors: its output is the printed configuration.",
+                       "tensors: its output is the printed configuration.\n"
+                       "\n"
+                       "From these numbers it draws the map, `architecture.png`: the block diagram of the sources with "
+                       "this model's shapes and dtypes (`wq [4096, 4096] bf16`), the tensor-parallel split of each "
+                       "weight (ColumnPar, RowPar) and, in black, the chapters that show each box. Every other chapter "
+                       "starts by naming its box and shows it highlighted on a small map.",
         .notebook_zh = "一切从两个文件开始。`params.json` 只有十几个数：模型宽度 `dim`（D）、层数、query "
                        "头数（H）与 key/value 头数（Hkv）、词表大小（V），以及 RMSNorm 和 RoPE 的常数。"
                        "`consolidated.00.pth` 是一个 zip，里面是按名字存放的 bf16 张量。\n"
                        "\n"
                        "有几个尺寸文件里没有，需要推导：每个头宽 `head_dim = D / H`（128）；每 `H / Hkv` 个 query "
                        "头共享一个 key/value 头（Llama-3-8B 是 4 个）；前馈层宽度 F 按 Meta 的取整规则得到（4096 -> "
-                       "10922 -> 14198 -> 14336）。这一章不产生张量，它的输出就是打印出来的配置。",
+                       "10922 -> 14198 -> 14336）。这一章不产生张量，它的输出就是打印出来的配置。\n"
+                       "\n"
+                       "由这些数字，本章画出结构图 `architecture.png`：来源文档中的框图，标上本模型的形状和数据类型"
+                       "（`wq [4096, 4096] bf16`）、每个权重的张量并行切分方式（ColumnPar、RowPar），黑色数字是讲解每个框的"
+                       "章节。其余每一章开头都会说出它对应的框，并在小图中高亮显示。",
         .tutorial_code = "with open(\"Meta-Llama-3-8B/params.json\", \"r\") as f:\n"
                          "    config = json.load(f)\n"
                          "model = torch.load(\"Meta-Llama-3-8B/consolidated.00.pth\")\n"
