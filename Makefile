@@ -18,7 +18,7 @@ ifneq ($(SANITIZE),)
   NVCC :=
   SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
-# `make fuzz` builds everything a second time with clang and libFuzzer's coverage instrumentation (build/fuzz).
+# `make fuzz` builds everything a second time with clang and libFuzzer's coverage instrumentation (build/libfuzzer).
 ifneq ($(FUZZ),)
   SANFLAGS += -fsanitize=fuzzer-no-link
 endif
@@ -210,10 +210,10 @@ test: config
 # each, seeded by make_corpus and the committed regressions; a finding fails the target (tests/fuzz/run.sh says how
 # to keep it as a regression). `make test` does not fuzz: it replays the corpus (tests/test_fuzz_corpus.sh).
 FUZZ_SECONDS ?= 60
-FUZZ_BUILD := build/fuzz
+FUZZ_BUILD := build/libfuzzer
 fuzz: config
 	@$(MAKE) -s --no-print-directory fuzz-deps
-	@$(MAKE) --no-print-directory models
+	@$(MAKE) --no-print-directory $(TOKENIZER)
 	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=$(FUZZ_BUILD) CC=clang SANITIZE=1 FUZZ=1 fuzz-bins
 	bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 fuzz-bins: $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES)) $(BUILD)/fuzz/make_corpus
