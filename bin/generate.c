@@ -5,13 +5,15 @@
 // The prompt is prefilled in one pass, then one token at a time is decoded against the cache (Meta's
 // Llama.generate for batch 1). On a GPU the engine of kernels/engine.h runs (fused kernels, one CUDA graph per
 // token); with --device cpu, or without a GPU, the CPU reference of common/ref/model_cpu.h runs the same arithmetic.
-// At the end (stderr): prefill ms, decode tok/s, GPU memory, host RSS.
+// At the end (stderr): prefill ms, decode tok/s, GPU memory, host RSS. Logits that are not finite (corrupt weights
+// give NaN) stop generation with one line and exit 1: no token is sampled from them.
 //
 // --tp N (N > 1): tensor parallelism over N GPUs, one process per GPU (kernels/engine_ranks.h): this process checks
 // the input, makes the NCCL id and starts N copies of itself (ranks 0..N-1, rank r on GPU r), which load their
 // shares of the weights and run the same engine calls; rank 0 samples each token and broadcasts it (or the stop) to
 // the others, and prints. A rank that fails ends them all with one line naming it.
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +37,7 @@ static void usage(void) {
     printf("usage: generate --model DIR --prompt TEXT [-n N] [--max-seq-len S] [--temperature T] [--top-p P]\n"
            "                [--seed S] [--chat] [--system TEXT] [--device auto|cuda|cpu] [--tokenizer FILE]\n"
            "                [--gemv ours|cublas] [--no-graphs] [--tp N] [--ids-out FILE] [--logits-out FILE.npy]\n"
-           "                [--quiet] [--verbose]\n\n"
+           "                [--quiet] [--verbose] [--verify-checksums]\n\n"
            "Generates text from a Llama-3 model (a Meta directory or an HF one), streaming it to stdout.\n\n"
            "  -n N               tokens to generate at most (default 64); stops earlier at an end token\n"
            "  --max-seq-len S    positions of the KV cache: prompt + generated tokens (default 2048)\n"
@@ -57,8 +59,22 @@ static void usage(void) {
            "  --ids-out FILE     write the generated token ids (one line, space separated)\n"
            "  --logits-out FILE  write the fp32 logits of the last prompt token as .npy [V]\n"
            "  --quiet            only the generated text on stdout, no statistics\n"
-           "  --verbose          with --tp: say how NCCL_NVLS_ENABLE was set, show every rank's messages\n\n"
-           "Exit status: 0 on success, 2 on bad input, 1 on an internal or GPU failure.\n");
+           "  --verbose          with --tp: say how NCCL_NVLS_ENABLE was set, show every rank's messages\n"
+           "  --verify-checksums first compare the CRC-32 of every zip entry of the checkpoint with the one the zip\n"
+           "                     states (reads every byte: about 0.3 s of CPU per GB; off by default)\n\n"
+           "Exit status: 0 on success, 2 on bad input (a corrupt checkpoint with --verify-checksums), 1 on an internal\n"
+           "or GPU failure, or when the logits are not finite.\n");
+}
+
+// The first index at which logits are not finite, or -1. NaN (corrupt weights, a broken kernel) must stop generation:
+// a sampler given NaN picks some token, and "!!!!!!!!" would look like the model's output.
+static int first_non_finite(const float *logits, int V) {
+    bool bad = false;
+    for (int i = 0; i < V; i++) bad |= !isfinite(logits[i]);  // no early exit: the loop vectorises
+    if (!bad) return -1;
+    int i = 0;
+    while (isfinite(logits[i])) i++;
+    return i;
 }
 
 static long parse_long(const char *flag, const char *s, long lo, long hi) {
@@ -92,7 +108,7 @@ int main(int argc, char **argv) {
     long n_new = 64, max_seq_len = 2048, tp = 1;
     unsigned long long seed = 1;
     double temperature = 0.6, top_p = 0.9;
-    bool chat = false, quiet = false, graphs = true, verbose = false;
+    bool chat = false, quiet = false, graphs = true, verbose = false, verify = false;
     EngineGemv gemv = ENGINE_GEMV_OURS;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},       {"prompt", required_argument, 0, 'p'},
@@ -104,7 +120,7 @@ int main(int argc, char **argv) {
         {"tp", required_argument, 0, 'T'},          {"ids-out", required_argument, 0, 'i'},
         {"logits-out", required_argument, 0, 'l'},  {"quiet", no_argument, 0, 'q'},
         {"verbose", no_argument, 0, 'v'},           {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
+        {"verify-checksums", no_argument, 0, 'V'},  {0, 0, 0, 0},
     };
     opterr = 0;
     int c;
@@ -137,6 +153,7 @@ int main(int argc, char **argv) {
         case 'l': logits_out = optarg; break;
         case 'q': quiet = true; break;
         case 'v': verbose = true; break;
+        case 'V': verify = true; break;
         case 'h': usage(); return 0;
         default:
             if (optopt) usage_error(PROG, "option -%c needs a value or is unknown", optopt);
@@ -165,6 +182,7 @@ int main(int argc, char **argv) {
     checkpoint_open(&ck, model_dir);
     if (!ck.has_config) input_error(model_dir, "no params.json or config.json: a model directory is needed");
     checkpoint_check_against_config(&ck);
+    if (verify) checkpoint_verify_or_exit(&ck, quiet);
     const int V = ck.cfg.vocab_size;
     char *converted = NULL;
     const char *tok_path = tokenizer_path ? tokenizer_path : ck.tokenizer_path;
@@ -276,6 +294,16 @@ int main(int argc, char **argv) {
     token_stream_init(&ts);
     double t1 = now_seconds();
     for (int i = 0; i < n_new; i++) {
+        int bad = first_non_finite(logits, V);
+        if (bad >= 0) {
+            if (eng && tp > 1) engine_tp_broadcast(eng, -1);  // the other ranks stop
+            fputc('\n', stdout);                              // ends the streamed text
+            fflush(stdout);
+            fprintf(stderr, "error: the logits at position %d are not finite (%s at index %d): the weights or the computation "
+                            "are broken; nothing was sampled from them (check the checkpoint with --verify-checksums)\n",
+                    T - 1 + i, isnan(logits[bad]) ? "NaN" : "inf", bad);
+            exit(1);
+        }
         int32_t next = sampler_sample(&sampler, logits);
         out_ids[n_out++] = next;
         if (tokenizer_is_stop_token(&tok, next)) break;
