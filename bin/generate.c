@@ -182,7 +182,7 @@ int main(int argc, char **argv) {
     checkpoint_open(&ck, model_dir);
     if (!ck.has_config) input_error(model_dir, "no params.json or config.json: a model directory is needed");
     checkpoint_check_against_config(&ck);
-    if (verify) checkpoint_verify_or_exit(&ck, quiet);
+    if (verify && tp_rank < 0) checkpoint_verify_or_exit(&ck, quiet);  // --tp N: the coordinator checks, its ranks need not
     const int V = ck.cfg.vocab_size;
     char *converted = NULL;
     const char *tok_path = tokenizer_path ? tokenizer_path : ck.tokenizer_path;
