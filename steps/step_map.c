@@ -4,6 +4,7 @@
 #include "step.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "draw/diagram.h"
 
@@ -11,8 +12,10 @@ void step_map_model(const Step *s, DiagramModel *m) {
     diagram_model_from_config(m, s->cfg, s->model_dir, s->T);
     const char *names[DIAGRAM_MAX_TENSORS];
     int n = diagram_tensors(m, names, DIAGRAM_MAX_TENSORS);
-    for (int i = 0; i < n; i++) {  // the dtypes as stored (a tied output.weight is absent: no dtype of its own)
+    for (int i = 0; i < n; i++) {  // the dtypes as stored (a tied output.weight is tok_embeddings.weight)
         const Tensor *t = checkpoint_find(&s->ck, names[i]);
+        if (!t && s->cfg->tie_word_embeddings && strcmp(names[i], "output.weight") == 0)
+            t = checkpoint_find(&s->ck, "tok_embeddings.weight");
         if (t) diagram_model_set_dtype(m, names[i], dtype_name(t->dtype));
     }
 }

@@ -592,7 +592,8 @@ char *diagram_box_weight(const DiagramModel *m, const char *box_id) {
     char shape[96];
     const char *dtype;
     if (!b || !weight_shape(m, b, shape, sizeof shape, &dtype)) return NULL;
-    return xasprintf("%s %s%s%s", b->tensor, shape, *dtype ? " " : "", dtype);
+    bool tied = m && m->known && m->tied_output && strcmp(b->id, "output") == 0;  // HF tie_word_embeddings
+    return xasprintf("%s %s%s%s%s", b->tensor, shape, *dtype ? " " : "", dtype, tied ? " (tied: tok_embeddings.weight)" : "");
 }
 
 char *diagram_box_shape(const DiagramModel *m, const char *box_id) {

@@ -79,7 +79,8 @@ bool diagram_box_rect(const char *box_id, int *x, int *y, int *w, int *h);
 // The box's label (lang 0 en, 1 zh) and its annotation lines with this model's numbers, "\n" separated (malloc'd).
 char *diagram_box_label(const DiagramModel *m, const char *box_id, int lang);
 char *diagram_box_notes(const DiagramModel *m, const char *box_id, int lang);
-// The box's weight as "layers.0.attention.wq.weight [4096, 4096] bf16" (malloc'd); NULL when it holds none.
+// The box's weight as "layers.0.attention.wq.weight [4096, 4096] bf16" (malloc'd); NULL when it holds none. A tied
+// output projection ends with " (tied: tok_embeddings.weight)": the checkpoint has no output.weight of its own.
 // The shape comes from the config (the description's formula), the dtype from the checkpoint.
 char *diagram_box_weight(const DiagramModel *m, const char *box_id);
 // The shape of the box's weight by the description's formula, "[4096, 4096]" (malloc'd); NULL when it holds none.

@@ -110,13 +110,13 @@ def main():
 
     rows = {}
     for line in open(a.log, encoding="utf-8"):
-        m = re.match(r"^  \S.*?\s+(\S+\.weight) \[([0-9, ]*)\] (\S+)\s+(ColumnPar|RowPar|VocabPar)?\s*(?:chapters|章节)",
-                     line)
-        if m:
-            rows[m.group(1)] = ([int(x) for x in m.group(2).split(",") if x.strip()], m.group(3), m.group(4))
+        m = re.match(r"^  \S.*?\s+(\S+\.weight) \[([0-9, ]*)\] (\S+)(?: \(tied: (\S+)\))?\s+(ColumnPar|RowPar|VocabPar)?\s*"
+                     r"(?:chapters|章节)", line)
+        if m:  # a tied output projection is the embedding: its shape and dtype are checked against that tensor
+            rows[m.group(1)] = ([int(x) for x in m.group(2).split(",") if x.strip()], m.group(3), m.group(5), m.group(4))
     check(len(rows) >= 8, f"{a.log}: {len(rows)} rows in the map's table")
-    for name, (shape, dtype, par) in rows.items():
-        have = tensors.get(name)
+    for name, (shape, dtype, par, tied) in rows.items():
+        have = tensors.get(tied or name)
         if check(have is not None, f"{name}: on the map, not in the checkpoint"):
             check(have == (shape, dtype), f"{name}: the map says {shape} {dtype}, wt-inspect {have[0]} {have[1]}")
         short = re.sub(r"^(layers\.0\.)?(attention\.|feed_forward\.)?", "", name).removesuffix(".weight")

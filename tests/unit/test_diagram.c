@@ -256,6 +256,8 @@ static void test_annotations(void) {
     bool has_gate = false, has_w1 = false;
     for (int i = 0; i < n; i++) has_gate |= strstr(names[i], "gate.weight") != NULL, has_w1 |= strstr(names[i], ".w1.") && !strstr(names[i], "experts");
     CHECK(has_gate && !has_w1, "the MoE model's tensors");
+    moe.tied_output = true;  // MiniMind's lm_head is its embedding
+    check_weight(&moe, "output", "output.weight [6400, 512] bf16 (tied: tok_embeddings.weight)");
     DiagramModel mixtral;  // no shared experts
     model_moe(&mixtral, 0);
     CHECK(!diagram_has_box(&mixtral, "shared") && diagram_has_box(&mixtral, "combine"));
