@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-// Columns of the map's table, counted in terminal cells (a Chinese character takes two).
-static void pad_to(StrBuf *b, const char *text, int cells) {
+// The width of text in terminal cells (a Chinese character takes two), for the columns of the map's table.
+static int cells(const char *text) {
     int w = 0;
     for (const char *p = text; *p;) {
         uint32_t cp = font_utf8_next(&p);
@@ -22,7 +22,11 @@ static void pad_to(StrBuf *b, const char *text, int cells) {
                  ? 2
                  : 1;
     }
-    strbuf_addf(b, "%s%*s", text, w < cells ? cells - w : 1, "");
+    return w;
+}
+static void pad_to(StrBuf *b, const char *text, int width) {
+    int w = cells(text);
+    strbuf_addf(b, "%s%*s", text, w < width ? width - w : 1, "");
 }
 
 // The map of the model (the sources' block diagram, common/draw/diagram.h) with this model's shapes: printed as a
@@ -39,6 +43,16 @@ static void draw_map(Step *s) {
                  "（ColumnPar、RowPar、VocabPar），以及讲解每个框的章节。每一章开头都会说出它对应的框，并画出高亮的位置图（where.png）。");
     DiagramModel m;
     step_map_model(s, &m);
+    int label_w = 0, weight_w = 0;  // the columns: as wide as their widest entry on this model
+    for (int i = 0; i < diagram_n_boxes(); i++) {
+        const char *id = diagram_box_id(i);
+        char *weight = diagram_has_box(&m, id) ? diagram_box_weight(&m, id) : NULL;
+        if (!weight) continue;
+        char *label = diagram_box_label(&m, id, s->lang);
+        if (cells(label) > label_w) label_w = cells(label);
+        if (cells(weight) > weight_w) weight_w = cells(weight);
+        free(label), free(weight);
+    }
     for (int i = 0; i < diagram_n_boxes(); i++) {
         const char *id = diagram_box_id(i);
         char *weight = diagram_has_box(&m, id) ? diagram_box_weight(&m, id) : NULL;
@@ -48,8 +62,8 @@ static void draw_map(Step *s) {
         const char *par = diagram_box_parallel(id);
         StrBuf row = {0};
         strbuf_addf(&row, "  ");
-        pad_to(&row, label, 26);
-        pad_to(&row, weight, 56);
+        pad_to(&row, label, label_w + 2);
+        pad_to(&row, weight, weight_w + 2);
         pad_to(&row, par ? par : "", 10);
         strbuf_addf(&row, "%s %s", step_text(s, "chapters", "章节"), chapters);
         step_say(s, "%s", row.data);
