@@ -5,12 +5,14 @@
 #    facts, and the small map of every chapter: each PNG decodes (tests/reference/check_png.py) at the expected size.
 # 2. 00_config on the demo model and on the synthetic tiny model: the shapes and dtypes of its map table equal what
 #    wt-inspect reads from the checkpoint, and trace.json's "config" (what the page draws) has the same sizes
-#    (tests/reference/check_map.py; the 8B-width model is checked the same way in test_walkthrough.sh).
+#    (tests/reference/check_map.py; the 8B-width model is checked the same way in test_walkthrough.sh). The tiny model
+#    converted to HF with tied embeddings (no lm_head): the output projection's row is tok_embeddings.weight's.
 # 3. Chapters 01, 04 and 09: the first line each prints names its box ("where: ... › Wq"), and where.png is there.
 # 4. export-notebook on that trace: the page holds one <svg class="map">, well-formed XML (parsed with Python's xml
 #    module), whose every link points at a chapter section of the page, and which links every section; each section
 #    shows its where.png at the top; the notebook shows it too. The same for --lang zh.
-# 5. The checker fails on a map row with a wrong shape, and on a page whose map links a missing chapter.
+# 5. The checker fails on a map row with a wrong shape (the tied output's too), and on a page whose map links a
+#    missing chapter.
 # 6. In Chromium (tests/browser/map.js, puppeteer-core): clicking the map reaches every chapter section, and each
 #    chapter's small map leads back to the map (tests/reference/check_map.py --nav); needs tests/browser/package.json.
 source tests/lib.sh
@@ -50,6 +52,15 @@ for model in "$DEMO" "$TINY"; do
         --max-size 1280x1976 --min-colors 50
 done
 check "00_config names the map as its figure" grep -q "architecture.png" "$TMP/00_llama3-tiny-trained.log"
+# a tied model (HF tie_word_embeddings, no lm_head): the output projection's row is the embedding's tensor
+TIED="$TMP/tied"
+check "the tiny model as HF with tied embeddings" $PY tests/reference/hf_cases.py meta-to-hf-py "$TINY" "$TIED" --tied
+check "00_config on the tied model" bash -c '"$1" --model "$2" --tokenizer "$3" --out "$4" --device cpu > "$5"' _ \
+    build/steps/00_config "$TIED" build/models/tokenizer.model "$TMP/t_tied" "$TMP/00_tied.log"
+check "tied: the output row says it is tok_embeddings.weight" \
+    grep -q "  output.weight \[128256, 512\] bf16 (tied: tok_embeddings.weight)  *ColumnPar" "$TMP/00_tied.log"
+check "tied: the map's shapes and dtypes = wt-inspect's (output = the embedding)" \
+    $PY tests/reference/check_map.py "$TMP/00_tied.log" "$TIED" --trace "$TMP/t_tied"
 
 # ---- 3. every chapter starts by naming its box -----------------------------------------------------------------------
 TR="$TMP/t_llama3-tiny-trained"
@@ -129,6 +140,9 @@ check "the tampered log differs" bash -c '! cmp -s "$1" "$2"' _ "$TMP/bad.log" "
 fails "check_map fails on a wrong shape" $PY tests/reference/check_map.py "$TMP/bad.log" "$DEMO"
 grep -v "layers.0.attention.wv.weight" "$TMP/00_llama3-tiny-trained.log" > "$TMP/bad2.log"
 fails "check_map fails when a weight is missing from the map" $PY tests/reference/check_map.py "$TMP/bad2.log" "$DEMO"
+sed 's/^\(  Output projection  *output\.weight\) \[128256, 512\]/\1 [128256, 511]/' "$TMP/00_tied.log" > "$TMP/bad3.log"
+check "the tampered tied log differs" bash -c '! cmp -s "$1" "$2"' _ "$TMP/bad3.log" "$TMP/00_tied.log"
+fails "check_map fails on a wrong shape of the tied output row" $PY tests/reference/check_map.py "$TMP/bad3.log" "$TIED"
 sed 's/href="#ch-04_query"/href="#ch-44_nowhere"/' "$TR/index.html" > "$TMP/bad.html"
 fails "the page check fails on a link to a missing chapter" check_page_map "$TMP/bad.html" "$TR"
 sed 's|</text>|</tekst>|' "$TR/index.html" > "$TMP/bad2.html"
