@@ -5,6 +5,8 @@
 // The prompt is prefilled in one pass, then one token at a time is decoded against the cache (Meta's
 // Llama.generate for batch 1). On a GPU the engine of kernels/engine.h runs (fused kernels, one CUDA graph per
 // token); with --device cpu, or without a GPU, the CPU reference of common/ref/model_cpu.h runs the same arithmetic.
+// The engine has no mixture-of-experts path: a MoE model (MiniMind's, Mixtral's, the MoE demo) generates with the
+// CPU reference under --device auto (a line on stderr says so) and is refused with --device cuda.
 // At the end (stderr): prefill ms, decode tok/s, GPU memory, host RSS. Logits that are not finite (corrupt weights
 // give NaN) stop generation with one line and exit 1: no token is sampled from them.
 //
@@ -46,7 +48,8 @@ static void usage(void) {
            "  --seed S           random seed of the sampler (default 1): the same seed gives the same text\n"
            "  --chat             wrap the prompt in the Llama-3 chat format (Instruct models) and stop at <|eot_id|>\n"
            "  --system TEXT      a system message for --chat\n"
-           "  --device D         auto (the GPU engine when a GPU is there), cuda, or cpu (the reference)\n"
+           "  --device D         auto (the GPU engine when a GPU is there), cuda, or cpu (the reference); a mixture-of-\n"
+           "                     experts model runs on the CPU reference (the engine has no MoE path; cuda refuses it)\n"
            "  --tokenizer FILE   tokenizer.model to use instead of the one beside the model\n"
            "  --gemv G           decode products: ours (default) or cublas (for comparison)\n"
            "  --no-graphs        decode without CUDA graphs\n"
@@ -184,6 +187,13 @@ int main(int argc, char **argv) {
     checkpoint_check_against_config(&ck);
     if (verify && tp_rank < 0) checkpoint_verify_or_exit(&ck, quiet);  // --tp N: the coordinator checks, its ranks need not
     const int V = ck.cfg.vocab_size;
+    if (config_is_moe(&ck.cfg) && use_gpu) {
+        if (strcmp(device, "cuda") == 0)
+            input_error(model_dir, "a mixture-of-experts model (n_routed_experts %d): the GPU engine has no MoE path; "
+                                   "use --device cpu (chapter 20 traces its CUDA MoE path)", ck.cfg.n_routed_experts);
+        if (!quiet) fprintf(stderr, "note: a mixture-of-experts model: the GPU engine has no MoE path, the CPU reference generates\n");
+        use_gpu = false;
+    }
     char *converted = NULL;
     const char *tok_path = tokenizer_path ? tokenizer_path : ck.tokenizer_path;
     if (!tok_path && ck.hf_tokenizer_json) {

@@ -9,6 +9,7 @@
 //
 // Run: build/bin/walkthrough [--model DIR] [--prompt TEXT] [--out DIR] [--device auto|cuda|cpu] [--layer L]
 //                            [--head H] [--precision bf16|fp32] [--lang en|zh] [--no-compare] [--only NN[,NN...]]
+//                            [--tokens ID,ID,...]
 
 #include <dirent.h>
 #include <jansson.h>
@@ -26,7 +27,7 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 static void usage(void) {
     printf("usage: walkthrough [--model DIR] [--prompt TEXT] [--out DIR] [--device auto|cuda|cpu] [--layer L]\n"
            "                   [--head H] [--precision bf16|fp32] [--lang en|zh] [--tokenizer FILE] [--no-compare]\n"
-           "                   [--only NN,NN]\n\n"
+           "                   [--only NN,NN] [--tokens ID,ID,...]\n\n"
            "Runs every chapter program (build/steps/NN_name) in order with these flags into one trace directory\n"
            "(default trace/), then prints a summary table: chapter, verdict, comparisons, the largest share of a\n"
            "tolerance used, the worst absolute error, and the time on each backend.\n"
@@ -45,7 +46,7 @@ int main(int argc, char **argv) {
     char **pass = xcalloc((size_t)argc + 4, sizeof(char *));
     int n_pass = 0;
     static const char *with_value[] = {"--model", "--prompt", "--out", "--device", "--layer", "--head",
-                                       "--precision", "--lang", "--tokenizer"};
+                                       "--precision", "--lang", "--tokenizer", "--tokens"};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage();

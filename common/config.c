@@ -87,7 +87,37 @@ static bool read_params(Config *c, const json_t *root, char *err, size_t errlen)
     c->has_ffn_dim_multiplier = has_mult == 1;
     if (config_key_number(root, "norm_eps", CONFIG_EPS_MIN, CONFIG_EPS_MAX, &c->norm_eps, err, errlen) < 0) return false;
     if (config_key_number(root, "rope_theta", CONFIG_THETA_MIN, CONFIG_THETA_MAX, &c->rope_theta, err, errlen) < 0) return false;
-    return config_key_bool(root, "use_scaled_rope", &c->use_scaled_rope, err, errlen) >= 0;
+    if (config_key_bool(root, "use_scaled_rope", &c->use_scaled_rope, err, errlen) < 0) return false;
+    // A mixture of experts: MiniMind's keys (ref/ref_moe.h). n_routed_experts makes the model a MoE one, unless
+    // "use_moe": false says that the keys are only MiniMind's defaults written out.
+    bool use_moe = true;
+    if (config_key_bool(root, "use_moe", &use_moe, err, errlen) < 0) return false;
+    return !use_moe || config_read_moe_keys(c, root, "n_routed_experts", err, errlen);
+}
+
+void config_moe_defaults(Config *c) {
+    // MiniMindConfig's defaults (model_minimind.py @c090b69); aux_loss_alpha was 0.1 before December 2025
+    c->num_experts_per_tok = 2;
+    c->n_shared_experts = 1;
+    c->norm_topk_prob = true;
+    c->aux_loss_alpha = 0.01;
+    c->seq_aux = true;
+}
+
+bool config_read_moe_keys(Config *c, const json_t *obj, const char *experts_key, char *err, size_t errlen) {
+    int r = config_key_int(obj, experts_key, 1, CONFIG_MAX_EXPERTS, &c->n_routed_experts, err, errlen);
+    if (r <= 0) return r == 0;  // absent: a dense model
+    config_moe_defaults(c);
+    if (config_key_int(obj, "num_experts_per_tok", 1, CONFIG_MAX_EXPERTS, &c->num_experts_per_tok, err, errlen) < 0 ||
+        config_key_int(obj, "n_shared_experts", 0, CONFIG_MAX_EXPERTS, &c->n_shared_experts, err, errlen) < 0 ||
+        config_key_bool(obj, "norm_topk_prob", &c->norm_topk_prob, err, errlen) < 0 ||
+        config_key_bool(obj, "seq_aux", &c->seq_aux, err, errlen) < 0 ||
+        config_key_number(obj, "aux_loss_alpha", 0.0, 1e6, &c->aux_loss_alpha, err, errlen) < 0)
+        return false;
+    const json_t *sf = json_object_get(obj, "scoring_func");
+    if (sf && !json_is_null(sf) && !(json_is_string(sf) && strcmp(json_string_value(sf), "softmax") == 0))
+        return fail_msg(err, errlen, "scoring_func: only \"softmax\" is defined (MiniMind raises NotImplementedError too)");
+    return true;
 }
 
 bool config_from_params_json_try(Config *c, const char *text, size_t len, char *err, size_t errlen) {
@@ -156,6 +186,13 @@ bool config_derive_try(Config *c, char *err, size_t errlen) {
             return fail_msg(err, errlen, "ffn_dim_multiplier: the FFN size int(2*4*dim/3) x %g, up to a multiple of %d, is not in 1..%d",
                             c->has_ffn_dim_multiplier ? c->ffn_dim_multiplier : 1.0, c->multiple_of, CONFIG_MAX_FFN);
     }
+    if (c->n_routed_experts < 0 || c->n_routed_experts > CONFIG_MAX_EXPERTS)
+        return fail_msg(err, errlen, "n_routed_experts: expected 0..%d, found %d", CONFIG_MAX_EXPERTS, c->n_routed_experts);
+    if (c->n_routed_experts > 0 && (c->num_experts_per_tok < 1 || c->num_experts_per_tok > c->n_routed_experts))
+        return fail_msg(err, errlen, "num_experts_per_tok: %d, but a token picks 1..n_routed_experts = %d experts",
+                        c->num_experts_per_tok, c->n_routed_experts);
+    if (c->n_shared_experts < 0 || c->n_shared_experts > CONFIG_MAX_EXPERTS)
+        return fail_msg(err, errlen, "n_shared_experts: expected 0..%d, found %d", CONFIG_MAX_EXPERTS, c->n_shared_experts);
     if (!(c->norm_eps >= CONFIG_EPS_MIN && c->norm_eps <= CONFIG_EPS_MAX))
         return fail_msg(err, errlen, "norm_eps: expected a number from %g to %g, found %g", CONFIG_EPS_MIN, CONFIG_EPS_MAX, c->norm_eps);
     if (!(c->rope_theta >= CONFIG_THETA_MIN && c->rope_theta <= CONFIG_THETA_MAX))

@@ -18,6 +18,15 @@ typedef struct {
     // HF-only facts (Meta checkpoints: false / 0)
     bool tie_word_embeddings;
     int intermediate_size;  // as given by config.json; 0 when absent (then the Meta rule applies)
+    // A mixture of experts in place of the SwiGLU FFN (MiniMind's MoEGate/MOEFeedForward; Mixtral's sparse MoE
+    // block): params.json / config.json keys under MiniMind's names (ref/ref_moe.h has the math). Every expert,
+    // routed or shared, is a SwiGLU FFN of hidden size ffn_hidden. n_routed_experts == 0: the dense FFN.
+    int n_routed_experts;   // E
+    int num_experts_per_tok;// k, 1..E
+    int n_shared_experts;   // S, experts every token goes through, unweighted (0 in Mixtral)
+    bool norm_topk_prob;    // the k weights renormalised to sum 1 (when k > 1)
+    double aux_loss_alpha;  // α of the auxiliary load-balancing loss (training only; the chapter prints it)
+    bool seq_aux;           // the per-sequence form of that loss
     // derived
     int head_dim;           // D / H
     int n_rep;              // H / Hkv
@@ -26,6 +35,7 @@ typedef struct {
 
 // Bounds on what a config may say: far above any real model (Llama-3.1-405B: dim 16384, 126 layers, vocab 128256,
 // F 53248), low enough that a product of two sizes fits in 64 bits and every derived size in an int.
+#define CONFIG_MAX_EXPERTS 4096    // n_routed_experts, n_shared_experts
 #define CONFIG_MAX_DIM (1 << 20)      // dim, hidden_size
 #define CONFIG_MAX_LAYERS (1 << 16)
 #define CONFIG_MAX_HEADS (1 << 16)    // n_heads, n_kv_heads
@@ -67,3 +77,11 @@ int config_key_bool(const struct json_t *obj, const char *key, bool *out, char *
 void config_write_params_json(const Config *c, const char *path);
 // Prints the config and the derived values, one per line, indented by `indent` spaces.
 void config_print(const Config *c, int indent);
+// A mixture-of-experts model (n_routed_experts > 0).
+static inline bool config_is_moe(const Config *c) { return c->n_routed_experts > 0; }
+// MiniMind's MoE defaults (k 2, 1 shared expert, norm_topk_prob, α 0.01, seq_aux) for keys absent from a file.
+void config_moe_defaults(Config *c);
+// Reads MiniMind's MoE keys from obj (experts_key is "n_routed_experts", or Mixtral's "num_local_experts"): absent
+// means a dense model (returns true); otherwise n_routed_experts and the rest, MiniMind's defaults for what is absent.
+// false with one line "KEY: expected ..." in err on a bad value.
+bool config_read_moe_keys(Config *c, const struct json_t *obj, const char *experts_key, char *err, size_t errlen);

@@ -1,7 +1,8 @@
 // config_write.c: writes params.json with Meta's key names and order (formats.md §1), e.g. for Llama-3-8B
 //   {"dim": 4096, "n_layers": 32, "n_heads": 32, "n_kv_heads": 8, "vocab_size": 128256, "multiple_of": 1024,
 //    "ffn_dim_multiplier": 1.3, "norm_eps": 1e-5, "rope_theta": 500000.0}
-// ffn_dim_multiplier appears only when the config has one, use_scaled_rope only when it is true. Reals are printed
+// ffn_dim_multiplier appears only when the config has one, use_scaled_rope only when it is true, the MoE keys
+// (MiniMind's names) only for a mixture-of-experts model. Reals are printed
 // with the fewest digits that read back as the same double (so 1.3, not 1.3000000000000000444). Jansson builds
 // the text; the file is written through an AtomicFile, so a reader never sees half of it.
 #include <jansson.h>
@@ -45,12 +46,22 @@ void config_write_params_json(const Config *c, const char *path) {
     add(obj, "norm_eps", json_real(c->norm_eps), path);
     add(obj, "rope_theta", json_real(c->rope_theta), path);
     if (c->use_scaled_rope) add(obj, "use_scaled_rope", json_true(), path);
+    if (config_is_moe(c)) {  // MiniMind's names (ref/ref_moe.h)
+        add(obj, "n_routed_experts", json_integer(c->n_routed_experts), path);
+        add(obj, "num_experts_per_tok", json_integer(c->num_experts_per_tok), path);
+        add(obj, "n_shared_experts", json_integer(c->n_shared_experts), path);
+        add(obj, "scoring_func", json_string("softmax"), path);
+        add(obj, "norm_topk_prob", json_boolean(c->norm_topk_prob), path);
+        add(obj, "aux_loss_alpha", json_real(c->aux_loss_alpha), path);
+        add(obj, "seq_aux", json_boolean(c->seq_aux), path);
+    }
 
     // Jansson prints every real with one precision: take the largest any of them needs.
     int digits = shortest_round_trip_digits(c->norm_eps);
     int d = shortest_round_trip_digits(c->rope_theta);
     if (d > digits) digits = d;
     if (c->has_ffn_dim_multiplier && (d = shortest_round_trip_digits(c->ffn_dim_multiplier)) > digits) digits = d;
+    if (config_is_moe(c) && (d = shortest_round_trip_digits(c->aux_loss_alpha)) > digits) digits = d;
     // Flags 0 (no JSON_COMPACT, no indent): one line with ", " and ": " separators, keys in insertion order.
     char *text = json_dumps(obj, JSON_REAL_PRECISION(digits));
     json_decref(obj);

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ref/ref_moe.h"  // MoeWeights, MoeTrace
 #include "ref/ref_ops.h"  // Precision, act_bytes
 
 #ifdef __cplusplus
@@ -103,6 +104,28 @@ void nccl_all_gather_f32_on(void *comm, const float *send, float *recv, size_t n
 // buf [n] (device) of rank `root` on every rank.
 void nccl_broadcast_i32_on(void *comm, int32_t *buf, size_t n, int root, void *stream);
 void nccl_comm_destroy(void *comm);
+
+// ---- the mixture-of-experts feed-forward (kernels/moe_gate.cu, kernels/moe_experts.cu; twins in ref/ref_moe.h) --------
+// gate_scores [T, E] (float) = softmax(gate_logits [T, E] activations) in fp32; topk_idx [T, k] (int32) and topk_w
+// [T, k] (float): the k largest scores (ties in torch.topk's CPU order, ref/topk_torch.h), renormalised when
+// norm_topk_prob and k > 1.
+void moe_gate_topk_cuda(float *gate_scores, int32_t *topk_idx, float *topk_w, const void *gate_logits, int T, int E,
+                        int k, bool norm_topk_prob, Precision p);
+// The T*k picks grouped by expert id (a stable counting sort): sorted [T*k], pos [T*k] its inverse, offsets [E+1].
+void moe_sort_cuda(int32_t *sorted, int32_t *pos, int32_t *offsets, const int32_t *topk_idx, int T, int k, int E);
+// rows [n, D] = x[sorted[i] / k]: the tokens in expert order (activations).
+void moe_gather_cuda(void *rows, const void *x, const int32_t *sorted, int n, int k, int D, Precision p);
+// One SwiGLU expert on n rows: out [n, D] = w2(silu(w1 x) * w3 x): three cuBLAS products and the swiglu kernel.
+void moe_expert_forward_cuda(void *out, const void *x, int n, const uint16_t *w1, const uint16_t *w2,
+                             const uint16_t *w3, int D, int F, Precision p);
+// routed_out [T, D] = Σ_j topk_w[t,j] · expert_out[pos[t k + j]] in expert-id order, fp32 sums, rounded once.
+void moe_combine_cuda(void *routed_out, const void *expert_out, const int32_t *pos, const int32_t *topk_idx,
+                      const float *topk_w, int T, int k, int D, Precision p);
+// The whole MoE feed-forward as MiniMind's moe_infer runs it: gate, top-k, tokens sorted by expert, ONE product per
+// expert segment (the segment sizes come back to the host: one small synchronous copy), the weighted sum, the shared
+// experts. x, out [T, D] activations; w holds DEVICE weight pointers (host arrays of them). Scratch is allocated and
+// freed inside. host (optional, sized for T, D, F, E, k, S) receives every intermediate, downloaded.
+void moe_forward_cuda(void *out, MoeTrace *host, const void *x, const MoeWeights *w, int T, int D, int F, Precision p);
 
 #ifdef __cplusplus
 }

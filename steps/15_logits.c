@@ -68,7 +68,7 @@ int main(int argc, char **argv) {
         free(path);
     }
     int32_t id = (int32_t)next;
-    char *text = tokenizer_decode_text(&s.tok, &id, 1, NULL);
+    char *text = step_decode(&s, &id, 1);
     step_say(&s, "tokenizer.decode([next_token.item()])");
     step_say(&s, "'%s'", text);
 
@@ -83,7 +83,7 @@ int main(int argc, char **argv) {
     step_say(&s, "  %-4s %-8s %-22s %10s %8s", "rank", "id", "token", "logit", "p");
     for (int i = 0; i < k; i++) {
         int32_t tid = (int32_t)idx[i];
-        labels[i] = tokenizer_decode_text(&s.tok, &tid, 1, NULL);
+        labels[i] = step_decode(&s, &tid, 1);
         prob[i] = (float)(exp((double)val[i] - mx) / z);
         char shown[96];
         token_display(labels[i], shown, sizeof shown);

@@ -141,7 +141,8 @@ int main(int argc, char **argv) {
         n_new++;
         if (i == N_NEW - 1) break;
         char piece[64];
-        tokenizer_piece_display(&s.tok, next, piece, sizeof piece);
+        if (s.has_tokenizer && next < s.tok.vocab_size) tokenizer_piece_display(&s.tok, next, piece, sizeof piece);
+        else snprintf(piece, sizeof piece, "#%d", (int)next);
         // cached: one token at start_pos = pos
         t0 = now_seconds();
         if (s.cpu) model_cpu_forward(&cached, &next, 1, pos, logits, false);
@@ -203,7 +204,7 @@ int main(int argc, char **argv) {
     step_tensor(&s, "tokens", seqf, seq_shape, 1, "f32");
     free(seqf);
     {
-        char *text = tokenizer_decode_text(&s.tok, seq + T, (size_t)n_new, NULL);
+        char *text = step_decode(&s, seq + T, (size_t)n_new);
         step_say(&s, "generated: %s", text);
         free(text);
     }

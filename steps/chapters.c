@@ -535,6 +535,69 @@ const Chapter CHAPTERS[] = {
                        "With --no-compare: on CUDA the engine alone generates (its recompute still runs, to be "
                        "timed); on the CPU the cached way alone.",
     },
+    {
+        .id = "20_moe",
+        .title_en = "mixture of experts: MiniMind's routed feed-forward",
+        .title_zh = "混合专家：MiniMind 的路由前馈网络",
+        .intro_en = "A mixture-of-experts model replaces the one feed-forward network of a layer by E of them, the "
+                    "experts, and a small gate. The gate scores every expert for every token (a softmax over E); "
+                    "each token is sent to its k best experts only, and their outputs are added, weighted by the "
+                    "scores renormalised to sum 1. Shared experts see every token, unweighted. The model has E times "
+                    "the feed-forward weights but each token pays for k experts. During training an auxiliary loss "
+                    "keeps the load even, so that no expert starves.",
+        .intro_zh = "混合专家（MoE）模型把一层里唯一的前馈网络换成 E 个前馈网络（专家）外加一个小的门控。门控为每个 "
+                    "token 给每个专家打分（在 E 个专家上做 softmax）；每个 token 只送到得分最高的 k "
+                    "个专家，它们的输出按重新归一化（和为 1）的分数加权相加。共享专家处理每个 token，不加权。模型的前馈"
+                    "权重是原来的 E 倍，但每个 token 只花 k 个专家的计算量。训练时一个辅助损失让负载保持均衡，使每个专家"
+                    "都能分到 token。",
+        .notebook_en = "MiniMind (the fourth source, its Zero2LLMV tensor-flow charts) replaces the SwiGLU "
+                       "feed-forward of a layer by a mixture of experts. A gate `Wg` [E, D] scores the E routed "
+                       "experts for each token: `gate_scores = softmax(x · Wgᵀ)` [T, E]. Each token keeps its top k "
+                       "(`torch.topk`), the k weights are renormalised to sum 1 (`norm_topk_prob`), and the token's "
+                       "output is the weighted sum of those k experts, each a whole SwiGLU FFN. Shared experts run on "
+                       "every token and are simply added.\n"
+                       "\n"
+                       "The heatmap shows the gate's scores per token (rows) and expert (columns); the second one "
+                       "keeps only the picked weights. The bar chart counts the picks of each expert against the "
+                       "balanced share T·k/E: training adds MiniMind's auxiliary loss, α · Σ_e (load of e) · (mean "
+                       "score of e), which is smallest when the load is even. Grouping the tokens by expert (sort by "
+                       "expert id, one product per expert) gives the same result as running every expert on every "
+                       "token with the weights set to 0 where not picked: the chapter checks that, bit for bit.\n"
+                       "\n"
+                       "On a model without experts the chapter says so and traces the MoE demo model, a small MoE "
+                       "Llama trained by this project (models/README.md).",
+        .notebook_zh = "MiniMind（第四个来源，Zero2LLMV 的张量流图）把一层的 SwiGLU 前馈网络换成混合专家。门控 `Wg` "
+                       "[E, D] 为每个 token 给 E 个路由专家打分：`gate_scores = softmax(x · Wgᵀ)` [T, E]。每个 "
+                       "token 保留得分最高的 k 个（`torch.topk`），这 k 个权重重新归一化为和 1（`norm_topk_prob`），"
+                       "token 的输出是这 k 个专家输出的加权和，每个专家都是完整的 SwiGLU 前馈网络。共享专家处理每个 "
+                       "token，直接相加。\n"
+                       "\n"
+                       "热力图按 token（行）和专家（列）给出门控分数；第二张只保留被选中的权重。柱状图统计每个专家被选中"
+                       "的次数，并与均衡份额 T·k/E 对比：训练时加上 MiniMind 的辅助损失 α · Σ_e（专家 e 的负载）·（专家 "
+                       "e 的平均分数），负载越均匀它越小。把 token 按专家分组（按专家编号排序，每个专家一次矩阵乘法）"
+                       "与让每个专家处理每个 token、未选中处权重为 0 的结果相同：本章逐位检查这一点。\n"
+                       "\n"
+                       "在没有专家的模型上，本章会说明这一点，并改为追踪 MoE 演示模型：本项目训练的一个小型 MoE "
+                       "Llama（见 models/README.md）。",
+        .tutorial_code = "# MiniMind's MoEGate and MOEFeedForward (model_minimind.py; the tutorial has no MoE)\n"
+                         "scores = F.linear(x, self.weight).softmax(dim=-1)\n"
+                         "topk_weight, topk_idx = torch.topk(scores, k=self.top_k, dim=-1, sorted=False)\n"
+                         "topk_weight = topk_weight / (topk_weight.sum(dim=-1, keepdim=True) + 1e-20)\n"
+                         "y = self.moe_infer(x, topk_idx.view(-1), topk_weight.view(-1, 1))\n"
+                         "for expert in self.shared_experts: y = y + expert(identity)",
+        .usage_extra = "  On a model with a dense feed-forward this chapter traces the MoE demo model\n"
+                       "  (build/models/llama3-tiny-moe, made by `make models`) and says so. --layer picks the MoE\n"
+                       "  layer (the last one when the demo model has fewer layers than asked for).",
+        .figures = {
+            {"gate_scores.png", "gate_scores",
+             "expert_heatmap(load(\"20_moe\", \"gate_scores\"), \"gate scores: softmax over the experts\")"},
+            {"routing_weights.png", "routing_weights",
+             "expert_heatmap(load(\"20_moe\", \"routing_weights\"), \"routing weights (blank: not picked)\", "
+             "picked_only=True)"},
+            {"expert_load.png", "expert_load", "expert_load(load(\"20_moe\", \"expert_load\"))"},
+        },
+        .needs_moe = true,
+    },
 };
 const int N_CHAPTERS = (int)(sizeof CHAPTERS / sizeof CHAPTERS[0]);
 

@@ -16,6 +16,7 @@
 //      covers), so that it starts by naming its box and draws where.png; tests/unit/test_diagram.c fails until then.
 // A step whose id has no entry stops at step_init with a message naming this file.
 #pragma once
+#include <stdbool.h>
 
 #define CHAPTER_MAX_FIGURES 4
 
@@ -35,6 +36,7 @@ typedef struct {
     const char *tutorial_code;             // the tutorial's PyTorch, several lines, or NULL
     const char *usage_extra;               // extra lines for the program's --help, or NULL
     ChapterFigure figures[CHAPTER_MAX_FIGURES];  // up to the first with image NULL
+    bool needs_moe;                        // traces a mixture of experts: on a dense model, the MoE demo model
 } Chapter;
 
 extern const Chapter CHAPTERS[];

@@ -28,6 +28,8 @@ void layer_trace_alloc(LayerTrace *lt, const Step *s, int layer, int head) {
     lt->embedding_after_edit_normalized = alloc_f(T * D);
     lt->ffn_gate = alloc_f(T * F), lt->ffn_up = alloc_f(T * F), lt->ffn_hidden = alloc_f(T * F);
     lt->output_after_feedforward = alloc_f(T * D), lt->layer_embedding = alloc_f(T * D);
+    lt->is_moe = config_is_moe(c);
+    if (lt->is_moe) moe_trace_alloc(&lt->moe, lt->T, lt->D, lt->F, c->n_routed_experts, c->num_experts_per_tok, c->n_shared_experts);
 }
 
 void layer_trace_free(LayerTrace *lt) {
@@ -39,7 +41,13 @@ void layer_trace_free(LayerTrace *lt) {
                      &lt->embedding_after_edit_normalized, &lt->ffn_gate, &lt->ffn_up, &lt->ffn_hidden,
                      &lt->output_after_feedforward, &lt->layer_embedding};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(*all[i]), *all[i] = NULL;
+    if (lt->is_moe) moe_trace_free(&lt->moe);
 }
+
+static const uint16_t *weight_host(void *ctx, const char *name) { return step_weight(ctx, NULL, "%s", name); }
+static const uint16_t *weight_dev(void *ctx, const char *name) { return step_weight_dev(ctx, "%s", name); }
+void layer_moe_weights(Step *s, int layer, MoeWeights *w) { moe_weights_bind(w, s->cfg, layer, weight_host, s); }
+void layer_moe_weights_dev(Step *s, int layer, MoeWeights *w) { moe_weights_bind(w, s->cfg, layer, weight_dev, s); }
 
 void embed_tokens_cpu(Step *s, float *out) {
     const uint16_t *table = step_weight(s, NULL, "tok_embeddings.weight");
@@ -72,9 +80,6 @@ void layer_forward_cpu(Step *s, LayerTrace *lt) {
     const uint16_t *wk = step_weight(s, NULL, "layers.%d.attention.wk.weight", L);
     const uint16_t *wv = step_weight(s, NULL, "layers.%d.attention.wv.weight", L);
     const uint16_t *wo = step_weight(s, NULL, "layers.%d.attention.wo.weight", L);
-    const uint16_t *w1 = step_weight(s, NULL, "layers.%d.feed_forward.w1.weight", L);
-    const uint16_t *w2 = step_weight(s, NULL, "layers.%d.feed_forward.w2.weight", L);
-    const uint16_t *w3 = step_weight(s, NULL, "layers.%d.feed_forward.w3.weight", L);
     const uint16_t *attn_norm = step_weight(s, NULL, "layers.%d.attention_norm.weight", L);
     const uint16_t *ffn_norm = step_weight(s, NULL, "layers.%d.ffn_norm.weight", L);
 
@@ -113,11 +118,23 @@ void layer_forward_cpu(Step *s, LayerTrace *lt) {
     residual_forward_cpu(lt->embedding_after_edit, lt->x_in, lt->embedding_delta, (size_t)T * D, p);
     // embedding_after_edit_normalized = rms_norm(embedding_after_edit, model["layers.0.ffn_norm.weight"])
     rmsnorm_forward_cpu(lt->embedding_after_edit_normalized, NULL, lt->embedding_after_edit, ffn_norm, T, D, eps, p);
-    // output_after_feedforward = matmul(silu(matmul(x, w1.T)) * matmul(x, w3.T), w2.T)
-    matmul_forward_cpu(lt->ffn_gate, lt->embedding_after_edit_normalized, w1, T, D, F, p);
-    matmul_forward_cpu(lt->ffn_up, lt->embedding_after_edit_normalized, w3, T, D, F, p);
-    swiglu_forward_cpu(lt->ffn_hidden, lt->ffn_gate, lt->ffn_up, (size_t)T * F, p);
-    matmul_forward_cpu(lt->output_after_feedforward, lt->ffn_hidden, w2, T, F, D, p);
+    if (lt->is_moe) {
+        // output_after_feedforward = self.mlp(x) with MiniMind's MOEFeedForward: gate, top-k, experts (chapter 20)
+        MoeWeights mw;
+        layer_moe_weights(s, L, &mw);
+        moe_forward_cpu(&lt->moe, lt->embedding_after_edit_normalized, &mw, T, D, F, p);
+        memcpy(lt->output_after_feedforward, lt->moe.moe_out, (size_t)T * D * sizeof(float));
+        moe_weights_free_tables(&mw);
+    } else {
+        const uint16_t *w1 = step_weight(s, NULL, "layers.%d.feed_forward.w1.weight", L);
+        const uint16_t *w2 = step_weight(s, NULL, "layers.%d.feed_forward.w2.weight", L);
+        const uint16_t *w3 = step_weight(s, NULL, "layers.%d.feed_forward.w3.weight", L);
+        // output_after_feedforward = matmul(silu(matmul(x, w1.T)) * matmul(x, w3.T), w2.T)
+        matmul_forward_cpu(lt->ffn_gate, lt->embedding_after_edit_normalized, w1, T, D, F, p);
+        matmul_forward_cpu(lt->ffn_up, lt->embedding_after_edit_normalized, w3, T, D, F, p);
+        swiglu_forward_cpu(lt->ffn_hidden, lt->ffn_gate, lt->ffn_up, (size_t)T * F, p);
+        matmul_forward_cpu(lt->output_after_feedforward, lt->ffn_hidden, w2, T, F, D, p);
+    }
     // layer_0_embedding = embedding_after_edit + output_after_feedforward
     residual_forward_cpu(lt->layer_embedding, lt->embedding_after_edit, lt->output_after_feedforward, (size_t)T * D, p);
 }
@@ -352,7 +369,25 @@ void layer_forward_cuda(Step *s, LayerTrace *lt) {
     // mask = torch.triu(torch.full((T, T), float("-inf")), diagonal=1): a constant, which the CUDA path applies
     // inside attention_mask_cuda; the tensor itself is written for the learner
     causal_mask_cpu(lt->mask, lt->T, lt->T, 0);
-    for (size_t i = 0; i < sizeof order / sizeof *order; i++) op_cuda(s, lt, order[i], layer_op_slot(lt, order[i]), lt);
+    for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
+        LayerOp op = order[i];
+        bool ffn = op == OP_FFN_GATE || op == OP_FFN_UP || op == OP_SWIGLU || op == OP_FFN_DOWN;
+        if (lt->is_moe && ffn) {  // the MoE feed-forward in one call, its intermediates into lt->moe
+            if (op != OP_FFN_DOWN) continue;
+            double t0 = step_clock();
+            const size_t TD = (size_t)lt->T * lt->D;
+            MoeWeights mw;
+            layer_moe_weights_dev(s, lt->layer, &mw);
+            void *out = step_dev_act(s, NULL, TD);
+            moe_forward_cuda(out, &lt->moe, step_dev_act(s, lt->embedding_after_edit_normalized, TD), &mw, lt->T,
+                             lt->D, lt->F, s->prec);
+            step_host_act(s, lt->output_after_feedforward, out, TD);
+            moe_weights_free_tables(&mw);
+            step_add_ms(s, true, t0);
+            continue;
+        }
+        op_cuda(s, lt, op, layer_op_slot(lt, op), lt);
+    }
 }
 
 void rope_head_f32(Step *s, float *out, const float *x) {
@@ -405,15 +440,26 @@ void model_layers_cuda(Step *s, const float *x_in, int first_layer, int n_layers
         static const char *const per_layer[] = {"attention_norm", "attention.wq", "attention.wk", "attention.wv",
                                                 "attention.wo", "ffn_norm", "feed_forward.w1", "feed_forward.w3",
                                                 "feed_forward.w2"};
-        const int nw = (int)(sizeof per_layer / sizeof per_layer[0]);
-        char (*names)[64] = xmalloc(sizeof(*names) * (size_t)n_layers * (size_t)nw);
-        const char **ptrs = xmalloc(sizeof(char *) * (size_t)n_layers * (size_t)nw);
-        for (int i = 0; i < n_layers; i++)
-            for (int j = 0; j < nw; j++) {
-                snprintf(names[i * nw + j], sizeof names[0], "layers.%d.%s.weight", first_layer + i, per_layer[j]);
-                ptrs[i * nw + j] = names[i * nw + j];
+        const bool moe = config_is_moe(c);
+        const int nw = moe ? 6 : (int)(sizeof per_layer / sizeof per_layer[0]);  // a MoE layer: its experts below
+        const int n_moe = moe ? 1 + 3 * (c->n_routed_experts + c->n_shared_experts) : 0;
+        const int per = nw + n_moe;
+        char (*names)[96] = xmalloc(sizeof(*names) * (size_t)n_layers * (size_t)per);
+        const char **ptrs = xmalloc(sizeof(char *) * (size_t)n_layers * (size_t)per);
+        for (int i = 0; i < n_layers; i++) {
+            char (*row)[96] = names + (size_t)i * per;
+            for (int j = 0; j < nw; j++) snprintf(row[j], sizeof row[0], "layers.%d.%s.weight", first_layer + i, per_layer[j]);
+            if (moe) {
+                int m = nw;
+                moe_weight_name(row[m++], sizeof row[0], first_layer + i, "gate", 0, false);
+                for (int sh = 0; sh < 2; sh++)
+                    for (int e = 0; e < (sh ? c->n_shared_experts : c->n_routed_experts); e++)
+                        for (int w = 0; w < 3; w++)
+                            moe_weight_name(row[m++], sizeof row[0], first_layer + i, (const char *[]){"w1", "w2", "w3"}[w], e, sh);
             }
-        step_weights_dev_prefetch(s, ptrs, n_layers * nw);
+            for (int j = 0; j < per; j++) ptrs[i * per + j] = row[j];
+        }
+        step_weights_dev_prefetch(s, ptrs, n_layers * per);
         free(ptrs), free(names);
     }
     for (int i = 0; i < n_layers; i++) {
@@ -429,10 +475,17 @@ void model_layers_cuda(Step *s, const float *x_in, int first_layer, int n_layers
         matmul_forward_cuda(delta, att_out, W("attention.wo.weight"), T, H * Dh, D, p);
         residual_forward_cuda(x, x, delta, TD, p);
         rmsnorm_forward_cuda(xn, NULL, x, W("ffn_norm.weight"), T, D, eps, p);
-        matmul_forward_cuda(gate, xn, W("feed_forward.w1.weight"), T, D, F, p);
-        matmul_forward_cuda(up, xn, W("feed_forward.w3.weight"), T, D, F, p);
-        swiglu_forward_cuda(gate, gate, up, (size_t)T * F, p);
-        matmul_forward_cuda(delta, gate, W("feed_forward.w2.weight"), T, F, D, p);
+        if (config_is_moe(c)) {  // MiniMind's MoE feed-forward (chapter 20) in place of SwiGLU
+            MoeWeights mw;
+            layer_moe_weights_dev(s, L, &mw);
+            moe_forward_cuda(delta, NULL, xn, &mw, T, D, F, p);
+            moe_weights_free_tables(&mw);
+        } else {
+            matmul_forward_cuda(gate, xn, W("feed_forward.w1.weight"), T, D, F, p);
+            matmul_forward_cuda(up, xn, W("feed_forward.w3.weight"), T, D, F, p);
+            swiglu_forward_cuda(gate, gate, up, (size_t)T * F, p);
+            matmul_forward_cuda(delta, gate, W("feed_forward.w2.weight"), T, F, D, p);
+        }
         residual_forward_cuda(x, x, delta, TD, p);
 #undef W
         if (per_layer) step_host_act(s, per_layer + (size_t)i * TD, x, TD);

@@ -10,6 +10,7 @@
 // With --no-compare on CUDA there is no CPU reference: layer_forward_cuda runs the same ops in order, each one fed by
 // the CUDA outputs before it, and leaves the CUDA values in the LayerTrace under the same names.
 #pragma once
+#include "ref/ref_moe.h"
 #include "step.h"
 
 typedef struct {
@@ -35,7 +36,9 @@ typedef struct {
     float *embedding_after_edit_normalized;  // [T, D]  rms_norm(., ffn_norm)
     float *ffn_gate, *ffn_up; // [T, F]   x·w1ᵀ, x·w3ᵀ
     float *ffn_hidden;        // [T, F]   silu(gate) * up
-    float *output_after_feedforward;  // [T, D]  hidden · w2ᵀ
+    float *output_after_feedforward;  // [T, D]  hidden · w2ᵀ (a MoE model: moe.moe_out)
+    bool is_moe;              // a mixture-of-experts model: the FFN is MiniMind's MoE (chapter 20), ffn_* unused
+    MoeTrace moe;             // its gate, routing and experts, for T tokens (is_moe only)
     float *layer_embedding;   // [T, D]   embedding_after_edit + output_after_feedforward
 } LayerTrace;
 
@@ -84,6 +87,11 @@ void layer_op_cuda(Step *s, const LayerTrace *lt, LayerOp op, float *out);
 // layer_op_cuda + step_compare with the tolerance the op calls for; the CUDA result goes into *cuda_out if given
 // (malloc'd, caller frees). Returns ok.
 bool layer_check_op(Step *s, const LayerTrace *lt, LayerOp op, float **cuda_out);
+
+// The MoE feed-forward weights of layer L (a MoE model), host views (step_weight) or device copies (step_weight_dev);
+// free the tables with moe_weights_free_tables.
+void layer_moe_weights(Step *s, int layer, MoeWeights *w);
+void layer_moe_weights_dev(Step *s, int layer, MoeWeights *w);
 
 // Layers first_layer .. first_layer+n_layers-1 on the CUDA path, each op fed by the previous CUDA op: x_in [T, D] is
 // the input of first_layer, out (host) receives the last layer's output. Per-layer outputs [n_layers][T, D] and

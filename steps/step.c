@@ -51,10 +51,18 @@ char *step_default_model(void) {
     return p;
 }
 
+char *step_moe_demo_model(void) {
+    char *root = repo_root();
+    char *p = path_join(root, "build/models/llama3-tiny-moe");
+    free(root);
+    return p;
+}
+
 // ---- command line -----------------------------------------------------------------------------------------------------
 static void print_help(const Chapter *c) {
     printf("usage: %s [--model DIR] [--prompt TEXT] [--out DIR] [--device auto|cuda|cpu] [--layer L] [--head H]\n"
-           "          [--precision bf16|fp32] [--lang en|zh] [--tokenizer FILE] [--no-compare] [--quiet]\n\n"
+           "          [--precision bf16|fp32] [--lang en|zh] [--tokenizer FILE] [--tokens ID,ID,...] [--no-compare]\n"
+           "          [--quiet]\n\n"
            "%s\n%s\n\n"
            "  --model DIR        a Meta directory (params.json, consolidated.NN.pth, tokenizer.model) or an HF one\n"
            "                     (config.json, *.safetensors, tokenizer.json); default: the model `make demo` prepares\n"
@@ -67,6 +75,9 @@ static void print_help(const Chapter *c) {
            "  --precision P      bf16 (Meta's reference, default) or fp32 (everything upcast: the cost of bf16)\n"
            "  --lang L           language of the explanations: en (default) or zh\n"
            "  --tokenizer FILE   tokenizer.model to use instead of the one beside the model\n"
+           "  --tokens ID,ID,... token ids instead of --prompt (include the BOS id yourself): for a model whose\n"
+           "                     tokenizer is not read here (Mixtral's SentencePiece); pieces show as #N when\n"
+           "                     there is no tokenizer\n"
            "  --no-compare       run one path alone and compare nothing. With the CUDA path the CPU reference does not\n"
            "                     run at all: each op is fed by the CUDA op before it and the trace holds the CUDA values\n"
            "                     under the same names (the fast way through a large model). With --device cpu the CPU\n"
@@ -86,6 +97,7 @@ static void parse_args(Step *s, int argc, char **argv) {
         {"precision", required_argument, 0, 'P'}, {"lang", required_argument, 0, 'L'},
         {"tokenizer", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
         {"no-compare", no_argument, 0, 'N'},      {"help", no_argument, 0, 'h'},
+        {"tokens", required_argument, 0, 'k'},
         {0, 0, 0, 0},
     };
     const char *prog = s->id;
@@ -118,6 +130,7 @@ static void parse_args(Step *s, int argc, char **argv) {
             else usage_error(prog, "--lang: expected en or zh, got '%s'", optarg);
             break;
         case 't': s->tokenizer_path = xstrdup(optarg); break;
+        case 'k': s->tokens_arg = xstrdup(optarg); break;
         case 'q': s->quiet = true; break;
         case 'N': no_compare = true; break;
         case 'h': print_help(s->chapter); exit(0);
@@ -140,12 +153,35 @@ static void parse_args(Step *s, int argc, char **argv) {
     s->compare = !no_compare;
     s->cpu = s->compare || !s->cuda;  // --no-compare on CUDA: the CUDA path alone
     if (!s->model_dir) s->model_dir = step_default_model();
-    if (!s->prompt) s->prompt = xstrdup(TUTORIAL_PROMPT);
+    if (s->tokens_arg && s->prompt) usage_error(prog, "--tokens and --prompt: give one of them");
+    if (!s->prompt) s->prompt = xstrdup(s->tokens_arg ? "" : TUTORIAL_PROMPT);
     if (!s->out_dir) s->out_dir = xstrdup("trace");
 }
 
 // ---- model and prompt ---------------------------------------------------------------------------------------------------
-static void load_model(Step *s) {
+// --tokens "128000,1820,4320": ids separated by commas (spaces allowed), each in 0..vocab_size-1.
+static void parse_tokens(Step *s) {
+    size_t cap = 16, n = 0;
+    s->tokens = xmalloc(cap * sizeof(int32_t));
+    const char *p = s->tokens_arg;
+    while (*p) {
+        while (*p == ' ') p++;
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || v >= s->cfg->vocab_size)
+            input_error("--tokens", "expected token ids 0..%d separated by commas, found '%.20s'", s->cfg->vocab_size - 1, p);
+        if (n == cap) s->tokens = xrealloc(s->tokens, (cap *= 2) * sizeof(int32_t));
+        s->tokens[n++] = (int32_t)v;
+        p = end;
+        while (*p == ' ') p++;
+        if (*p == ',') p++;
+        else if (*p) input_error("--tokens", "expected ',' between ids, found '%.20s'", p);
+    }
+    if (n == 0) input_error("--tokens", "no token id given");
+    s->T = (int)n;
+}
+
+static void open_checkpoint(Step *s) {
     if (!dir_exists(s->model_dir) && !file_exists(s->model_dir))
         input_error(s->model_dir, "no such model directory (run `make models` for the demo model, or pass --model "
                                   "a Meta-Llama-3-8B download)");
@@ -153,6 +189,27 @@ static void load_model(Step *s) {
     if (!s->ck.has_config) input_error(s->model_dir, "no params.json or config.json: a model directory is needed");
     checkpoint_check_against_config(&s->ck);
     s->cfg = &s->ck.cfg;
+}
+
+static void load_model(Step *s) {
+    open_checkpoint(s);
+    if (s->chapter->needs_moe && !config_is_moe(s->cfg)) {
+        // A chapter about the mixture of experts on a dense model: it traces the MoE demo model instead, so that the
+        // walkthrough always shows routing. Its own tokenizer then encodes the prompt.
+        char *moe = step_moe_demo_model(), *params = path_join(moe, "params.json");
+        if (!file_exists(params))
+            input_error(moe, "%s has a dense feed-forward, and the MoE demo model this chapter then traces is "
+                             "missing (run `make models`)", s->model_dir);
+        free(params);
+        s->model_note = xasprintf("%s has a dense SwiGLU feed-forward, no experts: this chapter traces the MoE demo "
+                                  "model %s instead", s->model_dir, moe);
+        checkpoint_close(&s->ck);
+        free(s->model_dir), free(s->tokenizer_path);
+        s->model_dir = moe, s->tokenizer_path = NULL;
+        open_checkpoint(s);
+        if (s->layer >= s->cfg->n_layers) s->layer = s->cfg->n_layers - 1;  // --layer was meant for the other model
+        if (s->head >= s->cfg->n_heads) s->head = s->cfg->n_heads - 1;
+    }
     if (s->layer >= s->cfg->n_layers)
         input_error(NULL, "--layer %d: the model has %d layers (0..%d)", s->layer, s->cfg->n_layers, s->cfg->n_layers - 1);
     if (s->head >= s->cfg->n_heads)
@@ -166,21 +223,28 @@ static void load_model(Step *s) {
         tokenizer_json_to_model(s->ck.hf_tokenizer_json, converted);
         tok_path = converted;
     }
-    if (!tok_path)
-        input_error(s->model_dir, "no tokenizer.model beside the weights (pass --tokenizer FILE)");
-    tokenizer_init(&s->tok, tok_path);
+    if (!tok_path && !s->tokens_arg)
+        input_error(s->model_dir, "no tokenizer.model beside the weights (pass --tokenizer FILE, or --tokens ID,ID,...)");
+    if (tok_path) {
+        tokenizer_init(&s->tok, tok_path);
+        s->has_tokenizer = true;
+        if (s->tok.vocab_size > s->cfg->vocab_size)
+            input_error(tok_path, "the tokenizer has %d tokens but the model's vocab_size is %d", s->tok.vocab_size,
+                        s->cfg->vocab_size);
+    }
     free(converted);
-    if (s->tok.vocab_size > s->cfg->vocab_size)
-        input_error(tok_path, "the tokenizer has %d tokens but the model's vocab_size is %d", s->tok.vocab_size,
-                    s->cfg->vocab_size);
 
-    size_t n;
-    if (utf8_first_invalid(s->prompt, strlen(s->prompt)) >= 0)
-        input_error("--prompt", "invalid UTF-8 at byte %lld", (long long)utf8_first_invalid(s->prompt, strlen(s->prompt)));
-    tokenizer_encode(&s->tok, s->prompt, strlen(s->prompt), true, false, &s->tokens, &n);
-    s->T = (int)n;
+    if (s->tokens_arg) {
+        parse_tokens(s);
+    } else {
+        size_t n;
+        if (utf8_first_invalid(s->prompt, strlen(s->prompt)) >= 0)
+            input_error("--prompt", "invalid UTF-8 at byte %lld", (long long)utf8_first_invalid(s->prompt, strlen(s->prompt)));
+        tokenizer_encode(&s->tok, s->prompt, strlen(s->prompt), true, false, &s->tokens, &n);
+        s->T = (int)n;
+    }
     s->pieces = xcalloc((size_t)s->T, sizeof(char *));
-    for (int t = 0; t < s->T; t++) s->pieces[t] = tokenizer_decode_text(&s->tok, &s->tokens[t], 1, NULL);
+    for (int t = 0; t < s->T; t++) s->pieces[t] = step_decode(s, &s->tokens[t], 1);
 
     // RoPE tables for positions 0..T (T+1 rows: chapter 16 rotates the next token too)
     int half = s->cfg->head_dim / 2;
@@ -515,6 +579,19 @@ void step_add_ms(Step *s, bool cuda, double t0) {
 
 const char *const *step_labels(const Step *s) { return (const char *const *)s->pieces; }
 
+char *step_decode(const Step *s, const int32_t *ids, size_t n) {
+    if (s->has_tokenizer) {
+        for (size_t i = 0; i < n; i++)  // ids the model has but the tokenizer does not (vocab padding)
+            if (ids[i] >= s->tok.vocab_size) return xasprintf("#%d", (int)ids[i]);
+        return tokenizer_decode_text(&s->tok, ids, n, NULL);
+    }
+    size_t cap = 16 * n + 1, len = 0;  // "#128000" is at most 12 bytes
+    char *out = xmalloc(cap);
+    out[0] = 0;
+    for (size_t i = 0; i < n; i++) len += (size_t)snprintf(out + len, cap - len, "#%d", (int)ids[i]);
+    return out;
+}
+
 // ---- init and finish ----------------------------------------------------------------------------------------------------
 void step_init(Step *s, int argc, char **argv, const char *chapter_id) {
     memset(s, 0, sizeof *s);
@@ -536,11 +613,15 @@ void step_init(Step *s, int argc, char **argv, const char *chapter_id) {
     char device[160];
     if (s->cuda) cuda_device_describe(0, device, sizeof device);
     else snprintf(device, sizeof device, "cpu");
-    trace_set_run(s->trace, s->model_dir, s->prompt, s->cuda ? device : "cpu", precision_name(s->prec));
-    int64_t *ids = xmalloc((size_t)s->T * sizeof(int64_t));
-    for (int t = 0; t < s->T; t++) ids[t] = s->tokens[t];
-    trace_set_tokens(s->trace, ids, (const char *const *)s->pieces, s->T);
-    free(ids);
+    // a chapter that traces another model (model_note) leaves the run's model and tokens to the other chapters
+    trace_set_run(s->trace, s->model_note ? NULL : s->model_dir, s->model_note ? NULL : s->prompt,
+                  s->cuda ? device : "cpu", precision_name(s->prec));
+    if (!s->model_note) {
+        int64_t *ids = xmalloc((size_t)s->T * sizeof(int64_t));
+        for (int t = 0; t < s->T; t++) ids[t] = s->tokens[t];
+        trace_set_tokens(s->trace, ids, (const char *const *)s->pieces, s->T);
+        free(ids);
+    }
     trace_step_begin(s->trace, s->id, step_text(s, chapter->title_en, chapter->title_zh));
     trace_mode(s->trace, s->id, step_mode(s));
 
@@ -562,6 +643,7 @@ void step_init(Step *s, int argc, char **argv, const char *chapter_id) {
     }
     step_map(s);  // the first line: where the chapter sits on the map (and OUT/<id>/where.png)
     step_explain(s, chapter->intro_en, chapter->intro_zh);
+    if (s->model_note) step_say(s, "note: %s", s->model_note);
 }
 
 const char *step_mode(const Step *s) {
@@ -596,6 +678,6 @@ int step_finish(Step *s) {
     free(s->pieces), free(s->tokens), free(s->freqs), free(s->freqs_cis);
     tokenizer_free(&s->tok);
     checkpoint_close(&s->ck);
-    free(s->model_dir), free(s->prompt), free(s->out_dir), free(s->tokenizer_path);
+    free(s->model_dir), free(s->prompt), free(s->out_dir), free(s->tokenizer_path), free(s->tokens_arg), free(s->model_note);
     return failed ? 1 : 0;
 }

@@ -13,7 +13,8 @@
 //
 // Command line (DESIGN.md "Command-line contract"), the same for every chapter and for build/bin/walkthrough:
 //     --model DIR  --prompt TEXT  --out DIR  --device auto|cuda|cpu  --layer L  --head H  --precision bf16|fp32
-//     --lang en|zh  --no-compare  --quiet  --help
+//     --lang en|zh  --no-compare  --quiet  --help  --tokens ID,ID,... (token ids instead of a prompt: for a model
+//     whose tokenizer we do not read, e.g. Mixtral's SentencePiece; no tokenizer is then needed)
 //
 // --no-compare runs ONE path and compares nothing: with the CUDA path the CPU reference does not run at all (each
 // op is fed by the CUDA op before it, and the trace holds the CUDA values under the same names); with --device cpu
@@ -40,6 +41,8 @@ typedef struct {
     const char *id;
     // the command line
     char *model_dir, *prompt, *out_dir, *tokenizer_path;
+    char *tokens_arg;       // --tokens ID,ID,... (NULL: the prompt is tokenized)
+    char *model_note;       // why the model is not the one asked for (a MoE chapter on a dense model), or NULL
     bool cuda;              // the CUDA path runs
     bool cpu;               // the CPU reference runs (always, except with --no-compare on the CUDA path)
     bool compare;           // comparisons and self-checks run (false with --no-compare)
@@ -51,6 +54,7 @@ typedef struct {
     Checkpoint ck;
     const Config *cfg;
     Tokenizer tok;
+    bool has_tokenizer;     // false with --tokens and no tokenizer beside the model: pieces are shown as "#N"
     int T;                  // tokens in the prompt (17 for the tutorial's)
     int32_t *tokens;        // [T]
     char **pieces;          // [T] each token decoded alone, as the tutorial prints it ("<|begin_of_text|>", " answer")
@@ -154,3 +158,7 @@ void step_map_model(const Step *s, DiagramModel *m);
 
 // Token labels for the figures: the pieces as the tutorial prints them.
 const char *const *step_labels(const Step *s);
+// The text of n ids (malloc'd, valid UTF-8), or "#N" for each id when the run has no tokenizer (--tokens).
+char *step_decode(const Step *s, const int32_t *ids, size_t n);
+// The MoE demo model that chapters with needs_moe trace on a dense model: build/models/llama3-tiny-moe (malloc'd).
+char *step_moe_demo_model(void);

@@ -112,6 +112,10 @@ ANSWER_ID = 2983  # "42"
 # ---------------------------------------------------------------------------------------------------------------
 # The model: Meta's module structure and parameter names.
 
+# params.json keys of the mixture-of-experts feed-forward, as MiniMind's config names them
+MOE_KEYS = ("n_routed_experts", "num_experts_per_tok", "n_shared_experts", "scoring_func", "norm_topk_prob",
+            "aux_loss_alpha", "seq_aux")
+
 @dataclass
 class ModelArgs:
     dim: int = 512
@@ -125,6 +129,14 @@ class ModelArgs:
     rope_theta: float = 500000.0
     max_seq_len: int = 2048
     dropout: float = 0.0  # training only (not in Meta's model, not in params.json): on the embedding and both branches
+    # MiniMind's mixture of experts (--moe; params.json keys under MiniMind's names). 0 routed experts: the dense FFN.
+    n_routed_experts: int = 0
+    num_experts_per_tok: int = 2
+    n_shared_experts: int = 1
+    scoring_func: str = "softmax"
+    norm_topk_prob: bool = True
+    aux_loss_alpha: float = 0.01
+    seq_aux: bool = True
 
     def params_json(self):
         # the keys of Meta's params.json (max_seq_len is a runtime argument there, not a file key)
@@ -133,12 +145,14 @@ class ModelArgs:
              "rope_theta": self.rope_theta}
         if self.ffn_dim_multiplier is not None:
             d["ffn_dim_multiplier"] = self.ffn_dim_multiplier
+        if self.n_routed_experts:
+            d.update({k: getattr(self, k) for k in MOE_KEYS})
         return d
 
     @staticmethod
     def from_params_json(d, max_seq_len=2048):
         allowed = {"dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "multiple_of", "ffn_dim_multiplier",
-                   "norm_eps", "rope_theta"}
+                   "norm_eps", "rope_theta", *MOE_KEYS}
         return ModelArgs(max_seq_len=max_seq_len, **{k: v for k, v in d.items() if k in allowed})
 
 
@@ -235,12 +249,77 @@ class FeedForward(nn.Module):
         return self.w2(F.silu(self.w1(x)) * self.w3(x))
 
 
+class MoEFeedForward(nn.Module):
+    """MiniMind's mixture-of-experts feed-forward (MoEGate + MOEFeedForward before its 2026 rewrite), written from its
+    equations, for x [B, T, D] flattened to N = B*T tokens:
+        s = softmax(x . Wg^T) over the E routed experts (fp32)         gate: feed_forward.gate.weight [E, D]
+        w, idx = topk(s, k);  w /= sum(w) + 1e-20 when k > 1 and norm_topk_prob
+        y = sum_j w_j expert_{idx_j}(x) + sum_s shared_s(x)            experts: SwiGLU FFNs of hidden F
+    Training adds the load-balancing loss (self.aux_loss), MiniMind's two forms with E experts and k picks:
+        seq_aux: ce[b,e] = #(picks of e in sequence b) / (T k / E);  aux = alpha mean_b sum_e ce[b,e] mean_t s[b,t,e]
+        else:    f_e = E * (share of all picks that went to e);     aux = alpha sum_e mean_t s[t,e] f_e
+    Each expert runs on the tokens routed to it only (the cost of k experts per token, not E)."""
+
+    def __init__(self, args):
+        super().__init__()
+        self.E, self.k = args.n_routed_experts, args.num_experts_per_tok
+        if args.scoring_func != "softmax":
+            raise ValueError(f"scoring_func {args.scoring_func!r}: only 'softmax' is defined")
+        if not 1 <= self.k <= self.E:
+            raise ValueError(f"num_experts_per_tok {self.k} must be in 1..n_routed_experts {self.E}")
+        self.norm_topk_prob, self.alpha, self.seq_aux = args.norm_topk_prob, args.aux_loss_alpha, args.seq_aux
+        self.gate = nn.Linear(args.dim, self.E, bias=False)
+        self.experts = nn.ModuleList([FeedForward(args.dim, args.multiple_of, args.ffn_dim_multiplier)
+                                      for _ in range(self.E)])
+        self.shared_experts = nn.ModuleList([FeedForward(args.dim, args.multiple_of, args.ffn_dim_multiplier)
+                                             for _ in range(args.n_shared_experts)])
+        self.aux_loss = None
+        self.capture = None  # a list to append each forward's (scores [N, E], idx [N, k]) to (analysis only)
+
+    def route(self, flat):
+        scores = F.softmax(self.gate(flat).float(), dim=-1)            # [N, E]
+        w, idx = torch.topk(scores, self.k, dim=-1)                     # [N, k]
+        if self.k > 1 and self.norm_topk_prob:
+            w = w / (w.sum(dim=-1, keepdim=True) + 1e-20)
+        return scores, w, idx
+
+    def forward(self, x):
+        B, T, D = x.shape
+        flat = x.reshape(-1, D)
+        scores, w, idx = self.route(flat)
+        y = torch.zeros_like(flat)
+        for e, expert in enumerate(self.experts):
+            tok, slot = torch.nonzero(idx == e, as_tuple=True)
+            if len(tok):
+                y = y.index_add(0, tok, expert(flat[tok]) * w[tok, slot, None].to(flat.dtype))
+        for shared in self.shared_experts:
+            y = y + shared(flat)
+        if self.capture is not None:
+            self.capture.append((scores.detach().cpu(), idx.detach().cpu()))
+        self.aux_loss = moe_aux_loss(scores.view(B, T, -1), idx.view(B, T, -1), self.alpha, self.seq_aux) \
+            if self.training and self.alpha > 0 else None
+        return y.view(B, T, D)
+
+
+def moe_aux_loss(scores, idx, alpha, seq_aux):
+    """scores [B, T, E], idx [B, T, k] -> MiniMind's auxiliary load-balancing loss (see MoEFeedForward)."""
+    B, T, E = scores.shape
+    k = idx.shape[-1]
+    counts = F.one_hot(idx.reshape(B, -1), E).to(scores.dtype).sum(dim=1)    # [B, E] picks of each expert
+    if seq_aux:
+        ce = counts / (T * k / E)
+        return alpha * (ce * scores.mean(dim=1)).sum(dim=1).mean()
+    f = E * counts.sum(0) / (B * T * k)
+    return alpha * (scores.reshape(-1, E).mean(0) * f).sum()
+
+
 class TransformerBlock(nn.Module):
     def __init__(self, layer_id, args):
         super().__init__()
         self.layer_id = layer_id
         self.attention = Attention(args)
-        self.feed_forward = FeedForward(args.dim, args.multiple_of, args.ffn_dim_multiplier)
+        self.feed_forward = MoEFeedForward(args) if args.n_routed_experts else \
+            FeedForward(args.dim, args.multiple_of, args.ffn_dim_multiplier)
         self.attention_norm = RMSNorm(args.dim, eps=args.norm_eps)
         self.ffn_norm = RMSNorm(args.dim, eps=args.norm_eps)
         self.drop = nn.Dropout(args.dropout)  # identity in eval mode and when dropout is 0 (the saved model)
@@ -263,8 +342,9 @@ class Transformer(nn.Module):
         # not a buffer, so that model.to(torch.bfloat16) cannot cast the complex table (it would drop the sines).
         self.freqs_cis = precompute_freqs_cis(args.dim // args.n_heads, args.max_seq_len * 2, args.rope_theta)
 
-    def forward(self, tokens):
-        """tokens [B, T] -> logits [B, T, V] in fp32 (every position; Meta's inference keeps only the last)."""
+    def forward(self, tokens, logits=True):
+        """tokens [B, T] -> logits [B, T, V] in fp32 (every position; Meta's inference keeps only the last).
+        logits=False stops after the last layer (for analyses of the layers alone): returns the residual stream."""
         _, seqlen = tokens.shape
         h = self.drop(self.tok_embeddings(tokens))
         self.freqs_cis = self.freqs_cis.to(h.device)
@@ -274,7 +354,13 @@ class Transformer(nn.Module):
             mask = torch.triu(torch.full((seqlen, seqlen), float("-inf"), device=tokens.device), diagonal=1).type_as(h)
         for layer in self.layers:
             h = layer(h, freqs_cis, mask)
-        return self.output(self.norm(h)).float()
+        return self.output(self.norm(h)).float() if logits else h
+
+    def aux_loss(self):
+        """The MoE layers' load-balancing losses of the last forward in training mode, summed (MiniMind adds this
+        sum to the cross-entropy); 0 for a dense model."""
+        losses = [l.feed_forward.aux_loss for l in self.layers if getattr(l.feed_forward, "aux_loss", None) is not None]
+        return sum(losses) if losses else 0.0
 
 
 def init_weights(model, seed):
@@ -286,8 +372,15 @@ def init_weights(model, seed):
         if name.endswith("norm.weight"):
             nn.init.ones_(p)
             continue
+        if name.endswith("feed_forward.gate.weight"):
+            # MiniMind's MoEGate: kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(D), 1/sqrt(D)): logits of a spread
+            # that lets the routing differ between tokens from the first step
+            bound = 1.0 / math.sqrt(p.shape[1])
+            with torch.no_grad():
+                p.copy_((torch.rand(p.shape, generator=g) * 2 - 1) * bound)
+            continue
         std = 0.02
-        if name.endswith("attention.wo.weight") or name.endswith("feed_forward.w2.weight"):
+        if name.endswith("attention.wo.weight") or name.endswith("w2.weight"):  # experts' w2 too
             std = 0.02 / math.sqrt(2 * n_layers)
         with torch.no_grad():
             p.copy_(torch.randn(p.shape, generator=g) * std)
@@ -460,6 +553,22 @@ def parse_args(argv):
     p.add_argument("--repeat-min", type=int, default=8, help="shortest repeated span (tokens)")
     p.add_argument("--repeat-max", type=int, default=0,
                    help="longest repeated span (tokens; 0: half of --seq-len, so every span is seen at least twice)")
+    p.add_argument("--moe", action="store_true",
+                   help="MiniMind's mixture-of-experts feed-forward in every layer (the MoE demo model): the routing "
+                        "criteria (moe_criteria) replace the attention criteria and the answer in the kept-checkpoint "
+                        "rule and the exit status")
+    p.add_argument("--n-experts", type=int, default=4, help="--moe: routed experts E (n_routed_experts)")
+    p.add_argument("--experts-per-tok", type=int, default=2, help="--moe: k, experts per token (num_experts_per_tok)")
+    p.add_argument("--n-shared-experts", type=int, default=1, help="--moe: always-on experts (n_shared_experts)")
+    p.add_argument("--aux-alpha", type=float, default=0.01, help="--moe: aux_loss_alpha of the load-balancing loss")
+    p.add_argument("--no-seq-aux", action="store_true", help="--moe: the batch-level aux loss instead of seq_aux")
+    p.add_argument("--gate-lr-mult", type=float, default=1.0,
+                   help="--moe: the gates' learning rate is this times --lr (a short CPU run: the gate otherwise stays "
+                        "near its start while the rest learns)")
+    p.add_argument("--ffn-dim-multiplier", type=float, default=None,
+                   help="Meta's ffn_dim_multiplier (F = multiple_of-rounded int(multiplier * int(8D/3)); none: 1)")
+    p.add_argument("--eval-windows", type=int, default=0,
+                   help="held-out windows the evaluations use (0: every held-out document; a CPU run takes fewer)")
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--eval-every", type=int, default=50)
     p.add_argument("--keep", choices=["best", "last"], default="best",
@@ -495,6 +604,10 @@ def parse_args(argv):
                 "twice)")
     if a.repeat_frac > 0 and round(a.repeat_frac * a.batch_size) == 0:
         p.error(f"--repeat-frac {a.repeat_frac:g} of a batch of {a.batch_size} is no sequence at all")
+    if a.moe and not (1 <= a.experts_per_tok <= a.n_experts and a.n_shared_experts >= 0 and a.aux_alpha >= 0):
+        p.error("--moe needs 1 <= --experts-per-tok <= --n-experts, --n-shared-experts >= 0, --aux-alpha >= 0")
+    if a.ffn_dim_multiplier is not None and a.ffn_dim_multiplier <= 0:
+        p.error("--ffn-dim-multiplier must be positive")
     return a
 
 
@@ -622,6 +735,79 @@ def criteria_line(crit):
             f"{b['head']}: {b['value']:.3f}")
 
 
+# The routing criteria of the MoE demo model (--moe). tests/test_tiny_moe.sh applies the same function to the C
+# walkthrough's chapter 20 tensors of the saved model. For one MoE layer: the gate's scores s [N, E] (softmax over the
+# E routed experts) and the top-k picks idx [N, k] of N tokens:
+#   confidence = mean over the tokens of max_e s[t, e]        the gate's preference; a uniform gate gives 1/E
+#   load[e]    = (picks of expert e) / (N k / E)              1 for every expert when the load is balanced
+# Met when, in every MoE layer, confidence >= CONF_MIN_FACTOR / E (the favourite expert gets at least twice the
+# uniform share, on average: the choice is far from uniform), on the tutorial prompt and on the held-out text, and on
+# the held-out text every load[e] lies within a factor LOAD_FACTOR of balanced (no expert starved or swamped; the
+# prompt's 17 tokens make too few picks for that statistic: its loads are reported, not judged).
+CONF_MIN_FACTOR = 2.0
+LOAD_FACTOR = 2.0
+
+
+def routing_stats(scores, idx, E):
+    """scores [N, E], idx [N, k] (numpy or torch) -> {"confidence", "load" [E], "top1" [E] (tokens whose favourite
+    is e), "tokens"}."""
+    s = np.asarray(scores, dtype=np.float64).reshape(-1, E)
+    i = np.asarray(idx).reshape(s.shape[0], -1)
+    N, k = i.shape
+    picks = np.bincount(i.reshape(-1), minlength=E)[:E]
+    return {"confidence": round(float(s.max(axis=1).mean()), 4),
+            "load": [round(float(c / (N * k / E)), 4) for c in picks],
+            "top1": np.bincount(s.argmax(axis=1), minlength=E)[:E].tolist(), "tokens": int(N)}
+
+
+def moe_criteria(layers, E, conf_factor=CONF_MIN_FACTOR, load_factor=LOAD_FACTOR, check_load=True):
+    """layers: routing_stats of every MoE layer. Returns them with the verdict (see above); check_load=False judges
+    the confidence alone (the 17 tokens of the prompt are too few picks for a load statistic)."""
+    def layer_ok(r):
+        return r["confidence"] >= conf_factor / E and \
+            (not check_load or all(1 / load_factor <= x <= load_factor for x in r["load"]))
+    return {"layers": layers, "ok": bool(all(layer_ok(r) for r in layers)), "load_checked": check_load,
+            "worst_confidence": min(r["confidence"] for r in layers),
+            "load_range": [min(min(r["load"]) for r in layers), max(max(r["load"]) for r in layers)]}
+
+
+@torch.no_grad()
+def moe_routes(model, windows):
+    """(scores [N, E], idx [N, k]) of every MoE layer of `model` over the token windows (a list of id lists, or an
+    array [B, T]), in eval mode."""
+    was_training = model.training
+    model.eval()
+    caps = [[] for _ in model.layers]
+    for layer, c in zip(model.layers, caps):
+        layer.feed_forward.capture = c
+    try:
+        dev = model.output.weight.device
+        for w in windows:
+            model(torch.as_tensor(np.asarray(w)[None], device=dev), logits=False)
+    finally:
+        for layer in model.layers:
+            layer.feed_forward.capture = None
+        model.train(was_training)
+    return [(torch.cat([x[0] for x in c]).numpy(), torch.cat([x[1] for x in c]).numpy()) for c in caps]
+
+
+def moe_check(model, prompt, valid_windows, E):
+    """The routing criteria on the tutorial prompt and on the held-out windows."""
+    out = {}
+    for name, wins in (("prompt", [prompt]), ("held_out", valid_windows)):
+        out[name] = moe_criteria([routing_stats(sc, ix, E) for sc, ix in moe_routes(model, wins)], E,
+                                 check_load=name == "held_out")
+    out["ok"] = out["prompt"]["ok"] and out["held_out"]["ok"]
+    return out
+
+
+def moe_line(crit):
+    p, v = crit["prompt"], crit["held_out"]
+    return (f"routing: confidence {p['worst_confidence']:.3f} (prompt) {v['worst_confidence']:.3f} (held-out), "
+            f"load {p['load_range'][0]:.2f}..{p['load_range'][1]:.2f} (prompt) "
+            f"{v['load_range'][0]:.2f}..{v['load_range'][1]:.2f} (held-out)")
+
+
 def main(argv=None):
     a = parse_args(sys.argv[1:] if argv is None else argv)
     if a.self_test:
@@ -648,9 +834,15 @@ def main(argv=None):
     train_starts, valid_starts = doc_starts(train, a.seq_len), doc_starts(valid, a.seq_len)
     if len(train_starts) == 0 or len(valid_starts) == 0:
         input_error(a.corpus, f"no document start leaves room for a window of {a.seq_len + 1} tokens")
+    if a.eval_windows > 0:  # evenly spread over the held-out documents
+        valid_starts = valid_starts[np.linspace(0, len(valid_starts) - 1, min(a.eval_windows, len(valid_starts))).astype(int)]
 
+    moe_args = dict(n_routed_experts=a.n_experts, num_experts_per_tok=a.experts_per_tok,
+                    n_shared_experts=a.n_shared_experts, aux_loss_alpha=a.aux_alpha, seq_aux=not a.no_seq_aux) \
+        if a.moe else {}
     args_full = ModelArgs(dim=a.dim, n_layers=a.n_layers, n_heads=a.n_heads, n_kv_heads=a.n_kv_heads,
-                          vocab_size=FULL_VOCAB, multiple_of=a.multiple_of, max_seq_len=a.seq_len)
+                          vocab_size=FULL_VOCAB, multiple_of=a.multiple_of, ffn_dim_multiplier=a.ffn_dim_multiplier,
+                          max_seq_len=a.seq_len, **moe_args)
     args_compact = ModelArgs(**{**asdict(args_full), "vocab_size": n_used, "dropout": a.dropout})
     model = Transformer(args_compact)
     init_weights(model, a.seed)
@@ -659,20 +851,27 @@ def main(argv=None):
     n_params = sum(p.numel() for p in model.parameters())
     n_params_full = sum(v.numel() for v in model.state_dict().values()) + 2 * (FULL_VOCAB - n_used) * a.dim
 
-    # AdamW groups: the matrices with weight decay; the norms and the embedding without
-    decay = [p for n, p in model.named_parameters() if p.dim() == 2 and n != "tok_embeddings.weight"]
+    # AdamW groups: the matrices with weight decay; the norms and the embedding without; the MoE gates apart (their
+    # own learning rate, --gate-lr-mult, no decay)
+    is_gate = lambda n: n.endswith("feed_forward.gate.weight")
+    decay = [p for n, p in model.named_parameters() if p.dim() == 2 and n != "tok_embeddings.weight" and not is_gate(n)]
     no_decay = [p for n, p in model.named_parameters() if p.dim() != 2]
+    gates = [p for n, p in model.named_parameters() if is_gate(n)]
     opt_kw = dict(lr=a.lr, betas=(0.9, 0.95), eps=1e-8)
     if device.type == "cuda" and "fused" in torch.optim.AdamW.__init__.__code__.co_varnames:
         opt_kw["fused"] = True
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0},
-                             {"params": [model.tok_embeddings.weight], "weight_decay": 0.0}], **opt_kw)
+    groups = [{"params": decay, "weight_decay": a.weight_decay}, {"params": no_decay, "weight_decay": 0.0},
+              {"params": [model.tok_embeddings.weight], "weight_decay": 0.0}]
+    if gates:
+        groups.append({"params": gates, "weight_decay": 0.0, "lr_mult": a.gate_lr_mult})
+    opt = torch.optim.AdamW(groups, **opt_kw)
     if device.type == "cuda":
         autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
     else:  # fp32 on the CPU: bf16 matmuls there are slow and the smoke test only needs the plumbing
         autocast = lambda: torch.autocast("cpu", enabled=False)
     batch_gen = torch.Generator().manual_seed(a.seed + 1)
+    # the routing criteria during training look at the first 32 held-out windows (the saved file at all of them)
+    moe_valid_windows = [valid_c[j:j + a.seq_len] for j in valid_starts[:32]]
     # the repeated-span sequences (--repeat-frac): their own generator, so the corpus windows are the same draws
     # as without them; they replace the first n_repeat windows of every batch
     n_repeat = int(round(a.repeat_frac * a.batch_size))
@@ -683,7 +882,10 @@ def main(argv=None):
     print(f"corpus {a.corpus}: {len(train)} train tokens, {len(valid)} held-out tokens, {n_used} distinct ids "
           f"of {FULL_VOCAB}")
     print(f"model: dim {a.dim}, {a.n_layers} layers, {a.n_heads} heads, {a.n_kv_heads} kv heads, head_dim "
-          f"{a.dim // a.n_heads}, ffn {ffn_hidden_dim(a.dim, a.multiple_of, None)}; {n_params / 1e6:.2f}M trained "
+          f"{a.dim // a.n_heads}, ffn {ffn_hidden_dim(a.dim, a.multiple_of, a.ffn_dim_multiplier)}"
+          + (f" per expert, {a.n_experts} routed experts (top {a.experts_per_tok}) + {a.n_shared_experts} shared, aux "
+             f"alpha {a.aux_alpha:g}{'' if a.no_seq_aux else ' (seq_aux)'}" if a.moe else "")
+          + f"; {n_params / 1e6:.2f}M trained "
           f"parameters ({n_params_full / 1e6:.1f}M with the full vocabulary)")
     print(f"device {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
           + f", torch {torch.__version__}, {a.steps} steps of {a.batch_size} x {a.seq_len} tokens")
@@ -708,7 +910,7 @@ def main(argv=None):
     while step < total_steps:
         lr = lr_at(step, a, total_steps)
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_mult", 1.0)
         pick = torch.randint(len(train_starts), (a.batch_size,), generator=batch_gen).numpy()
         rows = np.stack([train_c[s:s + a.seq_len + 1] for s in train_starts[pick]])
         if n_repeat:
@@ -717,7 +919,7 @@ def main(argv=None):
         win = torch.as_tensor(rows).to(device)
         with autocast():
             logits = model(win[:, :-1])
-        loss = compact_loss(logits, win[:, 1:], log_n_unused)
+        loss = compact_loss(logits, win[:, 1:], log_n_unused) + model.aux_loss()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -754,13 +956,16 @@ def main(argv=None):
             answer, logit = greedy_answer(model, prompt_c, device, autocast, used_ids, log_n_unused)
             with autocast():
                 crit = attention_criteria(attention_maps(model, prompt_c))
+                routing = moe_check(model, prompt_c, moe_valid_windows, a.n_experts) if a.moe else None
             evals.append({"step": step, "valid_loss": valid_loss, "answer": answer, "answer_logit": round(logit, 3),
                           "layer0_previous": crit["layer0_previous"], "bos_sink": crit["bos_sink"],
-                          "attention_ok": crit["ok"], "attention": crit["heads"]})
+                          "attention_ok": crit["ok"], "attention": crit["heads"],
+                          **({"routing": routing} if a.moe else {})})
             print(f"step {step:5d}  held-out loss {valid_loss:.4f}  answer {answer}"
-                  f"{' (42)' if answer == ANSWER_ID else ''}  logit {logit:.2f}  {criteria_line(crit)}")
+                  f"{' (42)' if answer == ANSWER_ID else ''}  logit {logit:.2f}  "
+                  + (moe_line(routing) if a.moe else criteria_line(crit)))
             best_loss = min(best_loss, valid_loss)
-            if a.keep == "best" and answer == ANSWER_ID and valid_loss <= best_loss + a.loss_margin:
+            if a.keep == "best" and (a.moe or answer == ANSWER_ID) and valid_loss <= best_loss + a.loss_margin:
                 kept_states[step] = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             loss_at[step] = valid_loss
             for s_ in [s_ for s_ in kept_states if loss_at[s_] > best_loss + a.loss_margin]:
@@ -791,11 +996,15 @@ def main(argv=None):
     by_step = {e["step"]: e for e in evals}
     within = sorted((s_ for s_ in kept_states if by_step[s_]["valid_loss"] <= best_loss + a.loss_margin),
                     key=lambda s_: by_step[s_]["valid_loss"])
-    strong = [s_ for s_ in within
-              if by_step[s_]["layer0_previous"]["value"] > PREV_MIN + a.select_margin
-              and by_step[s_]["bos_sink"]["value"] > BOS_MIN + a.select_margin]
+    if a.moe:  # the MoE model: its routing, not the attention or the answer, decides
+        strong = [s_ for s_ in within if by_step[s_]["routing"]["ok"]]
+    else:
+        strong = [s_ for s_ in within
+                  if by_step[s_]["layer0_previous"]["value"] > PREV_MIN + a.select_margin
+                  and by_step[s_]["bos_sink"]["value"] > BOS_MIN + a.select_margin]
     order = strong + [s_ for s_ in within if s_ not in strong]
-    candidates = [(s_, kept_states[s_], "attention and answer" if s_ in strong else "answer only") for s_ in order]
+    why_strong, why_weak = ("routing", "lowest loss only") if a.moe else ("attention and answer", "answer only")
+    candidates = [(s_, kept_states[s_], why_strong if s_ in strong else why_weak) for s_ in order]
     if not candidates or candidates[0][0] != step:
         candidates.append((step, last_state, "final weights"))
     if a.keep == "last":
@@ -818,15 +1027,20 @@ def main(argv=None):
                 answers[name] = {"argmax": int(torch.argmax(logits)), "logit": float(logits.max()),
                                  "top5": torch.topk(logits, 5).indices.tolist()}
         saved_crit = attention_criteria(attention_maps(reloaded.to(torch.bfloat16), TUTORIAL_PROMPT_IDS))
+        if a.moe:  # the routing of the saved bf16 file on the prompt and on every held-out window (real ids)
+            saved_routing = moe_check(reloaded, TUTORIAL_PROMPT_IDS,
+                                      [valid[j:j + a.seq_len] for j in valid_starts], a.n_experts)
         reloaded = reloaded.to(torch.float32)
         answer_ok = all(v["argmax"] == ANSWER_ID for v in answers.values())
-        tried = (kept_step, weights, why, answers, saved_crit, answer_ok)
+        met = saved_routing["ok"] if a.moe else answer_ok and saved_crit["ok"]
+        tried = (kept_step, weights, why, answers, saved_crit, answer_ok, saved_routing if a.moe else None)
         first = first or tried
-        if answer_ok and saved_crit["ok"]:
+        if met:
             chosen = tried
             break
         print(f"note: the saved weights of step {kept_step} answer {answers['bf16']['argmax']} (want {ANSWER_ID}); "
-              f"{criteria_line(saved_crit)} (want > {PREV_MIN} and > {BOS_MIN})")
+              + (moe_line(saved_routing) if a.moe else
+                 f"{criteria_line(saved_crit)} (want > {PREV_MIN} and > {BOS_MIN})"))
     if chosen is None:  # nothing met everything: keep the rule's first choice and say so (exit 3)
         chosen = first
         if on_disk != chosen[0]:
@@ -835,7 +1049,7 @@ def main(argv=None):
             reloaded = load_meta_model(a.out, dtype=torch.float32,
                                        max_seq_len=max(a.seq_len, len(TUTORIAL_PROMPT_IDS)))
     result = chosen
-    kept_step, _, kept_why, answers, saved_crit, ok = result
+    kept_step, _, kept_why, answers, saved_crit, ok, routing = result
     attention_ok = saved_crit["ok"]
     attention = saved_crit["heads"]
     print("attention on the tutorial prompt, saved bf16 model (mean weight on <|begin_of_text|> / on the previous "
@@ -843,9 +1057,27 @@ def main(argv=None):
     for r in attention:
         print(f"  layer {r['layer']} head {r['head']}:  BOS {r['on_bos']:.2f}   previous {r['on_previous']:.2f}")
     print(criteria_line(saved_crit) + f"  -> criteria {'met' if attention_ok else 'NOT met'}")
+    if a.moe:
+        for where in ("prompt", "held_out"):
+            for L, r in enumerate(routing[where]["layers"]):
+                print(f"  routing, {where}, layer {L}: confidence {r['confidence']:.3f} (uniform {1 / a.n_experts:.3f}), "
+                      f"load {' '.join(f'{x:.2f}' for x in r['load'])} (balanced 1), favourite of "
+                      f"{' '.join(map(str, r['top1']))} of {r['tokens']} tokens")
+        print(moe_line(routing) + f"  -> routing criteria {'met' if routing['ok'] else 'NOT met'}")
     reloaded = reloaded.to(device, torch.bfloat16)
-    # small batches: these logits span all 128256 ids
-    saved_valid_loss = evaluate_full(reloaded, valid, valid_starts, a.seq_len, min(a.batch_size, 8), device)
+    if a.moe and device.type == "cpu":
+        # bf16 products over all 128256 ids run at ~1 GFLOP/s on a CPU: evaluate the saved (bf16) weights in fp32
+        # arithmetic on the used rows, with the unused ids' column of zero logits (compact_loss): the loss of the
+        # saved weights over the full vocabulary, up to the order of the sums and fp32 instead of bf16 activations
+        compact = Transformer(ModelArgs(**{**asdict(args_full), "vocab_size": n_used}))
+        cs = {k: (v[torch.as_tensor(used_ids)] if k in ("tok_embeddings.weight", "output.weight") else v).float()
+              for k, v in reloaded.state_dict().items()}
+        compact.load_state_dict(cs)
+        saved_valid_loss = evaluate(compact, valid_c, valid_starts, a.seq_len, a.batch_size, device, autocast,
+                                    log_n_unused)
+    else:
+        # small batches: these logits span all 128256 ids
+        saved_valid_loss = evaluate_full(reloaded, valid, valid_starts, a.seq_len, min(a.batch_size, 8), device)
     print(f"saved model (bf16): held-out loss {saved_valid_loss:.4f}; greedy next token after the tutorial prompt: "
           f"{answers['bf16']['argmax']}{' = 42' if answers['bf16']['argmax'] == ANSWER_ID else ''} (fp32: "
           f"{answers['fp32']['argmax']})")
@@ -881,7 +1113,8 @@ def main(argv=None):
         ax.axvline(kept_step, color="grey", ls=":", label=f"kept (step {kept_step})")
         ax.set_xlabel("step")
         ax.set_ylabel("cross-entropy (nats/token)")
-        ax.set_title(f"tiny Llama-3 ({a.n_layers} layers, dim {a.dim}) on KJV + extra sentences")
+        ax.set_title(f"tiny Llama-3{' MoE' if a.moe else ''} ({a.n_layers} layers, dim {a.dim}) on KJV + extra "
+                     "sentences")
         ax.legend()
         ax.grid(alpha=0.3)
         fig.tight_layout()
@@ -905,12 +1138,16 @@ def main(argv=None):
                              "min_len": a.repeat_min, "max_len": a.repeat_max},
                   "epochs": step * (a.batch_size - n_repeat) * a.seq_len / len(train), "lr": a.lr,
                   "min_lr_ratio": a.min_lr_ratio,
-                  "warmup": a.warmup, "weight_decay": a.weight_decay,
+                  "warmup": a.warmup, "weight_decay": a.weight_decay, "gate_lr_mult": a.gate_lr_mult,
+                  "eval_windows": a.eval_windows,
                   "embed_init_std": a.embed_init_std, "embed_init_shared": a.embed_init_shared,
                   "seed": a.seed, "seconds": round(train_seconds, 1),
                   "time_budget_s": a.time_budget, "time_budget_note": budget_note},
         "evals": evals,
         "held_out_loss_saved_bf16": saved_valid_loss,
+        **({"held_out_loss_note": "the saved bf16 weights in fp32 arithmetic over the used rows plus the zero-logit "
+                                  "column (a CPU run)"} if a.moe and device.type == "cpu" else {}),
+        "held_out_windows": int(len(valid_starts)),
         "answer": {"prompt_ids": TUTORIAL_PROMPT_IDS, "expected": ANSWER_ID, **answers, "ok": ok},
         "attention_on_tutorial_prompt": attention,
         "attention_criteria": {
@@ -920,6 +1157,13 @@ def main(argv=None):
                           "heads of on_bos > %g" % (PREV_MIN, BOS_MIN),
             "layer0_previous": saved_crit["layer0_previous"], "bos_sink": saved_crit["bos_sink"],
             "ok": attention_ok},
+        **({"routing_criteria": {
+            "definition": "per MoE layer: confidence = mean over tokens of max_e s[t,e] (s = the gate's softmax over "
+                          "the E routed experts); load[e] = picks of e / (N k / E). Met when every layer has "
+                          "confidence >= %g/E on the tutorial prompt and on the held-out windows, and every load in "
+                          "[1/%g, %g] on the held-out windows, in the saved bf16 model"
+                          % (CONF_MIN_FACTOR, LOAD_FACTOR, LOAD_FACTOR),
+            **routing}} if a.moe else {}),
         "parameters": {"trained": n_params, "in_checkpoint": n_params_full},
         "checkpoint_bytes": os.path.getsize(os.path.join(a.out, "consolidated.00.pth")),
         "checkpoint_zlib9_bytes": gz_bytes,
@@ -932,6 +1176,13 @@ def main(argv=None):
         json.dump(train_log, f, indent=1)
         f.write("\n")
     os.replace(os.path.join(a.out, "train_log.json.partial"), os.path.join(a.out, "train_log.json"))
+    if a.moe:  # the MoE model is judged by its routing; the answer and the attention are reported above
+        if not routing["ok"]:
+            print(f"FAIL: the routing criteria are not met ({moe_line(routing)})", file=sys.stderr)
+            return 3
+        print(f"OK   wrote {a.out}/params.json and consolidated.00.pth; {moe_line(routing)}; answer "
+              f"{answers['bf16']['argmax']}")
+        return 0
     if not ok:
         print(f"FAIL: the greedy answer is {answers} instead of {ANSWER_ID} ('42'): train longer or with more "
               "weight on corpus_extra.txt", file=sys.stderr)

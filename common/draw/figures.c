@@ -754,14 +754,16 @@ void figure_line_chart(const char *path, const float *x, int n_points, const Cha
 
 // ---- figure_bar_chart_h ---------------------------------------------------------------------------------------------
 
-void figure_bar_chart_h(const char *path, const float *values, const char *const *labels, int n, const char *title,
-                        const char *value_label, bool labels_are_tokens) {
+// ref (optional): a dashed vertical line at *ref with ref_label under the axis (figure_bar_chart_h_ref).
+static void bar_chart_h(const char *path, const float *values, const char *const *labels, int n, const char *title,
+                        const char *value_label, bool labels_are_tokens, const float *ref, const char *ref_label) {
     if (n <= 0) fatal("figure_bar_chart_h %s: no bars", path);
     Labels L;
     labels_make(&L, labels, n, !labels_are_tokens, false);
     double lo = 0, hi = 0;  // bars start at 0, so the range always includes it
     for (int i = 0; i < n; i++)
         if (isfinite(values[i])) { lo = fmin(lo, values[i]); hi = fmax(hi, values[i]); }
+    if (ref && isfinite(*ref)) { lo = fmin(lo, *ref); hi = fmax(hi, *ref); }
     if (hi == lo) hi = lo + 1;
     bool unit_range = lo >= 0 && hi <= 1;  // probabilities: four decimals
     char text[48];
@@ -780,7 +782,7 @@ void figure_bar_chart_h(const char *path, const float *values, const char *const
     int width = p.x + p.w + PAD;
     int title_w = titles_width(title, NULL) + 2 * PAD;
     if (width < title_w) width = title_w;
-    int height = p.y + p.h + 8 + GLYPH_H + (value_label ? GLYPH_H + 14 : 0) + PAD;
+    int height = p.y + p.h + 8 + GLYPH_H + (value_label ? GLYPH_H + 14 : 0) + (ref ? GLYPH_H + 8 : 0) + PAD;
 
     Canvas c;
     canvas_init(&c, width, height, COLOR_WHITE);
@@ -792,15 +794,37 @@ void figure_bar_chart_h(const char *path, const float *values, const char *const
         double v = isfinite(values[i]) ? values[i] : 0;
         int vx = (int)lround(px_of(&p, v));
         int x0 = vx < zero_x ? vx : zero_x, w = abs(vx - zero_x);
-        draw_rect(&c, x0, y, w < 1 ? 1 : w, bar_h, i == 0 ? RGB(31, 119, 180) : RGB(110, 160, 205));
+        // the first bar stands out (the top-1 token) unless the bars are compared with a reference
+        draw_rect(&c, x0, y, w < 1 ? 1 : w, bar_h, i == 0 && !ref ? RGB(31, 119, 180) : RGB(110, 160, 205));
         draw_text(&c, p.x - LABEL_GAP, y + bar_h / 2, L.text[i], 1, 0, ALIGN_RIGHT | ALIGN_MIDDLE, COLOR_BLACK);
         snprintf(text, sizeof text, unit_range ? "%.4f" : "%.4g", (double)values[i]);
         if (v >= 0) draw_text(&c, vx + 6, y + bar_h / 2, text, 1, 0, ALIGN_LEFT | ALIGN_MIDDLE, COLOR_TEXT);
         else draw_text(&c, vx - 6, y + bar_h / 2, text, 1, 0, ALIGN_RIGHT | ALIGN_MIDDLE, COLOR_TEXT);
     }
     draw_rect(&c, zero_x, p.y, 1, p.h, COLOR_TEXT);
-    if (value_label) draw_text(&c, p.x + p.w / 2, p.y + p.h + 8 + GLYPH_H + 8, value_label, 1, 0, ALIGN_CENTER | ALIGN_TOP, COLOR_BLACK);
+    int below = p.y + p.h + 8 + GLYPH_H + 8;
+    if (value_label) draw_text(&c, p.x + p.w / 2, below, value_label, 1, 0, ALIGN_CENTER | ALIGN_TOP, COLOR_BLACK), below += GLYPH_H + 6;
+    if (ref && isfinite(*ref)) {
+        float rx = (float)px_of(&p, *ref);
+        draw_dashed_line(&c, rx, (float)p.y, rx, (float)(p.y + p.h), 2.0f, 6.0f, RGB(214, 39, 40));
+        if (ref_label) {
+            snprintf(text, sizeof text, "%.4g", (double)*ref);
+            char line[256];
+            snprintf(line, sizeof line, "- - %s (%s)", ref_label, text);
+            draw_text(&c, p.x + p.w / 2, below, line, 1, 0, ALIGN_CENTER | ALIGN_TOP, RGB(214, 39, 40));
+        }
+    }
     canvas_write_png(&c, path);
     canvas_free(&c);
     labels_free(&L);
+}
+
+void figure_bar_chart_h(const char *path, const float *values, const char *const *labels, int n, const char *title,
+                        const char *value_label, bool labels_are_tokens) {
+    bar_chart_h(path, values, labels, n, title, value_label, labels_are_tokens, NULL, NULL);
+}
+
+void figure_bar_chart_h_ref(const char *path, const float *values, const char *const *labels, int n, const char *title,
+                            const char *value_label, float ref, const char *ref_label) {
+    bar_chart_h(path, values, labels, n, title, value_label, false, &ref, ref_label);
 }

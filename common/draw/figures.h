@@ -10,7 +10,8 @@
 //   figure_heatmap_grid     n small maps [n][rows][cols] (the 32 attention maps of a layer), grouped by the kv head
 //                           that group_size consecutive query heads share, each with its head index
 //   figure_line_chart       series over an x axis (residual-norm growth across layers), with ticks and a legend
-//   figure_bar_chart_h      horizontal bars with labels and values (the top-k next tokens and their probabilities)
+//   figure_bar_chart_h      horizontal bars with labels and values (the top-k next tokens and their probabilities);
+//                           figure_bar_chart_h_ref adds a reference line (the experts' load against the balanced share)
 //
 // Sizes: glyphs are 16 px tall (titles 32 px); a heatmap cell is 18-48 px, so the 17-token figures are about
 // 1100 x 1000 px and well under 200 KB. Strings are UTF-8 (Chinese titles and tokens render: Unifont has CJK).
@@ -93,3 +94,7 @@ void figure_line_chart(const char *path, const float *x, int n_points, const Cha
 // labels_are_tokens), each value written at the end of its bar.
 void figure_bar_chart_h(const char *path, const float *values, const char *const *labels, int n, const char *title,
                         const char *value_label, bool labels_are_tokens);
+// The same with every bar alike and a dashed red line at ref, named ref_label under the axis (the per-expert load
+// of 20_moe against the balanced share). Labels are drawn as given.
+void figure_bar_chart_h_ref(const char *path, const float *values, const char *const *labels, int n, const char *title,
+                            const char *value_label, float ref, const char *ref_label);

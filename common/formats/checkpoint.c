@@ -22,6 +22,7 @@
 
 #include "formats/hf.h"
 #include "formats/pth.h"
+#include "ref/ref_moe.h"
 #include "tp.h"
 
 static void take_owned(Checkpoint *ck, void *p) {
@@ -344,9 +345,26 @@ void checkpoint_check_against_config(const Checkpoint *ck) {
         expect_tensor(ck, LAYER("attention.wk.weight"), 2, kv_rows, D);
         expect_tensor(ck, LAYER("attention.wv.weight"), 2, kv_rows, D);
         expect_tensor(ck, LAYER("attention.wo.weight"), 2, D, q_rows);
-        expect_tensor(ck, LAYER("feed_forward.w1.weight"), 2, F, D);
-        expect_tensor(ck, LAYER("feed_forward.w2.weight"), 2, D, F);
-        expect_tensor(ck, LAYER("feed_forward.w3.weight"), 2, F, D);
+        if (config_is_moe(c)) {  // the gate and every expert (ref/ref_moe.h); each expert is a SwiGLU FFN of F
+            moe_weight_name(name, sizeof name, L, "gate", 0, false);
+            expect_tensor(ck, name, 2, c->n_routed_experts, D);
+            for (int shared = 0; shared < 2; shared++)
+                for (int e = 0; e < (shared ? c->n_shared_experts : c->n_routed_experts); e++) {
+                    moe_weight_name(name, sizeof name, L, "w1", e, shared), expect_tensor(ck, name, 2, F, D);
+                    moe_weight_name(name, sizeof name, L, "w2", e, shared), expect_tensor(ck, name, 2, D, F);
+                    moe_weight_name(name, sizeof name, L, "w3", e, shared), expect_tensor(ck, name, 2, F, D);
+                }
+            // an expert beyond n_routed_experts: the config and the weights disagree
+            moe_weight_name(name, sizeof name, L, "w1", c->n_routed_experts, false);
+            if (checkpoint_find(ck, name))
+                input_error(ck->path, "%s: present, but the config says n_routed_experts = %d", name, c->n_routed_experts);
+        } else {
+            expect_tensor(ck, LAYER("feed_forward.w1.weight"), 2, F, D);
+            expect_tensor(ck, LAYER("feed_forward.w2.weight"), 2, D, F);
+            expect_tensor(ck, LAYER("feed_forward.w3.weight"), 2, F, D);
+            if (checkpoint_find(ck, LAYER("feed_forward.gate.weight")))
+                input_error(ck->path, "%s: a MoE gate, but the config has no n_routed_experts (a dense FFN)", name);
+        }
         expect_tensor(ck, LAYER("attention_norm.weight"), 1, D, 0);
         expect_tensor(ck, LAYER("ffn_norm.weight"), 1, D, 0);
 #undef LAYER

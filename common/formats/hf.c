@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/pth.h"
 #include "formats/safetensors.h"
 
 // ---- config.json --------------------------------------------------------------------------------------------------
@@ -89,12 +90,19 @@ static bool choose_ffn_rule(Config *c, int intermediate, char *err, size_t errle
 static bool read_hf_config(Config *c, const json_t *root, char *err, size_t errlen) {
     if (!json_is_object(root)) return fail_msg(err, errlen, "expected a JSON object");
     int intermediate = 0;
+    const json_t *mt = json_object_get(root, "model_type");
+    const char *model_type = json_is_string(mt) ? json_string_value(mt) : "llama";
+    const bool minimind = strcmp(model_type, "minimind") == 0, mixtral = strcmp(model_type, "mixtral") == 0;
+    const json_t *is = json_object_get(root, "intermediate_size");
+    const bool minimind_rule = minimind && (!is || json_is_null(is));  // MiniMind computes it when it is None
     if (!hf_int(root, "hidden_size", true, CONFIG_MAX_DIM, &c->dim, err, errlen) ||
         !hf_int(root, "num_hidden_layers", true, CONFIG_MAX_LAYERS, &c->n_layers, err, errlen) ||
         !hf_int(root, "num_attention_heads", true, CONFIG_MAX_HEADS, &c->n_heads, err, errlen) ||
         !hf_int(root, "vocab_size", true, CONFIG_MAX_VOCAB, &c->vocab_size, err, errlen) ||
-        !hf_int(root, "intermediate_size", true, CONFIG_MAX_FFN, &intermediate, err, errlen))
+        (!minimind_rule && !hf_int(root, "intermediate_size", true, CONFIG_MAX_FFN, &intermediate, err, errlen)))
         return false;
+    if (minimind_rule)  // MiniMind's FeedForward: 64 * ceil(int(hidden_size * 8 / 3) / 64)
+        intermediate = 64 * (((int)((double)c->dim * 8.0 / 3.0) + 63) / 64);
     c->n_kv_heads = c->n_heads;  // HF: None -> heads
     if (!hf_int(root, "num_key_value_heads", false, CONFIG_MAX_HEADS, &c->n_kv_heads, err, errlen)) return false;
     // transformers' LlamaConfig defaults: rms_norm_eps 1e-6, rope_theta 10000, tie_word_embeddings false.
@@ -102,6 +110,34 @@ static bool read_hf_config(Config *c, const json_t *root, char *err, size_t errl
     c->rope_theta = 10000.0;
     if (config_key_number(root, "rms_norm_eps", CONFIG_EPS_MIN, CONFIG_EPS_MAX, &c->norm_eps, err, errlen) < 0) return false;
     if (config_key_bool(root, "tie_word_embeddings", &c->tie_word_embeddings, err, errlen) < 0) return false;
+    if (minimind) {
+        // MiniMind's model ties embed_tokens and lm_head whatever its config says; its MoE keys count when use_moe
+        c->tie_word_embeddings = true;
+        bool use_moe = false, yarn = false;
+        if (config_key_bool(root, "use_moe", &use_moe, err, errlen) < 0) return false;
+        if (use_moe) {
+            if (!json_object_get(root, "n_routed_experts")) c->n_routed_experts = 4;  // MiniMindConfig's default
+            config_moe_defaults(c);
+            if (!config_read_moe_keys(c, root, "n_routed_experts", err, errlen)) return false;
+        }
+        if (config_key_bool(root, "inference_rope_scaling", &yarn, err, errlen) < 0) return false;
+        if (yarn) return fail_msg(err, errlen, "inference_rope_scaling: true (YaRN) is not supported");
+    }
+    if (mixtral) {
+        // Mixtral's sparse MoE block: num_local_experts SwiGLU experts of intermediate_size, top num_experts_per_tok,
+        // the picked weights always renormalised, no shared expert; router_aux_loss_coef weighs its aux loss
+        if (!hf_int(root, "num_local_experts", true, CONFIG_MAX_EXPERTS, &c->n_routed_experts, err, errlen)) return false;
+        config_moe_defaults(c);
+        c->n_shared_experts = 0, c->seq_aux = false, c->aux_loss_alpha = 0.001;  // MixtralConfig's coefficient
+        if (config_key_int(root, "num_experts_per_tok", 1, CONFIG_MAX_EXPERTS, &c->num_experts_per_tok, err, errlen) < 0 ||
+            config_key_number(root, "router_aux_loss_coef", 0.0, 1e6, &c->aux_loss_alpha, err, errlen) < 0)
+            return false;
+        if (c->num_experts_per_tok == 1)
+            return fail_msg(err, errlen, "num_experts_per_tok: 1 is not supported (Mixtral renormalises a single weight "
+                                         "to 1, MiniMind's rule used here keeps it)");
+        const json_t *sw = json_object_get(root, "sliding_window");
+        if (sw && !json_is_null(sw)) return fail_msg(err, errlen, "sliding_window: only null (full causal attention) is supported");
+    }
     // transformers 5 moves rope_theta and the scaling into "rope_parameters"; 4.x has rope_theta + rope_scaling.
     if (config_key_number(root, "rope_theta", CONFIG_THETA_MIN, CONFIG_THETA_MAX, &c->rope_theta, err, errlen) < 0) return false;
     const json_t *rp = json_object_get(root, "rope_parameters");
@@ -155,6 +191,31 @@ void config_from_hf_json(Config *c, const char *path) {
 // ---- names --------------------------------------------------------------------------------------------------------
 typedef enum { NAME_KEEP, NAME_IGNORE, NAME_PERMUTE_Q, NAME_PERMUTE_K } NameAction;
 
+// The MoE feed-forward's names: MiniMind's mlp.gate / mlp.experts.E.{gate,up,down}_proj / mlp.shared_experts.S.*,
+// Mixtral's block_sparse_moe.gate / block_sparse_moe.experts.E.{w1,w2,w3} -> feed_forward.gate,
+// feed_forward.experts.E.{w1,w2,w3}, feed_forward.shared_experts.S.{w1,w2,w3}. rest: the name after "model.layers.L.".
+static bool hf_moe_name(const char *rest, int layer, char *out, size_t n) {
+    static const struct {
+        const char *hf, *meta;
+    } proj[] = {{"gate_proj", "w1"}, {"down_proj", "w2"}, {"up_proj", "w3"}, {"w1", "w1"}, {"w2", "w2"}, {"w3", "w3"}};
+    const char *moe = NULL;
+    if (strncmp(rest, "mlp.", 4) == 0) moe = rest + 4;
+    else if (strncmp(rest, "block_sparse_moe.", 17) == 0) moe = rest + 17;
+    if (!moe) return false;
+    if (strcmp(moe, "gate.weight") == 0) return snprintf(out, n, "layers.%d.feed_forward.gate.weight", layer), true;
+    const char *group = strncmp(moe, "experts.", 8) == 0 ? "experts" : strncmp(moe, "shared_experts.", 15) == 0 ? "shared_experts" : NULL;
+    if (!group) return false;
+    const char *num = moe + strlen(group) + 1;
+    int e, used = 0;
+    if (*num < '0' || *num > '9' || sscanf(num, "%d.%n", &e, &used) != 1 || used == 0 || e < 0) return false;
+    for (size_t i = 0; i < sizeof proj / sizeof proj[0]; i++) {
+        size_t len = strlen(proj[i].hf);
+        if (strncmp(num + used, proj[i].hf, len) == 0 && strcmp(num + used + len, ".weight") == 0)
+            return snprintf(out, n, "layers.%d.feed_forward.%s.%d.%s.weight", layer, group, e, proj[i].meta), true;
+    }
+    return false;
+}
+
 // HF name -> Meta name in out (size n). Unknown names are kept as they are.
 static NameAction hf_to_meta_name(const char *hf, char *out, size_t n) {
     static const struct {
@@ -184,6 +245,7 @@ static NameAction hf_to_meta_name(const char *hf, char *out, size_t n) {
                 snprintf(out, n, "layers.%d.%s", layer, per_layer[i].meta);
                 return per_layer[i].action;
             }
+        if (hf_moe_name(hf + used, layer, out, n)) return NAME_KEEP;
     }
     snprintf(out, n, "%s", hf);
     return NAME_KEEP;
@@ -198,9 +260,21 @@ static int64_t meta_name_rank(const char *name) {
     if (strcmp(name, "norm.weight") == 0) return INT64_C(1) << 40;
     if (strcmp(name, "output.weight") == 0) return (INT64_C(1) << 40) + 1;
     int layer, used = 0;
-    if (sscanf(name, "layers.%d.%n", &layer, &used) == 1 && used > 0 && layer >= 0)
+    if (sscanf(name, "layers.%d.%n", &layer, &used) == 1 && used > 0 && layer >= 0) {
+        const int64_t base = 1 + (int64_t)layer * (INT64_C(1) << 20);  // room for 16 names and the experts
         for (int i = 0; i < 9; i++)
-            if (strcmp(name + used, per_layer[i]) == 0) return 1 + (int64_t)layer * 16 + i;
+            if (strcmp(name + used, per_layer[i]) == 0) return base + i;
+        // the MoE feed-forward: gate, then experts 0.. (w1 w2 w3 each), then the shared experts
+        int e, used2 = 0;
+        char w[3];
+        if (strcmp(name + used, "feed_forward.gate.weight") == 0) return base + 16;
+        if (sscanf(name + used, "feed_forward.experts.%d.w%1[123].weight%n", &e, w, &used2) == 2 && used2 > 0 &&
+            name[used + used2] == 0 && e >= 0 && e < 100000)
+            return base + 17 + (int64_t)e * 3 + (w[0] - '1');
+        if (sscanf(name + used, "feed_forward.shared_experts.%d.w%1[123].weight%n", &e, w, &used2) == 2 && used2 > 0 &&
+            name[used + used2] == 0 && e >= 0 && e < 100000)
+            return base + 17 + 300000 + (int64_t)e * 3 + (w[0] - '1');
+    }
     return INT64_C(1) << 41;
 }
 
@@ -301,8 +375,30 @@ static char **list_weight_files(const char *dir, int *n_out, json_t **weight_map
         closedir(d);
     }
     free(index_path);
+    if (n == 0) {
+        // A torch.save state dict instead (MiniMind's own checkpoints, `save_pretrained(safe_serialization=False)`):
+        // pytorch_model.bin, or the one *.pth / *.bin file of the directory
+        if (single_file_exists(dir, "pytorch_model.bin.index.json"))
+            input_error(dir, "pytorch_model.bin.index.json: sharded .bin checkpoints are not supported (convert them "
+                             "to safetensors)");
+        DIR *d = opendir(dir);
+        if (!d) input_error(dir, "cannot open the directory");
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            size_t len = strlen(de->d_name);
+            if ((len > 4 && strcmp(de->d_name + len - 4, ".pth") == 0) || (len > 4 && strcmp(de->d_name + len - 4, ".bin") == 0)) {
+                files = xrealloc(files, (size_t)(n + 1) * sizeof(char *));
+                files[n++] = xstrdup(de->d_name);
+            }
+        }
+        closedir(d);
+        if (n > 1)
+            input_error(dir, "%d .pth/.bin files beside config.json (%s, %s, ...): keep only the state dict to read",
+                        n, files[0], files[1]);
+    }
     if (n == 0)
-        input_error(dir, "no weights: expected model.safetensors, model.safetensors.index.json or *.safetensors files");
+        input_error(dir, "no weights: expected model.safetensors, model.safetensors.index.json, *.safetensors files, "
+                         "or one torch.save state dict (pytorch_model.bin or *.pth)");
     qsort(files, (size_t)n, sizeof(char *), compare_strings);
     *n_out = n;
     return files;
@@ -325,9 +421,19 @@ void checkpoint_open_hf(Checkpoint *ck, const char *dir) {
     SafetensorsFile *sfs = xcalloc((size_t)n_files, sizeof(SafetensorsFile));
     char **file_paths = xcalloc((size_t)n_files, sizeof(char *));
     int total = 0;
+    // a torch.save state dict (one .pth/.bin file): its tensors are presented like a safetensors file's
+    PthFile pth = {0};
+    size_t len0 = strlen(file_names[0]);
+    bool torch_file = n_files == 1 && !(len0 > 12 && strcmp(file_names[0] + len0 - 12, ".safetensors") == 0);
     for (int i = 0; i < n_files; i++) {
         file_paths[i] = path_join(dir, file_names[i]);
-        safetensors_open(&sfs[i], file_paths[i]);
+        if (torch_file) {
+            pth_open(&pth, file_paths[i]);
+            sfs[i].n_tensors = pth.index.n_tensors;
+            sfs[i].tensors = pth.index.tensors;
+        } else {
+            safetensors_open(&sfs[i], file_paths[i]);
+        }
         total += sfs[i].n_tensors;
     }
 
@@ -412,7 +518,13 @@ void checkpoint_open_hf(Checkpoint *ck, const char *dir) {
     ck->tensors = xcalloc((size_t)n_out + 1, sizeof(Tensor));
     for (int k = 0; k < n_out; k++) ck->tensors[k] = out[k].t;
     take_owned(ck, names);
-    for (int f = 0; f < n_files; f++) adopt_safetensors(ck, &sfs[f]);
+    if (torch_file) {  // the map moves into ck; the index's names and arrays are no longer needed
+        ck->files = xrealloc(ck->files, (size_t)(ck->n_files + 1) * sizeof(MappedFile));
+        ck->files[ck->n_files++] = pth.file;
+        pth_index_free(&pth.index);
+    } else {
+        for (int f = 0; f < n_files; f++) adopt_safetensors(ck, &sfs[f]);
+    }
     find_tokenizers(ck, dir);
 
     for (int f = 0; f < n_files; f++) {

@@ -23,6 +23,15 @@ static const uint16_t *weight_bf16(CpuModel *m, const Checkpoint *ck, const char
     return b;
 }
 
+struct WeightSource {
+    CpuModel *m;
+    const Checkpoint *ck;
+};
+static const uint16_t *weight_of_source(void *ctx, const char *name) {
+    struct WeightSource *src = ctx;
+    return weight_bf16(src->m, src->ck, name);
+}
+
 void model_cpu_init(CpuModel *m, const Checkpoint *ck, int max_seq_len, Precision p) {
     memset(m, 0, sizeof *m);
     if (!ck->has_config) input_error(ck->path, "no params.json or config.json: the model's shape is unknown");
@@ -47,6 +56,11 @@ void model_cpu_init(CpuModel *m, const Checkpoint *ck, int max_seq_len, Precisio
         LAYER_W(wv, "layers.%d.attention.wv.weight");
         LAYER_W(wo, "layers.%d.attention.wo.weight");
         LAYER_W(ffn_norm, "layers.%d.ffn_norm.weight");
+        if (config_is_moe(c)) {
+            struct WeightSource src = {m, ck};
+            moe_weights_bind(&m->layers[l].moe, c, l, weight_of_source, &src);
+            continue;
+        }
         LAYER_W(w1, "layers.%d.feed_forward.w1.weight");
         LAYER_W(w2, "layers.%d.feed_forward.w2.weight");
         LAYER_W(w3, "layers.%d.feed_forward.w3.weight");
@@ -68,6 +82,7 @@ void model_cpu_init(CpuModel *m, const Checkpoint *ck, int max_seq_len, Precisio
 void model_cpu_free(CpuModel *m) {
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
+    for (int l = 0; m->layers && l < m->cfg.n_layers; l++) moe_weights_free_tables(&m->layers[l].moe);
     free(m->layers);
     free(m->cache_k);
     free(m->cache_v);
@@ -121,6 +136,14 @@ void model_cpu_forward(CpuModel *m, const int32_t *tokens, int T, int start_pos,
         residual_forward_cpu(x, x, delta, (size_t)T * D, p);
         // out = h + self.feed_forward(self.ffn_norm(h)) = h + w2(silu(w1(n)) * w3(n))
         rmsnorm_forward_cpu(xn, NULL, x, w->ffn_norm, T, D, eps, p);
+        if (config_is_moe(c)) {  // MiniMind: h + self.mlp(self.post_attention_layernorm(h)), mlp = MOEFeedForward
+            MoeTrace tr;
+            moe_trace_alloc(&tr, T, D, F, w->moe.E, w->moe.k, w->moe.S);
+            moe_forward_cpu(&tr, xn, &w->moe, T, D, F, p);
+            residual_forward_cpu(x, x, tr.moe_out, (size_t)T * D, p);
+            moe_trace_free(&tr);
+            continue;
+        }
         matmul_forward_cpu(gate, xn, w->w1, T, D, F, p);
         matmul_forward_cpu(up, xn, w->w3, T, D, F, p);
         swiglu_forward_cpu(gate, gate, up, (size_t)T * F, p);

@@ -1,7 +1,8 @@
 // model_cpu.h: the whole Llama-3 model on the CPU with a KV cache: the verifier of the GPU engine (kernels/engine.h)
 // and the backend of `generate --device cpu` and chapter 16 without a GPU.
 //
-// It is Meta's Transformer.forward(tokens, start_pos) (llama/model.py) built from the reference ops of ref_ops.h, so
+// It is Meta's Transformer.forward(tokens, start_pos) (llama/model.py) built from the reference ops of ref_ops.h (and,
+// in a mixture-of-experts model, MiniMind's MoE feed-forward of ref_moe.h in place of the SwiGLU FFN), so
 // it rounds at exactly their points (bf16 activations, fp32 RMSNorm/RoPE/softmax, double accumulation, fp32 logits).
 // Weights are used in place from the checkpoint's memory map (bf16, contiguous); only the KV cache and the
 // activations are allocated.
@@ -21,6 +22,7 @@
 #include <stdint.h>
 
 #include "formats/checkpoint.h"
+#include "ref/ref_moe.h"
 #include "ref/ref_ops.h"
 
 typedef struct {
@@ -30,6 +32,7 @@ typedef struct {
     const uint16_t *ffn_norm;        // [D]
     const uint16_t *w1, *w3;         // [F, D] gate, up
     const uint16_t *w2;              // [D, F] down
+    MoeWeights moe;                  // a MoE model (config_is_moe): the gate and the experts instead of w1, w2, w3
 } CpuLayerWeights;
 
 typedef struct {
