@@ -167,7 +167,10 @@ TOKENIZER := build/models/tokenizer.model
 # The demo model: the small Llama-3 trained by the project (models/llama3-tiny-trained, committed xz-compressed),
 # unpacked into build/ with the tokenizer beside it. The synthetic tiny model (random weights) is for tests.
 DEMO_MODEL := build/models/llama3-tiny-trained
-models: $(TOKENIZER) build/models/tiny/params.json $(DEMO_MODEL)/params.json
+# The MoE demo model: a small mixture-of-experts Llama trained by the project (models/llama3-tiny-moe), the model
+# chapter 20 traces when the walkthrough's model has no experts.
+MOE_MODEL := build/models/llama3-tiny-moe
+models: $(TOKENIZER) build/models/tiny/params.json $(DEMO_MODEL)/params.json $(MOE_MODEL)/params.json
 $(TOKENIZER): build/bin/wt-convert tools/fetch_tokenizer.sh
 	bash tools/fetch_tokenizer.sh build/models
 build/models/tiny/params.json: build/bin/wt-make-model $(TOKENIZER)
@@ -179,6 +182,13 @@ $(DEMO_MODEL)/params.json: models/llama3-tiny-trained/consolidated.00.pth.xz mod
 	mv $(DEMO_MODEL)/consolidated.00.pth.partial $(DEMO_MODEL)/consolidated.00.pth
 	cp $(TOKENIZER) $(DEMO_MODEL)/tokenizer.model
 	cp models/llama3-tiny-trained/params.json $@
+$(MOE_MODEL)/params.json: models/llama3-tiny-moe/consolidated.00.pth.xz models/llama3-tiny-moe/params.json $(TOKENIZER)
+	@mkdir -p $(MOE_MODEL)
+	rm -f $@
+	xz -dc models/llama3-tiny-moe/consolidated.00.pth.xz > $(MOE_MODEL)/consolidated.00.pth.partial
+	mv $(MOE_MODEL)/consolidated.00.pth.partial $(MOE_MODEL)/consolidated.00.pth
+	cp $(TOKENIZER) $(MOE_MODEL)/tokenizer.model
+	cp models/llama3-tiny-moe/params.json $@
 
 # ---- the two commands -----------------------------------------------------------------------------------------------
 PROMPT := the answer to the ultimate question of life, the universe, and everything is 

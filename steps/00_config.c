@@ -98,10 +98,16 @@ int main(int argc, char **argv) {
     step_heading(&s, "the config (print(config))", "配置（print(config)）");
     char mult[64] = "None";
     if (c->has_ffn_dim_multiplier) snprintf(mult, sizeof mult, "%g", c->ffn_dim_multiplier);
+    char moe[320] = "";  // a mixture-of-experts model: MiniMind's keys (chapter 20)
+    if (config_is_moe(c))
+        snprintf(moe, sizeof moe, ", 'n_routed_experts': %d, 'num_experts_per_tok': %d, 'n_shared_experts': %d, "
+                 "'scoring_func': 'softmax', 'norm_topk_prob': %s, 'aux_loss_alpha': %g, 'seq_aux': %s",
+                 c->n_routed_experts, c->num_experts_per_tok, c->n_shared_experts, c->norm_topk_prob ? "True" : "False",
+                 c->aux_loss_alpha, c->seq_aux ? "True" : "False");
     step_say(&s, "{'dim': %d, 'n_layers': %d, 'n_heads': %d, 'n_kv_heads': %d, 'vocab_size': %d, 'multiple_of': %d, "
-                 "'ffn_dim_multiplier': %s, 'norm_eps': %g, 'rope_theta': %.1f%s}",
+                 "'ffn_dim_multiplier': %s, 'norm_eps': %g, 'rope_theta': %.1f%s%s}",
              c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->multiple_of, mult, c->norm_eps,
-             c->rope_theta, c->use_scaled_rope ? ", 'use_scaled_rope': True" : "");
+             c->rope_theta, c->use_scaled_rope ? ", 'use_scaled_rope': True" : "", moe);
 
     step_heading(&s, "derived values", "推导出的数值");
     step_say(&s, "head_dim = dim / n_heads = %d / %d = %d", c->dim, c->n_heads, c->head_dim);
@@ -121,6 +127,12 @@ int main(int argc, char **argv) {
         step_say(&s, "            round up to a multiple of %d: %d", c->multiple_of, c->ffn_hidden);
         (void)hidden;
     }
+    if (config_is_moe(c))
+        step_say(&s, step_text(&s, "mixture of experts: every layer has %d routed experts and %d shared, each a SwiGLU "
+                                   "FFN of hidden size %d; a token runs %d of the routed ones (chapter 20)",
+                               "混合专家：每层有 %d 个路由专家和 %d 个共享专家，每个都是隐藏维度 %d 的 SwiGLU "
+                               "前馈网络；每个 token 运行其中 %d 个路由专家（第 20 章）"),
+                 c->n_routed_experts, c->n_shared_experts, c->ffn_hidden, c->num_experts_per_tok);
     step_explain(&s,
                  "The key and value projections have n_kv_heads heads, not n_heads: each group of n_rep query heads "
                  "shares one key/value head (grouped-query attention), which is why wk and wv are smaller than wq.",

@@ -94,6 +94,13 @@ int main(int argc, char **argv) {
         s.cuda = false;
         s.cpu = true;
     }
+    if (config_is_moe(c) && s.cuda) {  // the engine has no mixture-of-experts path (chapter 20 checks the MoE on CUDA)
+        step_say(&s, "%s", step_text(&s, "(a mixture-of-experts model: the GPU engine has no MoE path; this chapter runs "
+                                         "the CPU reference alone)",
+                                     "（混合专家模型：GPU 引擎没有 MoE 路径；本章只运行 CPU 参考实现）"));
+        s.cuda = false;
+        s.cpu = true;
+    }
 
     // ---- the cache and its shapes
     step_heading(&s, "The cache", "缓存");

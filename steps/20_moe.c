@@ -12,7 +12,8 @@
 // expert, one cuBLAS product per expert segment) is checked op by op from the CPU's inputs, then as a whole.
 // Run: build/steps/20_moe [--layer L] [--model DIR]
 // Outputs: OUT/20_moe/{moe_input, gate_logits, gate_scores, topk_idx, topk_weight, routing_weights, expert_load,
-//          aux_loss, expert_E_tokens, expert_E_out, routed_out, shared_out, moe_out, layer_L_embedding}.npy,
+//          aux_loss, expert_E_tokens, expert_E_out (experts with tokens), routed_out, shared_out, moe_out,
+//          layer_L_embedding}.npy,
 //          gate_scores.png, routing_weights.png, expert_load.png
 #include <math.h>
 #include <stdio.h>
@@ -182,10 +183,10 @@ int main(int argc, char **argv) {
             step_shape(&s, name, t->shape, t->ndim, dtype_name(t->dtype));
         }
     }
-    step_say(&s, step_text(&s, "... experts 1..%d (and shared experts 1..%d) have the same shapes: every expert is a "
-                               "SwiGLU FFN of hidden size F = %d",
-                           "……专家 1..%d（以及共享专家 1..%d）形状相同：每个专家都是隐藏维度 F = %d 的 SwiGLU 前馈网络"),
-             E - 1, S > 0 ? S - 1 : 0, F);
+    step_say(&s, step_text(&s, "... and so on for all %d routed and %d shared experts: each is a SwiGLU FFN of hidden "
+                               "size F = %d",
+                           "……其余专家相同（共 %d 个路由专家、%d 个共享专家）：每个都是隐藏维度 F = %d 的 SwiGLU 前馈网络"),
+             E, S, F);
     int64_t sh_td[2] = {T, D}, sh_te[2] = {T, E}, sh_tk[2] = {T, k};
     step_say(&s, "x = post_attention_layernorm(h)   # embedding_after_edit_normalized of chapter 13");
     step_show(&s, "moe_input", lt.embedding_after_edit_normalized, sh_td, 2, act);
@@ -220,7 +221,9 @@ int main(int argc, char **argv) {
     for (int tt = 0; tt < T; tt++) {
         char shown[64], line[256];
         token_display(s.pieces[tt], shown, sizeof shown);
-        size_t len = (size_t)snprintf(line, sizeof line, "  %3d %-16s ->", tt, shown);
+        int cols = 0;  // printf pads bytes; '␣' is 3 bytes and one column
+        for (const char *q = shown; *q; q++) cols += ((unsigned char)*q & 0xC0) != 0x80;
+        size_t len = (size_t)snprintf(line, sizeof line, "  %3d %s%*s ->", tt, shown, cols < 16 ? 16 - cols : 0, "");
         for (int j = 0; j < k && len < sizeof line; j++)
             len += (size_t)snprintf(line + len, sizeof line - len, "  e%d %.3f (score %.3f)", m->topk_idx[(size_t)tt * k + j],
                                     m->topk_w[(size_t)tt * k + j],
@@ -301,10 +304,12 @@ int main(int argc, char **argv) {
         }
         step_say(&s, "%s", line);
         int64_t sh_n[1] = {cnt}, sh_nd[2] = {cnt, D};
-        snprintf(name, sizeof name, "expert_%d_tokens", e);
-        step_tensor(&s, name, tok, sh_n, 1, "i32");
-        snprintf(name, sizeof name, "expert_%d_out", e);
-        if (cnt) step_show(&s, name, m->expert_out + (size_t)off * D, sh_nd, 2, act);
+        if (cnt) {  // an expert no token picked has no rows: nothing to write
+            snprintf(name, sizeof name, "expert_%d_tokens", e);
+            step_tensor(&s, name, tok, sh_n, 1, "i32");
+            snprintf(name, sizeof name, "expert_%d_out", e);
+            step_show(&s, name, m->expert_out + (size_t)off * D, sh_nd, 2, act);
+        }
         free(tok);
     }
 

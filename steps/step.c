@@ -53,8 +53,11 @@ char *step_default_model(void) {
 
 char *step_moe_demo_model(void) {
     char *root = repo_root();
-    char *p = path_join(root, "build/models/llama3-tiny-moe");
+    char *p = path_join(root, "build/models/llama3-tiny-moe"), *params = path_join(p, "params.json");
     free(root);
+    if (!file_exists(params) && dir_exists("build/models/llama3-tiny-moe"))  // a build in build/asan/: from the cwd
+        free(p), p = xstrdup("build/models/llama3-tiny-moe");
+    free(params);
     return p;
 }
 
@@ -217,7 +220,9 @@ static void load_model(Step *s) {
 
     const char *tok_path = s->tokenizer_path ? s->tokenizer_path : s->ck.tokenizer_path;
     char *converted = NULL;
-    if (!tok_path && s->ck.hf_tokenizer_json) {
+    // With --tokens a tokenizer only names the pieces: an HF tokenizer.json (perhaps not Llama-3's byte-level BPE, as
+    // MiniMind's) is not converted, and a tokenizer.model that does not fit the model is left out, not an error.
+    if (!tok_path && s->ck.hf_tokenizer_json && !s->tokens_arg) {
         mkdir_p(s->out_dir);
         converted = path_join(s->out_dir, ".tokenizer.model");
         tokenizer_json_to_model(s->ck.hf_tokenizer_json, converted);
@@ -228,9 +233,13 @@ static void load_model(Step *s) {
     if (tok_path) {
         tokenizer_init(&s->tok, tok_path);
         s->has_tokenizer = true;
-        if (s->tok.vocab_size > s->cfg->vocab_size)
+        if (s->tok.vocab_size > s->cfg->vocab_size && s->tokens_arg) {
+            tokenizer_free(&s->tok);
+            s->has_tokenizer = false;
+        } else if (s->tok.vocab_size > s->cfg->vocab_size) {
             input_error(tok_path, "the tokenizer has %d tokens but the model's vocab_size is %d", s->tok.vocab_size,
                         s->cfg->vocab_size);
+        }
     }
     free(converted);
 

@@ -1361,6 +1361,31 @@ def self_test():
             periodic.append(L <= 16 and (source == "random" or np.all(np.diff(body[:L]) == 1)))
         check(w1.shape == (6, 33) and np.all(w1[:, 0] == 0) and np.all(w1[:, 1:] != 0) and np.array_equal(w1, w2)
               and all(periodic), f"repeated_windows ({source}): BOS + a span of <= 16 repeated, the same for a seed")
+    # the MoE feed-forward (--moe) against a dense evaluation: every expert on every token, weights 0 where not picked
+    margs = ModelArgs(dim=16, n_layers=1, n_heads=2, n_kv_heads=1, vocab_size=20, multiple_of=16, max_seq_len=8,
+                      n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1)
+    moe = MoEFeedForward(margs)
+    with torch.no_grad():
+        for p_ in moe.parameters():
+            p_.copy_(torch.randn(p_.shape) * 0.3)
+        x = torch.randn(2, 5, 16)
+        got = moe(x)
+        scores, w, idx = moe.route(x.reshape(-1, 16))
+        dense_w = torch.zeros(10, 4).scatter(1, idx, w)
+        ref = sum(dense_w[:, e:e + 1] * moe.experts[e](x.reshape(-1, 16)) for e in range(4))
+        ref = (ref + moe.shared_experts[0](x.reshape(-1, 16))).view(2, 5, 16)
+    check(torch.allclose(got, ref, atol=1e-6) and torch.allclose(w.sum(-1), torch.ones(10)),
+          "MoE: routed sum == dense evaluation with zero weights where not picked; the top-k weights sum to 1")
+    # MiniMind's aux loss, worked out by hand (the same case as tests/unit/test_moe.c): seq_aux 1.5 alpha, batch 1.0 alpha
+    sc = torch.tensor([[[0.8, 0.2], [0.6, 0.4]], [[0.3, 0.7], [0.1, 0.9]]])
+    ix = torch.tensor([[[0], [0]], [[1], [1]]])
+    check(abs(float(moe_aux_loss(sc, ix, 0.1, True)) - 0.15) < 1e-6 and
+          abs(float(moe_aux_loss(sc, ix, 0.1, False)) - 0.10) < 1e-6, "MoE aux loss: both forms on a hand-worked case")
+    # the routing criteria: a uniform gate fails, a confident balanced one passes
+    uni = routing_stats(np.full((8, 4), 0.25), np.tile([0, 1], (8, 1)), 4)
+    sharp = routing_stats(np.eye(4)[np.arange(8) % 4] * 0.9 + 0.025, np.stack([np.arange(8) % 4, (np.arange(8) + 1) % 4], 1), 4)
+    check(not moe_criteria([uni], 4)["ok"] and moe_criteria([sharp], 4)["ok"],
+          "routing criteria: a uniform gate fails, a confident balanced one passes")
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 

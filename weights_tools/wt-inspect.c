@@ -37,6 +37,16 @@ static void usage(FILE *f) {
             "    NAME DTYPE [d0, d1, ...] offset=BYTES crc32=XXXXXXXX\n"
             "crc32 is zlib's CRC-32 of the tensor's bytes in row-major order.\n"
             "\n"
+            "A mixture-of-experts model (MiniMind's MoE, Mixtral) has, per layer L, instead of feed_forward.w1/w2/w3\n"
+            "(names as we present them, whatever the file calls them):\n"
+            "    layers.L.feed_forward.gate.weight              [E, D]  the router: gate_scores = softmax(x . Wg^T)\n"
+            "    layers.L.feed_forward.experts.e.w1.weight      [F, D]  routed expert e: gate_proj (MiniMind), w1 (Mixtral)\n"
+            "    layers.L.feed_forward.experts.e.w3.weight      [F, D]  up_proj / w3\n"
+            "    layers.L.feed_forward.experts.e.w2.weight      [D, F]  down_proj / w2\n"
+            "    layers.L.feed_forward.shared_experts.s.w1/w2/w3        shared expert s (MiniMind: every token, weight 1)\n"
+            "and the config's n_routed_experts (E), num_experts_per_tok (k), n_shared_experts; the summary line says how\n"
+            "many parameters there are and how many a token uses (the gate, k routed and every shared expert).\n"
+            "\n"
             "  --dump NAME FILE.npy  write tensor NAME as .npy (bf16 as float32, other dtypes as they are); repeatable\n"
             "  --checksums           compute the CRC-32 of every tensor (default when they total <= 1 GiB)\n"
             "  --no-checksums        never compute them\n"
@@ -135,6 +145,20 @@ int main(int argc, char **argv) {
                (double)verified_bytes / 1e9, t_verify);
     else
         printf("verified: CRC-32 not checked (--no-verify)\n");
+    if (ck.has_config && config_is_moe(&ck.cfg)) {
+        // a token runs the gate, k of the E routed experts and every shared expert in each layer
+        const Config *c = &ck.cfg;
+        double all = 0, expert = 3.0 * c->dim * c->ffn_hidden;
+        for (int i = 0; i < ck.n_tensors; i++) all += (double)tensor_numel(&ck.tensors[i]);
+        double unused = (double)c->n_layers * (c->n_routed_experts - c->num_experts_per_tok) * expert;
+        printf("mixture of experts: in each of the %d layers a gate [%d, %d] scores %d routed experts; a token runs "
+               "the top %d of them and %d shared expert%s, each a SwiGLU FFN of F = %d (feed_forward.gate, "
+               "feed_forward.experts.E.w1/w2/w3, feed_forward.shared_experts.S.*)\n",
+               c->n_layers, c->n_routed_experts, c->dim, c->n_routed_experts, c->num_experts_per_tok,
+               c->n_shared_experts, c->n_shared_experts == 1 ? "" : "s", c->ffn_hidden);
+        printf("parameters: %.4g in the file, %.4g used per token (%.0f%%)\n", all, all - unused,
+               all > 0 ? 100.0 * (all - unused) / all : 0.0);
+    }
     printf("tensors: %d, %zu bytes%s\n", ck.n_tensors, total_bytes, checksums ? "" : " (checksums off: --checksums to compute them)");
     for (int i = 0; i < ck.n_tensors; i++) {
         const Tensor *t = &ck.tensors[i];

@@ -65,9 +65,18 @@ static bool is_meta_llama_name(const char *name) {
     if (!strcmp(name, "tok_embeddings.weight") || !strcmp(name, "norm.weight") || !strcmp(name, "output.weight"))
         return true;
     int layer, used = 0;
-    if (sscanf(name, "layers.%d.%n", &layer, &used) == 1 && used > 0 && layer >= 0 && name[7] >= '0' && name[7] <= '9')
+    if (sscanf(name, "layers.%d.%n", &layer, &used) == 1 && used > 0 && layer >= 0 && name[7] >= '0' && name[7] <= '9') {
         for (int i = 0; i < 9; i++)
             if (strcmp(name + used, per_layer[i]) == 0) return true;
+        // a mixture of experts (MiniMind, Mixtral): the gate and the experts under our names (ref/ref_moe.h)
+        int e, end = 0;
+        char w[2];
+        if (strcmp(name + used, "feed_forward.gate.weight") == 0) return true;
+        if ((sscanf(name + used, "feed_forward.experts.%d.w%1[123].weight%n", &e, w, &end) == 2 ||
+             sscanf(name + used, "feed_forward.shared_experts.%d.w%1[123].weight%n", &e, w, &end) == 2) &&
+            end > 0 && name[used + end] == 0 && e >= 0)
+            return true;
+    }
     return false;
 }
 

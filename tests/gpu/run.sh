@@ -21,11 +21,16 @@
 #               models/llama3-tiny-trained): the whole walkthrough with --device cuda passes every comparison,
 #               chapter 15 on CUDA prints tensor(2983) and '42', and the CUDA path's attention maps of every layer
 #               (11_multihead --no-compare --layer L) meet the demo's criteria (tests/reference/tiny_model_check.py)
+#   moe         the mixture-of-experts path (issue 14): every MoE launcher against its CPU twin at MiniMind's and
+#               Mixtral-8x7B's shapes, ties and empty experts included (build/tests/test_moe_gpu); chapter 20 with
+#               --device cuda on the minimind-moe and mixtral-tiny presets and on the MoE demo model (every comparison
+#               must pass), its CUDA path alone (--no-compare), the whole walkthrough of the MoE demo model on CUDA
+#               (chapters 13-15 run the MoE in place of SwiGLU), and compute-sanitizer memcheck over chapter 20
 # STAGES="tiny 8b" picks stages (default: all). Ends with "N passed, N failed" and writes a summary (date, commit,
 # GPU, counts, timings) to $GPU_SUMMARY (default tests/gpu/last-run.txt).
 set -u
 cd "$(dirname "$0")/../.."
-STAGES="${STAGES:-kernels engine engine_ops tiny demo sanitizer generate 8b engine8b nocompare}"
+STAGES="${STAGES:-kernels engine engine_ops tiny demo moe sanitizer generate 8b engine8b nocompare}"
 GPU_TMP="${GPU_TMP:-/tmp/l3t-gpu}"
 SUMMARY="${GPU_SUMMARY:-tests/gpu/last-run.txt}"
 LOGS="${GPU_LOGS:-$GPU_TMP/logs}"
@@ -85,6 +90,36 @@ if stage demo; then
         grep -E '^(OK|FAIL) ' "$LOGS/demo_attention.log" | sed 's/^/        /'
     else
         FAIL=$((FAIL + 1)); note "FAIL  $DEMO/consolidated.00.pth or tokenizer.model is missing (make models)"
+    fi
+fi
+if stage moe; then
+    echo "== mixture of experts (chapter 20): launchers, presets, the MoE demo model on CUDA =="
+    run moe_kernels build/tests/test_moe_gpu
+    grep -E "passed, [0-9]+ failed" "$LOGS/moe_kernels.log" | tail -n 1 | sed 's/^/        /'
+    MOE_IDS=1,300,400,500,600,700,800,900,1000,1200,77,5,300
+    run moe_presets bash -c "build/bin/wt-make-model --preset minimind-moe --out '$GPU_TMP/moe_mm' --quiet &&
+        build/bin/wt-make-model --preset mixtral-tiny --out '$GPU_TMP/moe_mx' --quiet"
+    for L in 0 7; do
+        run "moe_minimind_layer$L" build/steps/20_moe --model "$GPU_TMP/moe_mm" --tokens $MOE_IDS --layer $L \
+            --device cuda --out "$GPU_TMP/moe_mm_t"
+    done
+    run moe_mixtral build/steps/20_moe --model "$GPU_TMP/moe_mx" --tokens $MOE_IDS --layer 1 --device cuda \
+        --out "$GPU_TMP/moe_mx_t"
+    MOE_DEMO=build/models/llama3-tiny-moe
+    if [ -f "$MOE_DEMO/params.json" ]; then
+        run walkthrough_moe build/bin/walkthrough --model "$MOE_DEMO" --device cuda --out "$GPU_TMP/moe_demo" --quiet
+        sed -n '/^chapter/,$p' "$LOGS/walkthrough_moe.log" | sed 's/^/        /'
+        run moe_demo_layer1 build/steps/20_moe --model "$MOE_DEMO" --layer 1 --device cuda --out "$GPU_TMP/moe_demo1"
+        run moe_nocompare build/steps/20_moe --model "$MOE_DEMO" --device cuda --no-compare --out "$GPU_TMP/moe_nc"
+    else
+        FAIL=$((FAIL + 1)); note "FAIL  $MOE_DEMO is missing (make models)"
+    fi
+    if command -v compute-sanitizer >/dev/null; then
+        run moe_memcheck compute-sanitizer --tool memcheck --error-exitcode 9 --leak-check full build/steps/20_moe \
+            --model "$GPU_TMP/moe_mm" --tokens $MOE_IDS --layer 1 --device cuda --out "$GPU_TMP/moe_memcheck" --quiet
+        run moe_memcheck_kernels compute-sanitizer --tool memcheck --error-exitcode 9 build/tests/test_moe_gpu --small
+    else
+        FAIL=$((FAIL + 1)); note "FAIL  compute-sanitizer not found"
     fi
 fi
 if stage sanitizer; then

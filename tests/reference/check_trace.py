@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""check_trace.py: checks a trace directory written by the walkthrough's chapters (steps/00_config .. 16_generate).
+"""check_trace.py: checks a trace directory written by the walkthrough's chapters (steps/00_config .. 16_generate,
+and 20_moe).
 
     check_trace.py [--mode MODE] TRACE_DIR MODEL_DIR STEP...
 
@@ -117,6 +118,32 @@ def expected_outputs(c, T, layer, head):
         if sid != "00_config":
             images.insert(0, "where.png")
     return want
+
+
+def moe_expected(out, model_dir, T, layer):
+    """20_moe's tensors and images: the model's own MoE config, or the MoE demo model's when the model is dense (the
+    chapter then traces that one, its last layer when --layer is beyond it). The experts' tensors follow the routing
+    recorded in the chapter's own expert_load.npy (an expert no token picked writes none)."""
+    p = json.load(open(os.path.join(model_dir, "params.json")))
+    if not p.get("n_routed_experts"):
+        here = os.path.dirname(os.path.abspath(__file__))
+        p = json.load(open(os.path.join(here, "..", "..", "build", "models", "llama3-tiny-moe", "params.json")))
+    D, E, k, S, NL = p["dim"], p["n_routed_experts"], p.get("num_experts_per_tok", 2), p.get("n_shared_experts", 1), p["n_layers"]
+    L = min(layer, NL - 1)
+    f32 = "float32"
+    t = {"moe_input": ([T, D], f32), "gate_logits": ([T, E], f32), "gate_scores": ([T, E], f32),
+         "topk_idx": ([T, k], f32), "topk_weight": ([T, k], f32), "routing_weights": ([T, E], f32),
+         "expert_load": ([E], f32), "aux_loss": ([2], f32), "routed_out": ([T, D], f32), "moe_out": ([T, D], f32),
+         f"layer_{L}_embedding": ([T, D], f32)}
+    if S:
+        t["shared_out"] = ([S, T, D], f32)
+    load_path = os.path.join(out, "20_moe", "expert_load.npy")
+    load = np.load(load_path) if os.path.isfile(load_path) else np.zeros(E)
+    for e in range(E):
+        n = int(round(float(load[e])))
+        if n:
+            t[f"expert_{e}_tokens"], t[f"expert_{e}_out"] = ([n], f32), ([n, D], f32)
+    return t, ["gate_scores.png", "routing_weights.png", "expert_load.png"]
 
 
 def fnv1a64(data):
@@ -243,6 +270,8 @@ def main(argv):
         if R.check(len(found) == 1, "04_query: exactly one q_layerL_headH.npy"):
             layer, head = int(found[0].group(1)), int(found[0].group(2))
     want = expected_outputs(c, T, layer, head)
+    if "20_moe" in steps:
+        want["20_moe"] = moe_expected(out, model_dir, T, layer)
 
     listed_files, n_tensors, n_images = set(), 0, 0
     names_written = set()

@@ -17,8 +17,9 @@ as bf16 (fp16 checkpoints are rounded to bf16, as the C programs do), products a
 bf16, RMSNorm/RoPE/softmax in fp32, the gate's logits rounded like a product, its softmax, the top-k weights and their
 renormalisation in fp32, the routed sum Σ_j w_j·expert_j(x) in float64 rounded once, each shared expert added with one
 rounding, logits in fp32. --precision fp32 rounds nothing (weights stay their bf16 values).
-    gate_scores = softmax(x · Wgᵀ);  w, idx = topk(scores, k) (torch.topk: largest first; exact ties: lower id first,
-    checked by --self-test);  w /= Σw + 1e-20 if k > 1 and norm_topk_prob;  y = Σ w_j expert_j(x) + Σ shared(x)
+    gate_scores = softmax(x · Wgᵀ);  w, idx = topk(scores, k) (torch.topk: largest first; exact ties in torch's
+    CPU order, e.g. topk([.25, .25, .25, .25], 2) gives [2, 3], checked by --self-test)
+    w /= Σw + 1e-20 if k > 1 and norm_topk_prob;  y = Σ w_j expert_j(x) + Σ shared(x)
     aux: seq_aux  ce[b,e] = count(b->e) / (T k / E);  alpha * mean_b Σ_e ce[b,e] mean_t s[b,t,e]
          batch    f_e = E count(e) / (N k);            alpha * Σ_e f_e mean_t s[t,e]
 
@@ -333,10 +334,12 @@ def self_test():
         passed, failed = passed + bool(c), failed + (not c)
         if not c:
             print(f"FAIL: {what}")
-    # torch.topk on the CPU with exact ties: the lower index first (the rule our C reference and kernel use)
-    check(torch.topk(torch.full((4,), 0.25), 2).indices.tolist() == [0, 1], "topk of 4 equal scores gives [0, 1]")
-    check(torch.topk(torch.tensor([0.1, 0.3, 0.3, 0.3]), 2).indices.tolist() == [1, 2], "topk ties among the top")
-    check(torch.topk(torch.tensor([0.2, 0.4, 0.2, 0.2]), 3).indices.tolist() == [1, 0, 2], "topk ties below the top")
+    # torch.topk on the CPU with exact ties: not "lower index first" but the order its nth_element/sort steps leave
+    # (ref/topk_torch.h redoes them; test_moe.c holds the same cases for the C code)
+    check(torch.topk(torch.full((4,), 0.25), 2).indices.tolist() == [2, 3], "topk of 4 equal scores gives [2, 3]")
+    check(torch.topk(torch.tensor([0.1, 0.3, 0.3, 0.3]), 2).indices.tolist() == [2, 3], "topk ties among the top")
+    check(torch.topk(torch.tensor([0.2, 0.4, 0.2, 0.2]), 3).indices.tolist() == [1, 3, 0], "topk ties below the top")
+    check(torch.topk(torch.full((8,), 0.25), 3).indices.tolist() == [6, 5, 4], "topk of 8 equal scores, k 3")
     # the two aux forms: equal for one sequence, different over a batch whose sequences route differently
     s = torch.softmax(torch.randn(2, 5, 4, generator=torch.Generator().manual_seed(3)), dim=-1)
     ix = torch.topk(s, 2, dim=-1).indices
