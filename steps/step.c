@@ -204,8 +204,9 @@ static void load_model(Step *s) {
             input_error(moe, "%s has a dense feed-forward, and the MoE demo model this chapter then traces is "
                              "missing (run `make models`)", s->model_dir);
         free(params);
+        // the note names the demo model as the repository does (recorded in trace.json: no checkout's own path)
         s->model_note = xasprintf("%s has a dense SwiGLU feed-forward, no experts: this chapter traces the MoE demo "
-                                  "model %s instead", s->model_dir, moe);
+                                  "model build/models/llama3-tiny-moe instead", s->model_dir);
         checkpoint_close(&s->ck);
         free(s->model_dir), free(s->tokenizer_path);
         s->model_dir = moe, s->tokenizer_path = NULL;
