@@ -175,20 +175,14 @@ $(TOKENIZER): build/bin/wt-convert tools/fetch_tokenizer.sh
 	bash tools/fetch_tokenizer.sh build/models
 build/models/tiny/params.json: build/bin/wt-make-model $(TOKENIZER)
 	build/bin/wt-make-model --preset tiny --seed 4 --tokenizer $(TOKENIZER) --out build/models/tiny
-$(DEMO_MODEL)/params.json: models/llama3-tiny-trained/consolidated.00.pth.xz models/llama3-tiny-trained/params.json $(TOKENIZER)
-	@mkdir -p $(DEMO_MODEL)
+# The committed models (models/NAME/consolidated.00.pth.xz + params.json) unpacked, with the tokenizer beside them.
+build/models/%/params.json: models/%/consolidated.00.pth.xz models/%/params.json $(TOKENIZER)
+	@mkdir -p $(dir $@)
 	rm -f $@
-	xz -dc models/llama3-tiny-trained/consolidated.00.pth.xz > $(DEMO_MODEL)/consolidated.00.pth.partial
-	mv $(DEMO_MODEL)/consolidated.00.pth.partial $(DEMO_MODEL)/consolidated.00.pth
-	cp $(TOKENIZER) $(DEMO_MODEL)/tokenizer.model
-	cp models/llama3-tiny-trained/params.json $@
-$(MOE_MODEL)/params.json: models/llama3-tiny-moe/consolidated.00.pth.xz models/llama3-tiny-moe/params.json $(TOKENIZER)
-	@mkdir -p $(MOE_MODEL)
-	rm -f $@
-	xz -dc models/llama3-tiny-moe/consolidated.00.pth.xz > $(MOE_MODEL)/consolidated.00.pth.partial
-	mv $(MOE_MODEL)/consolidated.00.pth.partial $(MOE_MODEL)/consolidated.00.pth
-	cp $(TOKENIZER) $(MOE_MODEL)/tokenizer.model
-	cp models/llama3-tiny-moe/params.json $@
+	xz -dc models/$*/consolidated.00.pth.xz > $(dir $@)consolidated.00.pth.partial
+	mv $(dir $@)consolidated.00.pth.partial $(dir $@)consolidated.00.pth
+	cp $(TOKENIZER) $(dir $@)tokenizer.model
+	cp models/$*/params.json $@
 
 # ---- the two commands -----------------------------------------------------------------------------------------------
 PROMPT := the answer to the ultimate question of life, the universe, and everything is 

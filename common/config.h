@@ -75,6 +75,8 @@ int config_key_bool(const struct json_t *obj, const char *key, bool *out, char *
 
 // Writes params.json text exactly as Meta's files spell the keys (used by wt-make-model and wt-convert).
 void config_write_params_json(const Config *c, const char *path);
+// Writes obj as JSON text (json_dumps flags) and a newline to path, atomically, and releases obj (json_decref).
+void json_dump_to_file(struct json_t *obj, size_t flags, const char *path);
 // Prints the config and the derived values, one per line, indented by `indent` spaces.
 void config_print(const Config *c, int indent);
 // A mixture-of-experts model (n_routed_experts > 0).

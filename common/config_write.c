@@ -63,10 +63,13 @@ void config_write_params_json(const Config *c, const char *path) {
     if (c->has_ffn_dim_multiplier && (d = shortest_round_trip_digits(c->ffn_dim_multiplier)) > digits) digits = d;
     if (config_is_moe(c) && (d = shortest_round_trip_digits(c->aux_loss_alpha)) > digits) digits = d;
     // Flags 0 (no JSON_COMPACT, no indent): one line with ", " and ": " separators, keys in insertion order.
-    char *text = json_dumps(obj, JSON_REAL_PRECISION(digits));
+    json_dump_to_file(obj, JSON_REAL_PRECISION(digits), path);
+}
+
+void json_dump_to_file(json_t *obj, size_t flags, const char *path) {
+    char *text = json_dumps(obj, flags);
     json_decref(obj);
     if (!text) fatal("%s: cannot format JSON (is a value NaN or infinite?)", path);
-
     AtomicFile out;
     atomic_open(&out, path);
     xfwrite(text, strlen(text), out.f, out.tmp_path);

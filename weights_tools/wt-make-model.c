@@ -296,15 +296,7 @@ static void write_layout_config(const Config *c, Layout lay, const char *path) {
         json_object_set_new(o, "torch_dtype", json_string("bfloat16"));
         json_object_set_new(o, "vocab_size", json_integer(c->vocab_size));
     }
-    char *text = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
-    json_decref(o);
-    if (!text) fatal("%s: cannot format JSON", path);
-    AtomicFile out;
-    atomic_open(&out, path);
-    xfwrite(text, strlen(text), out.f, out.tmp_path);
-    xfwrite("\n", 1, out.f, out.tmp_path);
-    atomic_commit(&out);
-    free(text);
+    json_dump_to_file(o, JSON_INDENT(2) | JSON_REAL_PRECISION(10), path);
 }
 
 // ---- progress -----------------------------------------------------------------------------------------------------

@@ -25,21 +25,26 @@ import sys
 import torch
 
 
+def attention_and_norms(sd, p, D, H, Hkv, r):
+    """The HF Llama attention and norm weights of one layer (prefix p), as MiniMind and Mixtral both name them."""
+    Dh = D // H
+    sd[p + "self_attn.q_proj.weight"] = r(H * Dh, D, s=1.7 / D ** 0.5)
+    sd[p + "self_attn.k_proj.weight"] = r(Hkv * Dh, D, s=1.7 / D ** 0.5)
+    sd[p + "self_attn.v_proj.weight"] = r(Hkv * Dh, D, s=1 / D ** 0.5)
+    sd[p + "self_attn.o_proj.weight"] = r(D, H * Dh, s=0.5 / D ** 0.5)
+    sd[p + "input_layernorm.weight"] = 1 + r(D, s=0.05)
+    sd[p + "post_attention_layernorm.weight"] = 1 + r(D, s=0.05)
+
+
 def minimind(out, seed):
     D, L, H, Hkv, V, E, S, k = 256, 2, 4, 1, 512, 4, 1, 2
     F = 64 * ((int(D * 8 / 3) + 63) // 64)  # MiniMind's intermediate_size when it is None
-    Dh = D // H
     g = torch.Generator().manual_seed(seed)
     r = lambda *shape, s=1.0: torch.randn(*shape, generator=g) * s
     sd = {"model.embed_tokens.weight": r(V, D, s=0.5)}
     for l in range(L):
         p = f"model.layers.{l}."
-        sd[p + "self_attn.q_proj.weight"] = r(H * Dh, D, s=1.7 / D ** 0.5)
-        sd[p + "self_attn.k_proj.weight"] = r(Hkv * Dh, D, s=1.7 / D ** 0.5)
-        sd[p + "self_attn.v_proj.weight"] = r(Hkv * Dh, D, s=1 / D ** 0.5)
-        sd[p + "self_attn.o_proj.weight"] = r(D, H * Dh, s=0.5 / D ** 0.5)
-        sd[p + "input_layernorm.weight"] = 1 + r(D, s=0.05)
-        sd[p + "post_attention_layernorm.weight"] = 1 + r(D, s=0.05)
+        attention_and_norms(sd, p, D, H, Hkv, r)
         sd[p + "mlp.gate.weight"] = r(E, D, s=1.5 / D ** 0.5)
         for grp, n in (("experts", E), ("shared_experts", S)):
             for e in range(n):
@@ -64,18 +69,12 @@ def minimind(out, seed):
 
 def mixtral(out, seed):
     D, L, H, Hkv, V, E, k, F = 128, 2, 4, 2, 1000, 8, 2, 256
-    Dh = D // H
     g = torch.Generator().manual_seed(seed)
     r = lambda *shape, s=1.0: torch.randn(*shape, generator=g) * s
     sd = {"model.embed_tokens.weight": r(V, D, s=0.5)}
     for l in range(L):
         p = f"model.layers.{l}."
-        sd[p + "self_attn.q_proj.weight"] = r(H * Dh, D, s=1.7 / D ** 0.5)
-        sd[p + "self_attn.k_proj.weight"] = r(Hkv * Dh, D, s=1.7 / D ** 0.5)
-        sd[p + "self_attn.v_proj.weight"] = r(Hkv * Dh, D, s=1 / D ** 0.5)
-        sd[p + "self_attn.o_proj.weight"] = r(D, H * Dh, s=0.5 / D ** 0.5)
-        sd[p + "input_layernorm.weight"] = 1 + r(D, s=0.05)
-        sd[p + "post_attention_layernorm.weight"] = 1 + r(D, s=0.05)
+        attention_and_norms(sd, p, D, H, Hkv, r)
         sd[p + "block_sparse_moe.gate.weight"] = r(E, D, s=1.5 / D ** 0.5)
         for e in range(E):
             q = f"{p}block_sparse_moe.experts.{e}."
