@@ -1,0 +1,29 @@
+// gpu_check.h: the start of a GPU unit test (tests/unit/test_*_gpu.c). Without a usable CUDA device the test is a
+// skip ("0 passed, 0 failed", exit 0), or a failure when REQUIRE_GPU=1 (tests/gpu/run.sh sets it, so that a GPU run
+// cannot pass by skipping). With one, device 0 is initialised and named.
+#pragma once
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+// Returns -1 when the test may go on (a device is ready), else the exit status main() should return.
+static int gpu_check_start(void) {
+    if (cuda_device_count() == 0) {
+        const char *req = getenv("REQUIRE_GPU");
+        if (req && strcmp(req, "1") == 0) {
+            fprintf(stderr, "FAIL: REQUIRE_GPU=1 but no CUDA device (or this build has no CUDA)\n");
+            printf("0 passed, 1 failed\n");
+            return 1;
+        }
+        printf("skip: no CUDA device (or a build without CUDA); the GPU tests run on a GPU machine (make test-gpu)\n");
+        printf("0 passed, 0 failed\n");
+        return 0;
+    }
+    char desc[256];
+    cuda_init(0);
+    cuda_device_describe(0, desc, sizeof desc);
+    printf("device 0: %s\n", desc);
+    return -1;
+}
