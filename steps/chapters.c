@@ -590,11 +590,11 @@ const Chapter CHAPTERS[] = {
                        "  layer (the last one when the demo model has fewer layers than asked for).",
         .figures = {
             {"gate_scores.png", "gate_scores",
-             "expert_heatmap(load(\"20_moe\", \"gate_scores\"), \"gate scores: softmax over the experts\")"},
+             "gate_heatmap(load(\"20_moe\", \"gate_scores\"), \"gate scores: softmax over the experts\")"},
             {"routing_weights.png", "routing_weights",
-             "expert_heatmap(load(\"20_moe\", \"routing_weights\"), \"routing weights (blank: not picked)\", "
+             "gate_heatmap(load(\"20_moe\", \"routing_weights\"), \"routing weights (blank: not picked)\", "
              "picked_only=True)"},
-            {"expert_load.png", "expert_load", "expert_load(load(\"20_moe\", \"expert_load\"))"},
+            {"expert_load.png", "expert_load", "load_bars(load(\"20_moe\", \"expert_load\"))"},
         },
         .needs_moe = true,
     },
