@@ -66,7 +66,7 @@ check "--help exits 0" "$MM" --help
 check_fails 2 "unknown argument" "an unknown flag is refused" "$MM" --preset tiny --out "$TMP/x" --bogus
 check_fails 2 "--preset" "a missing --preset is refused" "$MM" --out "$TMP/x"
 check_fails 2 "--out" "a missing --out is refused" "$MM" --preset tiny
-check_fails 2 "tiny or llama3-8b" "an unknown preset is refused" "$MM" --preset huge --out "$TMP/x"
+check_fails 2 "tiny, llama3-8b, minimind-moe or mixtral-tiny" "an unknown preset is refused" "$MM" --preset huge --out "$TMP/x"
 check_fails 2 "--layers" "--layers 0 is refused" "$MM" --preset tiny --layers 0 --out "$TMP/x"
 check_fails 2 "--seed" "a negative seed is refused" "$MM" --preset tiny --seed -3 --out "$TMP/x"
 check_fails 2 "--seed" "a seed that is not a number is refused" "$MM" --preset tiny --seed 12ab --out "$TMP/x"
