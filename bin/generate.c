@@ -187,13 +187,11 @@ int main(int argc, char **argv) {
     checkpoint_check_against_config(&ck);
     if (verify && tp_rank < 0) checkpoint_verify_or_exit(&ck, quiet);  // --tp N: the coordinator checks, its ranks need not
     const int V = ck.cfg.vocab_size;
-    if (config_is_moe(&ck.cfg) && use_gpu) {
-        if (strcmp(device, "cuda") == 0)
-            input_error(model_dir, "a mixture-of-experts model (n_routed_experts %d): the GPU engine has no MoE path; "
-                                   "use --device cpu (chapter 20 traces its CUDA MoE path)", ck.cfg.n_routed_experts);
-        if (!quiet) fprintf(stderr, "note: a mixture-of-experts model: the GPU engine has no MoE path, the CPU reference generates\n");
-        use_gpu = false;
-    }
+    // The engine has no mixture-of-experts path: such a model generates on the CPU reference (below)
+    const bool moe = config_is_moe(&ck.cfg);
+    if (moe && (strcmp(device, "cuda") == 0 || tp > 1))
+        input_error(model_dir, "a mixture-of-experts model (n_routed_experts %d): the GPU engine has no MoE path; use "
+                               "--device cpu (chapter 20 traces its CUDA MoE path)", ck.cfg.n_routed_experts);
     char *converted = NULL;
     const char *tok_path = tokenizer_path ? tokenizer_path : ck.tokenizer_path;
     if (!tok_path && ck.hf_tokenizer_json) {
@@ -243,7 +241,11 @@ int main(int argc, char **argv) {
     // ---- backend
     bool use_gpu;
     if (tp > 1) use_gpu = true;  // a rank of --tp N: GPU tp_rank
-    else if (strcmp(device, "auto") == 0) use_gpu = engine_available();
+    else if (strcmp(device, "auto") == 0) {
+        use_gpu = engine_available() && !moe;
+        if (moe && engine_available() && !quiet)
+            fprintf(stderr, "note: a mixture-of-experts model: the GPU engine has no MoE path, the CPU reference generates\n");
+    }
     else if (strcmp(device, "cuda") == 0) {
         if (!engine_available())
             input_error(NULL, "--device cuda: no CUDA device is usable here (no GPU, no driver, or a build without nvcc); use --device cpu");

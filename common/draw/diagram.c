@@ -347,6 +347,9 @@ void diagram_model_from_config(DiagramModel *m, const Config *cfg, const char *n
     m->head_dim = cfg->head_dim, m->ffn_hidden = cfg->ffn_hidden, m->vocab_size = cfg->vocab_size;
     m->rope_theta = cfg->rope_theta, m->norm_eps = cfg->norm_eps;
     m->tied_output = cfg->tie_word_embeddings;
+    // a mixture of experts (config.h's MiniMind keys): the MoE block in place of SwiGLU
+    m->n_routed_experts = cfg->n_routed_experts, m->num_experts_per_tok = cfg->num_experts_per_tok;
+    m->n_shared_experts = cfg->n_shared_experts;
     m->T = T;
 }
 

@@ -143,7 +143,7 @@ def moe_expected(out, model_dir, T, layer):
         n = int(round(float(load[e])))
         if n:
             t[f"expert_{e}_tokens"], t[f"expert_{e}_out"] = ([n], f32), ([n, D], f32)
-    return t, ["gate_scores.png", "routing_weights.png", "expert_load.png"]
+    return t, ["where.png", "gate_scores.png", "routing_weights.png", "expert_load.png"]
 
 
 def fnv1a64(data):
