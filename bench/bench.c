@@ -4,7 +4,7 @@
 // warm-up. Writes one JSON object, with the engine options it ran with.
 //
 //   build/bin/bench --model DIR --json FILE [--runs 5] [--decode-steps 32] [--gemv-batch 0|2|4|8] [--no-pdl]
-//                   [--l2-fill N] [--tp N] [--verbose]
+//                   [--l2-fill N] [--attn-kernels] [--tp N] [--verbose]
 //
 // --tp N: the same measurements with tensor parallelism over N GPUs (one process per GPU, kernels/engine_ranks.h);
 // every rank makes the same engine calls, rank 0 times them and writes the JSON.
@@ -147,7 +147,7 @@ static int parse_int(const char *flag, const char *s, int lo, int hi) {
 
 static void usage(void) {
     printf("usage: bench --model DIR --json FILE [--runs N] [--decode-steps N] [--gemv-batch 0|2|4|8] [--no-pdl]\n"
-           "             [--l2-fill N] [--tp N] [--verbose]\n\n"
+           "             [--l2-fill N] [--attn-kernels] [--tp N] [--verbose]\n\n"
            "Measures the engine on GPU 0: device-to-device copy bandwidth, weight load time, prefill of 17 and\n"
            "512 tokens (and the 512-token prefill's TFLOP/s against the GPU's dense bf16 peak), decode tok/s at\n"
            "context 128 and 1024 (our GEMV and cuBLAS), peak GPU memory and host memory. Each figure is the\n"
@@ -159,6 +159,8 @@ static void usage(void) {
            "  --no-pdl         no programmatic dependent launch (it is on by default on sm_90 and later)\n"
            "  --l2-fill N      blocks per SM that read each layer's wo into L2 beside decode attention\n"
            "                   (default 4; 0 turns it off)\n"
+           "  --attn-kernels   a long prefill's attention through the split kernels too (by default from 64 tokens\n"
+           "                   its two products are cuBLAS batched products on tensor cores)\n"
            "  --tp N           tensor parallelism over GPUs 0..N-1, one process each (as generate --tp N; N must split\n"
            "                   the heads, FFN rows and vocabulary, else exit 2); rank 0 times and writes the JSON.\n"
            "                   NCCL_NVLS_ENABLE is set to 0 when unset (NVLink multicast is never used)\n"
@@ -177,7 +179,7 @@ int main(int argc, char **argv) {
                                          {"runs", required_argument, 0, 'r'},       {"decode-steps", required_argument, 0, 's'},
                                          {"gemv-batch", required_argument, 0, 'b'}, {"no-pdl", no_argument, 0, 'P'},
                                          {"l2-fill", required_argument, 0, 'l'},    {"tp", required_argument, 0, 'T'},
-                                         {"verbose", no_argument, 0, 'v'},          {"help", no_argument, 0, 'h'},
+                                         {"attn-kernels", no_argument, 0, 'A'},     {"verbose", no_argument, 0, 'v'},          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     opterr = 0;
     int c;
@@ -193,6 +195,7 @@ int main(int argc, char **argv) {
                 usage_error(PROG, "--gemv-batch: expected 0, 2, 4 or 8, got '%s'", optarg);
             break;
         case 'P': o.pdl = false; break;
+        case 'A': o.attn_kernels = true; break;
         case 'l': o.l2_fill_per_sm = parse_int("--l2-fill", optarg, 0, 64); break;
         case 'T': tp = parse_int("--tp", optarg, 1, 64); break;
         case 'v': verbose = true; break;
@@ -249,11 +252,12 @@ int main(int argc, char **argv) {
     json_object_set_new(jo, "pdl", json_boolean(o.pdl));
     json_object_set_new(jo, "pdl_in_effect", json_boolean(info->pdl));
     json_object_set_new(jo, "l2_fill_per_sm", json_integer(o.l2_fill_per_sm));
+    json_object_set_new(jo, "attn_kernels", json_boolean(o.attn_kernels));
     json_object_set_new(jo, "tp", json_integer(tp));
     json_object_set_new(out, "options", jo);
-    fprintf(stderr, "options: gemv batch %d%s, PDL %s, L2 fill %d blocks per SM\n", o.gemv_batch,
-            o.gemv_batch ? "" : " (per shape)", info->pdl ? "on" : o.pdl ? "off (GPU below sm_90)" : "off",
-            o.l2_fill_per_sm);
+    fprintf(stderr, "options: gemv batch %d%s, PDL %s, L2 fill %d blocks per SM, prefill attention %s\n",
+            o.gemv_batch, o.gemv_batch ? "" : " (per shape)", info->pdl ? "on" : o.pdl ? "off (GPU below sm_90)" : "off",
+            o.l2_fill_per_sm, o.attn_kernels ? "split kernels" : "cuBLAS from 64 tokens");
     // (with --tp N each rank reads its own share of the weights at the same time: the limit is set by one share)
     double limit = copy_bw / (double)info->bytes_per_token;
     json_object_set_new(out, "limit_tok_s", json_real(limit));

@@ -62,6 +62,8 @@ typedef struct {
     bool pdl;              // programmatic dependent launch on sm_90 and later (default true; no effect below sm_90)
     int l2_fill_per_sm;    // decode reads each layer's wo into L2 beside attention with this many blocks per SM
                            // (default 4; 0 turns it off)
+    bool attn_kernels;     // long prefills' attention through the split kernels too (default false: from
+                           // ATTN_GEMM_MIN_T tokens, its two products through cuBLAS, engine_attention_gemm)
     // Tensor parallelism: this process is rank tp_rank of tp_size (default 1: the whole model, no NCCL) on GPU
     // `device`; nccl_id points to the NCCL_ID_BYTES (kernels.h) of the id the coordinator made (nccl_unique_id).
     int tp_size, tp_rank;

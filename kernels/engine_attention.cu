@@ -351,6 +351,69 @@ __global__ void __launch_bounds__(ATTN_THREADS)
         out[(head0 + idx / DH) * DH + idx % DH] = dev_f32_to_bf16(0.0f + slots_sum<DH>(s_red, idx));
 }
 
+// ---- long prefills: the two products on tensor cores (cuBLAS) -----------------------------------------------------
+// The split kernels compute q·k and p·v on the CUDA cores, each block loading the K and V rows of its own query: at
+// T = 512 the keys are read 512 times over and the products run without tensor cores. For a long prefill whose
+// start_pos is known on the host, the two products are strided batched matrix products instead, one call per query
+// head r of a kv group (the batch runs over the kv heads g; query head h = g * n_rep + r reads kv head g in place):
+//   scores[h] [T, Tk] = q_h [T, Dh] · k_g[0 .. Tk)ᵀ · (1 / sqrt(Dh))   fp32 accumulation, fp32 out
+//   p[h]      [T, Tk] = bf16(exp(s - max) / sum), keys j <= start_pos + t; 0 past them (the causal mask)
+//   out_h     [T, Dh] = bf16(p[h] · v_g[0 .. Tk))                        fp32 accumulation, one rounding
+// The arithmetic is the split kernels' (fp32 scores scaled by one multiply, bf16 probabilities after normalising,
+// fp32 sums of p·v rounded once); only the order of the sums differs. p is written over its own row of scores (bf16
+// in the first half of the fp32 row), so the scratch is the split kernels' scores [T * H * S] floats.
+#define ATTN_GEMM_THREADS 256
+__global__ void __launch_bounds__(ATTN_GEMM_THREADS)
+    attn_gemm_softmax_kernel(float *scores, int T, int Tk, int start_pos) {
+    __shared__ float red[32];
+    pdl_launch_dependents();
+    pdl_wait();
+    const int t = blockIdx.x, h = blockIdx.y, n = start_pos + t + 1;  // keys 0 .. start_pos + t
+    float *row = scores + ((size_t)h * T + t) * (size_t)Tk;
+    float m = -INFINITY;
+    for (int j = threadIdx.x; j < n; j += ATTN_GEMM_THREADS) m = fmaxf(m, row[j]);
+    m = block_max(m, red);
+    float sum = 0.0f;
+    for (int j = threadIdx.x; j < n; j += ATTN_GEMM_THREADS) sum += expf(row[j] - m);
+    sum = block_sum(sum, red);
+    // In place, a tile of 2 * ATTN_GEMM_THREADS keys at a time: the tile is read before any of it is written, and
+    // its bf16 values land on the floats [c/2, c/2 + ATTN_GEMM_THREADS), none of them past the tile.
+    uint16_t *p = (uint16_t *)row;
+    for (int c = 0; c < Tk; c += 2 * ATTN_GEMM_THREADS) {
+        const int j0 = c + threadIdx.x, j1 = j0 + ATTN_GEMM_THREADS;
+        const float a = j0 < n ? expf(row[j0] - m) / sum : 0.0f, b = j1 < n ? expf(row[j1] - m) / sum : 0.0f;
+        __syncthreads();
+        if (j0 < Tk) p[j0] = dev_f32_to_bf16(a);
+        if (j1 < Tk) p[j1] = dev_f32_to_bf16(b);
+        __syncthreads();
+    }
+}
+
+bool engine_attention_gemm_fits(int T, int max_keys) { return T >= ATTN_GEMM_MIN_T && max_keys >= T; }
+
+void engine_attention_gemm(uint16_t *out, const uint16_t *q, const uint16_t *cache_k, const uint16_t *cache_v,
+                           int start_pos, int T, int H, int Hkv, int Dh, float *scores, cublasHandle_t cublas,
+                           const EngineLaunch *launch) {
+    REQUIRE(T >= 1 && start_pos >= 0 && Hkv >= 1 && H % Hkv == 0, "T %d start_pos %d H %d Hkv %d", T, start_pos, H,
+            Hkv);
+    const int Tk = start_pos + T, n_rep = H / Hkv, QD = H * Dh, KVD = Hkv * Dh;
+    const long long group = (long long)n_rep * T * Tk;  // floats between the scores of kv heads g and g + 1
+    const float scale = 1.0f / sqrtf((float)Dh), one = 1.0f, zero = 0.0f;
+    for (int r = 0; r < n_rep; r++)  // column-major: scores_hᵀ [Tk, T] = K_g [Dh, Tk]ᵀ · q_h [Dh, T]
+        cublasCheck(cublasGemmStridedBatchedEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, Tk, T, Dh, &scale, cache_k,
+                                               CUDA_R_16BF, KVD, Dh, q + (size_t)r * Dh, CUDA_R_16BF, QD,
+                                               (long long)n_rep * Dh, &zero, scores + (size_t)r * T * Tk, CUDA_R_32F,
+                                               Tk, group, Hkv, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    cudaCheck(engine_launch(attn_gemm_softmax_kernel, dim3((unsigned)T, (unsigned)H), dim3(ATTN_GEMM_THREADS), 0,
+                            launch, scores, T, Tk, start_pos));
+    for (int r = 0; r < n_rep; r++)  // out_hᵀ [Dh, T] = V_g [Dh, Tk] · p_hᵀ [Tk, T]; p's rows are 2 * Tk bf16 apart
+        cublasCheck(cublasGemmStridedBatchedEx(cublas, CUBLAS_OP_N, CUBLAS_OP_N, Dh, T, Tk, &one, cache_v,
+                                               CUDA_R_16BF, KVD, Dh, (const uint16_t *)(scores + (size_t)r * T * Tk),
+                                               CUDA_R_16BF, 2 * Tk, 2 * group, &zero, out + (size_t)r * Dh,
+                                               CUDA_R_16BF, QD, (long long)n_rep * Dh, Hkv, CUBLAS_COMPUTE_32F,
+                                               CUBLAS_GEMM_DEFAULT));
+}
+
 // ---- launchers -----------------------------------------------------------------------------------------------------
 // Chunks of a multiple of ATTN_PIECE keys, at most ATTN_MAX_SPLITS_* of them.
 static int attn_chunk(int T, int S) {

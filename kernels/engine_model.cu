@@ -521,6 +521,10 @@ static void forward_prefill(Engine *e, int T, int max_keys) {
         if (engine_attention_short_fits(T, max_keys)) {  // RoPE, the cache rows and attention in one kernel
             engine_attention_short(e->att_out, e->qkv, e->freqs_cis, ck, cv, e->d_pos, T, max_keys, e->H, e->Hkv,
                                    e->Dh, st);
+        } else if (!e->opt.attn_kernels && engine_attention_gemm_fits(T, max_keys)) {  // long: tensor cores
+            engine_rope_kv(e->q, ck, cv, e->qkv, e->freqs_cis, e->d_pos, T, e->H, e->Hkv, e->Dh, st);
+            engine_attention_gemm(e->att_out, e->q, ck, cv, max_keys - T, T, e->H, e->Hkv, e->Dh, e->scores,
+                                  e->cublas, st);
         } else {
             engine_rope_kv(e->q, ck, cv, e->qkv, e->freqs_cis, e->d_pos, T, e->H, e->Hkv, e->Dh, st);
             engine_attention(e->att_out, e->q, ck, cv, e->d_pos, T, e->H, e->Hkv, e->Dh, e->S, e->scores,

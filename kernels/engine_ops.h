@@ -24,9 +24,11 @@
 #include "engine.h"  // the C headers it includes get C linkage there
 
 #ifdef __CUDACC__
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
 #else
 typedef struct CUstream_st *cudaStream_t;  // as cuda_runtime.h declares it: C callers need no CUDA header
+typedef struct cublasContext *cublasHandle_t;  // as cublas_api.h declares it
 #endif
 
 #ifdef __cplusplus
@@ -110,6 +112,16 @@ bool engine_attention_short_fits(int T, int max_keys);
 void engine_attention_short(uint16_t *out, const uint16_t *qkv, const float *freqs_cis, uint16_t *cache_k,
                             uint16_t *cache_v, const int *pos, int T, int max_keys, int H, int Hkv, int Dh,
                             const EngineLaunch *launch);
+
+// A long prefill (T >= ATTN_GEMM_MIN_T, start_pos known on the host): engine_attention's arithmetic with the two
+// products through cuBLAS (tensor cores) and a softmax kernel between them; q rotated and the cache rows written
+// (engine_rope_kv) before. Scratch: scores [T * H * (start_pos + T)] floats (the split kernels' [T * H * S] holds it).
+// cublas runs on launch->stream.
+#define ATTN_GEMM_MIN_T 64
+bool engine_attention_gemm_fits(int T, int max_keys);
+void engine_attention_gemm(uint16_t *out, const uint16_t *q, const uint16_t *cache_k, const uint16_t *cache_v,
+                           int start_pos, int T, int H, int Hkv, int Dh, float *scores, cublasHandle_t cublas,
+                           const EngineLaunch *launch);
 
 // ---- loading (engine_load.cu) --------------------------------------------------------------------------------------
 // Copy jobs from host memory (the mmap) into one device allocation.

@@ -9,7 +9,8 @@
 //                                    same bits in every configuration
 //   prefill row kernels              add + RMSNorm, RoPE + KV-cache write, SwiGLU of the (gate, up) pairs, embedding
 //                                    (whole and a rank's share of the vocabulary), the roundings after an all-reduce
-//   attention over the cache         the split kernels (decode and prefill) and the short one-piece kernel against
+//   attention over the cache         the split kernels (decode and prefill), the cuBLAS path of long prefills
+//                                    (from ATTN_GEMM_MIN_T tokens) and the short one-piece kernel against
 //                                    attention_forward_cpu at several context lengths, start_pos and cache sizes,
 //                                    head dims 64, 128, 256 and 1 to 8 query heads per kv head; the short kernel
 //                                    also bit for bit against the two-step path it replaces
@@ -22,6 +23,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cublas_v2.h>
 
 #include "check.h"
 #include "compare.h"
@@ -491,6 +494,8 @@ typedef struct {
 // Queries at positions start_pos .. start_pos + T - 1 over a cache of S rows whose rows 0 .. start_pos + T - 1 hold
 // keys and values; rows past them are poisoned (NaN: one read of them spoils the output). The split kernels
 // (engine_attention) and, when the row fits one piece, the short kernel from the unrotated qkv product.
+static cublasHandle_t g_cublas;  // engine_attention_gemm's products (on the default stream, as L)
+
 static void test_attention(const Heads *hd, int T, int start_pos, int S, const EngineLaunch *L) {
     const int H = hd->H, Hkv = hd->Hkv, Dh = hd->Dh, QD = H * Dh, KVD = Hkv * Dh, QKV = QD + 2 * KVD;
     const int Tk = start_pos + T;
@@ -532,6 +537,14 @@ static void test_attention(const Heads *hd, int T, int start_pos, int S, const E
     cuda_memcpy_d2h(again, d_out, (size_t)T * QD * 2);
     CHECK(memcmp(first, again, (size_t)T * QD * 2) == 0, "%s: a second call gives other bits", g_case);
     free(g), free(counters);
+    if (engine_attention_gemm_fits(T, Tk)) {  // a long prefill: the two products through cuBLAS, in the same scratch
+        cuda_poison(d_out, (size_t)T * QD * 2);
+        cuda_poison(d_scores, n_scores * 4);
+        engine_attention_gemm(d_out, d_q, d_ck, d_cv, start_pos, T, H, Hkv, Dh, d_scores, g_cublas, L);
+        float *gg = host_act(d_out, (size_t)T * QD);
+        check_tol("cuBLAS attention", out, gg, (size_t)T * QD, atol, rtol);
+        free(gg);
+    }
 
     if (T > 1 && engine_attention_short_fits(T, Tk)) {
         // the short kernel from the unrotated qkv product of this call's tokens: q and k are rotated here, so the
@@ -609,6 +622,7 @@ int main(int argc, char **argv) {
     printf("device 0: %s\n", desc);
     const char *sm = strstr(desc, "(sm_");
     const bool hopper = sm && atoi(sm + 4) >= 90;  // programmatic dependent launch needs sm_90
+    if (cublasCreate(&g_cublas) != CUBLAS_STATUS_SUCCESS) fatal("cublasCreate failed");
 
     const Shape small = {"small", 256, 4, 2, 64, 512, 1000};
     const Shape llama8b = {"8B", 4096, 32, 8, 128, 14336, 128256};
@@ -640,7 +654,7 @@ int main(int argc, char **argv) {
         {1, 0, 2048},   {1, 62, 2048},  {1, 63, 2048},   {1, 64, 2048},    {1, 128, 2048}, {1, 1023, 2048},
         {1, 2047, 2048}, {1, 700, 8192}, {1, 8191, 8192}, {2, 0, 64},       {17, 0, 2048},  {64, 0, 2048},
         {10, 20, 2048}, {3, 61, 2048},  {150, 0, 2048},  {30, 150, 2048},  {5, 1500, 2048}, {100, 1948, 2048},
-        {65, 0, 4096},
+        {65, 0, 4096},  {512, 0, 1024}, {300, 700, 1024},
     };
     for (int hi = 0; hi < 5; hi++)
         for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
