@@ -58,6 +58,12 @@ void engine_attention(uint16_t *out, const uint16_t *q, const uint16_t *cache_k,
                       float *partial, int *counters, const EngineLaunch *launch) {
     NO_ENGINE("engine_attention");
 }
+bool engine_attention_gemm_fits(int T, int max_keys) { NO_ENGINE("engine_attention_gemm_fits"); }
+void engine_attention_gemm(uint16_t *out, const uint16_t *q, const uint16_t *cache_k, const uint16_t *cache_v,
+                           int start_pos, int T, int H, int Hkv, int Dh, float *scores, cublasHandle_t cublas,
+                           const EngineLaunch *launch) {
+    NO_ENGINE("engine_attention_gemm");
+}
 bool engine_attention_short_fits(int T, int max_keys) { NO_ENGINE("engine_attention_short_fits"); }
 void engine_attention_short(uint16_t *out, const uint16_t *qkv, const float *freqs_cis, uint16_t *cache_k,
                             uint16_t *cache_v, const int *pos, int T, int max_keys, int H, int Hkv, int Dh,

@@ -24,7 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if HAVE_CUDA
 #include <cublas_v2.h>
+#endif
 
 #include "check.h"
 #include "compare.h"
@@ -622,7 +624,9 @@ int main(int argc, char **argv) {
     printf("device 0: %s\n", desc);
     const char *sm = strstr(desc, "(sm_");
     const bool hopper = sm && atoi(sm + 4) >= 90;  // programmatic dependent launch needs sm_90
+#if HAVE_CUDA
     if (cublasCreate(&g_cublas) != CUBLAS_STATUS_SUCCESS) fatal("cublasCreate failed");
+#endif
 
     const Shape small = {"small", 256, 4, 2, 64, 512, 1000};
     const Shape llama8b = {"8B", 4096, 32, 8, 128, 14336, 128256};
