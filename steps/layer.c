@@ -345,7 +345,15 @@ static void op_cuda(Step *s, const LayerTrace *lt, LayerOp op, float *out, Layer
         break;
     case OP_FFN_DOWN:
         y = step_dev_act(s, NULL, n_out);
-        matmul_forward_cuda(y, step_dev_act(s, lt->ffn_hidden, (size_t)T * F), W("feed_forward.w2.weight"), T, F, D, p);
+        if (lt->is_moe) {  // a MoE layer: the whole MoE feed-forward (chapter 20), its intermediates into extra->moe
+            MoeWeights mw;
+            layer_moe_weights_dev(s, L, &mw);
+            moe_forward_cuda(y, extra ? &extra->moe : NULL,
+                             step_dev_act(s, lt->embedding_after_edit_normalized, (size_t)T * D), &mw, T, D, F, p);
+            moe_weights_free_tables(&mw);
+        } else
+            matmul_forward_cuda(y, step_dev_act(s, lt->ffn_hidden, (size_t)T * F), W("feed_forward.w2.weight"), T, F,
+                                D, p);
         break;
     default: fatal("layer_op_cuda: bad op %d", (int)op);
     }
@@ -371,21 +379,8 @@ void layer_forward_cuda(Step *s, LayerTrace *lt) {
     causal_mask_cpu(lt->mask, lt->T, lt->T, 0);
     for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
         LayerOp op = order[i];
-        bool ffn = op == OP_FFN_GATE || op == OP_FFN_UP || op == OP_SWIGLU || op == OP_FFN_DOWN;
-        if (lt->is_moe && ffn) {  // the MoE feed-forward in one call, its intermediates into lt->moe
-            if (op != OP_FFN_DOWN) continue;
-            double t0 = step_clock();
-            const size_t TD = (size_t)lt->T * lt->D;
-            MoeWeights mw;
-            layer_moe_weights_dev(s, lt->layer, &mw);
-            void *out = step_dev_act(s, NULL, TD);
-            moe_forward_cuda(out, &lt->moe, step_dev_act(s, lt->embedding_after_edit_normalized, TD), &mw, lt->T,
-                             lt->D, lt->F, s->prec);
-            step_host_act(s, lt->output_after_feedforward, out, TD);
-            moe_weights_free_tables(&mw);
-            step_add_ms(s, true, t0);
-            continue;
-        }
+        // a MoE layer has no w1/w3/SwiGLU of its own: OP_FFN_DOWN runs the whole MoE feed-forward
+        if (lt->is_moe && (op == OP_FFN_GATE || op == OP_FFN_UP || op == OP_SWIGLU)) continue;
         op_cuda(s, lt, op, layer_op_slot(lt, op), lt);
     }
 }

@@ -71,7 +71,8 @@ void layer_trace_run(Step *s, LayerTrace *lt);
 // q_layer0_head0).
 void show_head_weights(Step *s, const char *prefix, const char *name, int heads, int head);
 
-// The ops of a layer, each checked on the CUDA path against the CPU from the CPU's own inputs.
+// The ops of a layer, each checked on the CUDA path against the CPU from the CPU's own inputs. On a MoE layer
+// OP_FFN_DOWN is the whole MoE feed-forward (gate, top-k, experts; chapter 20) and FFN_GATE/UP/SWIGLU do not exist.
 typedef enum {
     OP_EMBED, OP_ATTN_NORM, OP_Q_HEAD, OP_K_HEAD, OP_V_HEAD, OP_ROPE_Q, OP_ROPE_K, OP_SCORES, OP_MASK, OP_SOFTMAX,
     OP_HEAD_VALUES, OP_Q_ALL, OP_K_ALL, OP_V_ALL, OP_ATTENTION_ALL, OP_WO, OP_RESIDUAL_ATTN, OP_FFN_NORM, OP_FFN_GATE,

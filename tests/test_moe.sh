@@ -11,7 +11,8 @@
 #      wt-convert hf-to-meta of MiniMind's layout gives our layout, and the same tensors
 #   4. bad input: an expert tensor missing, a gate of the wrong shape, k > E: one line, exit 2
 #   5. the MoE demo model meets its routing criteria on the C walkthrough's tensors (confidence on the tutorial
-#      prompt), a dense model's chapter 20 says so and traces the MoE demo model, generate runs a MoE model on the CPU
+#      prompt), a dense model's chapter 20 says so and traces the MoE demo model, the whole walkthrough of the MoE
+#      demo model runs (chapter 13 shows the MoE in place of SwiGLU; check_trace.py), generate runs it on the CPU
 source "$(dirname "$0")/lib.sh"
 MAKE=build/bin/wt-make-model
 S20=build/steps/20_moe
@@ -118,6 +119,18 @@ sys.exit(0 if not t.moe_criteria([u], 4, check_load=False)['ok'] and not t.moe_c
     [ -f "$DENSE/params.json" ] || DENSE=build/models/tiny
     check "a dense model: chapter 20 says so and traces the MoE demo model" bash -c "
         '$S20' --model '$DENSE' --device cpu --out '$TMP/td' | grep -q 'dense SwiGLU feed-forward, no experts: this chapter traces the MoE demo'"
+    # the whole walkthrough on a MoE model: chapter 13 lists the gate and experts and runs the MoE in place of SwiGLU
+    check "the walkthrough of the MoE demo model on the CPU: every chapter" build/bin/walkthrough --model "$DEMO" \
+        --device cpu --out "$TMP/wmoe" --quiet
+    check "check_trace.py on the MoE demo's walkthrough" $PY tests/reference/check_trace.py "$TMP/wmoe" "$DEMO" \
+        00_config 01_tokenize 02_embed 03_rmsnorm 04_query 05_rope 06_key 07_scores 08_mask 09_softmax 10_value \
+        11_multihead 12_output 13_ffn 14_layers 15_logits 16_generate 20_moe
+    check "13_ffn on the MoE demo model prints the gate, the 4 experts and the shared one, not w1/w2/w3" $PY -c "
+import json, sys
+lines = [l for s in json.load(open('$TMP/wmoe/trace.json'))['steps'] if s['id'] == '13_ffn' for l in s['lines']]
+has = lambda w: any(w in l for l in lines)
+sys.exit(0 if has('layers.0.feed_forward.gate.weight') and has('experts.3.w2.weight') and
+         has('shared_experts.0.w1.weight') and not has('layers.0.feed_forward.w1.weight') else 1)"
     check "generate on the MoE demo model runs the CPU reference" build/bin/generate --model "$DEMO" \
         --prompt "In the beginning God created" -n 4 --temperature 0 --device cpu --quiet
 fi

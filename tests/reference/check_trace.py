@@ -33,9 +33,10 @@ import zlib
 
 import numpy as np
 
-ISSUE_TENSORS = [  # the names the walkthrough's issue asks for; {L} and {h} are the layer and head followed
+ISSUE_TENSORS = [  # the names the walkthrough's issue asks for; {L} and {h} are the layer and head followed, {half}
+    # is head_dim / 2 (64 for Llama 3)
     "token_embeddings_unnormalized", "token_embeddings", "q_layer{L}", "q_layer{L}_head{h}", "q_per_token",
-    "q_per_token_split_into_pairs", "zero_to_one_split_into_64_parts", "freqs", "freqs_cis", "q_per_token_rotated",
+    "q_per_token_split_into_pairs", "zero_to_one_split_into_{half}_parts", "freqs", "freqs_cis", "q_per_token_rotated",
     "k_per_token_rotated", "qk_per_token", "mask", "qk_per_token_after_masking",
     "qk_per_token_after_masking_after_softmax", "v_per_token", "qkv_attention", "stacked_qkv_attention",
     "embedding_delta", "embedding_after_edit", "embedding_after_edit_normalized", "output_after_feedforward",
@@ -338,7 +339,7 @@ def main(argv):
     # the names the issue asks for (when the run covers all chapters that write them)
     if all(s in steps for s in ("02_embed", "13_ffn", "15_logits")):
         for n in ISSUE_TENSORS:
-            n = n.format(L=layer, h=head)
+            n = n.format(L=layer, h=head, half=c["Dh"] // 2)
             R.check(n in names_written, f"tensor {n} (named in the issue) not written")
     print(f"# {out}: {len(steps)} steps, {n_tensors} tensors, {n_images} images")
     print(f"{R.passed} passed, {R.failed} failed")
