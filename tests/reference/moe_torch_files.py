@@ -36,23 +36,31 @@ def attention_and_norms(sd, p, D, H, Hkv, r):
     sd[p + "post_attention_layernorm.weight"] = 1 + r(D, s=0.05)
 
 
-def minimind(out, seed):
-    D, L, H, Hkv, V, E, S, k = 256, 2, 4, 1, 512, 4, 1, 2
-    F = 64 * ((int(D * 8 / 3) + 63) // 64)  # MiniMind's intermediate_size when it is None
+def moe_layers(seed, L, V, D, H, Hkv, F, E, S, block, names):
+    """The embedding, L layers and the final norm of a MoE Llama in HF names, drawn from torch's generator: each
+    layer's attention and norms, the gate {block}.gate [E, D], E routed experts {block}.experts.e and S shared ones
+    {block}.shared_experts.s, each a SwiGLU FFN whose (gate, up, down) projections are named names. Returns sd, r."""
     g = torch.Generator().manual_seed(seed)
     r = lambda *shape, s=1.0: torch.randn(*shape, generator=g) * s
     sd = {"model.embed_tokens.weight": r(V, D, s=0.5)}
     for l in range(L):
         p = f"model.layers.{l}."
         attention_and_norms(sd, p, D, H, Hkv, r)
-        sd[p + "mlp.gate.weight"] = r(E, D, s=1.5 / D ** 0.5)
+        sd[f"{p}{block}.gate.weight"] = r(E, D, s=1.5 / D ** 0.5)
         for grp, n in (("experts", E), ("shared_experts", S)):
             for e in range(n):
-                q = f"{p}mlp.{grp}.{e}."
-                sd[q + "gate_proj.weight"] = r(F, D, s=1 / D ** 0.5)
-                sd[q + "up_proj.weight"] = r(F, D, s=1 / D ** 0.5)
-                sd[q + "down_proj.weight"] = r(D, F, s=0.5 / F ** 0.5)
+                q = f"{p}{block}.{grp}.{e}."
+                sd[q + names[0] + ".weight"] = r(F, D, s=1 / D ** 0.5)
+                sd[q + names[1] + ".weight"] = r(F, D, s=1 / D ** 0.5)
+                sd[q + names[2] + ".weight"] = r(D, F, s=0.5 / F ** 0.5)
     sd["model.norm.weight"] = 1 + r(D, s=0.05)
+    return sd, r
+
+
+def minimind(out, seed):
+    D, L, H, Hkv, V, E, S, k = 256, 2, 4, 1, 512, 4, 1, 2
+    F = 64 * ((int(D * 8 / 3) + 63) // 64)  # MiniMind's intermediate_size when it is None
+    sd, _ = moe_layers(seed, L, V, D, H, Hkv, F, E, S, "mlp", ("gate_proj", "up_proj", "down_proj"))
     sd["lm_head.weight"] = sd["model.embed_tokens.weight"]  # tied, as MiniMindForCausalLM does
     # torch.save({k: v.half() for k, v in state_dict.items()}, ...), as MiniMind's trainer saves
     os.makedirs(out, exist_ok=True)
@@ -69,19 +77,7 @@ def minimind(out, seed):
 
 def mixtral(out, seed):
     D, L, H, Hkv, V, E, k, F = 128, 2, 4, 2, 1000, 8, 2, 256
-    g = torch.Generator().manual_seed(seed)
-    r = lambda *shape, s=1.0: torch.randn(*shape, generator=g) * s
-    sd = {"model.embed_tokens.weight": r(V, D, s=0.5)}
-    for l in range(L):
-        p = f"model.layers.{l}."
-        attention_and_norms(sd, p, D, H, Hkv, r)
-        sd[p + "block_sparse_moe.gate.weight"] = r(E, D, s=1.5 / D ** 0.5)
-        for e in range(E):
-            q = f"{p}block_sparse_moe.experts.{e}."
-            sd[q + "w1.weight"] = r(F, D, s=1 / D ** 0.5)
-            sd[q + "w2.weight"] = r(D, F, s=0.5 / F ** 0.5)
-            sd[q + "w3.weight"] = r(F, D, s=1 / D ** 0.5)
-    sd["model.norm.weight"] = 1 + r(D, s=0.05)
+    sd, r = moe_layers(seed, L, V, D, H, Hkv, F, E, 0, "block_sparse_moe", ("w1", "w3", "w2"))
     sd["lm_head.weight"] = r(V, D, s=3 / D ** 0.5)
     os.makedirs(out, exist_ok=True)
     torch.save({name: v.to(torch.bfloat16) for name, v in sd.items()}, os.path.join(out, "pytorch_model.bin"))

@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "compare.h"
+#include "gpu_check.h"
 #include "kernels.h"
 #include "ref/ref_ops.h"
 #include "util.h"
@@ -48,16 +49,6 @@ static uint16_t *rand_bf16(size_t n, float scale) {
     for (size_t i = 0; i < n; i++) w[i] = f32_to_bf16(f[i]);
     free(f);
     return w;
-}
-static uint16_t *upload_bf16(const uint16_t *w, size_t n) {
-    uint16_t *d = cuda_malloc(n * sizeof(uint16_t));
-    cuda_memcpy_h2d(d, w, n * sizeof(uint16_t));
-    return d;
-}
-static void *upload_act(const float *x, size_t n, Precision p) {
-    void *d = cuda_malloc(act_bytes(n, p));
-    cuda_upload_act(d, x, n, p);
-    return d;
 }
 static float max_abs_of(const float *x, size_t n) {
     float m = 0;

@@ -35,16 +35,6 @@ static uint16_t *rand_bf16(size_t n, double scale) {
     for (size_t i = 0; i < n; i++) w[i] = f32_to_bf16((float)((2 * uniform() - 1) * 1.7320508 * scale));
     return w;
 }
-static uint16_t *upload_bf16(const uint16_t *w, size_t n) {
-    uint16_t *d = cuda_malloc(n * sizeof(uint16_t));
-    cuda_memcpy_h2d(d, w, n * sizeof(uint16_t));
-    return d;
-}
-static void *upload_act(const float *x, size_t n, Precision p) {
-    void *d = cuda_malloc(act_bytes(n, p));
-    cuda_upload_act(d, x, n, p);
-    return d;
-}
 static void *poisoned(size_t bytes) {
     void *d = cuda_malloc(bytes);
     cuda_poison(d, bytes);
