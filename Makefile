@@ -62,7 +62,7 @@ space := $(eval) $(eval)
 CONFIG := $(if $(NVCC),cuda-$(subst $(space),-,$(strip $(ARCH))),cpu)
 OBJ := $(BUILD)/obj/$(CONFIG)
 # (goals that build nothing here themselves, only through a sub-make with its own settings, leave it alone)
-ifneq ($(filter-out help clean deps deps-check config demo test fuzz fuzz-deps,$(or $(MAKECMDGOALS),all)),)
+ifneq ($(filter-out help clean deps deps-check config demo test fuzz fuzz-deps readme-images,$(or $(MAKECMDGOALS),all)),)
   $(shell mkdir -p $(BUILD) && { [ "$$(cat $(BUILD)/config 2>/dev/null)" = "$(CONFIG)" ] || echo "$(CONFIG)" > $(BUILD)/config; })
 endif
 
@@ -103,7 +103,7 @@ STEP_LIB_OBJ := $(patsubst steps/%.c,$(OBJ)/steps/%.o,$(STEP_LIB_SRC))
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(patsubst %,$(BUILD)/fuzz/replay_%,$(FUZZ_NAMES)) $(BUILD)/fuzz/make_corpus
 
-.PHONY: all help deps config demo demo-build demo-run test test-unit test-gpu bench clean models fuzz fuzz-deps fuzz-bins
+.PHONY: all help deps config demo demo-build demo-run readme-images test test-unit test-gpu bench clean models fuzz fuzz-deps fuzz-bins
 all: config $(LIBCOMMON) $(WT_PROGS) $(BIN_PROGS) $(STEP_PROGS) $(TEST_PROGS) $(FUZZ_REPLAY)
 
 help:
@@ -115,6 +115,7 @@ help:
 	@echo "make bench      performance on the GPU; results under bench/results/"
 	@echo "make fuzz       libFuzzer on every parser for FUZZ_SECONDS each (default $(FUZZ_SECONDS)); needs clang (installed as root)"
 	@echo "make deps       install the Debian packages the build and tests need (as root)"
+	@echo "make readme-images   the README's pictures (docs/images/) from the demo"
 	@echo "options: ARCH=all (nvcc for every GPU architecture, not just this machine's), NO_CUDA=1, V=1 (whole"
 	@echo "         compiler lines), JOBS=N (parallel jobs of make demo, make test and tests/run.sh)"
 
@@ -266,14 +267,25 @@ demo-run: demo-build
 	build/bin/walkthrough --model $(DEMO_MODEL) --out trace --quiet
 	build/bin/export-notebook trace -o trace/walkthrough.ipynb --html trace/index.html
 	build/bin/export-notebook trace --lang zh -o trace/walkthrough_zh.ipynb --html trace/index_zh.html
+	@echo "== the heads worth looking at (models/README.md): layer 0 head 1 and layer 3 head 2 =="
+	build/steps/09_softmax --model $(DEMO_MODEL) --out trace-heads/layer0_head1 --layer 0 --head 1 --quiet
+	build/steps/09_softmax --model $(DEMO_MODEL) --out trace-heads/layer3_head2 --layer 3 --head 2 --quiet
 	@echo
 	@echo "the map:  trace/00_config/architecture.png (and each chapter's place on it: trace/NN_name/where.png)"
 	@echo "pictures: trace/05_rope/freqs_cis.png  trace/07_scores/scores.png  trace/08_mask/scores_masked.png"
 	@echo "          trace/09_softmax/attention_weights.png  trace/11_multihead/heads.png  trace/14_layers/*.png"
 	@echo "          trace/15_logits/top_k.png        index of every tensor and figure: trace/trace.json"
+	@echo "          trace-heads/layer0_head1/09_softmax/attention_weights.png  (the previous-token head)"
+	@echo "          trace-heads/layer3_head2/09_softmax/attention_weights.png  (the attention sink)"
 	@echo "notebook: trace/walkthrough.ipynb   page: trace/index.html   (Chinese: trace/walkthrough_zh.ipynb, trace/index_zh.html)"
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+# The README's pictures (docs/images/) are copies of the demo's (docs/images/from-demo.txt), made without the GPU.
+readme-images:
+	@$(MAKE) --no-print-directory demo GPU_ARCHS=
+	@grep -v '^#' docs/images/from-demo.txt | while read -r name file; do \
+	   cp $$file docs/images/$$name && echo "docs/images/$$name <- $$file"; done
+
 # CI, `make test` and the release build compile the CUDA code for every architecture (ARCH=all), so that a CUDA
 # compile error shows on a machine without a GPU too.
 test: config

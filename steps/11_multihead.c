@@ -54,10 +54,13 @@ int main(int argc, char **argv) {
              s.lang == LANG_ZH ? s.layer : H, s.lang == LANG_ZH ? H : s.layer);
     snprintf(sub, sizeof sub, step_text(&s, "framed in groups of %d: the query heads that share one kv head",
                                         "每 %d 个一组加框：共用一个 kv 头的 query 头"), c->n_rep);
-    HeatmapOptions opt = {.title = title, .subtitle = sub, .x_label = "key", .y_label = "query", .value_label = "weight",
-                          .fixed_range = true, .vmin = 0, .vmax = 1};
+    uint8_t *causal = step_causal_cells(&s);
+    HeatmapOptions opt = {.title = title, .subtitle = sub, .x_label = step_text(&s, "key token", "key token"),
+                          .y_label = step_text(&s, "query token", "query token"), .value_label = "weight",
+                          .fixed_range = true, .vmin = 0, .vmax = 1, .mask = causal, .row_labels = step_labels(&s),
+                          .col_labels = step_labels(&s)};
     figure_heatmap_grid(png, att_cuda ? att_cuda : lt.attn_weights_all, H, T, T, c->n_rep, &opt);
-    free(png);
+    free(png), free(causal);
     step_image(&s, "heads.png", title);
     layer_trace_free(&lt);
     return step_finish(&s);

@@ -71,9 +71,11 @@ int main(int argc, char **argv) {
     }
     step_say(&s, "%s", step_text(&s, "|residual| (mean over tokens) after each layer:", "每层之后残差流的范数（对 token 取平均）："));
     step_print_vector(&s, "residual_norm_mean", mean, NL + 1, "%.2f", 2 * (NL + 1));
-    char first_name[96], last_name[96];
-    snprintf(first_name, sizeof first_name, "%s (%s)", step_text(&s, "first token", "第一个 token"), s.pieces[0]);
-    snprintf(last_name, sizeof last_name, "%s (%s)", step_text(&s, "last token", "最后一个 token"), s.pieces[T - 1]);
+    char first_name[160], last_name[160], first_piece[96], last_piece[96];  // pieces shown as in every figure ('␣')
+    token_display(s.pieces[0], first_piece, sizeof first_piece);
+    token_display(s.pieces[T - 1], last_piece, sizeof last_piece);
+    snprintf(first_name, sizeof first_name, "%s (%s)", step_text(&s, "first token", "第一个 token"), first_piece);
+    snprintf(last_name, sizeof last_name, "%s (%s)", step_text(&s, "last token", "最后一个 token"), last_piece);
     ChartSeries series[3] = {{step_text(&s, "mean over tokens", "所有 token 的平均"), mean}, {first_name, first},
                              {last_name, last}};
     char *png = step_path(&s, "residual_norms.png");
@@ -115,14 +117,17 @@ int main(int argc, char **argv) {
         free(out);
     }
     // one atlas per layer (all heads, grouped by kv head)
+    uint8_t *causal = step_causal_cells(&s);
     for (int L = 0; L < NL; L++) {
         char file[64], title[128], sub[128];
         snprintf(file, sizeof file, "attention_layer_%02d.png", L);
         snprintf(title, sizeof title, step_text(&s, "layer %d: attention weights of all %d heads", "第 %d 层：全部 %d 个头的注意力权重"), L, H);
         snprintf(sub, sizeof sub, step_text(&s, "%s; framed: query heads sharing a kv head", "%s；框：共用一个 kv 头的 query 头"),
                  att_cuda || !s.cpu ? "CUDA" : "CPU");
-        HeatmapOptions opt = {.title = title, .subtitle = sub, .x_label = "key", .y_label = "query",
-                              .value_label = "weight", .fixed_range = true, .vmin = 0, .vmax = 1};
+        HeatmapOptions opt = {.title = title, .subtitle = sub, .x_label = step_text(&s, "key token", "key token"),
+                              .y_label = step_text(&s, "query token", "query token"), .value_label = "weight",
+                              .fixed_range = true, .vmin = 0, .vmax = 1, .mask = causal,
+                              .row_labels = step_labels(&s), .col_labels = step_labels(&s)};
         png = step_path(&s, file);
         figure_heatmap_grid(png, (att_cuda ? att_cuda : att) + (size_t)L * HTT, H, T, T, c->n_rep, &opt);
         free(png);
@@ -130,6 +135,6 @@ int main(int argc, char **argv) {
     }
     step_say(&s, step_text(&s, "figures: %s/%s/attention_layer_00.png .. attention_layer_%02d.png",
                            "图：%s/%s/attention_layer_00.png .. attention_layer_%02d.png"), s.out_dir, s.id, NL - 1);
-    free(att_cuda), free(norms), free(mean), free(first), free(last), free(att), free(layer_in);
+    free(causal), free(att_cuda), free(norms), free(mean), free(first), free(last), free(att), free(layer_in);
     return step_finish(&s);
 }

@@ -78,7 +78,9 @@ int main(int argc, char **argv) {
     int k = topk_cpu(idx, val, logits, V, TOPK);
     double mx = val[0], z = 0;
     for (int64_t i = 0; i < V; i++) z += exp((double)logits[i] - mx);
-    char *labels[TOPK];
+    char *labels[TOPK];  // "2983 '42'": the id and the piece, quoted as the tutorial prints it, spaces shown as '␣'
+    char bar_labels[TOPK][128];
+    const char *bar_label_ptr[TOPK];
     step_say(&s, "%s", step_text(&s, "top-10 next tokens:", "最可能的 10 个下一个 token："));
     step_say(&s, "  %-4s %-8s %-22s %10s %8s", "rank", "id", "token", "logit", "p");
     for (int i = 0; i < k; i++) {
@@ -88,12 +90,14 @@ int main(int argc, char **argv) {
         char shown[96];
         token_display(labels[i], shown, sizeof shown);
         step_say(&s, "  %-4d %-8lld %-22s %10.4f %8.4f", i + 1, (long long)idx[i], shown, val[i], prob[i]);
+        snprintf(bar_labels[i], sizeof bar_labels[i], "%lld '%s'", (long long)idx[i], shown);
+        bar_label_ptr[i] = bar_labels[i];
     }
     step_tensor(&s, "top_k_probs", prob, sh_k, 1, "f32");
     char *png = step_path(&s, "top_k.png");
-    figure_bar_chart_h(png, prob, (const char *const *)labels, k,
+    figure_bar_chart_h(png, prob, bar_label_ptr, k,
                        step_text(&s, "the next token: top 10 by probability", "下一个 token：概率最高的 10 个"),
-                       step_text(&s, "probability (softmax of the logits)", "概率（logits 的 softmax）"), true);
+                       step_text(&s, "probability (softmax of the logits)", "概率（logits 的 softmax）"), false);
     free(png);
     step_image(&s, "top_k.png", "top-k");
 

@@ -475,17 +475,18 @@ void step_token_heatmap(Step *s, const char *file, const float *map, const float
     char subtitle[256], png_name[128];
     snprintf(subtitle, sizeof subtitle, "%s, layer %d, head %d, [%d, %d], %s", s->id, s->layer, s->head, s->T, s->T,
              s->cuda ? "CUDA" : "CPU");
+    uint8_t *causal = probs ? step_causal_cells(s) : NULL;  // weights after the mask: its 0s hatched as in 08
     HeatmapOptions opt = {
         .title = title, .subtitle = subtitle, .x_label = step_text(s, "key token", "key token"),
         .y_label = step_text(s, "query token", "query token"), .value_label = value_label,
-        .fixed_range = probs, .vmin = 0.0f, .vmax = 1.0f, .show_values = true,
+        .fixed_range = probs, .vmin = 0.0f, .vmax = 1.0f, .show_values = true, .mask = causal,
     };
     snprintf(png_name, sizeof png_name, "%s.png", file);
     char *path = step_path(s, png_name);
     figure_heatmap(path, cuda ? cuda : map, s->T, s->T, step_labels(s), step_labels(s), &opt);
     free(path);
     step_image(s, png_name, title);
-    if (!cuda) return;
+    if (!cuda) { free(causal); return; }
     snprintf(png_name, sizeof png_name, "%s_compare.png", file);
     path = step_path(s, png_name);
     opt.show_values = false;
@@ -494,6 +495,7 @@ void step_token_heatmap(Step *s, const char *file, const float *map, const float
     char caption[256];
     snprintf(caption, sizeof caption, "%s: CUDA | CPU | |CUDA - CPU|", title);
     step_image(s, png_name, caption);
+    free(causal);
 }
 
 static double rms_of(const float *x, int64_t n) {
@@ -588,6 +590,12 @@ void step_add_ms(Step *s, bool cuda, double t0) {
 }
 
 const char *const *step_labels(const Step *s) { return (const char *const *)s->pieces; }
+uint8_t *step_causal_cells(const Step *s) {
+    uint8_t *m = xmalloc((size_t)s->T * (size_t)s->T);
+    for (int q = 0; q < s->T; q++)
+        for (int k = 0; k < s->T; k++) m[(size_t)q * s->T + k] = k > q;
+    return m;
+}
 
 char *step_decode(const Step *s, const int32_t *ids, size_t n) {
     if (s->has_tokenizer) {

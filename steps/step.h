@@ -162,3 +162,6 @@ const char *const *step_labels(const Step *s);
 char *step_decode(const Step *s, const int32_t *ids, size_t n);
 // The MoE demo model that chapters with needs_moe trace on a dense model: build/models/llama3-tiny-moe (malloc'd).
 char *step_moe_demo_model(void);
+// The cells of a [T, T] attention map that the causal mask hides (key after query): 1 there, else 0; for the figures,
+// which hatch them (a masked weight is not a small weight). The caller frees it.
+uint8_t *step_causal_cells(const Step *s);

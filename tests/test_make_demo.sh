@@ -7,7 +7,8 @@
 #    build the CUDA path anyway, builds the CPU path alone (no nvcc line, no kernel object, only the objects of
 #    build/obj/cpu), only the programs the demo runs (no unit test, bench, generate or wt-make-model, no random tiny
 #    model), with short compiler lines ("CC file.c"); the trace has every chapter passed, trace.json, the notebooks and
-#    pages in English and Chinese and the pictures make demo lists. Its wall time is printed (the issue's target is
+#    pages in English and Chinese, the pictures make demo lists (with layer 0 head 1 and layer 3 head 2), and the
+#    README's pictures are those files (docs/images/from-demo.txt). Its wall time is printed (the issue's target is
 #    <= 90 s on a quiet 2-core machine, with the tokenizer fetch).
 # 2. A second make demo builds nothing.
 # 3. V=1 prints whole compiler lines; without it one short line per file.
@@ -52,11 +53,21 @@ for f in trace.json walkthrough.ipynb index.html walkthrough_zh.ipynb index_zh.h
     check "trace/$f written" test -s "$SRC/trace/$f"
 done
 # every picture the demo's closing lines name exists
-pics=$(sed -n '/^pictures:/,/^notebook:/p' "$TMP/demo.log" | grep -oE 'trace/[^ ]+\.png' | sort -u)
+pics=$(sed -n '/^pictures:/,/^notebook:/p' "$TMP/demo.log" | grep -oE 'trace(-heads)?/[^ ]+\.png' | sort -u)
 check "make demo names its pictures" test -n "$pics"
 for p in $pics; do
     check "$p exists" bash -c 'compgen -G "$0/$1" >/dev/null' "$SRC" "$p"
 done
+
+# the README's pictures are these files (docs/images/from-demo.txt; `make readme-images` copies them)
+while read -r name file; do
+    check "docs/images/$name is the demo's $file (else: make readme-images)" cmp "docs/images/$name" "$SRC/$file"
+done < <(grep -v '^#' docs/images/from-demo.txt)
+check "layer 3 head 2, the attention sink: more than 0.9 of the weight on the first token" $PY -c '
+import json, sys
+lines = json.load(open(sys.argv[1]))["steps"][0]["lines"]
+w = [float(l.rsplit(" ", 1)[1]) for l in lines if l.startswith("mean weight on the first token")]
+print(w); sys.exit(0 if w and w[0] > 0.9 else 1)' "$SRC/trace-heads/layer3_head2/trace.json"
 
 # ---- 2. nothing to do the second time ------------------------------------------------------------------------------
 make -C "$SRC" --no-print-directory -n demo-build GPU_ARCHS= NO_CUDA=1 >"$TMP/again.log" 2>&1

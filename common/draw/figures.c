@@ -291,7 +291,8 @@ static void heatmap_draw(const char *path, const float *data, const uint8_t *mas
     if (masked) draw_mask_legend(&c, cbar_x, map_y + cbar_h + 14);
     if (opt->layout) {
         int y_step = cell >= MIN_LABEL_SPACING ? 1 : (MIN_LABEL_SPACING + cell - 1) / cell;
-        *opt->layout = (HeatmapLayout){width, height, map_x, map_y, cell, block, xp.angle, xp.step, y_step, cl.max_width, vmin, vmax};
+        *opt->layout = (HeatmapLayout){width, height, map_x, map_y, cell, block, xp.angle, xp.step, y_step, cl.max_width, vmin, vmax,
+                                       map_y + map_h, map_x};
     }
     canvas_write_png(&c, path);
     canvas_free(&c);
@@ -453,32 +454,50 @@ void figure_heatmap_grid(const char *path, const float *maps, int n, int rows, i
     int n_groups = n / group_size;
     if (groups_per_row > n_groups) groups_per_row = n_groups;
     int per_row = groups_per_row * group_size;
-    int grid_rows = (n + per_row - 1) / per_row;
+    int grid_rows = (n_groups + groups_per_row - 1) / groups_per_row;
 
-    int longest = rows > cols ? rows : cols;
-    int cell = clamp_int(112 / longest, 1, 16);
-    int map_w = cols * cell, map_h = rows * cell;
-    int head_label_h = GLYPH_H + 2;               // "h12" above each map
+    // Maps as large as about 1200 px of maps per grid row allow (32 heads of 17 tokens: 8 px cells; 4 heads: 17 px,
+    // room for every token label), at most 24 px a cell; token labels on the first map of each grid row and under
+    // the lowest map of each column.
     int map_gap = 8, group_pad = 8, group_gap = 18;
-    int group_label_h = group_size > 1 ? GLYPH_H + 4 : 0;  // "kv 3" above each group frame
+    int longest = rows > cols ? rows : cols;
+    int cell = clamp_int((1200 / per_row - map_gap) / longest, 1, 24);
+    Labels rl, cl;
+    labels_make(&rl, opt->row_labels, rows, opt->raw_labels, cell < MIN_LABEL_SPACING);
+    labels_make(&cl, opt->col_labels, cols, opt->raw_labels, cell < MIN_LABEL_SPACING);
+    XLabelPlan xp = plan_x_labels(&cl, cell);
+    int map_w = cols * cell, map_h = rows * cell;
+    int head_label_h = GLYPH_H + 2;                        // "h12" above each map
+    int group_label_h = group_size > 1 ? GLYPH_H + 4 : 0;  // "kv 3 (heads 12-15)" above each group frame
     int group_w = group_size * map_w + (group_size - 1) * map_gap + 2 * group_pad;
     int group_h = head_label_h + map_h + 2 * group_pad;
     int grid_w = groups_per_row * group_w + (groups_per_row - 1) * group_gap;
-    int row_h = group_label_h + group_h + group_gap;
+    // the maps of row r that are the lowest of their column carry x labels: room below that row
+    int last_row_maps = n - (grid_rows - 1) * per_row;
+    int y_title_w = opt->y_label ? GLYPH_H + 8 : 0;
+    // labels sit outside a group's frame (frame = 0 without frames): ticks on the frame, text beyond them
+    int frame = group_size > 1 ? group_pad : 0;
+    int left = PAD + y_title_w + rl.max_width + LABEL_GAP + 4 + frame;  // x of the first map
+    if (left < PAD + xp.overhang - cell / 2) left = PAD + xp.overhang - cell / 2;
     int top = PAD + titles_height(opt->title, opt->subtitle) + 10;
-    int left = PAD;
-    int cbar_x = left + grid_w + 24;
+    int *row_y = xmalloc((size_t)grid_rows * sizeof(int));
+    int y = top;
+    for (int r = 0; r < grid_rows; r++) {
+        row_y[r] = y;
+        bool labels_below = r == grid_rows - 1 || (r == grid_rows - 2 && last_row_maps < per_row);
+        y += group_label_h + group_h + (labels_below ? xp.below + frame - group_pad + 4 : 0) + group_gap;
+    }
+    int grid_bottom = y - group_gap;
+    int x_title_h = opt->x_label ? GLYPH_H + 10 : 0;
+    int cbar_x = left - group_pad + grid_w + 24;
+    int cbar_y = top + group_label_h + group_pad + head_label_h;
+    int cbar_h = clamp_int(grid_bottom - xp.below - cbar_y, 120, 600);
+    bool masked = opt->mask != NULL || any_masked(maps, NULL, total);
     int width = cbar_x + COLORBAR_WIDTH + PAD;
-    int title_w = titles_width(opt->title, opt->subtitle) + 6 * PAD;  // room on both sides of a centred title
+    int title_w = titles_width(opt->title, opt->subtitle) + 2 * PAD;
     if (width < title_w) width = title_w;
-    int grid_h = grid_rows * row_h - group_gap;
-    char axes_note[256] = "";
-    if (opt->y_label || opt->x_label)
-        snprintf(axes_note, sizeof axes_note, "each map: rows = %s, columns = %s", opt->y_label ? opt->y_label : "rows",
-                 opt->x_label ? opt->x_label : "columns");
-    bool masked = any_masked(maps, NULL, total);
-    int cbar_h = grid_h < 200 ? 200 : grid_h > 500 ? 500 : grid_h;
-    int height = top + (grid_h > cbar_h + 40 ? grid_h : cbar_h + 40) + (axes_note[0] ? GLYPH_H + 12 : 0) + PAD;
+    int height = grid_bottom + x_title_h + PAD;
+    if (height < cbar_y + cbar_h + (masked ? 40 : 0) + PAD) height = cbar_y + cbar_h + (masked ? 40 : 0) + PAD;
 
     Canvas c;
     canvas_init(&c, width, height, COLOR_WHITE);
@@ -488,8 +507,9 @@ void figure_heatmap_grid(const char *path, const float *maps, int n, int rows, i
     range_opt.mask = NULL;  // a per-map mask does not apply to the whole stack
     value_range(maps, total, &range_opt, &vmin, &vmax);
     for (int g = 0; g < n_groups; g++) {
-        int gx = left + (g % groups_per_row) * (group_w + group_gap);
-        int gy = top + (g / groups_per_row) * row_h;
+        int gr = g / groups_per_row;
+        int gx = left - group_pad + (g % groups_per_row) * (group_w + group_gap);
+        int gy = row_y[gr];
         if (group_size > 1) {
             char label[64];
             snprintf(label, sizeof label, "kv %d (heads %d-%d)", g, g * group_size, g * group_size + group_size - 1);
@@ -497,21 +517,35 @@ void figure_heatmap_grid(const char *path, const float *maps, int n, int rows, i
             draw_rect_outline(&c, gx, gy + group_label_h, group_w, group_h, 1, RGB(120, 120, 120));
         }
         for (int k = 0; k < group_size; k++) {
-            int h = g * group_size + k;
+            int h = g * group_size + k, column = h % per_row;
             int mx = gx + group_pad + k * (map_w + map_gap);
             int my = gy + group_label_h + group_pad + head_label_h;
             char label[32];
             snprintf(label, sizeof label, "h%d", h);
             draw_text(&c, mx + map_w / 2, my - 2, label, 1, 0, ALIGN_CENTER | ALIGN_BOTTOM, COLOR_TEXT);
-            const uint8_t *m = opt->mask && per_map ? opt->mask : NULL;  // the same mask for every map
-            draw_cells(&c, mx, my, cell, maps + (size_t)h * per_map, rows, cols, m, opt->colormap, vmin, vmax, false);
+            draw_cells(&c, mx, my, cell, maps + (size_t)h * per_map, rows, cols, opt->mask, opt->colormap, vmin, vmax, false);
+            if (column == 0) draw_y_labels(&c, &rl, mx - frame, my, cell);
+            bool lowest = gr == grid_rows - 1 || (gr == grid_rows - 2 && column >= last_row_maps);
+            if (lowest) draw_x_labels(&c, &cl, &xp, mx, my + map_h + frame, cell);
         }
     }
-    draw_colorbar(&c, cbar_x, top + group_label_h, 20, cbar_h, opt->colormap, vmin, vmax, opt->value_label);
-    if (masked || opt->mask) draw_mask_legend(&c, cbar_x, top + group_label_h + cbar_h + 14);
-    if (axes_note[0]) draw_text(&c, left, top + grid_h + 10, axes_note, 1, 0, ALIGN_LEFT | ALIGN_TOP, COLOR_TEXT);
+    if (opt->x_label) draw_text(&c, left + grid_w / 2 - group_pad, grid_bottom + 6, opt->x_label, 1, 0, ALIGN_CENTER | ALIGN_TOP, COLOR_BLACK);
+    if (opt->y_label) draw_text(&c, PAD, top + (grid_bottom - top) / 2, opt->y_label, 1, 90, ALIGN_CENTER | ALIGN_TOP, COLOR_BLACK);
+    draw_colorbar(&c, cbar_x, cbar_y, 20, cbar_h, opt->colormap, vmin, vmax, opt->value_label);
+    if (masked) draw_mask_legend(&c, cbar_x, cbar_y + cbar_h + 14);
+    if (opt->layout) {
+        int lowest_row = grid_rows - 1;  // column 0 always has a map in the last grid row
+        int my0 = top + group_label_h + group_pad + head_label_h;
+        *opt->layout = (HeatmapLayout){width, height, left, my0, cell, 1, xp.angle, xp.step,
+                                       cell >= MIN_LABEL_SPACING ? 1 : (MIN_LABEL_SPACING + cell - 1) / cell, cl.max_width,
+                                       vmin, vmax, row_y[lowest_row] + group_label_h + group_pad + head_label_h + map_h + frame,
+                                       left - frame};
+    }
     canvas_write_png(&c, path);
     canvas_free(&c);
+    free(row_y);
+    labels_free(&rl);
+    labels_free(&cl);
 }
 
 // ---- axes shared by the charts --------------------------------------------------------------------------------------
@@ -519,6 +553,7 @@ void figure_heatmap_grid(const char *path, const float *maps, int n, int rows, i
 typedef struct {
     int x, y, w, h;        // plot area in pixels
     double x0, x1, y0, y1; // data range shown
+    bool x_integer;        // x takes whole values (layers, positions): no tick between two of them
 } PlotArea;
 
 static double px_of(const PlotArea *p, double x) { return p->x + (x - p->x0) / (p->x1 - p->x0) * p->w; }
@@ -530,6 +565,11 @@ static void draw_axes(Canvas *c, const PlotArea *p, bool x_ticks, bool y_ticks) 
     char text[32];
     if (x_ticks) {
         int n = nice_ticks(p->x0, p->x1, clamp_int(p->w / 70, 2, 11), ticks, &step);
+        if (p->x_integer && step < 1) {  // 0, 1, 2, ... rather than 0, 0.5, 1, ...
+            n = 0;
+            step = 1;
+            for (double v = ceil(p->x0); v <= p->x1 && n < 16; v += 1) ticks[n++] = v;
+        }
         for (int i = 0; i < n; i++) {
             int tx = (int)lround(px_of(p, ticks[i]));
             draw_rect(c, tx, p->y, 1, p->h, RGB(230, 230, 230));
@@ -595,12 +635,12 @@ void figure_complex_rays(const char *path, const float *pairs, int n, const char
     int plot = 640;
     int left = PAD + GLYPH_H + 10 + tick_labels_width(-extent, extent, 8) + 10;
     int top = PAD + titles_height(title, subtitle) + 10;
-    int legend_w = 170;
+    int legend_w = 110;  // "pair index" and five swatches with their index
     int width = left + plot + 30 + legend_w + PAD;
     int title_w = titles_width(title, subtitle) + 2 * PAD;
     if (width < title_w) width = title_w;
     int height = top + plot + 8 + GLYPH_H + 6 + GLYPH_H + 10 + GLYPH_H + PAD;  // ticks, "real", the note
-    PlotArea p = {left, top, plot, plot, -extent, extent, -extent, extent};
+    PlotArea p = {left, top, plot, plot, -extent, extent, -extent, extent, false};
 
     Canvas c;
     canvas_init(&c, width, height, COLOR_WHITE);
@@ -622,18 +662,21 @@ void figure_complex_rays(const char *path, const float *pairs, int n, const char
         draw_line(&c, (float)ox, (float)oy, tx, ty, 1.6f, color);
         draw_disc(&c, tx, ty, 2.5f, color);
     }
-    // Labels at the tips, pushed outwards along the ray until they touch no other label; lowest index first, so
-    // the fast-turning pairs, which are spread out, are all labelled and the crowd near angle 0 gets what fits.
+    // Labels at the tips, pushed outwards along the ray a little until they touch no other label; lowest index
+    // first, so the fast-turning pairs, which are spread out, are all labelled at their tips. From the first ray
+    // right of the origin that finds no room on, the rays right of the origin are a crowd, labelled below.
     Box *placed = xmalloc((size_t)n * sizeof(Box));
     int n_placed = 0, *unlabelled = xmalloc((size_t)n * sizeof(int)), n_unlabelled = 0;
+    int *crowded = xmalloc((size_t)n * sizeof(int)), n_crowded = 0;
     for (int i = 0; i < n; i++) {
         double re = pairs[2 * i], im = pairs[2 * i + 1], r = hypot(re, im);
         bool done = false;
+        if (isfinite(r) && r > 0 && re > 0 && n_crowded > 0) { crowded[n_crowded++] = i; continue; }  // the crowd began
         if (isfinite(r) && r > 0) {
             char text[16];
             snprintf(text, sizeof text, "%d", i);
             int tw = font_text_width(text, 1);
-            for (double push = 12; push <= 0.28 * extent * unit_px && !done; push += 6) {
+            for (double push = 10; push <= 22 && !done; push += 4) {  // within a glyph's height of the tip
                 double d = r * unit_px + push;
                 int cx = (int)lround(ox + re / r * d), cy = (int)lround(oy - im / r * d);
                 Box b = {cx - tw / 2 - 1, cy - GLYPH_H / 2, cx + tw / 2 + 1, cy + GLYPH_H / 2};
@@ -645,8 +688,44 @@ void figure_complex_rays(const char *path, const float *pairs, int n, const char
                 draw_text(&c, cx, cy, text, 1, 0, ALIGN_CENTER | ALIGN_MIDDLE, COLOR_TEXT);
                 done = true;
             }
+            if (!done && re > 0) { crowded[n_crowded++] = i; continue; }
         }
         if (!done) unlabelled[n_unlabelled++] = i;
+    }
+    // The crowd near angle 0 (right of the origin): labels in a column beside the circle, in the order of their tips
+    // from top to bottom, each joined to its tip by a thin line. A tip less than 3 px from the last one labelled
+    // there could not be told apart: those are listed under the plot.
+    {
+        double *tip_y = xmalloc((size_t)(n_crowded + 1) * sizeof(double));
+        for (int a = 0; a < n_crowded; a++) tip_y[a] = py_of(&p, pairs[2 * crowded[a] + 1]);
+        for (int a = 1; a < n_crowded; a++)  // by tip height (insertion sort: a few dozen rays)
+            for (int b = a; b > 0 && tip_y[b] < tip_y[b - 1]; b--) {
+                double t = tip_y[b]; tip_y[b] = tip_y[b - 1]; tip_y[b - 1] = t;
+                int u = crowded[b]; crowded[b] = crowded[b - 1]; crowded[b - 1] = u;
+            }
+        int col_x = (int)lround(ox + unit_px) + 30, next_y = p.y, last_tip = -1000;
+        for (int a = 0; a < n_crowded; a++) {
+            int i = crowded[a];
+            double re = pairs[2 * i], im = pairs[2 * i + 1];
+            float tx = (float)px_of(&p, re), ty = (float)py_of(&p, im);
+            char text[16];
+            snprintf(text, sizeof text, "%d", i);
+            int tw = font_text_width(text, 1), ly = (int)lround(ty) > next_y ? (int)lround(ty) : next_y;
+            Box b = {col_x - 1, ly - GLYPH_H / 2, col_x + tw + 1, ly + GLYPH_H / 2};
+            bool free_spot = (int)lround(ty) - last_tip >= 3 && b.x1 <= p.x + p.w && b.y1 <= p.y + p.h;
+            for (int k = 0; k < n_placed && free_spot; k++) free_spot = !boxes_overlap(b, placed[k]);
+            if (!free_spot) { unlabelled[n_unlabelled++] = i; continue; }
+            placed[n_placed++] = b;
+            draw_line(&c, tx + 3, ty, (float)(col_x - 3), (float)ly, 1, RGB(150, 150, 150));
+            draw_text(&c, col_x, ly, text, 1, 0, ALIGN_LEFT | ALIGN_MIDDLE, COLOR_TEXT);
+            next_y = ly + GLYPH_H + 1;
+            last_tip = (int)lround(ty);
+        }
+        free(tip_y);
+        for (int a = 1; a < n_unlabelled; a++)  // back in index order for the note
+            for (int b = a; b > 0 && unlabelled[b] < unlabelled[b - 1]; b--) {
+                int u = unlabelled[b]; unlabelled[b] = unlabelled[b - 1]; unlabelled[b - 1] = u;
+            }
     }
     // Legend: the colour of index 0 and of the last index, and the rays that had no room for a label.
     int lx = p.x + p.w + 30, ly = p.y + 4;
@@ -676,6 +755,7 @@ void figure_complex_rays(const char *path, const float *pairs, int n, const char
     canvas_free(&c);
     free(placed);
     free(unlabelled);
+    free(crowded);
 }
 
 // ---- figure_line_chart ----------------------------------------------------------------------------------------------
@@ -701,10 +781,12 @@ void figure_line_chart(const char *path, const float *x, int n_points, const Cha
     }
     if (!(xmax >= xmin)) { xmin = 0; xmax = 1; }
     if (!(ymax >= ymin)) { ymin = 0; ymax = 1; }
+    if (ymin >= 0 && ymin <= 0.5 * ymax) ymin = 0;  // sizes and times: from 0, so that heights compare honestly
     if (xmax == xmin) { xmin -= 0.5; xmax += 0.5; }
     if (ymax == ymin) { ymin -= 0.5; ymax += 0.5; }
     double ypad = 0.06 * (ymax - ymin), xpad = 0.02 * (xmax - xmin);
-    PlotArea p = {0, 0, 760, 420, xmin - xpad, xmax + xpad, ymin - ypad, ymax + ypad};
+    PlotArea p = {0, 0, 760, 420, xmin - xpad, xmax + xpad, ymin - ypad, ymax + ypad, true};
+    for (int i = 0; i < n_points && x; i++) p.x_integer &= !isfinite(x[i]) || x[i] == floor(x[i]);
     int y_title_w = y_label ? GLYPH_H + 10 : 0;
     p.x = PAD + y_title_w + tick_labels_width(p.y0, p.y1, clamp_int(p.h / 50, 2, 11)) + 12;
     p.y = PAD + titles_height(title, NULL) + 10;
@@ -713,7 +795,7 @@ void figure_line_chart(const char *path, const float *x, int n_points, const Cha
         int w = font_text_width(series[s].name ? series[s].name : "", 1);
         if (w > legend_w) legend_w = w;
     }
-    legend_w = legend_w > 200 ? 200 : legend_w;
+    legend_w = legend_w > 320 ? 320 : legend_w;
     int width = p.x + p.w + 24 + 40 + legend_w + PAD;
     int title_w = titles_width(title, NULL) + 2 * PAD;
     if (width < title_w) width = title_w;
@@ -743,7 +825,7 @@ void figure_line_chart(const char *path, const float *x, int n_points, const Cha
         draw_disc(&c, (float)(lx + 15), (float)(ly + 8), 3, color);
         char name[256];
         snprintf(name, sizeof name, "%s", series[s].name ? series[s].name : "");
-        fit_text(name, sizeof name, 200);
+        fit_text(name, sizeof name, 320);
         draw_text(&c, lx + 40, ly, name, 1, 0, ALIGN_LEFT | ALIGN_TOP, COLOR_TEXT);
     }
     if (x_label) draw_text(&c, p.x + p.w / 2, p.y + p.h + 8 + GLYPH_H + 8, x_label, 1, 0, ALIGN_CENTER | ALIGN_TOP, COLOR_BLACK);
@@ -776,11 +858,11 @@ static void bar_chart_h(const char *path, const float *values, const char *const
     int bar_h = 26, bar_gap = 8, plot_w = 560;
     // The data range is widened so that the value written after the longest bar stays inside the frame.
     double room = (double)(value_w + 14) / (plot_w - value_w - 14);
-    PlotArea p = {0, 0, plot_w, n * (bar_h + bar_gap) + bar_gap, lo < 0 ? lo - (hi - lo) * room : lo, hi + (hi - lo) * room, 0, 1};
+    PlotArea p = {0, 0, plot_w, n * (bar_h + bar_gap) + bar_gap, lo < 0 ? lo - (hi - lo) * room : lo, hi + (hi - lo) * room, 0, 1, false};
     p.x = PAD + L.max_width + LABEL_GAP + 4;
     p.y = PAD + titles_height(title, NULL) + 10;
-    int width = p.x + p.w + PAD;
-    int title_w = titles_width(title, NULL) + 2 * PAD;
+    int width = p.x + p.w + PAD + 16;                   // the last tick value is centred on the frame's edge
+    int title_w = titles_width(title, NULL) + 4 * PAD;  // a large title keeps clear of the edges
     if (width < title_w) width = title_w;
     int height = p.y + p.h + 8 + GLYPH_H + (value_label ? GLYPH_H + 14 : 0) + (ref ? GLYPH_H + 8 : 0) + PAD;
 
@@ -794,6 +876,8 @@ static void bar_chart_h(const char *path, const float *values, const char *const
         double v = isfinite(values[i]) ? values[i] : 0;
         int vx = (int)lround(px_of(&p, v));
         int x0 = vx < zero_x ? vx : zero_x, w = abs(vx - zero_x);
+        // a bar under 3 px (p < 0.5% here) is drawn 3 px wide so that it shows; its value is written beside it
+        if (w < 3 && v != 0) { w = 3; if (vx < zero_x) x0 = zero_x - 3; }
         // the first bar stands out (the top-1 token) unless the bars are compared with a reference
         draw_rect(&c, x0, y, w < 1 ? 1 : w, bar_h, i == 0 && !ref ? RGB(31, 119, 180) : RGB(110, 160, 205));
         draw_text(&c, p.x - LABEL_GAP, y + bar_h / 2, L.text[i], 1, 0, ALIGN_RIGHT | ALIGN_MIDDLE, COLOR_BLACK);

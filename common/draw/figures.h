@@ -43,6 +43,9 @@ typedef struct {
     int y_label_step;
     int x_label_max_width;    // widest x label, pixels (unrotated)
     float vmin, vmax;         // the colour bar's range
+    int x_labels_y;           // top of the x labels' strip under the first column of maps (the map's bottom edge,
+                              // or its group frame's in a grid)
+    int y_labels_x;           // right end of the y labels' strip beside the first map (its left edge, or its frame's)
 } HeatmapLayout;
 
 typedef struct {
@@ -58,7 +61,10 @@ typedef struct {
     bool show_values;         // write each value in its cell when the cells are big enough for the text
     bool raw_labels;          // draw labels as given instead of through token_display()
     const uint8_t *mask;      // optional [rows*cols]; non-zero = masked. Cells equal to -inf are masked anyway.
-    HeatmapLayout *layout;    // optional: receives the layout of the figure drawn
+    // figure_heatmap_grid only (figure_heatmap takes them as arguments): the token labels of each map's rows and
+    // columns, shown on the first map of each grid row and under the lowest map of each column; NULL: indices.
+    const char *const *row_labels, *const *col_labels;
+    HeatmapLayout *layout;    // optional: receives the layout of the figure drawn (in a grid: of map 0)
 } HeatmapOptions;
 
 // data [rows][cols]; row_labels[rows] and col_labels[cols] may be NULL (then the indices are shown). A matrix of more
@@ -77,8 +83,8 @@ void figure_complex_rays(const char *path, const float *pairs, int n, const char
                          bool unit_circle);
 
 // maps [n][rows][cols]; map i is labelled "h<i>"; groups of group_size consecutive maps are framed together and
-// labelled "kv <g>" (group_size = n_heads / n_kv_heads; 1 for no grouping). opt: colours, range, mask, titles
-// (x_label/y_label describe the axes of each small map).
+// labelled "kv <g>" (group_size = n_heads / n_kv_heads; 1 for no grouping). opt: colours, range, mask (the same for
+// every map), titles, the token labels (row_labels, col_labels) and the axis titles (x_label, y_label).
 void figure_heatmap_grid(const char *path, const float *maps, int n, int rows, int cols, int group_size,
                          const HeatmapOptions *opt);
 

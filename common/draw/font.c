@@ -45,8 +45,18 @@ static int combining_offset(uint32_t cp, bool *found) {
     return 0;
 }
 
+// U+2423 OPEN BOX marks a space in every token label. Unifont draws it 2 pixels tall, which reads as '_' at the
+// label size; this one is 7 pixels wide and 4 tall with square corners: a bracket, lower and wider than a 'u'.
+static const uint16_t open_box_rows[FONT_HEIGHT] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x8200, 0x8200, 0x8200, 0xFE00, 0, 0};
+
 bool font_glyph(uint32_t cp, Glyph *g) {
     if (cp & FONT_INVALID_BYTE) { replacement_box(g, 8); return false; }
+    if (cp == 0x2423) {
+        memset(g, 0, sizeof *g);
+        g->width = g->advance = 8;
+        memcpy(g->rows, open_box_rows, sizeof g->rows);
+        return true;
+    }
     int lo = 0, hi = unifont_run_count - 1;
     while (lo <= hi) {  // binary search for the run holding cp
         int mid = lo + (hi - lo) / 2;

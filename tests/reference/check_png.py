@@ -2,11 +2,17 @@
 """check_png.py: checks a PNG written by llama3-trace, decoding it here with zlib + struct only (no imaging library).
 
     check_png.py FILE [--min-size WxH] [--max-size WxH] [--max-bytes N] [--min-colors N] [--min-ink F]
+                      [--margin N] [--max-margin N] [--labels ROWS,COLS,MAP_X,MAP_Y,CELL,Y_STEP,X_STEP,Y_END,X_TOP]
 
 Verifies the chunk structure and every CRC, that the image is 8-bit RGB or RGBA and decodes (all five PNG row
 filters), then the limits: size in pixels, file size, number of distinct colours (a blank or one-colour image
-fails), and the share of "ink" pixels (darker than light grey). Prints one line; exits 0 when every check holds,
-1 when one fails, 2 on bad usage.
+fails), and the share of "ink" pixels (darker than light grey). Layout, when asked:
+  --margin N      the outer N pixels on every side are background (white): nothing touches the edge;
+  --max-margin N  something is drawn within N pixels of every edge: no large empty margin;
+  --labels ...    a heatmap's token labels (the numbers test_png_draw --render writes to layout.txt): every Y_STEP-th
+                  row of the map has ink in the strip left of Y_END (where the y labels end) at its height, and every
+                  X_STEP-th column has ink just below X_TOP (where the x labels start) near its centre.
+Prints one line; exits 0 when every check holds, 1 when one fails, 2 on bad usage.
 """
 import struct
 import sys
@@ -92,7 +98,8 @@ def main():
         print(__doc__)
         sys.exit(0 if args else 2)
     path, opts = args[0], {"--min-size": "1x1", "--max-size": "4000x4000", "--max-bytes": "500000",
-                           "--min-colors": "8", "--min-ink": "0.002"}
+                           "--min-colors": "8", "--min-ink": "0.002", "--margin": "0", "--max-margin": "",
+                           "--labels": ""}
     i = 1
     while i < len(args):
         if args[i] not in opts or i + 1 >= len(args):
@@ -116,7 +123,40 @@ def main():
     ink_share = ink / (width * height)
     if ink_share < float(opts["--min-ink"]):
         fail(f"{path}: only {ink_share:.4f} of the pixels are drawn")
-    print(f"ok {path}: {width}x{height}, {channels} channels, {nbytes} bytes, {len(colors)} colours, ink {ink_share:.3f}")
+    background = (rgb == 255).all(axis=2)
+    m = int(opts["--margin"])
+    if m > 0:
+        border = np.ones_like(background)
+        border[m:height - m, m:width - m] = False
+        touching = int((border & ~background).sum())
+        if touching:
+            fail(f"{path}: {touching} drawn pixels within {m} px of the edge")
+    drawn_y, drawn_x = np.nonzero(~background)
+    if opts["--max-margin"] and len(drawn_x):
+        mm = int(opts["--max-margin"])
+        gaps = {"left": int(drawn_x.min()), "right": width - 1 - int(drawn_x.max()), "top": int(drawn_y.min()),
+                "bottom": height - 1 - int(drawn_y.max())}
+        wide = {k: v for k, v in gaps.items() if v > mm}
+        if wide:
+            fail(f"{path}: empty margins wider than {mm} px: {wide}")
+    labelled = ""
+    if opts["--labels"]:
+        nrows, ncols, map_x, map_y, cell, y_step, x_step, y_end, x_top = (int(v) for v in opts["--labels"].split(","))
+        dark = rgb.sum(axis=2) < 3 * 160
+        missing = []
+        for r in range(0, nrows, y_step):  # the y label of row r ends 8 px left of Y_END, centred on the row (16 px tall)
+            cy = map_y + r * cell + cell // 2
+            if not dark[max(cy - 6, 0):cy + 7, max(y_end - 200, 0):y_end - 6].any():
+                missing.append(f"row {r}")
+        for c in range(0, ncols, x_step):  # the x label of column c starts 8 px below X_TOP at its tick
+            cx = map_x + c * cell + cell // 2
+            if not dark[x_top + 6:x_top + 30, max(cx - 12, 0):cx + 7].any():
+                missing.append(f"column {c}")
+        if missing:
+            fail(f"{path}: no label beside {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
+        labelled = f", labels on {len(range(0, nrows, y_step))} rows and {len(range(0, ncols, x_step))} columns"
+    print(f"ok {path}: {width}x{height}, {channels} channels, {nbytes} bytes, {len(colors)} colours, ink {ink_share:.3f}"
+          f"{labelled}")
 
 
 if __name__ == "__main__":

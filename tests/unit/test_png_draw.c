@@ -3,6 +3,7 @@
 //
 //   build/tests/test_png_draw                 unit tests, ends with "N passed, N failed"
 //   build/tests/test_png_draw --render DIR    DIR/heatmap_scores.png, heatmap_masked.png, ... (names printed)
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -53,8 +54,24 @@ static void softmax_rows(float *x, int t) {
     }
 }
 
+// One line per heatmap-like figure into DIR/layout.txt, for tests/test_figures.sh's label checks:
+// name rows cols map_x map_y cell y_step x_step y_labels_x x_labels_y
+static void note_layout(const char *dir, const char *name, int rows, int cols, const HeatmapLayout *L) {
+    char *path = path_join(dir, "layout.txt");
+    FILE *f = fopen(path, "a");
+    if (!f) fatal("%s: %s", path, strerror(errno));
+    fprintf(f, "%s %d %d %d %d %d %d %d %d %d\n", name, rows, cols, L->map_x, L->map_y, L->cell, L->y_label_step,
+            L->x_label_step, L->y_labels_x, L->x_labels_y);
+    fclose(f);
+    free(path);
+}
+
 static void render_all(const char *dir) {
     mkdir_p(dir);
+    char *layout_path = path_join(dir, "layout.txt");
+    remove(layout_path);
+    free(layout_path);
+    HeatmapLayout L;
     enum { T = 17 };
     float scores[T * T], masked[T * T], weights[T * T];
     make_scores(scores, T);
@@ -67,15 +84,19 @@ static void render_all(const char *dir) {
     HeatmapOptions o = {.title = "07_scores: q\xC2\xB7k\xE1\xB5\x80 / \xE2\x88\x9A" "128", .subtitle = "layer 0, head 0, [17, 17]",
                         .x_label = "key token", .y_label = "query token", .value_label = "score",
                         .colormap = COLORMAP_DIVERGING, .symmetric = true};
+    o.layout = &L;
     figure_heatmap(p = path_join(dir, "heatmap_scores.png"), scores, T, T, TOKENS, TOKENS, &o); puts(p); free(p);
+    note_layout(dir, "heatmap_scores", T, T, &L);
 
     o.title = "08_mask: scores + causal mask";
     figure_heatmap(p = path_join(dir, "heatmap_masked.png"), masked, T, T, TOKENS, TOKENS, &o); puts(p); free(p);
+    note_layout(dir, "heatmap_masked", T, T, &L);
 
     HeatmapOptions w = {.title = "09_softmax: attention weights", .subtitle = "rows sum to 1; layer 0, head 0",
                         .x_label = "key token", .y_label = "query token", .value_label = "weight",
-                        .fixed_range = true, .vmin = 0, .vmax = 1, .show_values = true};
+                        .fixed_range = true, .vmin = 0, .vmax = 1, .show_values = true, .layout = &L};
     figure_heatmap(p = path_join(dir, "heatmap_softmax.png"), weights, T, T, TOKENS, TOKENS, &w); puts(p); free(p);
+    note_layout(dir, "heatmap_softmax", T, T, &L);
 
     // CUDA vs CPU: the same weights with bf16-sized noise on the "CUDA" side.
     float cuda[T * T];
@@ -106,9 +127,17 @@ static void render_all(const char *dir) {
         causal_mask(m, T);
         softmax_rows(m, T);
     }
+    uint8_t causal[T * T];
+    for (int i = 0; i < T * T; i++) causal[i] = i % T > i / T;
     HeatmapOptions g = {.title = "11_multihead: the 32 heads of layer 0", .subtitle = "grouped by the kv head they share (GQA: 4 query heads per kv head)",
-                        .x_label = "key token", .y_label = "query token", .value_label = "weight", .fixed_range = true, .vmin = 0, .vmax = 1};
+                        .x_label = "key token", .y_label = "query token", .value_label = "weight", .fixed_range = true, .vmin = 0, .vmax = 1,
+                        .mask = causal, .row_labels = TOKENS, .col_labels = TOKENS, .layout = &L};
     figure_heatmap_grid(p = path_join(dir, "heatmap_grid.png"), grid, 32, T, T, 4, &g); puts(p); free(p);
+    note_layout(dir, "heatmap_grid", T, T, &L);
+    // the demo model's layout: 4 query heads sharing 1 kv head
+    g.title = "11_multihead: the 4 heads of layer 0";
+    figure_heatmap_grid(p = path_join(dir, "heatmap_grid4.png"), grid, 4, T, T, 4, &g); puts(p); free(p);
+    note_layout(dir, "heatmap_grid4", T, T, &L);
     free(grid);
 
     // Residual-norm growth over 32 layers: two series.
@@ -138,8 +167,9 @@ static void render_all(const char *dir) {
     causal_mask(zs, TZ);
     softmax_rows(zs, TZ);
     HeatmapOptions z = {.title = "09_softmax：注意力权重", .subtitle = "第 0 层，第 0 个头", .x_label = "键 (key)",
-                        .y_label = "查询 (query)", .value_label = "权重", .fixed_range = true, .vmin = 0, .vmax = 1, .show_values = true};
+                        .y_label = "查询 (query)", .value_label = "权重", .fixed_range = true, .vmin = 0, .vmax = 1, .show_values = true, .layout = &L};
     figure_heatmap(p = path_join(dir, "heatmap_zh.png"), zs, TZ, TZ, zh, zh, &z); puts(p); free(p);
+    note_layout(dir, "heatmap_zh", TZ, TZ, &L);
 
     // Many tokens: labels must thin out rather than overlap.
     enum { TL = 120 };
@@ -150,8 +180,9 @@ static void render_all(const char *dir) {
     causal_mask(big, TL);
     softmax_rows(big, TL);
     HeatmapOptions b = {.title = "09_softmax: 120 tokens", .x_label = "key token", .y_label = "query token",
-                        .value_label = "weight", .fixed_range = true, .vmin = 0, .vmax = 1};
+                        .value_label = "weight", .fixed_range = true, .vmin = 0, .vmax = 1, .layout = &L};
     figure_heatmap(p = path_join(dir, "heatmap_120.png"), big, TL, TL, many, many, &b); puts(p); free(p);
+    note_layout(dir, "heatmap_120", TL, TL, &L);
     free(big);
     free(many);
 }
@@ -267,7 +298,7 @@ static void test_font(void) {
     CHECK_EQ_INT(font_text_width("e\xCC\x81", 1), 8);                   // e + combining acute: one cell
     CHECK_EQ_INT(font_text_width("\xF0\x9F\x98\x80", 1), 16);           // U+1F600 (outside the BMP): a wide box
     // Glyphs as unifont.hex has them (read here independently of tools/gen_unifont.sh).
-    uint32_t samples[] = {0x41, 0x67, 0x2423, 0x4E2D, 0x751F, 0xAC00, 0x3042, 0xFFFD};
+    uint32_t samples[] = {0x41, 0x67, 0x5F, 0x4E2D, 0x751F, 0xAC00, 0x3042, 0xFFFD};
     for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
         uint16_t rows[16];
         int width = 0;
@@ -278,6 +309,13 @@ static void test_font(void) {
         CHECK(g.width == width && memcmp(g.rows, rows, sizeof rows) == 0, "U+%04X bitmap differs from unifont.hex", samples[i]);
     }
     Glyph g;
+    // U+2423 '␣', the space marker of every token label, is drawn taller than Unifont's (2 rows, an '_' at label
+    // size): 4 rows, and unlike '_' it has legs
+    uint16_t underscore[16];
+    int uw = 0, box_rows = 0;
+    CHECK(font_glyph(0x2423, &g) && g.width == 8 && hex_glyph(0x5F, underscore, &uw), "U+2423 and '_'");
+    for (int y = 0; y < 16; y++) box_rows += g.rows[y] != 0;
+    CHECK(box_rows == 4 && memcmp(g.rows, underscore, sizeof underscore) != 0, "U+2423: %d rows drawn", box_rows);
     CHECK(!font_glyph(0xE000, &g) && g.width == 8, "private use: replacement box");
     CHECK(!font_glyph(0x1F600, &g) && g.width == 16, "outside the BMP: wide replacement box");
     int set = 0;
