@@ -8,7 +8,10 @@
 //
 // What it shows: the cache shapes growing, the mask with its offset, the proof that cached logits equal a full
 // recompute (bit for bit on the CPU, within tolerance on CUDA, where the decode products take another path), and
-// the time of both ways, step by step.
+// the cost of one new token at positions T, 2T, 4T, ...: flat with the cache, growing with the position when
+// everything is recomputed (a table and cost_per_token.png). On a CPU the output layer (V x D) costs as much as
+// ~20 prompt tokens through the small model's layers, so the growth shows only over a range of positions, not
+// over the 8 steps of the proof.
 // With --no-compare nothing is compared: on CUDA the engine alone generates (prefill, cached decode) and the GPU's
 // recompute runs only to time the other way; on the CPU the reference generates with its cache and the recompute,
 // which costs minutes at 8B shape and served the proof, does not run.
@@ -17,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "draw/figures.h"
 #include "engine.h"
 #include "kernels.h"
 #include "ref/model_cpu.h"
@@ -34,6 +38,27 @@ static int count_bit_diff(const float *a, const float *b, size_t n) {
 // K and V of every layer for n positions, in bytes: bf16 values take 2 bytes (as the GPU stores them), fp32 4.
 static size_t kv_cache_bytes(const Config *c, int n, Precision p) {
     return 2 * (size_t)c->n_layers * (size_t)n * (size_t)c->n_kv_heads * (size_t)c->head_dim * (p == PREC_BF16 ? 2 : 4);
+}
+
+// Multiply-adds of the layers' matrix products for one token, times 2: the work a token-pass costs (attention over
+// the cache and the output layer come on top).
+static double layer_flops_per_token(const Config *c) {
+    double D = c->dim, Dh = c->head_dim, F = c->ffn_hidden;
+    return 2.0 * c->n_layers * (D * (c->n_heads + 2.0 * c->n_kv_heads) * Dh + c->n_heads * Dh * D + 3.0 * D * F);
+}
+
+// The positions of the cost sweep: T, 2T, 4T, ... (at most SWEEP_MAX) while recomputing at all of them costs at most
+// `budget` FLOP. Returns how many; a smaller budget gives a prefix of a larger one's positions.
+#define SWEEP_MAX 6
+static int sweep_positions(const Config *c, int T, double budget, int *pos) {
+    int n = 0;
+    double work = 0;
+    for (int p = T; n < SWEEP_MAX; p *= 2) {
+        work += (p + 1) * layer_flops_per_token(c);
+        if (work > budget) break;
+        pos[n++] = p;
+    }
+    return n;
 }
 
 // cache_k of layer 0 for positions 0..n-1 of seq on the CUDA path (the engine keeps its cache to itself): row p is
@@ -83,6 +108,39 @@ static void print_mask(Step *s, const float *mask, int rows, int cols, int start
     }
 }
 
+// The generated text, its runs of ordinary tokens quoted and the special tokens between them unquoted, so that a
+// control token (the model starting a new document with <|begin_of_text|>) does not read as text:
+//     generated: '42.' <|begin_of_text|> 'And the LORD spake'
+static bool is_special(const Step *s, int32_t id) {
+    return s->has_tokenizer && id < s->tok.vocab_size && tokenizer_is_special(&s->tok, id);
+}
+
+static void print_generated(Step *s, const int32_t *ids, int n) {
+    size_t cap = 64, len = 0;
+    char *line = xmalloc(cap);
+    line[0] = 0;
+    int n_special = 0;
+    for (int i = 0; i < n;) {
+        bool special = is_special(s, ids[i]);
+        int j = i + 1;
+        while (j < n && !special && !is_special(s, ids[j])) j++;
+        char *text = step_decode(s, ids + i, (size_t)(j - i));
+        char *part = special ? xasprintf("%s%s", len ? " " : "", text) : xasprintf("%s'%s'", len ? " " : "", text);
+        size_t plen = strlen(part);
+        while (len + plen + 1 > cap) cap *= 2, line = xrealloc(line, cap);
+        memcpy(line + len, part, plen + 1);
+        len += plen;
+        n_special += special;
+        free(part), free(text);
+        i = j;
+    }
+    step_say(s, "generated: %s", line);
+    if (n_special)
+        step_say(s, "%s", step_text(s, "  (unquoted: special tokens, control ids of the tokenizer, not text)",
+                                    "  （未加引号的是特殊 token：分词器的控制符，不是文本）"));
+    free(line);
+}
+
 int main(int argc, char **argv) {
     Step s;
     step_init(&s, argc, argv, "16_generate");
@@ -112,8 +170,17 @@ int main(int argc, char **argv) {
     step_shape(&s, "cache_v (all layers)", cache_shape, 4, step_act_dtype(&s));
     step_say(&s, "  %.1f KiB per position (K and V, %d layers), %.2f MiB for S = %d", kv_cache_bytes(c, 1, s.prec) / 1024.0,
              L, kv_cache_bytes(c, S, s.prec) / 1048576.0, S);
+    // The positions of the cost section at the end: T, 2T, 4T, ... within a budget in FLOP, a few seconds for the
+    // demo model on a CPU (positions T, 2T, 4T), under a second on an H100. The engine holds them all in its cache,
+    // so that it loads the weights once.
+    int sweep_pos[SWEEP_MAX] = {0}, cuda_pos[SWEEP_MAX] = {0};
+    int n_sweep_cpu = s.cpu ? sweep_positions(c, T, 5e9, sweep_pos) : 0;
+    int n_sweep_cuda = s.cuda ? sweep_positions(c, T, 2e13, cuda_pos) : 0;
+    if (n_sweep_cuda > n_sweep_cpu) memcpy(sweep_pos, cuda_pos, sizeof sweep_pos);
+    int n_sweep = n_sweep_cpu > n_sweep_cuda ? n_sweep_cpu : n_sweep_cuda;
+    const int S_engine = n_sweep_cuda && cuda_pos[n_sweep_cuda - 1] + 1 > S ? cuda_pos[n_sweep_cuda - 1] + 1 : S;
     Engine *e = NULL;  // --no-compare on CUDA: the engine is the only path
-    if (!s.cpu) e = open_engine(&s, S);
+    if (!s.cpu) e = open_engine(&s, S_engine);
 
     // ---- prefill
     step_heading(&s, "Prefill: the prompt in one pass, start_pos = 0", "预填充：一次处理整个提示词，start_pos = 0");
@@ -210,11 +277,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < T + n_new; i++) seqf[i] = (float)seq[i];
     step_tensor(&s, "tokens", seqf, seq_shape, 1, "f32");
     free(seqf);
-    {
-        char *text = step_decode(&s, seq + T, (size_t)n_new);
-        step_say(&s, "generated: %s", text);
-        free(text);
-    }
+    print_generated(&s, seq + T, n_new);
     int64_t k0_shape[3] = {T + n_new - 1, Hkv, Dh};
     if (s.cpu) {
         step_tensor(&s, "cache_k_layer0", cached.cache_k, k0_shape, 3, step_act_dtype(&s));
@@ -229,7 +292,7 @@ int main(int argc, char **argv) {
     double gpu_cached_ms[N_NEW] = {0}, gpu_full_ms[N_NEW] = {0};
     if (s.cuda && s.cpu) {
         step_heading(&s, "CUDA: the engine (fused kernels, decode in a CUDA graph)", "CUDA：推理引擎（融合算子，解码使用 CUDA graph）");
-        e = open_engine(&s, S);
+        e = open_engine(&s, S_engine);
         float *gl = xmalloc((size_t)V * sizeof(float)), *gf = xmalloc((size_t)V * sizeof(float));
         t0 = step_clock();
         memcpy(gl, engine_forward(e, seq, T, 0), (size_t)V * sizeof(float));
@@ -262,45 +325,114 @@ int main(int argc, char **argv) {
                          (long long)argmax_cpu(gl, V), (long long)argmax_cpu(ref, V));
         }
         free(gl), free(gf);
-        engine_free(e), e = NULL;
     }
 
-    // ---- the cost of both ways
-    step_heading(&s, "Time: cached O(n) per token vs recomputed O(n) per token, O(n²) in total",
-                 "时间：缓存每个 token O(n)，重算每个 token 也要处理 n 个 token，总计 O(n²)");
-    double sum_c = 0, sum_f = 0, sum_gc = 0, sum_gf = 0;
-    for (int i = 0; i < n_new - 1; i++)
-        sum_c += cached_ms[i], sum_f += full_ms[i], sum_gc += gpu_cached_ms[i], sum_gf += gpu_full_ms[i];
-    if (!s.cpu) {  // --no-compare on CUDA: the engine's times
-        step_say(&s, "%-6s %-10s %16s %15s", "step", "position", "cuda cached ms", "cuda recompute");
-        for (int i = 0; i < n_new - 1; i++)
-            step_say(&s, "%-6d %-10d %16.3f %15.3f", i + 1, T + i, cached_ms[i], full_ms[i]);
-        step_say(&s, "total: cuda %.2f ms cached vs %.2f ms recomputed (x%.1f)", sum_c, sum_f, sum_f / fmax(sum_c, 1e-9));
-    } else if (!s.compare) {  // --no-compare on the CPU: the cached way alone
-        step_say(&s, "%-6s %-10s %14s", "step", "position", "cpu cached ms");
-        for (int i = 0; i < n_new - 1; i++) step_say(&s, "%-6d %-10d %14.2f", i + 1, T + i, cached_ms[i]);
-        step_say(&s, "total: cpu %.1f ms cached (the recompute did not run: --no-compare)", sum_c);
-    } else {
-        step_say(&s, "%-6s %-10s %14s %14s%s", "step", "position", "cpu cached ms", "cpu recompute",
-                 s.cuda ? "   cuda cached ms  cuda recompute" : "");
-        for (int i = 0; i < n_new - 1; i++) {
-            if (s.cuda)
-                step_say(&s, "%-6d %-10d %14.2f %14.2f %16.3f %15.3f", i + 1, T + i, cached_ms[i], full_ms[i],
-                         gpu_cached_ms[i], gpu_full_ms[i]);
-            else step_say(&s, "%-6d %-10d %14.2f %14.2f", i + 1, T + i, cached_ms[i], full_ms[i]);
+    // ---- the cost of one new token, position by position
+    step_heading(&s, "The cost of one new token: flat with the cache, growing with the position without it",
+                 "生成一个新 token 的代价：有缓存时保持平稳，没有缓存时随位置增长");
+    // A sequence as long as the sweep needs: the tokens so far, then the prompt again (its text does not matter to
+    // the time). At position p, recomputing runs the p + 1 tokens 0..p through the layers (and fills the cache); the
+    // cached step then runs token p alone against cache rows 0..p-1.
+    double sw_cached[2][SWEEP_MAX] = {{0}}, sw_full[2][SWEEP_MAX] = {{0}};  // [cpu, cuda][point], ms
+    bool recompute_cpu = s.compare;  // --no-compare on the CPU: the cached way alone (the recompute is the proof's)
+    if (n_sweep) {
+        int len = sweep_pos[n_sweep - 1] + 1;
+        int32_t *toks = xmalloc((size_t)len * sizeof(int32_t));
+        for (int i = 0; i < len; i++)
+            toks[i] = i < T + n_new ? seq[i] : s.tokens[T > 1 ? 1 + (i - 1) % (T - 1) : 0];
+        if (n_sweep_cpu) {
+            CpuModel sw = {0};
+            model_cpu_init(&sw, &s.ck, sweep_pos[n_sweep_cpu - 1] + 1, s.prec);
+            for (int k = 0; k < n_sweep_cpu; k++) {
+                int p = sweep_pos[k];
+                double a = now_seconds();
+                model_cpu_forward(&sw, toks, p + 1, 0, logits_full, false);  // also fills cache rows 0..p
+                if (recompute_cpu) sw_full[0][k] = 1e3 * (now_seconds() - a);
+                for (int r = 0; r < 3; r++) {  // the fastest of three: a cached step is short, noise is not
+                    double b = now_seconds();
+                    model_cpu_forward(&sw, &toks[p], 1, p, logits, false);
+                    double ms = 1e3 * (now_seconds() - b);
+                    if (r == 0 || ms < sw_cached[0][k]) sw_cached[0][k] = ms;
+                }
+                s.ms_cpu += 1e3 * (now_seconds() - a);
+            }
+            model_cpu_free(&sw);
         }
-        step_say(&s, "total: cpu %.1f ms cached vs %.1f ms recomputed (x%.1f)%s", sum_c, sum_f,
-                 sum_f / fmax(sum_c, 1e-9), "");
-        if (s.cuda)
-            step_say(&s, "total: cuda %.2f ms cached vs %.2f ms recomputed (x%.1f)", sum_gc, sum_gf,
-                     sum_gf / fmax(sum_gc, 1e-9));
+        if (n_sweep_cuda) {
+            for (int k = 0; k < n_sweep_cuda; k++) {
+                int p = sweep_pos[k];
+                double a = now_seconds();
+                engine_forward(e, toks, p + 1, 0);
+                sw_full[1][k] = 1e3 * (now_seconds() - a);
+                for (int r = 0; r < 3; r++) {  // the first decode at a position may build its CUDA graph
+                    double b = now_seconds();
+                    engine_decode(e, toks[p], p);
+                    double ms = 1e3 * (now_seconds() - b);
+                    if (r == 0 || ms < sw_cached[1][k]) sw_cached[1][k] = ms;
+                }
+                s.ms_cuda += 1e3 * (now_seconds() - a);
+            }
+        }
+        free(toks);
     }
-    step_explain(&s, "A cached step processes one token whatever the position, so its time stays flat; a recompute "
-                     "processes position+1 tokens, so its time grows with the position and N tokens cost about "
-                     "N·(T + N/2) token-passes instead of N. The cache costs memory instead: the bytes per position "
-                     "printed above, times S.",
-                 "缓存的一步无论在哪个位置都只处理一个 token，所以时间保持平稳；重算要处理 position+1 个 token，时间随位置增长，"
-                 "N 个 token 大约需要 N·(T + N/2) 次 token 计算，而不是 N 次。代价是内存：上面打印的每个位置的字节数乘以 S。");
+    if (!n_sweep) {
+        step_say(&s, step_text(&s, "(one recompute at position %d would cost %.0f GFLOP on the CPU, minutes at this size: "
+                                   "no sweep here; with a GPU, --device cuda shows it)",
+                               "（在 CPU 上于位置 %d 重算一次需要 %.0f GFLOP，这个规模要几分钟：此处不做扫描；有 GPU 时用 "
+                               "--device cuda 查看）"),
+                 T, (T + 1) * layer_flops_per_token(c) / 1e9);
+    } else {
+        char list[128] = "", plus1[128] = "";
+        for (int k = 0, n1 = 0, n2 = 0; k < n_sweep; k++) {
+            n1 += snprintf(list + n1, sizeof list - (size_t)n1, "%s%d", k ? ", " : "", sweep_pos[k]);
+            n2 += snprintf(plus1 + n2, sizeof plus1 - (size_t)n2, "%s%d", k ? ", " : "", sweep_pos[k] + 1);
+        }
+        step_say(&s, step_text(&s, "positions %s: a cached step runs 1 token through the layers; a recompute runs all of them, "
+                                   "%s tokens",
+                               "位置 %s：缓存的一步只让 1 个 token 经过各层；重算要让全部 token 经过，即 %s 个"),
+                 list, plus1);
+        bool cpu_cols = n_sweep_cpu > 0, cuda_cols = n_sweep_cuda > 0, full_cpu = cpu_cols && recompute_cpu;
+        char head[160];
+        int h = snprintf(head, sizeof head, "%-9s", step_text(&s, "position", "位置"));
+        if (cpu_cols) h += snprintf(head + h, sizeof head - (size_t)h, " %14s", "cpu cached ms");
+        if (full_cpu) h += snprintf(head + h, sizeof head - (size_t)h, " %17s", "cpu recompute ms");
+        if (cuda_cols) snprintf(head + h, sizeof head - (size_t)h, " %15s %18s", "cuda cached ms", "cuda recompute ms");
+        step_say(&s, "%s", head);
+        for (int k = 0; k < n_sweep; k++) {
+            char row[160];
+            int r = snprintf(row, sizeof row, "%-9d", sweep_pos[k]);
+            if (cpu_cols) r += k < n_sweep_cpu ? snprintf(row + r, sizeof row - (size_t)r, " %14.2f", sw_cached[0][k])
+                                               : snprintf(row + r, sizeof row - (size_t)r, " %14s", "-");
+            if (full_cpu) r += k < n_sweep_cpu ? snprintf(row + r, sizeof row - (size_t)r, " %17.2f", sw_full[0][k])
+                                               : snprintf(row + r, sizeof row - (size_t)r, " %17s", "-");
+            if (cuda_cols) snprintf(row + r, sizeof row - (size_t)r, " %15.3f %18.3f", sw_cached[1][k], sw_full[1][k]);
+            step_say(&s, "%s", row);
+        }
+        if (!recompute_cpu && cpu_cols)
+            step_say(&s, "%s", step_text(&s, "(the recompute did not run: --no-compare)", "（未运行重算：--no-compare）"));
+        // the figure: the path the chapter's numbers come from (the CPU's when it ran), ms per new token
+        int dev = cpu_cols ? 0 : 1, n_pts = cpu_cols ? n_sweep_cpu : n_sweep_cuda;
+        float xs[SWEEP_MAX], yc[SWEEP_MAX], yf[SWEEP_MAX];
+        for (int k = 0; k < n_pts; k++)
+            xs[k] = (float)sweep_pos[k], yc[k] = (float)sw_cached[dev][k], yf[k] = (float)sw_full[dev][k];
+        ChartSeries series[2] = {{step_text(&s, "with the cache: 1 token", "有缓存：1 个 token"), yc},
+                                 {step_text(&s, "recomputing: all tokens", "重算：全部 token"), yf}};
+        char title[160];
+        snprintf(title, sizeof title, step_text(&s, "time of one new token (%s)", "生成一个新 token 的时间（%s）"),
+                 dev ? "CUDA" : "CPU");
+        char *png = step_path(&s, "cost_per_token.png");
+        figure_line_chart(png, xs, n_pts, series, dev == 0 && !recompute_cpu ? 1 : 2, title,
+                          step_text(&s, "position of the new token", "新 token 的位置"), "ms");
+        free(png);
+        step_image(&s, "cost_per_token.png", title);
+    }
+    step_explain(&s, "A cached step runs one token through the layers whatever the position, so its time stays flat "
+                     "(only the attention over the cache grows, slowly); a recompute runs position+1 tokens, so its "
+                     "time grows with the position and N new tokens cost about N·(T + N/2) token-passes instead of N. "
+                     "The cache costs memory instead: the bytes per position printed above, times S.",
+                 "缓存的一步无论在哪个位置都只让一个 token 经过各层，所以时间保持平稳（只有对缓存的注意力缓慢增长）；"
+                 "重算要让 position+1 个 token 经过各层，时间随位置增长，N 个新 token 大约需要 N·(T + N/2) 次 token "
+                 "计算，而不是 N 次。代价是内存：上面打印的每个位置的字节数乘以 S。");
 
     free(logits), free(logits_full), free(step_logits), free(seq), free(mask);
     if (e) engine_free(e);

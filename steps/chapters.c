@@ -531,7 +531,9 @@ const Chapter CHAPTERS[] = {
                          "logits = self.model.forward(tokens[:, prev_pos:cur_pos], prev_pos)\n"
                          "next_token = torch.argmax(logits[:, -1], dim=-1)",
         .usage_extra = "This chapter prefills the prompt, then decodes 8 tokens greedily with the cache and once "
-                       "more by full recomputation, and compares the logits of the two ways at every step.\n"
+                       "more by full recomputation, and compares the logits of the two ways at every step. Then it "
+                       "times one new token at positions T, 2T, 4T, ... both ways (cost_per_token.png), as far as "
+                       "the recompute stays affordable (a few seconds on a CPU; skipped at 8B shape on a CPU).\n"
                        "With --no-compare: on CUDA the engine alone generates (its recompute still runs, to be "
                        "timed); on the CPU the cached way alone.",
     },

@@ -73,7 +73,14 @@ def config(model_dir):
                 L=p["n_layers"])
 
 
-def expected_outputs(c, T, layer, head):
+def cost_sweep_runs(c, T, cuda):
+    """Whether 16_generate drew cost_per_token.png: its sweep of positions T, 2T, ... keeps at least T within a budget
+    of the layers' matrix FLOPs (steps/16_generate.c: 5e9 on the CPU, 2e13 with the GPU)."""
+    flops = 2 * c["L"] * (c["D"] * (c["H"] + 2 * c["Hkv"]) * c["Dh"] + c["H"] * c["Dh"] * c["D"] + 3 * c["D"] * c["F"])
+    return (T + 1) * flops <= (2e13 if cuda else 5e9)
+
+
+def expected_outputs(c, T, layer, head, cuda=False):
     """{step: ({tensor name: (shape, dtype)}, [image files])} for a run on this model and prompt."""
     D, H, Hkv, Dh, V, NL = c["D"], c["H"], c["Hkv"], c["Dh"], c["V"], c["L"]
     half, kv, L = Dh // 2, head // c["n_rep"], layer
@@ -113,7 +120,8 @@ def expected_outputs(c, T, layer, head):
                       ["top_k.png"]),
         # 8 new tokens (N_NEW in steps/16_generate.c); the cache holds every position but the last token's
         "16_generate": ({"mask_chunk_at_start_pos": ([3, T + 3], f32), "tokens": ([T + 8], f32),
-                         "cache_k_layer0": ([T + 7, Hkv, Dh], f32)}, []),
+                         "cache_k_layer0": ([T + 7, Hkv, Dh], f32)},
+                        ["cost_per_token.png"] if cost_sweep_runs(c, T, cuda) else []),
     }
     for sid, (_, images) in want.items():  # every chapter but 00 (the whole map) draws its place on the map
         if sid != "00_config":
@@ -270,7 +278,7 @@ def main(argv):
         found = [f for f in found if f]
         if R.check(len(found) == 1, "04_query: exactly one q_layerL_headH.npy"):
             layer, head = int(found[0].group(1)), int(found[0].group(2))
-    want = expected_outputs(c, T, layer, head)
+    want = expected_outputs(c, T, layer, head, cuda=trace.get("device") != "cpu")  # precision is bf16 (above)
     if "20_moe" in steps:
         want["20_moe"] = moe_expected(out, model_dir, T, layer)
 
