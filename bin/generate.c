@@ -1,6 +1,6 @@
 // generate.c: text generation with a KV cache, streaming the text as it is produced.
 //
-//   build/bin/generate --model DIR --prompt TEXT [-n N] [--temperature T] [--top-p P] [--seed S] [--chat]
+//   build/bin/generate [--model DIR] --prompt TEXT [-n N] [--temperature T] [--top-p P] [--seed S] [--chat]
 //
 // The prompt is prefilled in one pass, then one token at a time is decoded against the cache (Meta's
 // Llama.generate for batch 1). On a GPU the engine of kernels/engine.h runs (fused kernels, one CUDA graph per
@@ -36,11 +36,12 @@
 static const char *PROG = "generate";
 
 static void usage(void) {
-    printf("usage: generate --model DIR --prompt TEXT [-n N] [--max-seq-len S] [--temperature T] [--top-p P]\n"
+    printf("usage: generate [--model DIR] --prompt TEXT [-n N] [--max-seq-len S] [--temperature T] [--top-p P]\n"
            "                [--seed S] [--chat] [--system TEXT] [--device auto|cuda|cpu] [--tokenizer FILE]\n"
            "                [--gemv ours|cublas] [--no-graphs] [--tp N] [--ids-out FILE] [--logits-out FILE.npy]\n"
            "                [--quiet] [--verbose] [--verify-checksums]\n\n"
            "Generates text from a Llama-3 model (a Meta directory or an HF one), streaming it to stdout.\n\n"
+           "  --model DIR        default: the model `make demo` prepares (build/models/llama3-tiny-trained)\n"
            "  -n N               tokens to generate at most (default 64); stops earlier at an end token\n"
            "  --max-seq-len S    positions of the KV cache: prompt + generated tokens (default 2048)\n"
            "  --temperature T    0 = greedy (argmax); default 0.6 (Meta's default)\n"
@@ -164,7 +165,8 @@ int main(int argc, char **argv) {
         }
     }
     if (optind < argc) usage_error(PROG, "unexpected argument '%s'", argv[optind]);
-    if (!model_dir) usage_error(PROG, "--model DIR is required");
+    char *demo_model = model_dir ? NULL : default_model_dir();  // like the chapters
+    if (!model_dir) model_dir = demo_model;
     if (!prompt) usage_error(PROG, "--prompt TEXT is required");
     if (system_msg && !chat) usage_error(PROG, "--system needs --chat");
     if (tp > 1 && strcmp(device, "cpu") == 0)
@@ -235,6 +237,7 @@ int main(int argc, char **argv) {
         free(prompt_ids);
         tokenizer_free(&tok);
         checkpoint_close(&ck);
+        free(demo_model);
         return tp_coordinate((int)tp, argc, argv, verbose);
     }
 
@@ -273,6 +276,7 @@ int main(int argc, char **argv) {
             free(prompt_ids), free(logits_buf);
             tokenizer_free(&tok);
             checkpoint_close(&ck);
+            free(demo_model);
             return 0;
         }
     } else {
@@ -354,10 +358,10 @@ int main(int argc, char **argv) {
         int steps = n_out > 0 ? n_out - 1 : 0;
         if (tp > 1) fprintf(stderr, "\n%s x %ld (tensor parallelism, rank 0's figures below)", engine_info(eng)->device_name, tp);
         else fprintf(stderr, "\n%s", eng ? engine_info(eng)->device_name : "CPU reference");
-        fprintf(stderr, " | prompt %d tokens | generated %d\n", T, n_out);
-        fprintf(stderr, "prefill: %.2f ms (%d tokens)\n", 1e3 * prefill_s, T);
+        fprintf(stderr, " | prompt %d token%s | generated %d\n", T, plural(T), n_out);
+        fprintf(stderr, "prefill: %.2f ms (%d token%s)\n", 1e3 * prefill_s, T, plural(T));
         if (steps > 0)
-            fprintf(stderr, "decode:  %.2f tok/s (%d steps, %.2f ms each)\n", steps / decode_s, steps,
+            fprintf(stderr, "decode:  %.2f tok/s (%d step%s, %.2f ms each)\n", steps / decode_s, steps, plural(steps),
                     1e3 * decode_s / steps);
         if (eng) {
             const EngineInfo *in = engine_info(eng);
@@ -378,5 +382,6 @@ int main(int argc, char **argv) {
     else model_cpu_free(&cpu);
     tokenizer_free(&tok);
     checkpoint_close(&ck);
+    free(demo_model);
     return 0;
 }

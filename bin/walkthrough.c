@@ -24,6 +24,15 @@
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+// text padded to `width` terminal columns (a Chinese character takes 2, in 3 bytes of UTF-8), on the left or the right
+static void put_col(const char *text, int width, bool left) {
+    int cols = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+        if ((*p & 0xC0) != 0x80) cols += *p >= 0xE0 ? 2 : 1;
+    int pad = width > cols ? width - cols : 0;
+    printf("%*s%s%*s", left ? 0 : pad, "", text, left ? pad : 0, "");
+}
+
 static void usage(void) {
     printf("usage: walkthrough [--model DIR] [--prompt TEXT] [--out DIR] [--device auto|cuda|cpu] [--layer L]\n"
            "                   [--head H] [--precision bf16|fp32] [--lang en|zh] [--tokenizer FILE] [--no-compare]\n"
@@ -41,7 +50,7 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
     const char *out_dir = "trace", *only = NULL;
-    bool no_compare = false;
+    bool no_compare = false, zh = false;
     // flags passed through to every chapter
     char **pass = xcalloc((size_t)argc + 4, sizeof(char *));
     int n_pass = 0;
@@ -68,6 +77,7 @@ int main(int argc, char **argv) {
         if (!known) usage_error("walkthrough", "unknown argument '%s'", argv[i]);
         if (i + 1 >= argc) usage_error("walkthrough", "%s needs a value", argv[i]);
         if (!strcmp(argv[i], "--out")) out_dir = argv[i + 1];
+        if (!strcmp(argv[i], "--lang")) zh = !strcmp(argv[i + 1], "zh");  // the chapters check the value
         pass[n_pass++] = argv[i], pass[n_pass++] = argv[++i];
     }
 
@@ -132,8 +142,15 @@ int main(int argc, char **argv) {
     json_error_t err;
     json_t *root = json_load_file(index, 0, &err);
     int vw = no_compare ? 9 : 7;  // the verdict column fits "cuda-only"
-    printf("\n%-16s %-*s %6s %10s %11s %10s %10s %9s\n", "chapter", vw, "verdict", "cmp", "tol used", "max abs",
-           "cpu ms", "cuda ms", "total s");
+    const char *heads[8] = {"chapter", "verdict", "cmp", "tol used", "max abs", "cpu ms", "cuda ms", "total s"};
+    const char *heads_zh[8] = {"章节", "结论", "比较", "容差占用", "最大误差", "cpu ms", "cuda ms", "总计 s"};
+    const int widths[8] = {16, vw, 6, 10, 11, 10, 10, 9};
+    printf("\n");
+    for (int c = 0; c < 8; c++) {
+        if (c) printf(" ");
+        put_col(zh ? heads_zh[c] : heads[c], widths[c], c < 2);
+    }
+    printf("\n");
     printf("%-16s %.*s %6s %10s %11s %10s %10s %9s\n", "----------------", vw, "---------", "------", "----------",
            "-----------", "----------", "----------", "---------");
     int n_failed = 0;
@@ -172,11 +189,13 @@ int main(int argc, char **argv) {
                total_s);
     }
     if (no_compare)
-        printf("\n%d chapters in %.1f s: %d ran, %d failed; nothing compared (--no-compare). Trace: %s/trace.json\n", n,
-               secs, n - n_failed, n_failed, out_dir);
+        printf(zh ? "\n%d 个章节%s，%.1f s：%d 个运行，%d 个失败；未做比较（--no-compare）。Trace：%s/trace.json\n"
+                  : "\n%d chapter%s in %.1f s: %d ran, %d failed; nothing compared (--no-compare). Trace: %s/trace.json\n",
+               n, zh ? "" : plural(n), secs, n - n_failed, n_failed, out_dir);
     else
-        printf("\n%d chapters in %.1f s: %d passed, %d failed. Trace: %s/trace.json\n", n, secs, n - n_failed, n_failed,
-               out_dir);
+        printf(zh ? "\n%d 个章节%s，%.1f s：%d 个通过，%d 个失败。Trace：%s/trace.json\n"
+                  : "\n%d chapter%s in %.1f s: %d passed, %d failed. Trace: %s/trace.json\n",
+               n, zh ? "" : plural(n), secs, n - n_failed, n_failed, out_dir);
     if (root) json_decref(root);
     for (int i = 0; i < n; i++) free(names[i]);
     free(names), free(status), free(index), free(steps_dir), free(pass);

@@ -104,15 +104,21 @@ CompareResult compare_f32(const char *step, const char *name, const float *ref, 
     return r;
 }
 
+static bool g_chinese;  // the verdict's words in Chinese (compare_set_chinese)
+void compare_set_chinese(bool zh) { g_chinese = zh; }
+
 char *compare_verdict_line(const CompareResult *r, char *buf, size_t n) {
-    char pct[32];
+    char pct[48];
     if (r->n_bad_special) snprintf(pct, sizeof pct, "NaN/Inf");
-    else if (isinf(r->tol_used)) snprintf(pct, sizeof pct, "tolerance 0");
-    else snprintf(pct, sizeof pct, "%.0f%% of tol", r->tol_used * 100.0);
-    int len = snprintf(buf, n, "%-4s %s  %s %s  max_abs %.1e (%s)", r->ok ? "OK" : "FAIL", r->step, r->name, r->shape,
-                       r->max_abs, pct);
-    if (!r->ok && len >= 0 && (size_t)len < n)
-        snprintf(buf + len, n - (size_t)len, "  %lld of %lld mismatched", (long long)r->n_mismatch, (long long)r->n);
+    else if (isinf(r->tol_used)) snprintf(pct, sizeof pct, g_chinese ? "容差为 0" : "tolerance 0");
+    else snprintf(pct, sizeof pct, g_chinese ? "容差的 %.0f%%" : "%.0f%% of tol", r->tol_used * 100.0);
+    int len = snprintf(buf, n, g_chinese ? "%-4s %s  %s %s  max_abs %.1e（%s）" : "%-4s %s  %s %s  max_abs %.1e (%s)",
+                       r->ok ? "OK" : "FAIL", r->step, r->name, r->shape, r->max_abs, pct);
+    if (!r->ok && len >= 0 && (size_t)len < n) {
+        if (g_chinese)
+            snprintf(buf + len, n - (size_t)len, "  %lld 个中 %lld 个不符", (long long)r->n, (long long)r->n_mismatch);
+        else snprintf(buf + len, n - (size_t)len, "  %lld of %lld mismatched", (long long)r->n_mismatch, (long long)r->n);
+    }
     return buf;
 }
 

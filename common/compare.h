@@ -46,5 +46,8 @@ CompareResult compare_f32(const char *step, const char *name, const float *ref, 
                           const int64_t *shape, int ndim, double atol, double rtol, int verbose);
 // The verdict line of a result (without a newline) into buf; returns buf.
 char *compare_verdict_line(const CompareResult *r, char *buf, size_t n);
+// The language of the verdict lines' words from here on: OK/FAIL, the names and the numbers stay, "(2% of tol)" reads
+// "（容差的 2%）" in Chinese. The programs' --lang sets it once at the start (English by default).
+void compare_set_chinese(bool zh);
 // Exit status for a program whose comparisons are in results[0..n): 0 when all are ok, else 1.
 int compare_exit_code(const CompareResult *results, int n);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -167,6 +168,38 @@ void mkdir_p(const char *path) {
 char *path_join(const char *a, const char *b) {
     size_t la = strlen(a);
     return xasprintf("%s%s%s", a, (la && a[la - 1] == '/') ? "" : "/", b);
+}
+
+char *repo_root(void) {
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return xstrdup(".");
+    exe[n] = 0;
+    char *root = xstrdup(dirname(exe));  // build/steps
+    for (int up = 0; up < 2; up++) {     // -> build -> root
+        char *slash = strrchr(root, '/');
+        if (slash && slash != root) *slash = 0;
+    }
+    return root;
+}
+
+char *default_model_dir(void) {
+    char *root = repo_root();
+    const char *candidates[] = {"build/models/llama3-tiny-trained", "build/models/tiny"};
+    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
+        char *p = path_join(root, candidates[i]);
+        char *params = path_join(p, "params.json");
+        bool ok = file_exists(params);
+        free(params);
+        if (ok) {
+            free(root);
+            return p;
+        }
+        free(p);
+    }
+    char *p = path_join(root, "build/models/tiny");
+    free(root);
+    return p;
 }
 
 void mapped_file_open(MappedFile *m, const char *path) {

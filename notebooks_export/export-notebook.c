@@ -1312,8 +1312,8 @@ int main(int argc, char **argv) {
     write_page(page_path, lang);
     int n_images = 0, n_tensors = 0;
     for (int si = 0; si < G.n_steps; si++) n_images += G.steps[si].n_images, n_tensors += G.steps[si].n_tensors;
-    printf("notebook: %s\npage:     %s\n(%d chapters, %d tensors, %d figures, %s)\n", notebook_path, page_path,
-           G.n_steps, n_tensors, n_images, lang ? "zh" : "en");
+    printf("notebook: %s\npage:     %s\n(%d chapter%s, %d tensor%s, %d figure%s, %s)\n", notebook_path, page_path,
+           G.n_steps, plural(G.n_steps), n_tensors, plural(n_tensors), n_images, plural(n_images), lang ? "zh" : "en");
     free_trace();
     free(default_notebook), free(default_page);
     return 0;

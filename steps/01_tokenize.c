@@ -11,6 +11,23 @@
 
 #include "formats/npy.h"
 
+#define LARGE_T 256  // from here on, a note on the size of the trace
+
+// The bytes of the .npy files chapters 01-16 of a walkthrough of a T-token prompt write (the shapes
+// tests/reference/check_trace.py lists, chapter by chapter): 4 bytes an element (8 for the int64 token ids), 128 bytes of header for each of the 50
+// files. At large T most of it is the [T, T] attention maps (L*H + H + 4 of them) and the [T, D] activations (L + 11).
+// *map_bytes: the maps' share.
+static double walkthrough_npy_bytes(const Config *c, double T, double *map_bytes) {
+    double D = c->dim, H = c->n_heads, Hkv = c->n_kv_heads, Dh = c->head_dim, L = c->n_layers, V = c->vocab_size;
+    double maps = (4 + H + L * H) * T * T;                      // 07, 08 (2), 09, 11 (all heads), 14 (every layer)
+    double rows = (11 + L) * T * D + 14 * T * Dh + T * Dh / 2   // [T, D]; [T, Dh] in 04-06, 10; freqs_for_each_token
+                  + (L + 6) * T + Hkv * Dh * T;                 // rms, residual_norms, chapter 16's rows; its cache_k
+    double fixed = (H + 2 * Hkv + 3) * Dh * D + Dh + V + 10     // the layer's and the head's wq wk wv; freqs; logits, top-k
+                   + 9 + 8 + 7 * Hkv * Dh;                      // chapter 16: mask chunk, tokens, cache_k past the prompt
+    *map_bytes = 4 * maps;
+    return 4 * (maps + rows + fixed) + 8 * (T + 1) + 128 * 50;
+}
+
 int main(int argc, char **argv) {
     Step s;
     step_init(&s, argc, argv, "01_tokenize");
@@ -44,6 +61,14 @@ int main(int argc, char **argv) {
     step_say(&s, "%s", line);
     free(line);
     step_say(&s, "%s: %d", step_text(&s, "number of tokens T", "token 数 T"), s.T);
+    if (s.T >= LARGE_T) {  // every [T, T] map of every head of every layer goes into the trace
+        double maps, bytes = walkthrough_npy_bytes(s.cfg, s.T, &maps);
+        step_say(&s, step_text(&s, "note: T = %d is large: the walkthrough's trace will hold about %.0f MB of .npy files "
+                                   "for chapters 01-16 (%.0f MB of them [T, T] attention maps), plus its figures",
+                               "注意：T = %d 很大：演练的 trace 中第 01-16 章将有约 %.0f MB 的 .npy 文件（其中 %.0f MB 是 "
+                               "[T, T] 注意力图），另有图片"),
+                 s.T, bytes / 1e6, maps / 1e6);
+    }
     step_explain(&s,
                  "Frequent words are one token each, with their leading space ( answer); punctuation is its own token; "
                  "the trailing space of the prompt is left over as token 220. T, the number of tokens, is the first "

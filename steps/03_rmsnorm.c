@@ -24,7 +24,7 @@ int main(int argc, char **argv) {
     float *rms = xmalloc((size_t)s.T * sizeof(float));
     for (int t = 0; t < s.T; t++) rms[t] = 1.0f / lt.rstd[t];
     step_say(&s, "%s", step_text(&s, "rms of each token row before normalisation:", "归一化前每个 token 行的均方根："));
-    step_print_vector(&s, "rms", rms, s.T, "%.4f", 16);
+    step_print_vector(&s, "rms", rms, s.T, "%.4f");
     step_tensor(&s, "rms", rms, shape_t, 1, "f32");
     step_show(&s, "token_embeddings", lt.x_norm, shape, 2, "bf16");
     free(rms);

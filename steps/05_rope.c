@@ -33,12 +33,12 @@ int main(int argc, char **argv) {
     for (int i = 0; i < half; i++) parts[i] = (float)i / (float)half;  // torch.tensor(range(64))/64
     char name[64];
     snprintf(name, sizeof name, "zero_to_one_split_into_%d_parts", half);
-    step_print_vector(&s, name, parts, half, "%.4f", 2 * half);
+    step_print_vector(&s, name, parts, half, "%.4f");
     step_shape(&s, name, sh_half, 1, "f32");
     step_tensor(&s, name, parts, sh_half, 1, "f32");
     step_say(&s, "freqs = 1.0 / (rope_theta ** %s),  rope_theta = %.1f%s", name, c->rope_theta,
              c->use_scaled_rope ? step_text(&s, "  (then Llama 3.1's apply_scaling)", "（然后是 Llama 3.1 的 apply_scaling）") : "");
-    step_print_vector(&s, "freqs", s.freqs, half, "%.4e", 2 * half);
+    step_print_vector(&s, "freqs", s.freqs, half, "%.4e");
     step_tensor(&s, "freqs", s.freqs, sh_half, 1, "f32");
     step_explain(&s,
                  "Pair 0 turns by 1 radian per position, pair 63 by about 2.5e-6: the fast pairs tell neighbours "

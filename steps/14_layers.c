@@ -42,7 +42,7 @@ int main(int argc, char **argv) {
             memcpy(layer_in + (size_t)(L + 1) * TD, lt.layer_embedding, TD * sizeof(float));
             memcpy(att + (size_t)L * HTT, lt.attn_weights_all, HTT * sizeof(float));
             layer_trace_free(&lt);
-            if (!s.quiet) fprintf(stderr, "\r  layer %d/%d (CPU reference)", L + 1, NL);
+            if (!s.quiet) fprintf(stderr, step_text(&s, "\r  layer %d/%d (CPU reference)", "\r  第 %d/%d 层（CPU 参考实现）"), L + 1, NL);
         }
         if (!s.quiet) fprintf(stderr, "\n");
         step_add_ms(&s, false, t0);
@@ -70,7 +70,7 @@ int main(int argc, char **argv) {
         mean[L] = (float)(m / T), first[L] = norms[(size_t)L * T], last[L] = norms[(size_t)L * T + T - 1];
     }
     step_say(&s, "%s", step_text(&s, "|residual| (mean over tokens) after each layer:", "每层之后残差流的范数（对 token 取平均）："));
-    step_print_vector(&s, "residual_norm_mean", mean, NL + 1, "%.2f", 2 * (NL + 1));
+    step_print_vector(&s, "residual_norm_mean", mean, NL + 1, "%.2f");
     char first_name[160], last_name[160], first_piece[96], last_piece[96];  // pieces shown as in every figure ('␣')
     token_display(s.pieces[0], first_piece, sizeof first_piece);
     token_display(s.pieces[T - 1], last_piece, sizeof last_piece);

@@ -82,7 +82,9 @@ int main(int argc, char **argv) {
     char bar_labels[TOPK][128];
     const char *bar_label_ptr[TOPK];
     step_say(&s, "%s", step_text(&s, "top-10 next tokens:", "最可能的 10 个下一个 token："));
-    step_say(&s, "  %-4s %-8s %-22s %10s %8s", "rank", "id", "token", "logit", "p");
+    // (名次 and 概率 are 2 characters, 4 columns wide: padded by hand)
+    if (s.lang == LANG_ZH) step_say(&s, "  %s %-8s %-22s %10s %s", "名次", "id", "token", "logit", "    概率");
+    else step_say(&s, "  %-4s %-8s %-22s %10s %8s", "rank", "id", "token", "logit", "p");
     for (int i = 0; i < k; i++) {
         int32_t tid = (int32_t)idx[i];
         labels[i] = step_decode(&s, &tid, 1);
@@ -95,11 +97,11 @@ int main(int argc, char **argv) {
     }
     step_tensor(&s, "top_k_probs", prob, sh_k, 1, "f32");
     char *png = step_path(&s, "top_k.png");
-    figure_bar_chart_h(png, prob, bar_label_ptr, k,
-                       step_text(&s, "the next token: top 10 by probability", "下一个 token：概率最高的 10 个"),
+    const char *title = step_text(&s, "the next token: top 10 by probability", "下一个 token：概率最高的 10 个");
+    figure_bar_chart_h(png, prob, bar_label_ptr, k, title,
                        step_text(&s, "probability (softmax of the logits)", "概率（logits 的 softmax）"), false);
     free(png);
-    step_image(&s, "top_k.png", "top-k");
+    step_image(&s, "top_k.png", title);
 
     if (s.cuda && s.cpu) {
         // the final norm and the logits from the CPU's inputs

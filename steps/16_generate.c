@@ -101,7 +101,8 @@ static Engine *open_engine(Step *s, int S) {
 static void print_mask(Step *s, const float *mask, int rows, int cols, int start_pos) {
     for (int t = 0; t < rows; t++) {
         char line[4096];
-        size_t k = (size_t)snprintf(line, sizeof line, "  query at position %3d: ", start_pos + t);
+        size_t k = (size_t)snprintf(line, sizeof line, step_text(s, "  query at position %3d: ", "  位置 %3d 的 query："),
+                                    start_pos + t);
         for (int j = 0; j < cols && k + 8 < sizeof line; j++)
             k += (size_t)snprintf(line + k, sizeof line - k, "%s", isinf(mask[(size_t)t * cols + j]) ? " -inf" : "    0");
         step_say(s, "%s", line);
@@ -134,7 +135,7 @@ static void print_generated(Step *s, const int32_t *ids, int n) {
         free(part), free(text);
         i = j;
     }
-    step_say(s, "generated: %s", line);
+    step_say(s, step_text(s, "generated: %s", "生成的文本：%s"), line);
     if (n_special)
         step_say(s, "%s", step_text(s, "  (unquoted: special tokens, control ids of the tokenizer, not text)",
                                     "  （未加引号的是特殊 token：分词器的控制符，不是文本）"));
@@ -168,8 +169,9 @@ int main(int argc, char **argv) {
     int64_t cache_shape[4] = {L, S, Hkv, Dh};
     step_shape(&s, "cache_k (all layers)", cache_shape, 4, step_act_dtype(&s));
     step_shape(&s, "cache_v (all layers)", cache_shape, 4, step_act_dtype(&s));
-    step_say(&s, "  %.1f KiB per position (K and V, %d layers), %.2f MiB for S = %d", kv_cache_bytes(c, 1, s.prec) / 1024.0,
-             L, kv_cache_bytes(c, S, s.prec) / 1048576.0, S);
+    step_say(&s, step_text(&s, "  %.1f KiB per position (K and V, %d layers), %.2f MiB for S = %d",
+                           "  每个位置 %.1f KiB（K 和 V，%d 层），S = %d 时共 %.2f MiB"),
+             kv_cache_bytes(c, 1, s.prec) / 1024.0, L, kv_cache_bytes(c, S, s.prec) / 1048576.0, S);
     // The positions of the cost section at the end: T, 2T, 4T, ... within a budget in FLOP, a few seconds for the
     // demo model on a CPU (positions T, 2T, 4T), under a second on an H100. The engine holds them all in its cache,
     // so that it loads the weights once.
@@ -198,7 +200,9 @@ int main(int argc, char **argv) {
     int show = T < 12 ? T : 12;
     float *mask = xmalloc((size_t)(T + 4) * (T + 4) * sizeof(float));
     causal_mask_cpu(mask, show, show, 0);
-    step_say(&s, "mask of the prefill (first %d of %d positions): -inf above the diagonal", show, T);
+    step_say(&s, step_text(&s, "mask of the prefill (first %d of %d positions): -inf above the diagonal",
+                           "预填充的掩码（%d 个位置中的前 %d 个）：对角线以上为 -inf"),
+             show, T);
     print_mask(&s, mask, show, show, 0);
 
     // ---- decode with the cache, and by recomputation
@@ -236,23 +240,29 @@ int main(int argc, char **argv) {
         if (s.compare) {
             int diff = count_bit_diff(logits, logits_full, (size_t)V);
             all_equal &= diff == 0;
-            step_say(&s, "step %d: token %6d %-16s start_pos %3d  q [1, %d, %d]  cache rows %s  mask [1, %d]  "
-                         "logits differ from a full recompute in %d of %d places",
+            step_say(&s, step_text(&s, "step %d: token %6d %-16s start_pos %3d  q [1, %d, %d]  cache rows %s  mask [1, %d]  "
+                                       "logits differ from a full recompute in %d of %d places",
+                                   "第 %d 步：token %6d %-16s start_pos %3d  q [1, %d, %d]  缓存行 %s  mask [1, %d]  "
+                                   "logits 与完整重算相比有 %d 处不同（共 %d 处）"),
                      i + 1, next, piece, pos, c->n_heads, Dh, shape_str(sh, 3, shape, sizeof shape), pos + 1, diff, V);
         } else {
-            step_say(&s, "step %d: token %6d %-16s start_pos %3d  q [1, %d, %d]  cache rows %s  mask [1, %d]",
+            step_say(&s, step_text(&s, "step %d: token %6d %-16s start_pos %3d  q [1, %d, %d]  cache rows %s  mask [1, %d]",
+                                   "第 %d 步：token %6d %-16s start_pos %3d  q [1, %d, %d]  缓存行 %s  mask [1, %d]"),
                      i + 1, next, piece, pos, c->n_heads, Dh, shape_str(sh, 3, shape, sizeof shape), pos + 1);
         }
     }
     // the mask of a decode step is one row with nothing masked; a chunk of 3 tokens at start_pos T shows the offset
     causal_mask_cpu(mask, 3, T + 3, T);
-    step_say(&s, "mask of a 3-token chunk at start_pos %d ([3, %d]): keys 0..%d are visible to the first query, the "
-                 "offset diagonal masks the future (the last %d columns):", T, T + 3, T, 3);
+    step_say(&s, step_text(&s, "mask of a 3-token chunk at start_pos %d ([3, %d]): keys 0..%d are visible to the first "
+                               "query, the offset diagonal masks the future (the last %d columns):",
+                           "start_pos %d 处 3 个 token 的块的掩码（[3, %d]）：第一个 query 能看到 key 0..%d，"
+                           "偏移的对角线遮住未来（最后 %d 列）："),
+             T, T + 3, T, 3);
     {
         float *tail = xmalloc(3 * 4 * sizeof(float));  // the last 4 columns only, for width
         for (int t = 0; t < 3; t++)
             for (int j = 0; j < 4; j++) tail[t * 4 + j] = mask[(size_t)t * (T + 3) + (T - 1 + j)];
-        step_say(&s, "  (columns %d..%d)", T - 1, T + 2);
+        step_say(&s, step_text(&s, "  (columns %d..%d)", "  （第 %d..%d 列）"), T - 1, T + 2);
         print_mask(&s, tail, 3, 4, T);
         free(tail);
     }
@@ -266,7 +276,8 @@ int main(int argc, char **argv) {
         // The CPU computes every row alone and the masked keys add exact zeros, so the cached logits must be the SAME
         // bits as the recomputed ones: tolerance 0.
         step_compare(&s, "cpu_logits_cached_vs_recomputed", logits_full, logits, lshape, 1, 0.0, 0.0);
-        step_say(&s, "every one of the %d steps: %s", n_new - 1, all_equal ? "bit-identical" : "DIFFERENT");
+        step_say(&s, step_text(&s, "every one of the %d steps: %s", "全部 %d 步：%s"), n_new - 1,
+                 all_equal ? step_text(&s, "bit-identical", "逐位相同") : step_text(&s, "DIFFERENT", "不同"));
         if (!all_equal) step_compare(&s, "cpu_all_steps_bit_identical", (float[]){1.0f}, (float[]){0.0f}, lshape, 0, 0.0, 0.0);
     } else {
         step_heading(&s, "The generated tokens (--no-compare: cached and recomputed logits not compared)",
@@ -393,10 +404,13 @@ int main(int argc, char **argv) {
                  list, plus1);
         bool cpu_cols = n_sweep_cpu > 0, cuda_cols = n_sweep_cuda > 0, full_cpu = cpu_cols && recompute_cpu;
         char head[160];
-        int h = snprintf(head, sizeof head, "%-9s", step_text(&s, "position", "位置"));
-        if (cpu_cols) h += snprintf(head + h, sizeof head - (size_t)h, " %14s", "cpu cached ms");
-        if (full_cpu) h += snprintf(head + h, sizeof head - (size_t)h, " %17s", "cpu recompute ms");
-        if (cuda_cols) snprintf(head + h, sizeof head - (size_t)h, " %15s %18s", "cuda cached ms", "cuda recompute ms");
+        int h = snprintf(head, sizeof head, "%s", step_text(&s, "position ", "位置     "));
+        // (the Chinese headings padded by hand: 缓存 and 重算 are 4 columns wide in 6 bytes)
+        if (cpu_cols) h += snprintf(head + h, sizeof head - (size_t)h, " %s", step_text(&s, " cpu cached ms", "   cpu 缓存 ms"));
+        if (full_cpu) h += snprintf(head + h, sizeof head - (size_t)h, " %s", step_text(&s, " cpu recompute ms", "      cpu 重算 ms"));
+        if (cuda_cols)
+            snprintf(head + h, sizeof head - (size_t)h, " %s", step_text(&s, " cuda cached ms  cuda recompute ms",
+                                                                          "  cuda 缓存 ms       cuda 重算 ms"));
         step_say(&s, "%s", head);
         for (int k = 0; k < n_sweep; k++) {
             char row[160];

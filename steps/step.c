@@ -2,7 +2,6 @@
 #include "step.h"
 
 #include <getopt.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,43 +13,7 @@
 #include "kernels.h"
 #include "tokenizer/tokenizer_convert.h"
 
-// ---- where the default model lives ------------------------------------------------------------------------------------
-// The repository root is two folders above the executable (build/steps/NN_name, build/bin/walkthrough).
-static char *repo_root(void) {
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return xstrdup(".");
-    exe[n] = 0;
-    char *d = dirname(exe);          // build/steps
-    char *root = xstrdup(d);
-    for (int up = 0; up < 2; up++) { // -> build -> root
-        char *slash = strrchr(root, '/');
-        if (slash && slash != root) *slash = 0;
-    }
-    return root;
-}
-
-// The model `make demo` prepares: the small trained model (committed under models/, unpacked by `make models`),
-// else the synthetic tiny model made by `make models`.
-char *step_default_model(void) {
-    char *root = repo_root();
-    const char *candidates[] = {"build/models/llama3-tiny-trained", "build/models/tiny"};
-    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
-        char *p = path_join(root, candidates[i]);
-        char *params = path_join(p, "params.json");
-        bool ok = file_exists(params);
-        free(params);
-        if (ok) {
-            free(root);
-            return p;
-        }
-        free(p);
-    }
-    char *p = path_join(root, "build/models/tiny");
-    free(root);
-    return p;
-}
-
+// ---- where the MoE demo model lives ----------------------------------------------------------------------------------
 char *step_moe_demo_model(void) {
     char *root = repo_root();
     char *p = path_join(root, "build/models/llama3-tiny-moe"), *params = path_join(p, "params.json");
@@ -145,6 +108,7 @@ static void parse_args(Step *s, int argc, char **argv) {
         }
     }
     if (optind < argc) usage_error(prog, "unexpected argument '%s'", argv[optind]);
+    compare_set_chinese(s->lang == LANG_ZH);  // the verdict lines in the chapter's language
     if (strcmp(device, "auto") == 0) s->cuda = cuda_device_count() > 0;
     else if (strcmp(device, "cuda") == 0) {
         if (cuda_device_count() == 0)
@@ -155,7 +119,7 @@ static void parse_args(Step *s, int argc, char **argv) {
     else usage_error(prog, "--device: expected auto, cuda or cpu, got '%s'", device);
     s->compare = !no_compare;
     s->cpu = s->compare || !s->cuda;  // --no-compare on CUDA: the CUDA path alone
-    if (!s->model_dir) s->model_dir = step_default_model();
+    if (!s->model_dir) s->model_dir = default_model_dir();
     if (s->tokens_arg && s->prompt) usage_error(prog, "--tokens and --prompt: give one of them");
     if (!s->prompt) s->prompt = xstrdup(s->tokens_arg ? "" : TUTORIAL_PROMPT);
     if (!s->out_dir) s->out_dir = xstrdup("trace");
@@ -430,16 +394,18 @@ void step_shape(Step *s, const char *name, const int64_t *shape, int ndim, const
     step_say(s, "%-40s %-18s %s", name, shape_str(shape, ndim, buf, sizeof buf), dtype);
 }
 
-void step_print_vector(Step *s, const char *name, const float *v, int n, const char *fmt, int max_show) {
-    // torch prints several values per line; we print 8 per line, aligned.
+void step_print_vector(Step *s, const char *name, const float *v, int n, const char *fmt) {
+    // torch prints several values per line; we print 8 per line, aligned. Beyond torch's threshold it prints the
+    // first and last TORCH_EDGEITEMS values around "...".
+    bool summarise = n > TORCH_THRESHOLD;
     char line[1024];
     size_t k = (size_t)snprintf(line, sizeof line, "%s = tensor([", name);
     size_t indent = k;
     int per_line = 8, on_line = 0;
     for (int i = 0; i < n; i++) {
-        if (n > max_show && i == max_show / 2) {
-            k += (size_t)snprintf(line + k, sizeof line - k, "..., ");
-            i = n - max_show / 2;
+        if (summarise && i == TORCH_EDGEITEMS) {
+            k += (size_t)snprintf(line + k, sizeof line - k, " ..., ");
+            i = n - TORCH_EDGEITEMS;
         }
         char val[64];
         snprintf(val, sizeof val, fmt, (double)v[i]);
@@ -567,8 +533,12 @@ bool step_compare_nmse(Step *s, const char *name, const float *ref, const float 
     r.worst_index = -1;
     s->results[s->n_results++] = r;
     char verdict[512];
-    snprintf(verdict, sizeof verdict, "%-4s %s  %s %s  nmse %.1e (%.0f%% of tol %.0e)  max_abs %.1e%s", r.ok ? "OK" : "FAIL",
-             s->id, name, r.shape, nmse, 100 * r.tol_used, max_nmse, max_abs, bad ? "  NaN/Inf" : "");
+    if (s->lang == LANG_ZH)
+        snprintf(verdict, sizeof verdict, "%-4s %s  %s %s  nmse %.1e（容差 %.0e 的 %.0f%%）  max_abs %.1e%s",
+                 r.ok ? "OK" : "FAIL", s->id, name, r.shape, nmse, max_nmse, 100 * r.tol_used, max_abs, bad ? "  NaN/Inf" : "");
+    else
+        snprintf(verdict, sizeof verdict, "%-4s %s  %s %s  nmse %.1e (%.0f%% of tol %.0e)  max_abs %.1e%s",
+                 r.ok ? "OK" : "FAIL", s->id, name, r.shape, nmse, 100 * r.tol_used, max_nmse, max_abs, bad ? "  NaN/Inf" : "");
     puts(verdict);
     fflush(stdout);
     trace_line(s->trace, s->id, verdict);
@@ -657,7 +627,8 @@ void step_init(Step *s, int argc, char **argv, const char *chapter_id) {
             snprintf(what, sizeof what, "%s",
                      step_text(s, "the CPU reference alone: no self-checks, nothing compared (--no-compare)",
                                "仅 CPU 参考实现：不做自检，不做比较（--no-compare）"));
-        printf("model %s | %d tokens | %s | %s\n", s->model_dir, s->T, what, precision_name(s->prec));
+        if (s->lang == LANG_ZH) printf("模型 %s | %d 个 token | %s | %s\n", s->model_dir, s->T, what, precision_name(s->prec));
+        else printf("model %s | %d token%s | %s | %s\n", s->model_dir, s->T, plural(s->T), what, precision_name(s->prec));
     }
     step_map(s);  // the first line: where the chapter sits on the map (and OUT/<id>/where.png)
     step_explain(s, chapter->intro_en, chapter->intro_zh);
@@ -678,14 +649,18 @@ int step_finish(Step *s) {
     int failed = 0;
     for (int i = 0; i < s->n_results; i++) failed += !s->results[i].ok;
     if (!s->compare)  // the verdict line of a run that checked nothing: never "OK"
-        printf("%s %s: not compared (--no-compare: the %s ran alone)\n", step_mode(s), s->id,
-               s->cuda ? "CUDA path" : "CPU reference");
+        printf("%s %s: %s\n", step_mode(s), s->id,
+               s->cuda ? step_text(s, "not compared (--no-compare: the CUDA path ran alone)", "未比较（--no-compare：只运行了 CUDA 路径）")
+                       : step_text(s, "not compared (--no-compare: the CPU reference ran alone)",
+                                   "未比较（--no-compare：只运行了 CPU 参考实现）"));
     else if (!s->cuda && !s->quiet)
         printf("(%s)\n", step_text(s, "no CUDA path in this run: nothing to compare, the CPU reference alone ran",
                                    "本次运行没有 CUDA 路径：只运行了 CPU 参考实现，无可比较"));
-    if (s->cuda && s->compare)
-        printf("%s %s: %d of %d comparisons passed\n", failed ? "FAIL" : "OK  ", s->id, s->n_results - failed,
-               s->n_results);
+    if (s->cuda && s->compare && s->lang == LANG_ZH)
+        printf("%s %s: %d 项比较中 %d 项通过\n", failed ? "FAIL" : "OK  ", s->id, s->n_results, s->n_results - failed);
+    else if (s->cuda && s->compare)
+        printf("%s %s: %d of %d comparison%s passed\n", failed ? "FAIL" : "OK  ", s->id, s->n_results - failed,
+               s->n_results, plural(s->n_results));
     // device memory: weights and scratch
     for (int i = 0; i < g_n_dev_allocs; i++) cuda_free(g_dev_allocs[i]);
     for (int i = 0; i < g_n_dev_weights; i++) cuda_free(g_dev_weights[i].dev), free(g_dev_weights[i].name);

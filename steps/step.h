@@ -88,9 +88,11 @@ void step_heading(Step *s, const char *en, const char *zh);
 const char *step_text(const Step *s, const char *en, const char *zh);  // picks one by --lang
 // "name  [17, 128]  bf16" (the tutorial's `x.shape` -> `torch.Size([17, 128])`).
 void step_shape(Step *s, const char *name, const int64_t *shape, int ndim, const char *dtype);
-// Prints a short vector like torch does: "tensor([1.0000e+00, 8.1462e-01, ...])" with the given printf format,
-// all values when n <= max_show, else the first and last max_show/2.
-void step_print_vector(Step *s, const char *name, const float *v, int n, const char *fmt, int max_show);
+// Prints a vector like torch does: "tensor([1.0000e+00, 8.1462e-01, ...])" with the given printf format, every value
+// up to torch's threshold of 1000 elements, beyond it the first and last 3 around "..." (torch's edgeitems).
+#define TORCH_THRESHOLD 1000
+#define TORCH_EDGEITEMS 3
+void step_print_vector(Step *s, const char *name, const float *v, int n, const char *fmt);
 // The activation dtype label of this run: "bf16" or "f32".
 const char *step_act_dtype(const Step *s);
 

@@ -20,7 +20,13 @@ IDS="128000 1820 4320 311 279 17139 3488 315 2324 11 279 15861 11 323 4395 374 2
 # ---- command line ----------------------------------------------------------------------------------------------------
 check "--help exits 0" "$GEN" --help
 check_fails 2 "unknown option" "unknown flag" "$GEN" --model "$MODEL" --prompt x --bogus
-check_fails 2 "--model DIR is required" "no --model" "$GEN" --prompt x
+# no --model: the demo model, as in the chapters; one prompt token says "1 token"
+if [ -f build/models/llama3-tiny-trained/params.json ]; then
+    check "no --model: the demo model (the same ids as --model build/models/llama3-tiny-trained)" bash -c \
+        '"$0" --prompt "" -n 3 --temperature 0 --device cpu --ids-out "$1/default.ids" 2>"$1/default.err" >/dev/null &&
+         "$0" --model build/models/llama3-tiny-trained --prompt "" -n 3 --temperature 0 --device cpu --ids-out "$1/demo.ids" >/dev/null 2>&1 &&
+         cmp "$1/default.ids" "$1/demo.ids" && grep -q "| prompt 1 token |" "$1/default.err"' "$GEN" "$TMP"
+else no "build/models/llama3-tiny-trained is missing: run make models"; fi
 check_fails 2 "no such model" "missing model dir" "$GEN" --model "$TMP/none" --prompt x
 check_fails 2 "--temperature" "negative temperature" "$GEN" --model "$MODEL" --prompt x --temperature -1
 check_fails 2 "--top-p" "top-p above 1" "$GEN" --model "$MODEL" --prompt x --top-p 1.5

@@ -130,7 +130,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < ck.n_tensors; i++) total_bytes += tensor_nbytes(&ck.tensors[i]);
     if (checksums < 0) checksums = total_bytes <= ((size_t)1 << 30);
 
-    printf("checkpoint: %s (%s, %d file%s, opened in %.3f s)\n", path, kind_name(ck.kind), ck.n_files, ck.n_files == 1 ? "" : "s", t_open);
+    printf("checkpoint: %s (%s, %d file%s, opened in %.3f s)\n", path, kind_name(ck.kind), ck.n_files, plural(ck.n_files), t_open);
     if (ck.has_config) {
         printf("config:\n");
         config_print(&ck.cfg, 2);
