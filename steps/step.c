@@ -169,8 +169,11 @@ static void load_model(Step *s) {
                              "missing (run `make models`)", s->model_dir);
         free(params);
         // the note names the demo model as the repository does (recorded in trace.json: no checkout's own path)
-        s->model_note = xasprintf("%s has a dense SwiGLU feed-forward, no experts: this chapter traces the MoE demo "
-                                  "model build/models/llama3-tiny-moe instead", s->model_dir);
+        s->model_note = xasprintf(step_text(s, "%s has a dense SwiGLU feed-forward, no experts: this chapter traces the "
+                                               "MoE demo model build/models/llama3-tiny-moe instead",
+                                            "%s 的前馈层是稠密的 SwiGLU，没有专家：本章改为追踪 MoE 演示模型 "
+                                            "build/models/llama3-tiny-moe"),
+                                  s->model_dir);
         checkpoint_close(&s->ck);
         free(s->model_dir), free(s->tokenizer_path);
         s->model_dir = moe, s->tokenizer_path = NULL;
@@ -632,7 +635,7 @@ void step_init(Step *s, int argc, char **argv, const char *chapter_id) {
     }
     step_map(s);  // the first line: where the chapter sits on the map (and OUT/<id>/where.png)
     step_explain(s, chapter->intro_en, chapter->intro_zh);
-    if (s->model_note) step_say(s, "note: %s", s->model_note);
+    if (s->model_note) step_say(s, step_text(s, "note: %s", "注意：%s"), s->model_note);
 }
 
 const char *step_mode(const Step *s) {
