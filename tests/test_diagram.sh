@@ -3,8 +3,9 @@
 #
 # 1. build/tests/test_diagram --render draws the whole map of Llama-3-8B (EN, ZH), of a MoE model and without model
 #    facts, and the small map of every chapter: each PNG decodes (tests/reference/check_png.py) at the expected size.
-# 2. 00_config on the demo model and on the synthetic tiny model: the shapes and dtypes of its map table equal what
-#    wt-inspect reads from the checkpoint, and trace.json's "config" (what the page draws) has the same sizes
+# 2. 00_config on the demo model, the synthetic tiny model and the MoE demo model (gate, experts, shared experts):
+#    the shapes and dtypes of its map table equal what wt-inspect reads from the checkpoint, and trace.json's "config"
+#    (what the page draws) has the same sizes
 #    (tests/reference/check_map.py; the 8B-width model is checked the same way in test_walkthrough.sh). The tiny model
 #    converted to HF with tied embeddings (no lm_head): the output projection's row is tok_embeddings.weight's.
 # 3. Chapters 01, 04 and 09: the first line each prints names its box ("where: ... › Wq"), and where.png is there.
@@ -19,8 +20,10 @@ source tests/lib.sh
 DRIVER=build/tests/test_diagram
 DEMO=build/models/llama3-tiny-trained
 TINY=build/models/tiny
+MOE=build/models/llama3-tiny-moe
 CHECK_PNG="$PY tests/reference/check_png.py"
-for f in "$DRIVER" build/steps/00_config build/bin/export-notebook build/bin/wt-inspect "$DEMO/params.json" "$TINY/params.json"; do
+for f in "$DRIVER" build/steps/00_config build/bin/export-notebook build/bin/wt-inspect "$DEMO/params.json" "$TINY/params.json" \
+    "$MOE/params.json"; do
     [ -e "$f" ] || { no "$f is missing: run make all models first"; finish; exit 1; }
 done
 
@@ -42,7 +45,7 @@ for f in sys.argv[1:]:
 ' "$TMP/r/map_8b.svg" "$TMP/r/map_symbols.svg"
 
 # ---- 2. the shapes on the map are the checkpoint's ---------------------------------------------------------------------
-for model in "$DEMO" "$TINY"; do
+for model in "$DEMO" "$TINY" "$MOE"; do
     m=$(basename "$model")
     check "00_config on $m" bash -c '"$1" --model "$2" --out "$3" --device cpu > "$4"' _ build/steps/00_config "$model" \
         "$TMP/t_$m" "$TMP/00_$m.log"
