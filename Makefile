@@ -257,7 +257,7 @@ DEMO_NO_GPU := no GPU here (nvidia-smi lists none): building the CPU path alone,
 demo:
 	@$(if $(DEMO_NO_CUDA),echo "$(DEMO_NO_GPU)")
 	@$(MAKE) --no-print-directory -j$(JOBS) $(if $(DEMO_NO_CUDA),NO_CUDA=1) demo-run
-demo-build: $(DEMO_PROGS) $(TOKENIZER) $(DEMO_MODEL)/params.json
+demo-build: $(DEMO_PROGS) $(TOKENIZER) $(DEMO_MODEL)/params.json $(MOE_MODEL)/params.json
 demo-run: demo-build
 	@echo "== the model: $(DEMO_MODEL) (a small Llama-3 trained by this project, not Meta-Llama-3-8B) =="
 	build/bin/wt-inspect $(DEMO_MODEL) --no-checksums | head -20
