@@ -1,5 +1,5 @@
 # tests/lib.sh: sourced by tests/test_*.sh. ok/no count checks; finish prints "N passed, N failed" and sets the exit.
-# Use:  source tests/lib.sh;  check "what" command...;  check_fails 2 "what" command...;  finish
+# Use:  source tests/lib.sh;  check "what" command...;  check_fails 2 "pattern" "what" command...;  sub_checker LOG cmd...;  finish
 set -u
 cd "$(git rev-parse --show-toplevel 2>/dev/null || dirname "$0"/..)"
 PASS=0 FAIL=0
@@ -18,3 +18,15 @@ check_fails() {
     else no "$what (exit $rc, want $code; stderr: $(head -c 300 "$TMP/err"))"; fi
 }
 finish() { echo "$PASS passed, $FAIL failed"; [ "$FAIL" -eq 0 ]; }
+# sub_checker LOG CMD...: a checker that ends with "N passed, N failed"; its counts are added to ours
+sub_checker() {
+    local log="$1"; shift
+    "$@" >"$log" 2>&1; local rc=$?
+    local line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+    if [ -z "$line" ]; then no "$* printed no count (exit $rc)"; tail -n 20 "$log" >&2; return; fi
+    local p=${line%% passed*} f=${line#*passed, }; f=${f%% failed*}
+    PASS=$((PASS + p)); FAIL=$((FAIL + f))
+    [ "$f" -gt 0 ] && grep -E '^FAIL' "$log" | head -n 30 | sed 's/^/    /' >&2
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then no "$* exited $rc with no failure counted"; fi
+    if [ "$rc" -eq 0 ] && [ "$f" -ne 0 ]; then no "$* counted failures but exited 0"; fi
+}

@@ -46,19 +46,6 @@ run_all() {
     done
 }
 
-# sub_checker LOG CMD...: a checker that ends with "N passed, N failed"; its counts are added to ours
-sub_checker() {
-    local log="$1"; shift
-    "$@" >"$log" 2>&1; local rc=$?
-    local line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
-    if [ -z "$line" ]; then no "$* printed no count (exit $rc)"; tail -n 20 "$log" >&2; return; fi
-    local p=${line%% passed*} f=${line#*passed, }; f=${f%% failed*}
-    PASS=$((PASS + p)); FAIL=$((FAIL + f))
-    [ "$f" -gt 0 ] && grep -E '^FAIL' "$log" | head -n 30 | sed 's/^/    /' >&2
-    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then no "$* exited $rc with no failure counted"; fi
-    if [ "$rc" -eq 0 ] && [ "$f" -ne 0 ]; then no "$* counted failures but exited 0"; fi
-}
-
 # shape LOG NAME '[17, 64, 2]': the chapter printed "NAME  [17, 64, 2]  dtype"
 shape() {
     local re=$(printf '%s' "$3" | sed 's/[][]/\\&/g')

@@ -6,7 +6,8 @@
 //   ColumnParallel / VocabParallelEmbedding -> cut along dim 0: tok_embeddings, wq, wk, wv, w1, w3, output
 //   RowParallel                             -> cut along dim 1: wo, w2
 //   replicated                              -> the same in every shard: the norms (shard 0 is taken)
-// (common/tp.h holds these rules.)
+// (common/tp.h holds these rules.) With more shards than kv heads (wt-convert reshard --mp 8 of a model with fewer
+// kv heads) each kv head of wk/wv is in several shards; the copies must agree and one of each is joined.
 // Such tensors are joined in rank order into buffers owned by the Checkpoint. With one shard (8B) nothing is
 // copied: every tensor is a view into the memory map, and opening takes milliseconds whatever the file size.
 //
@@ -108,6 +109,37 @@ static Tensor join_shards(Checkpoint *ck, const Tensor *pieces, int n_shards, in
     return out;
 }
 
+// With more shards than kv heads, each kv head of wk and wv is replicated: shards k*R .. k*R + R-1 (R = N / Hkv)
+// all hold kv head k (tp_slice). The copies must be the same bytes; the first of each group is kept, in place, and
+// the count of distinct pieces is returned.
+static int dereplicate_kv(const Checkpoint *ck, Tensor *pieces, int n_shards, const char *name) {
+    const int Hkv = ck->cfg.n_kv_heads;
+    if (n_shards <= Hkv) return n_shards;
+    if (n_shards % Hkv)
+        input_error(ck->path, "%s: %d shards cannot hold n_kv_heads = %d kv heads (with more shards than kv heads, "
+                              "their number must be a multiple of n_kv_heads)", name, n_shards, Hkv);
+    const int R = n_shards / Hkv;
+    for (int k = 0; k < Hkv; k++) {
+        const Tensor *a = &pieces[k * R];
+        size_t nb = tensor_nbytes(a);
+        uint8_t *ca = xmalloc(nb ? nb : 1), *cb = xmalloc(nb ? nb : 1);
+        copy_to_contiguous(a, ca);
+        for (int j = 1; j < R; j++) {
+            const Tensor *b = &pieces[k * R + j];
+            bool same = b->dtype == a->dtype && b->ndim == a->ndim && tensor_nbytes(b) == nb &&
+                        memcmp(b->shape, a->shape, sizeof(int64_t) * (size_t)a->ndim) == 0;
+            if (same) copy_to_contiguous(b, cb);
+            if (!same || memcmp(ca, cb, nb) != 0)
+                input_error(ck->files[k * R + j].path, "%s: kv head %d is replicated on shards %d..%d (%d shards, %d kv "
+                            "heads), but this shard's copy differs from shard %d's", name, k, k * R, k * R + R - 1,
+                            n_shards, Hkv, k * R);
+        }
+        free(ca), free(cb);
+        pieces[k] = pieces[k * R];
+    }
+    return Hkv;
+}
+
 // Lists consolidated.NN.pth in dir, sorted by name (= model-parallel rank), and checks NN runs 00, 01, ...
 static char **list_shards(const char *dir, int *n_out) {
     DIR *d = opendir(dir);
@@ -193,7 +225,8 @@ static void open_meta_dir(Checkpoint *ck, const char *dir) {
             }
             int dim = tp_split_dim(name);
             if (dim >= 0) {
-                ck->tensors[i] = join_shards(ck, pieces, n_shards, dim, dir);
+                int n_pieces = tp_is_kv_weight(name) ? dereplicate_kv(ck, pieces, n_shards, name) : n_shards;
+                ck->tensors[i] = join_shards(ck, pieces, n_pieces, dim, dir);
             } else {  // replicated: every shard must hold the same shape; shard 0's view is used
                 for (int s = 1; s < n_shards; s++) {
                     bool same = pieces[s].ndim == t0->ndim && pieces[s].dtype == t0->dtype &&

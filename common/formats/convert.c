@@ -3,6 +3,7 @@
 // permuting the q/k rows back: HF_row[h*Dh + j*Dh/2 + i] = Meta_row[h*Dh + 2i + j].
 #include "formats/convert.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +11,11 @@
 #include "formats/checkpoint.h"
 #include "formats/hf.h"
 #include "formats/pth_write.h"
+#include "formats/pth.h"
+#include "formats/zip.h"
 #include "formats/safetensors.h"
 #include "tokenizer/tokenizer_convert.h"
+#include "tp.h"
 #include "util.h"
 
 // ---- progress on stderr (only for files large enough to take a while) -----------------------------------------------
@@ -319,5 +323,130 @@ void convert_meta_to_hf(const char *meta_dir, const char *out_dir) {
     free(st_path);
     free(gen_path);
     free(cfg_path);
+    checkpoint_close(&ck);
+}
+
+// ---- model parallelism: N files and back ------------------------------------------------------------------------------
+// Every output shard holds every name, in the input's order and dtype; the tensors that model parallelism splits
+// hold rank r's part (tp_part: rows for dim 0, columns for dim 1), the others are copied whole. The zip's small
+// records (byteorder, and what newer torch adds) are the input's, and so is its archive folder's naming, so that
+// writing one file from the shards gives back the original bytes of a file our writer or torch.save made, and
+// cutting torch.save's file gives the files torch.save writes for the cut tensors.
+void convert_reshard(const char *in_dir, int mp, const char *out_dir) {
+    char *params_in = path_join(in_dir, "params.json");
+    if (!dir_exists(in_dir) || !file_exists(params_in))
+        input_error(in_dir, "not a Meta checkpoint directory (params.json + consolidated.NN.pth expected)");
+    Checkpoint ck;
+    checkpoint_open(&ck, in_dir);  // joins the input's shards, whatever their number
+    checkpoint_check_against_config(&ck);
+    char why[256];
+    if (!tp_check(&ck.cfg, mp, why, sizeof why)) input_error(params_in, "--mp %d: %s", mp, why);
+    if (dir_exists(out_dir)) {
+        DIR *d = opendir(out_dir);
+        struct dirent *de;
+        while (d && (de = readdir(d)))
+            if (!strncmp(de->d_name, "consolidated.", 13) || !strcmp(de->d_name, "params.json"))
+                input_error(out_dir, "already holds %s: the output directory must hold no checkpoint", de->d_name);
+        if (d) closedir(d);
+    }
+    mkdir_p(out_dir);
+    // The input's archive folder and its small records (byteorder, and what newer torch adds) in their places.
+    PthFile first;
+    char *first_path = path_join(in_dir, "consolidated.00.pth");
+    pth_open(&first, first_path);
+    size_t plen = strlen(first.index.archive_prefix);
+    char *archive = xasprintf("%.*s", (int)(plen ? plen - 1 : 0), first.index.archive_prefix);  // without its '/'
+    const ZipArchive *zip = &first.index.zip;
+    PthRecord *records = xcalloc((size_t)zip->n_entries + 1, sizeof(PthRecord));
+    int n_before = 0, n_after = 0;
+    bool seen_data = false, seen_version = false, numeric_order = true;
+    long last_key = -1;
+    for (int i = 0; i < zip->n_entries; i++) {
+        const ZipEntry *e = &zip->entries[i];
+        const char *short_name = e->name + plen;
+        if (!strcmp(short_name, "data.pkl")) continue;
+        if (!strncmp(short_name, "data/", 5)) {  // torch <= 1.13 sorts the keys as text: "10" before "2"
+            long key = strtol(short_name + 5, NULL, 10);
+            numeric_order = numeric_order && key > last_key;
+            last_key = key, seen_data = true;
+            continue;
+        }
+        if (!strcmp(short_name, "version")) {
+            seen_version = true;
+            continue;
+        }
+        PthRecord rec = {short_name, first.file.data + e->data_offset, (size_t)e->size};
+        if (seen_version) records[n_before + n_after++] = rec;
+        else if (!seen_data) records[n_before++] = rec;
+        // a record among the tensors has no place in torch.save's order: it is left out
+    }
+    // torch.save names the folder after the file ("consolidated.00"): then so are ours, each after its own file;
+    // a folder named otherwise (Meta's published files: "consolidated") is kept in every output file.
+    char *derived = pth_archive_name(first_path);
+    bool named_by_file = strcmp(archive, derived) == 0;
+    free(derived);
+    PthWriterOptions opt = {.no_byteorder = true, .archive_name = named_by_file ? NULL : archive,
+                            .keys_in_text_order = !numeric_order, .records_before = records,
+                            .n_records_before = n_before, .records_after = records + n_before,
+                            .n_records_after = n_after};
+
+    PthTensorSpec *specs = xcalloc((size_t)ck.n_tensors + 1, sizeof(PthTensorSpec));
+    TpPart *parts = xcalloc((size_t)ck.n_tensors + 1, sizeof(TpPart));
+    void **copies = xcalloc((size_t)ck.n_tensors + 1, sizeof(void *));
+    for (int r = 0; r < mp; r++) {
+        Progress prog = {0};
+        char *name = xasprintf("consolidated.%02d.pth", r);
+        prog.what = name;
+        for (int i = 0; i < ck.n_tensors; i++) {
+            const Tensor *t = &ck.tensors[i];
+            parts[i] = tp_part(&ck.cfg, t->name, mp, r);
+            specs[i] = (PthTensorSpec){.name = t->name, .dtype = t->dtype, .ndim = t->ndim};
+            memcpy(specs[i].shape, t->shape, sizeof t->shape);
+            if (parts[i].dim >= 0) {
+                if (parts[i].dim >= t->ndim || t->shape[parts[i].dim] != parts[i].full)
+                    fatal("reshard: %s: dim %d is not %lld long", t->name, parts[i].dim, (long long)parts[i].full);
+                specs[i].shape[parts[i].dim] = parts[i].count;
+            }
+            int64_t numel = 1;
+            for (int d = 0; d < t->ndim; d++) numel *= specs[i].shape[d];
+            prog.total += (size_t)numel * dtype_size(t->dtype);
+            if (r == 0) copies[i] = contiguous_copy_if_needed(t);
+        }
+        char *path = path_join(out_dir, name);
+        PthWriter *w = pth_writer_open_opts(path, specs, ck.n_tensors, &opt);
+        for (int k = 0; k < ck.n_tensors; k++) {
+            const int i = pth_writer_next_tensor(w);  // declaration order, or torch 1.13's (keys_in_text_order)
+            const Tensor *t = &ck.tensors[i];
+            const uint8_t *bytes = copies[i] ? copies[i] : t->data;
+            const TpPart *p = &parts[i];
+            size_t es = dtype_size(t->dtype);
+            if (p->dim < 0) {  // whole
+                pth_writer_append(w, bytes, tensor_nbytes(t));
+                progress_add(&prog, tensor_nbytes(t));
+                continue;
+            }
+            int64_t outer = 1, inner = 1;  // [outer, full, inner] -> [outer, count, inner]
+            for (int d = 0; d < p->dim; d++) outer *= t->shape[d];
+            for (int d = p->dim + 1; d < t->ndim; d++) inner *= t->shape[d];
+            size_t run = (size_t)(p->count * inner) * es, row = (size_t)(p->full * inner) * es;
+            for (int64_t o = 0; o < outer; o++) {
+                pth_writer_append(w, bytes + (size_t)o * row + (size_t)(p->start * inner) * es, run);
+                progress_add(&prog, run);
+            }
+        }
+        pth_writer_close(w);
+        free(path), free(name);
+    }
+    for (int i = 0; i < ck.n_tensors; i++) free(copies[i]);
+    if (ck.tokenizer_path) {
+        char *tok = path_join(out_dir, "tokenizer.model");
+        copy_file_atomic(ck.tokenizer_path, tok);
+        free(tok);
+    }
+    char *params_out = path_join(out_dir, "params.json");
+    copy_file_atomic(params_in, params_out);  // the same bytes, last: its presence marks a finished directory
+    free(params_out), free(params_in), free(first_path), free(archive), free(specs), free(parts), free(copies);
+    free(records);
+    pth_close(&first);
     checkpoint_close(&ck);
 }

@@ -5,6 +5,7 @@
 //   <a>/byteorder     "little" (unless PthWriterOptions.no_byteorder)
 //   <a>/data/0 ...    the raw bytes of each tensor, streamed by pth_writer_append in declaration order
 //   <a>/version       "3\n"
+//   (PthWriterOptions may add records after data.pkl and after version, as newer torch.save does)
 //   central directory, zip64 end-of-central-directory record, zip64 locator, end-of-central-directory record
 // Every entry is STORED with general-purpose flags 0x0808 (a data descriptor follows the data; UTF-8 names; an empty
 // entry has 0x0800 and no descriptor). Its local header holds crc = sizes = 0, an optional zip64 extra (0x0001) and a
@@ -247,12 +248,15 @@ struct PthWriter {
     char *archive;             // "consolidated.00"
     uint64_t zip64_threshold;  // values >= this go to zip64 extras
     bool write_byteorder;
+    const PthRecord *records_after;  // written after "version" (the caller keeps them alive until close)
+    int n_records_after;
     uint64_t offset;           // bytes written so far = offset of the next byte
     WrittenEntry *entries;
     int n_entries;
     int n_tensors;
     uint64_t *tensor_bytes;    // byte count of tensor i
-    int current;               // tensor being streamed (n_tensors when all are done)
+    int *order;                // the tensors in the order their entries are written (see keys_in_text_order)
+    int current;               // position in order[] of the tensor being streamed (n_tensors when all are done)
     uint64_t current_done;     // its bytes written so far
     uint32_t current_crc;
     bool entry_open;           // a local header was written and its data descriptor is still due
@@ -341,14 +345,22 @@ static void zip_add_small_entry(PthWriter *w, const char *short_name, const void
 static void begin_next_tensors(PthWriter *w) {
     while (w->current < w->n_tensors) {
         char key[32];
-        snprintf(key, sizeof key, "data/%d", w->current);
-        zip_begin_entry(w, key, w->tensor_bytes[w->current]);
+        snprintf(key, sizeof key, "data/%d", w->order[w->current]);
+        zip_begin_entry(w, key, w->tensor_bytes[w->order[w->current]]);
         w->current_done = 0;
         w->current_crc = 0;
-        if (w->tensor_bytes[w->current] > 0) return;
+        if (w->tensor_bytes[w->order[w->current]] > 0) return;
         zip_end_entry(w, 0);
         w->current++;
     }
+}
+
+// Storage keys "0", "1", ... compared as text, as torch <= 1.13's sorted(serialized_storages.keys()): "10" < "2".
+static int cmp_key_text(const void *a, const void *b) {
+    char ka[16], kb[16];
+    snprintf(ka, sizeof ka, "%d", *(const int *)a);
+    snprintf(kb, sizeof kb, "%d", *(const int *)b);
+    return strcmp(ka, kb);
 }
 
 char *pth_archive_name(const char *path) {
@@ -366,12 +378,14 @@ char *pth_archive_name(const char *path) {
 PthWriter *pth_writer_open_opts(const char *path, const PthTensorSpec *specs, int n, const PthWriterOptions *opt) {
     if (n < 0) fatal("pth_writer_open: negative tensor count");
     PthWriter *w = xcalloc(1, sizeof *w);
-    w->archive = pth_archive_name(path);
+    w->archive = opt && opt->archive_name ? xstrdup(opt->archive_name) : pth_archive_name(path);
     w->zip64_threshold = opt && opt->zip64_threshold ? opt->zip64_threshold : ZIP_LIMIT32;
     w->write_byteorder = !(opt && opt->no_byteorder);
     w->n_tensors = n;
     w->tensor_bytes = xcalloc((size_t)n + 1, sizeof *w->tensor_bytes);
-    w->entries = xcalloc((size_t)n + 3, sizeof *w->entries);
+    if (opt) w->records_after = opt->records_after, w->n_records_after = opt->n_records_after;
+    int n_records = opt ? opt->n_records_before + opt->n_records_after : 0;
+    w->entries = xcalloc((size_t)n + 3 + (size_t)n_records, sizeof *w->entries);
     for (int i = 0; i < n; i++) {
         const PthTensorSpec *s = &specs[i];
         if (!s->name || !s->name[0]) fatal("pth_writer_open: tensor %d has no name", i);
@@ -396,10 +410,17 @@ PthWriter *pth_writer_open_opts(const char *path, const PthTensorSpec *specs, in
         free(pkl.data);
     }
     if (w->write_byteorder) zip_add_small_entry(w, "byteorder", "little", 6);
+    for (int i = 0; opt && i < opt->n_records_before; i++)
+        zip_add_small_entry(w, opt->records_before[i].name, opt->records_before[i].data, opt->records_before[i].size);
+    w->order = xcalloc((size_t)n + 1, sizeof *w->order);
+    for (int i = 0; i < n; i++) w->order[i] = i;
+    if (opt && opt->keys_in_text_order) qsort(w->order, (size_t)n, sizeof *w->order, cmp_key_text);
     w->current = 0;
     begin_next_tensors(w);
     return w;
 }
+
+int pth_writer_next_tensor(const PthWriter *w) { return w->current < w->n_tensors ? w->order[w->current] : -1; }
 
 PthWriter *pth_writer_open(const char *path, const PthTensorSpec *specs, int n) {
     return pth_writer_open_opts(path, specs, n, NULL);
@@ -410,14 +431,14 @@ void pth_writer_append(PthWriter *w, const void *bytes, size_t nbytes) {
     while (nbytes > 0) {
         if (w->current >= w->n_tensors)
             fatal("pth_writer_append: %zu bytes more than the declared tensors hold", nbytes);
-        uint64_t room = w->tensor_bytes[w->current] - w->current_done;
+        uint64_t room = w->tensor_bytes[w->order[w->current]] - w->current_done;
         size_t n = nbytes < room ? nbytes : (size_t)room;
         w->current_crc = zip_crc32(w->current_crc, p, n);
         out_bytes(w, p, n);
         w->current_done += n;
         p += n;
         nbytes -= n;
-        if (w->current_done == w->tensor_bytes[w->current]) {
+        if (w->current_done == w->tensor_bytes[w->order[w->current]]) {
             zip_end_entry(w, w->current_crc);
             w->current++;
             begin_next_tensors(w);
@@ -431,15 +452,18 @@ static void writer_free(PthWriter *w) {
     for (int i = 0; i < w->n_entries; i++) free(w->entries[i].name);
     free(w->entries);
     free(w->tensor_bytes);
+    free(w->order);
     free(w->archive);
     free(w);
 }
 
 void pth_writer_close(PthWriter *w) {
     if (w->current < w->n_tensors)
-        fatal("pth_writer_close: tensor %d of %d has %llu of %llu bytes", w->current, w->n_tensors,
-              (unsigned long long)w->current_done, (unsigned long long)w->tensor_bytes[w->current]);
+        fatal("pth_writer_close: tensor %d of %d has %llu of %llu bytes", w->order[w->current], w->n_tensors,
+              (unsigned long long)w->current_done, (unsigned long long)w->tensor_bytes[w->order[w->current]]);
     zip_add_small_entry(w, "version", "3\n", 2);
+    for (int i = 0; i < w->n_records_after; i++)
+        zip_add_small_entry(w, w->records_after[i].name, w->records_after[i].data, w->records_after[i].size);
 
     // Central directory: one header per entry; 32-bit fields that overflow hold 0xFFFFFFFF and the real values go
     // into a zip64 extra holding only those fields, in the order usize, csize, lho.

@@ -28,6 +28,13 @@ void pth_writer_append(PthWriter *w, const void *bytes, size_t nbytes);
 void pth_writer_close(PthWriter *w);
 
 // ---- additions ------------------------------------------------------------------------------------------------------
+// A small record of the zip besides the pickle and the tensors: short name (without the archive folder) and bytes.
+typedef struct {
+    const char *name;
+    const void *data;
+    size_t size;
+} PthRecord;
+
 typedef struct {
     // torch <= 1.13 writes no "<archive>/byteorder" entry (newer torch and Meta's files have it). Set this to get the
     // very bytes Debian's torch 1.13 torch.save writes (the tests compare them).
@@ -40,9 +47,26 @@ typedef struct {
     // way with correct CRC-32s, so that a reader must refuse them for what they say, not for a bad checksum.
     const uint8_t *raw_pickle;
     size_t raw_pickle_len;
+    // The folder every entry goes under, without its '/' (NULL: pth_archive_name(path), as torch.save names it).
+    // wt-convert reshard keeps the input's, so that joining shards back gives the original file's very bytes.
+    const char *archive_name;
+    // Records written after data.pkl (and byteorder), before the tensors, and records written after "version", in
+    // the order given. Newer torch.save writes ".format_version" and ".storage_alignment" before byteorder and
+    // ".data/serialization_id" at the end; wt-convert reshard passes the input's own records (with no_byteorder,
+    // byteorder among them) so that a file comes back with the very bytes it had.
+    // torch <= 1.13 writes the storage entries sorted by key as text ("0", "1", "10", "11", ..., "2"); newer torch
+    // in key order. With this set the tensors' bytes are due in that text order: ask pth_writer_next_tensor.
+    bool keys_in_text_order;
+    const PthRecord *records_before;
+    int n_records_before;
+    const PthRecord *records_after;
+    int n_records_after;
 } PthWriterOptions;
 
 PthWriter *pth_writer_open_opts(const char *path, const PthTensorSpec *specs, int n, const PthWriterOptions *opt);
+// The tensor whose bytes pth_writer_append expects next (declaration order unless keys_in_text_order), -1 when
+// every tensor is complete.
+int pth_writer_next_tensor(const PthWriter *w);
 // Bytes written to PATH.partial so far (for progress reports).
 uint64_t pth_writer_bytes_written(const PthWriter *w);
 // Gives up: closes and deletes PATH.partial.
