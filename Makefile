@@ -91,8 +91,12 @@ COMMON_OBJ := $(patsubst common/%.c,$(OBJ)/common/%.o,$(COMMON_SRC)) $(if $(wild
 LIBCOMMON := $(BUILD)/libcommon.a
 
 WT_PROGS := $(patsubst weights_tools/%.c,$(BUILD)/bin/%,$(wildcard weights_tools/wt-*.c))
+# notebooks_export/page_*.c are parts of export-notebook (the page's pieces), not programs; its *.js files are
+# compiled in as C arrays (tools/embed_text.sh -> $(BUILD)/gen/NAME_js.h).
+NB_PARTS := $(wildcard notebooks_export/page_*.c)
+NB_JS_HDR := $(patsubst notebooks_export/%.js,$(BUILD)/gen/%_js.h,$(wildcard notebooks_export/*.js))
 BIN_PROGS := $(patsubst bin/%.c,$(BUILD)/bin/%,$(wildcard bin/*.c)) \
-             $(patsubst notebooks_export/%.c,$(BUILD)/bin/%,$(wildcard notebooks_export/*.c)) \
+             $(patsubst notebooks_export/%.c,$(BUILD)/bin/%,$(filter-out $(NB_PARTS),$(wildcard notebooks_export/*.c))) \
              $(patsubst bench/%.c,$(BUILD)/bin/%,$(wildcard bench/*.c))
 STEP_PROGS := $(patsubst steps/%.c,$(BUILD)/steps/%,$(wildcard steps/[0-9][0-9]_*.c))
 TEST_PROGS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
@@ -194,10 +198,14 @@ $(BUILD)/bin/%: bin/%.c $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(SAY) CC $<
 	$(Q)$(CC) $(CFLAGS) -Isteps $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
-$(BUILD)/bin/%: notebooks_export/%.c $(wildcard notebooks_export/*.h) steps/chapters.h $(LIBCOMMON)
+.PRECIOUS: $(BUILD)/gen/%_js.h
+$(BUILD)/gen/%_js.h: notebooks_export/%.js tools/embed_text.sh
+	@mkdir -p $(dir $@)
+	bash tools/embed_text.sh $(shell echo $* | tr a-z A-Z)_JS $< > $@.partial && mv $@.partial $@
+$(BUILD)/bin/%: notebooks_export/%.c $(NB_PARTS) $(wildcard notebooks_export/*.h) steps/chapters.h $(NB_JS_HDR) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(SAY) CC $<
-	$(Q)$(CC) $(CFLAGS) -Isteps $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) -Isteps -Inotebooks_export $< $(NB_PARTS) -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
 $(BUILD)/bin/%: bench/%.c $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(SAY) CC $<
@@ -274,7 +282,8 @@ demo-run: demo-build
 	@echo "the map:  trace/00_config/architecture.png (and each chapter's place on it: trace/NN_name/where.png)"
 	@echo "pictures: trace/05_rope/freqs_cis.png  trace/07_scores/scores.png  trace/08_mask/scores_masked.png"
 	@echo "          trace/09_softmax/attention_weights.png  trace/11_multihead/heads.png  trace/14_layers/*.png"
-	@echo "          trace/15_logits/top_k.png        index of every tensor and figure: trace/trace.json"
+	@echo "          trace/15_logits/top_k.png  trace/19_logit_lens/logit_lens.png"
+	@echo "          index of every tensor and figure: trace/trace.json"
 	@echo "          trace-heads/layer0_head1/09_softmax/attention_weights.png  (the previous-token head)"
 	@echo "          trace-heads/layer3_head2/09_softmax/attention_weights.png  (the attention sink)"
 	@echo "notebook: trace/walkthrough.ipynb   page: trace/index.html   (Chinese: trace/walkthrough_zh.ipynb, trace/index_zh.html)"

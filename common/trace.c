@@ -105,7 +105,7 @@ static const char *validate(json_t *root) {
         }
         if (has_wrong_type(step, "lines", JSON_ARRAY, where) || has_wrong_type(step, "tensors", JSON_ARRAY, where) ||
             has_wrong_type(step, "images", JSON_ARRAY, where) || has_wrong_type(step, "timings", JSON_OBJECT, where) ||
-            has_wrong_type(step, "comparisons", JSON_ARRAY, where))
+            has_wrong_type(step, "comparisons", JSON_ARRAY, where) || has_wrong_type(step, "vocab", JSON_OBJECT, where))
             return validate_message;
     }
     return NULL;
@@ -399,6 +399,38 @@ void trace_tensor_f32(Trace *t, const char *step, const char *name, const float 
     free(relative);
     free(path);
     free(file_name);
+}
+
+void trace_tensor_i64(Trace *t, const char *step, const char *name, const int64_t *data, const int64_t *shape, int ndim) {
+    check_plain_name("tensor name", name);
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= shape[d];
+    char *file_name = xasprintf("%s.npy", name);
+    char *path = trace_path(t, step, file_name);
+    npy_write_i64(path, data, shape, ndim);
+    float *as_f32 = xmalloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    for (int64_t i = 0; i < n; i++) as_f32[i] = (float)data[i];
+    TensorStats stats;
+    tensor_stats_f32(as_f32, n, &stats);
+    char *relative = xasprintf("%s/%s", step, file_name);
+    trace_tensor_record(t, step, name, shape, ndim, "i64", relative, &stats);
+    free(relative), free(as_f32), free(path), free(file_name);
+}
+
+void trace_vocab(Trace *t, const char *step, int64_t id, const char *piece) {
+    json_t *entry = step_entry(t, step), *vocab = json_object_get(entry, "vocab");
+    if (!json_is_object(vocab)) {
+        vocab = json_object();
+        json_object_set_new(vocab, "ids", json_array());
+        json_object_set_new(vocab, "pieces", json_array());
+        json_object_set_new(entry, "vocab", vocab);
+    }
+    json_t *ids = json_object_get(vocab, "ids");
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v) if (json_integer_value(v) == id) return;
+    json_array_append_new(ids, json_integer((json_int_t)id));
+    json_array_append_new(json_object_get(vocab, "pieces"), json_string_lossless(piece));
 }
 
 void trace_image(Trace *t, const char *step, const char *file, const char *caption) {

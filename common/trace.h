@@ -10,6 +10,7 @@
 //                "tensors": [{"name", "shape", "dtype", "file", "min", "max", "mean", "std", "n_nan", "n_inf",
 //                             "checksum"}],
 //                "images": [{"file", "caption"}], "timings": {"name": ms},
+//                "vocab": {"ids": [...], "pieces": [...]}  (optional: the text of token ids a tensor holds),
 //                "comparisons": [{"name", "metric", "max_abs", "max_rel", "tolerance": {"atol", "rtol"},
 //                                 "tol_used", "n", "n_mismatch", "verdict": "OK" | "FAIL"}]}, ... ]}
 // mode says which paths ran and whether anything was compared: "cuda+cpu" (the CUDA path and the CPU reference,
@@ -75,6 +76,12 @@ void tensor_stats_f32(const float *data, int64_t n, TensorStats *s);
 // the computation ("bf16", "f32"); bf16 values are exact in float32. name must be a plain file name.
 void trace_tensor_f32(Trace *t, const char *step, const char *name, const float *data, const int64_t *shape, int ndim,
                       const char *dtype_label);
+// Writes OUT/<step>/<name>.npy as int64 (token ids, ranks) and records it; the stats are those of the values as
+// float32 (exact for ids below 2^24).
+void trace_tensor_i64(Trace *t, const char *step, const char *name, const int64_t *data, const int64_t *shape, int ndim);
+// Records the text of a token id that a tensor of the step holds (top-k ids ...), once per id, in the step's "vocab":
+// a reader of the trace (the notebook, the page) shows the token without a tokenizer.
+void trace_vocab(Trace *t, const char *step, int64_t id, const char *piece);
 // Records a tensor written elsewhere (file relative to OUT).
 void trace_tensor_record(Trace *t, const char *step, const char *name, const int64_t *shape, int ndim,
                          const char *dtype_label, const char *file, const TensorStats *stats);

@@ -294,3 +294,24 @@ size_t proc_status_bytes(const char *key) {
 }
 
 size_t host_rss_bytes(void) { return proc_status_bytes("VmRSS"); }
+
+// ---- base64 (RFC 4648, with padding) ---------------------------------------------------------------------------------
+
+char *base64_encode(const unsigned char *data, size_t n) {
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = xmalloc(4 * ((n + 2) / 3) + 1), *o = out;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {  // 3 bytes -> 4 characters of 6 bits
+        uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8 | data[i + 2];
+        *o++ = alphabet[v >> 18 & 63], *o++ = alphabet[v >> 12 & 63], *o++ = alphabet[v >> 6 & 63], *o++ = alphabet[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)data[i] << 16;
+        *o++ = alphabet[v >> 18 & 63], *o++ = alphabet[v >> 12 & 63], *o++ = '=', *o++ = '=';
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8;
+        *o++ = alphabet[v >> 18 & 63], *o++ = alphabet[v >> 12 & 63], *o++ = alphabet[v >> 6 & 63], *o++ = '=';
+    }
+    *o = 0;
+    return out;
+}

@@ -82,6 +82,9 @@ void strbuf_add(StrBuf *b, const void *bytes, size_t n);
 void strbuf_addf(StrBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 char *strbuf_take(StrBuf *b);  // the string (never NULL; "" when empty), ownership to the caller; b is emptied
 
+// base64 of n bytes (RFC 4648, with padding), malloc'd and NUL-terminated: how notebooks and data: URIs carry bytes.
+char *base64_encode(const unsigned char *data, size_t n);
+
 double now_seconds(void);  // monotonic clock
 size_t host_rss_bytes(void);  // resident set of this process (VmRSS), 0 if unknown
 size_t proc_status_bytes(const char *key);  // a "Key: N kB" field of /proc/self/status (e.g. "RssAnon"), 0 if unknown

@@ -3,16 +3,17 @@
 // Reads TRACE_DIR/trace.json (common/trace.h: steps with printed lines, tensors, images, timings, comparisons) and
 // writes
 //   - a notebook (nbformat 4.5): a setup cell with small numpy/matplotlib helpers, then per chapter in the order of
-//     the trace (00_config ... 16_generate): the explanation (the chapter's entry in steps/chapters.c), the chapter's
-//     small map (where.png), the tutorial's PyTorch
+//     the trace (00_config ... 19_logit_lens): the explanation (the chapter's entry in steps/chapters.c), the
+//     chapter's small map (where.png), the tutorial's PyTorch
 //     as comments, a cell that prints what the C program printed, a cell that loads the chapter's .npy files and
 //     describes them, one cell per figure that redraws it from the .npy, and the CUDA-vs-CPU verdicts. Every output
 //     is filled in already (the figures are the PNGs of the trace, embedded); "Run All" in Jupyter recomputes them
 //     from the files next to the notebook with numpy and matplotlib alone.
-//   - a page: one HTML file, images embedded as data: URIs, no script and no network: a chapter list, the map (the
-//     sources' block diagram with the model's shapes, inline SVG drawn by draw/diagram.h from trace.json's "config",
-//     every box a link to its chapter), and per chapter its small map, the explanation, the tutorial's code, the
-//     printed lines, a table of tensors (name, shape, dtype, min/max/mean/std), the figures and the verdicts.
+//   - a page: one HTML file, images embedded as data: URIs, no network: a chapter list, the map (the sources' block
+//     diagram with the model's shapes, inline SVG drawn by draw/diagram.h from trace.json's "config", every box a
+//     link to its chapter), and per chapter its small map, the explanation, the tutorial's code, the printed lines, a
+//     table of tensors (name, shape, dtype, min/max/mean/std), the figures and the verdicts; chapters 14 and 19 also
+//     get an interactive view of their data, inline script and JSON (notebooks_export/page_explorer.*).
 // Everything in the trace is checked before anything is written (exit 2 naming the file and the field on bad
 // input); the outputs are written to NAME.partial and renamed, so a failed run leaves no half-written file.
 //
@@ -35,6 +36,7 @@
 
 #include "chapters.h"  // steps/: the one table of chapters
 #include "notebook_text.h"
+#include "page_explorer.h"
 
 // ---- a growable string --------------------------------------------------------------------------------------------
 
@@ -44,27 +46,6 @@ static void buf_add_n(Buf *b, const char *s, size_t n) { strbuf_add(b, s, n); }
 static void buf_add(Buf *b, const char *s) { buf_add_n(b, s, strlen(s)); }
 #define buf_printf strbuf_addf
 #define buf_take strbuf_take
-
-// ---- base64 (RFC 4648, with padding): how notebooks and data: URIs carry PNG bytes ---------------------------------
-
-static char *base64_encode(const unsigned char *data, size_t n) {
-    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = xmalloc(4 * ((n + 2) / 3) + 1), *o = out;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {  // 3 bytes -> 4 characters of 6 bits
-        uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8 | data[i + 2];
-        *o++ = alphabet[v >> 18 & 63], *o++ = alphabet[v >> 12 & 63], *o++ = alphabet[v >> 6 & 63], *o++ = alphabet[v & 63];
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)data[i] << 16;
-        *o++ = alphabet[v >> 18 & 63], *o++ = alphabet[v >> 12 & 63], *o++ = '=', *o++ = '=';
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8;
-        *o++ = alphabet[v >> 18 & 63], *o++ = alphabet[v >> 12 & 63], *o++ = alphabet[v >> 6 & 63], *o++ = '=';
-    }
-    *o = 0;
-    return out;
-}
 
 // ---- the trace, checked ---------------------------------------------------------------------------------------------
 // Strings point into the JSON document, which stays alive until the end. Everything allocated is reachable from the
@@ -488,7 +469,7 @@ static bool is_python_identifier(const char *s) {
     // also keep clear of the names the setup cell defines
     static const char *const taken[] = {"json", "os", "np", "plt", "TRACE", "trace", "steps", "TOKENS", "load",
         "printed", "describe", "KV_GROUP", "token_labels", "token_heatmap", "complex_rays", "head_grid",
-        "residual_norms", "top_k", "show_png", "f"};
+        "residual_norms", "top_k", "vocab", "logit_lens", "per_layer", "show_png", "f"};
     if (!*s || !(isalpha((unsigned char)*s) || *s == '_')) return false;
     for (const char *p = s; *p; p++)
         if (!(isalnum((unsigned char)*p) || *p == '_')) return false;
@@ -1116,6 +1097,8 @@ static void html_chapter(FILE *f, const StepInfo *st, int lang) {
         fputs("</div>\n", f);
     }
 
+    page_explorer_section(f, st->id, lang);  // the interactive view of the chapter's data, if it has one
+
     fputs("<h3>", f);
     html_escape(f, ui->verdict_heading);
     fputs("</h3>\n", f);
@@ -1173,7 +1156,9 @@ static void write_page(const char *path, int lang) {
                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>",
             ui->html_lang);
     html_escape(f, ui->doc_title);
-    fprintf(f, "</title>\n<style>\n%s</style>\n</head>\n<body>\n", PAGE_CSS);
+    fprintf(f, "</title>\n<style>\n%s", PAGE_CSS);
+    page_explorer_css(f);
+    fputs("</style>\n</head>\n<body>\n", f);
 
     // the chapter list
     fputs("<nav id=\"toc\"><div class=\"brand\">llama3-trace</div><ol>\n", f);
@@ -1234,7 +1219,9 @@ static void write_page(const char *path, int lang) {
     for (int si = 0; si < G.n_steps; si++) html_chapter(f, &G.steps[si], lang);
     fputs("<footer>", f);
     html_escape(f, ui->footer);
-    fputs("</footer>\n</main>\n</body>\n</html>\n", f);
+    fputs("</footer>\n</main>\n", f);
+    page_explorer_script(f);
+    fputs("</body>\n</html>\n", f);
     if (ferror(f)) fatal("%s: write failed", af.tmp_path);
     atomic_commit(&af);
 }
@@ -1249,7 +1236,10 @@ static void print_help(void) {
            "    the .npy files loaded with numpy, the figures (redrawn with matplotlib when run) and the CUDA-vs-CPU\n"
            "    verdicts; the outputs are filled in, and Run All recomputes them with numpy and matplotlib alone;\n"
            "  - one self-contained HTML page (images embedded, no network needed) with the same chapters and the map\n"
-           "    of the model at the top (every box a link to the chapter that shows it).\n"
+           "    of the model at the top (every box a link to the chapter that shows it), and two interactive views\n"
+           "    written into it (inline script and data): every layer and head of chapter 14's attention maps\n"
+           "    (tooltips with the tokens and the weight, a row's attention as bars) and chapter 19's logit-lens grid\n"
+           "    (the five most likely tokens of a cell on hover).\n"
            "\n"
            "  -o FILE.ipynb      the notebook (default TRACE_DIR/walkthrough.ipynb; walkthrough_zh.ipynb for zh)\n"
            "  --html FILE.html   the page (default TRACE_DIR/index.html; index_zh.html for zh)\n"
@@ -1305,6 +1295,7 @@ int main(int argc, char **argv) {
     if (!page_path) page_path = default_page;
     load_trace(trace_dir);  // every check of the input happens here, before anything is written
     load_map_model();
+    page_explorer_load(G.root, trace_dir);
     check_output_path(notebook_path, "-o");
     check_output_path(page_path, "--html");
     if (strcmp(notebook_path, page_path) == 0) usage_error("export-notebook", "-o and --html name the same file");
@@ -1314,6 +1305,7 @@ int main(int argc, char **argv) {
     for (int si = 0; si < G.n_steps; si++) n_images += G.steps[si].n_images, n_tensors += G.steps[si].n_tensors;
     printf("notebook: %s\npage:     %s\n(%d chapter%s, %d tensor%s, %d figure%s, %s)\n", notebook_path, page_path,
            G.n_steps, plural(G.n_steps), n_tensors, plural(n_tensors), n_images, plural(n_images), lang ? "zh" : "en");
+    page_explorer_free();
     free_trace();
     free(default_notebook), free(default_page);
     return 0;

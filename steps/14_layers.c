@@ -33,18 +33,8 @@ int main(int argc, char **argv) {
     float *att = xmalloc((size_t)NL * HTT * sizeof(float));
     if (s.cpu) {
         double t0 = step_clock();
-        embed_tokens_cpu(&s, layer_in);
-        for (int L = 0; L < NL; L++) {
-            LayerTrace lt;
-            layer_trace_alloc(&lt, &s, L, 0);
-            memcpy(lt.x_in, layer_in + (size_t)L * TD, TD * sizeof(float));
-            layer_forward_cpu(&s, &lt);
-            memcpy(layer_in + (size_t)(L + 1) * TD, lt.layer_embedding, TD * sizeof(float));
-            memcpy(att + (size_t)L * HTT, lt.attn_weights_all, HTT * sizeof(float));
-            layer_trace_free(&lt);
-            if (!s.quiet) fprintf(stderr, step_text(&s, "\r  layer %d/%d (CPU reference)", "\r  第 %d/%d 层（CPU 参考实现）"), L + 1, NL);
-        }
-        if (!s.quiet) fprintf(stderr, "\n");
+        // final_embedding = token_embeddings_unnormalized; for layer in range(n_layers): ... (chapters 03-13)
+        model_layers_cpu(&s, layer_in, att);
         step_add_ms(&s, false, t0);
     } else {  // --no-compare: the CUDA path alone, every layer's output and attention maps brought back
         embed_tokens_cuda(&s, layer_in);

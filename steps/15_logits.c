@@ -16,7 +16,6 @@
 #include "draw/figures.h"
 #include "kernels.h"
 #include "layer.h"
-#include "formats/npy.h"
 
 #define TOPK 10
 
@@ -58,15 +57,7 @@ int main(int argc, char **argv) {
     int64_t next = argmax_cpu(logits, V);
     step_say(&s, "next_token = torch.argmax(logits, dim=-1)");
     step_say(&s, "tensor(%lld)", (long long)next);
-    {  // next_token.npy holds the id as int64, as torch.argmax returns it
-        char *path = step_path(&s, "next_token.npy");
-        npy_write_i64(path, &next, sh_1, 1);
-        float next_f = (float)next;
-        TensorStats st;
-        tensor_stats_f32(&next_f, 1, &st);
-        trace_tensor_record(s.trace, s.id, "next_token", sh_1, 1, "i64", "15_logits/next_token.npy", &st);
-        free(path);
-    }
+    step_tensor_i64(&s, "next_token", &next, sh_1, 1);  // int64, as torch.argmax returns it
     int32_t id = (int32_t)next;
     char *text = step_decode(&s, &id, 1);
     step_say(&s, "tokenizer.decode([next_token.item()])");

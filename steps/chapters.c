@@ -538,6 +538,56 @@ const Chapter CHAPTERS[] = {
                        "timed); on the CPU the cached way alone.",
     },
     {
+        .id = "19_logit_lens",
+        .title_en = "the logit lens: the prediction after every layer",
+        .title_zh = "logit lens：每一层之后的预测",
+        .intro_en = "What would the model predict if it stopped after layer L? The final RMSNorm and the output head "
+                    "of chapter 15 are applied early: to the residual stream after every layer, at every position. "
+                    "Early layers give generic guesses; the answer appears somewhere in the depth, and the last "
+                    "layer's row is chapter 15's prediction.",
+        .intro_zh = "如果模型在第 L 层之后就停下，它会预测什么？把第 15 章的最终 RMSNorm 和输出头提前使用：用在每一层"
+                    "之后、每个位置上的残差流上。前面的层只能给出笼统的猜测；答案会在某一深度出现，而最后一层的那一行"
+                    "就是第 15 章的预测。",
+        .notebook_en = "Chapter 15 applies the final RMSNorm and `output.weight` once, after the last layer. The logit "
+                       "lens applies them after every layer L and at every position t: `softmax(rms_norm(h[L, t], "
+                       "norm.weight) · output.weightᵀ)` is what the model would predict if it stopped after layer L. "
+                       "The columns are the prompt's positions (each predicts the token after it), the rows the "
+                       "layers.\n"
+                       "\n"
+                       "`logit_lens_top_ids` and `logit_lens_top_probs` [L, T, 10] hold the ten most likely next "
+                       "tokens of every cell; the grid shows the first of them, coloured by its probability. The line "
+                       "charts follow the model's final prediction (\"42\" for the tutorial's prompt) through the "
+                       "layers: its probability and its rank (1 = the top token). The last layer's row at the last "
+                       "position is chapter 15's logits, bit for bit.",
+        .notebook_zh = "第 15 章在最后一层之后做一次最终 RMSNorm，再乘以 `output.weight`。logit lens 把这两步用在每一层 "
+                       "L 之后、每个位置 t 上：`softmax(rms_norm(h[L, t], norm.weight) · output.weightᵀ)` "
+                       "就是模型如果在第 L 层之后停下会给出的预测。列是提示词的各个位置（每个位置预测它后面的 "
+                       "token），行是各层。\n"
+                       "\n"
+                       "`logit_lens_top_ids` 和 `logit_lens_top_probs` [L, T, 10] 保存每个格子里最可能的 10 个下一个 "
+                       "token；网格图显示其中第一个，颜色表示它的概率。折线图跟踪模型的最终预测（教程提示词下是 "
+                       "“42”）在各层的变化：它的概率和排名（1 = 排第一）。最后一层在最后一个位置上的那一行，与第 15 "
+                       "章的 logits 逐位相同。",
+        .tutorial_code = "# not in the tutorial: the final norm and the output head after every layer (the \"logit lens\")\n"
+                         "for layer in range(n_layers):\n"
+                         "    h = rms_norm(layer_outputs[layer], model[\"norm.weight\"])\n"
+                         "    probs = torch.softmax(torch.matmul(h, model[\"output.weight\"].T), dim=-1)\n"
+                         "    top_probs, top_ids = torch.topk(probs, 10, dim=-1)",
+        .usage_extra = "Writes the 10 most likely next tokens of every (layer, position) with their probabilities, "
+                       "the whole logits row of the last position after every layer, and the rank and probability of "
+                       "the final prediction after each layer. On CUDA: one product per layer over the vocabulary.",
+        .figures = {
+            {"logit_lens.png", "logit_lens_top_probs",
+             "logit_lens(load(\"19_logit_lens\", \"logit_lens_top_ids\"), load(\"19_logit_lens\", "
+             "\"logit_lens_top_probs\"), vocab(\"19_logit_lens\"))"},
+            {"final_prediction_prob.png", "final_prediction_prob",
+             "per_layer(load(\"19_logit_lens\", \"final_prediction_prob\"), \"probability of the final prediction\")"},
+            {"final_prediction_rank.png", "final_prediction_rank",
+             "per_layer(np.log10(load(\"19_logit_lens\", \"final_prediction_rank\")), \"log10(rank) of the final "
+             "prediction; 0 = the top token\")"},
+        },
+    },
+    {
         .id = "20_moe",
         .title_en = "mixture of experts: MiniMind's routed feed-forward",
         .title_zh = "混合专家：MiniMind 的路由前馈网络",

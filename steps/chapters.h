@@ -21,7 +21,7 @@
 #define CHAPTER_MAX_FIGURES 4
 
 // How the notebook redraws a figure of the trace with matplotlib (the helpers of its first cell,
-// notebooks_export/chapters.h). image: the file name inside the chapter's folder; a '*' in it matches the digits of
+// notebooks_export/notebook_text.h). image: the file name inside the chapter's folder; a '*' in it matches the digits of
 // a layer number, which replaces "{N}" in python. needs: the tensor the call loads; when the trace lacks it, the
 // notebook shows the PNG itself instead.
 typedef struct {

@@ -152,6 +152,23 @@ void layer_input_cpu(Step *s, int layer, float *out) {
     }
 }
 
+void model_layers_cpu(Step *s, float *stream, float *att_maps) {
+    const int NL = s->cfg->n_layers;
+    const size_t TD = (size_t)s->T * s->cfg->dim, HTT = (size_t)s->cfg->n_heads * s->T * s->T;
+    embed_tokens_cpu(s, stream);
+    for (int L = 0; L < NL; L++) {
+        LayerTrace lt;
+        layer_trace_alloc(&lt, s, L, 0);
+        memcpy(lt.x_in, stream + (size_t)L * TD, TD * sizeof(float));
+        layer_forward_cpu(s, &lt);
+        memcpy(stream + (size_t)(L + 1) * TD, lt.layer_embedding, TD * sizeof(float));
+        if (att_maps) memcpy(att_maps + (size_t)L * HTT, lt.attn_weights_all, HTT * sizeof(float));
+        layer_trace_free(&lt);
+        if (!s->quiet) fprintf(stderr, step_text(s, "\r  layer %d/%d (CPU reference)", "\r  第 %d/%d 层（CPU 参考实现）"), L + 1, NL);
+    }
+    if (!s->quiet) fprintf(stderr, "\n");
+}
+
 void layer_input_cuda(Step *s, int layer, float *out) {
     embed_tokens_cuda(s, out);
     if (layer > 0) model_layers_cuda(s, out, 0, layer, out, NULL, NULL);

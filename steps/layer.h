@@ -50,6 +50,9 @@ void embed_tokens_cpu(Step *s, float *out);
 void embed_tokens_cuda(Step *s, float *out);
 // The whole layer on the CPU from lt->x_in (which the caller fills).
 void layer_forward_cpu(Step *s, LayerTrace *lt);
+// The whole stack on the CPU: stream [NL+1][T][D] receives the embeddings (row 0) and the output of every layer
+// (row L+1); att_maps [NL][H][T][T] every layer's attention weights when not NULL. Progress on stderr unless --quiet.
+void model_layers_cpu(Step *s, float *stream, float *att_maps);
 // x_in of layer `layer`: the embeddings run through layers 0..layer-1 on the CPU. out [T, D].
 void layer_input_cpu(Step *s, int layer, float *out);
 // The whole layer on the CUDA path from lt->x_in, op by op in the order of layer_forward_cpu, each op reading the

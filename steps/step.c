@@ -429,6 +429,15 @@ void step_print_vector(Step *s, const char *name, const float *v, int n, const c
 void step_tensor(Step *s, const char *name, const float *data, const int64_t *shape, int ndim, const char *dtype) {
     trace_tensor_f32(s->trace, s->id, name, data, shape, ndim, dtype);
 }
+void step_tensor_i64(Step *s, const char *name, const int64_t *data, const int64_t *shape, int ndim) {
+    trace_tensor_i64(s->trace, s->id, name, data, shape, ndim);
+}
+void step_vocab(Step *s, int64_t id) {
+    int32_t tid = (int32_t)id;
+    char *piece = tokenizer_decode_text(&s->tok, &tid, 1, NULL);
+    trace_vocab(s->trace, s->id, id, piece);
+    free(piece);
+}
 void step_show(Step *s, const char *name, const float *data, const int64_t *shape, int ndim, const char *dtype) {
     step_shape(s, name, shape, ndim, dtype);
     step_tensor(s, name, data, shape, ndim, dtype);

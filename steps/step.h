@@ -98,6 +98,11 @@ const char *step_act_dtype(const Step *s);
 
 // Writes OUT/<id>/<name>.npy and records it (stats, checksum) in trace.json.
 void step_tensor(Step *s, const char *name, const float *data, const int64_t *shape, int ndim, const char *dtype);
+// The same for int64 values (token ids, ranks): OUT/<id>/<name>.npy in numpy's int64, dtype label "i64".
+void step_tensor_i64(Step *s, const char *name, const int64_t *data, const int64_t *shape, int ndim);
+// Records the text of token `id` (decoded alone, as the tutorial prints it) in the step's vocabulary in trace.json,
+// for a tensor of ids the chapter writes: the notebook and the page then show tokens, not numbers.
+void step_vocab(Step *s, int64_t id);
 // step_shape + step_tensor: prints the shape line and writes the tensor.
 void step_show(Step *s, const char *name, const float *data, const int64_t *shape, int ndim, const char *dtype);
 // "OUT/<id>/<file>" (malloc'd) for a figure; step_image records it with a caption.

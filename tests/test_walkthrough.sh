@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# test_walkthrough.sh: the walkthrough's chapters (build/steps/00_config .. 15_logits) end to end on the CPU.
+# test_walkthrough.sh: the walkthrough's chapters (build/steps/00_config .. 15_logits, 19_logit_lens) end to end on
+# the CPU.
 #
 # 1. Every chapter runs with --device cpu into a fresh trace directory, on the tiny model (build/models/tiny) and on a
 #    2-layer model of Llama-3-8B's exact width made here (wt-make-model --preset llama3-8b --layers 2, ~3 GB under
@@ -19,7 +20,7 @@
 source tests/lib.sh
 T0=$(date +%s)
 STEPS=(00_config 01_tokenize 02_embed 03_rmsnorm 04_query 05_rope 06_key 07_scores 08_mask 09_softmax 10_value
-       11_multihead 12_output 13_ffn 14_layers 15_logits)
+       11_multihead 12_output 13_ffn 14_layers 15_logits 19_logit_lens)
 TINY=build/models/tiny
 TOKENIZER=build/models/tokenizer.model
 PROMPT="the answer to the ultimate question of life, the universe, and everything is "
@@ -90,13 +91,14 @@ sub_checker "$TMP/tiny_ref.log" $PY tests/reference/walkthrough_reference.py "$T
 # `make models` unpacks it (models/README.md); trained to answer the tutorial's prompt with 2983 = "42".
 elapsed "trained demo model: the prediction"
 TRAINED=build/models/llama3-tiny-trained
-TRAINED_STEPS=(01_tokenize 02_embed 14_layers 15_logits)
+TRAINED_STEPS=(01_tokenize 02_embed 14_layers 15_logits 19_logit_lens)
 if [ -f "$TRAINED/params.json" ]; then
     for s in "${TRAINED_STEPS[@]}"; do
         check "$s exits 0 on $TRAINED" run_step "$TMP/tr_$s.log" "build/steps/$s" --model "$TRAINED" --out "$TMP/trained" --device cpu
     done
     has "$TMP/tr_15_logits.log" "tensor(2983)"
     check "15_logits decodes the prediction as '42'" grep -qx "'42'" "$TMP/tr_15_logits.log"
+    has "$TMP/tr_19_logit_lens.log" "the final prediction 2983 '42' at the last position, after each layer:"
     sub_checker "$TMP/trained_trace.log" $PY tests/reference/check_trace.py "$TMP/trained" "$TRAINED" "${TRAINED_STEPS[@]}"
     sub_checker "$TMP/trained_ref.log" $PY tests/reference/walkthrough_reference.py "$TRAINED" "$TMP/trained"
 else
@@ -229,6 +231,9 @@ shape "$L8/14_layers.log" final_embedding "[17, 4096]"
 shape "$L8/15_logits.log" final_embedding "[17, 4096]"
 shape "$L8/15_logits.log" "output\\.weight" "[128256, 4096]"
 shape "$L8/15_logits.log" logits "[128256]"
+shape "$L8/19_logit_lens.log" layer_outputs_normalized "[2, 17, 4096]"
+shape "$L8/19_logit_lens.log" logit_lens_top_ids "[2, 17, 10]"
+shape "$L8/19_logit_lens.log" logit_lens_last_token_logits "[2, 128256]"
 # 15: the prediction line is next_token.npy, and the decoded line is the tokenizer's text of it
 next=$($PY -c "import numpy, sys; print(int(numpy.load(sys.argv[1])[0]))" "$TMP/t8/15_logits/next_token.npy" 2>/dev/null)
 has "$L8/15_logits.log" "tensor(${next:-?})"

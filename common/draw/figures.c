@@ -548,6 +548,75 @@ void figure_heatmap_grid(const char *path, const float *maps, int n, int rows, i
     labels_free(&cl);
 }
 
+// ---- figure_text_grid -----------------------------------------------------------------------------------------------
+
+void figure_text_grid(const char *path, const float *values, const char *const *texts, int rows, int cols,
+                      const char *const *row_labels, const char *const *col_labels, const HeatmapOptions *opt_in) {
+    HeatmapOptions defaults = {0};
+    const HeatmapOptions *opt = opt_in ? opt_in : &defaults;
+    if (rows <= 0 || cols <= 0) fatal("figure_text_grid %s: empty grid %dx%d", path, rows, cols);
+    size_t n = (size_t)rows * (size_t)cols;
+    // The cell texts first: their width sets the cells' (wide enough for about 9 glyphs, cut with '…' beyond).
+    char **cell_text = xcalloc(n, sizeof(char *));
+    int text_w = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *src = texts && texts[i] ? texts[i] : "";
+        size_t cap = strlen(src) * 4 + 32;
+        cell_text[i] = xmalloc(cap);
+        token_display(src, cell_text[i], cap);
+        fit_text(cell_text[i], cap, 72);
+        int w = font_text_width(cell_text[i], 1);
+        if (w > text_w) text_w = w;
+    }
+    int cell_w = clamp_int(text_w + 10, 40, 82), cell_h = GLYPH_H + 10;
+    Labels rl, cl;
+    labels_make(&rl, row_labels, rows, true, false);
+    labels_make(&cl, col_labels, cols, opt->raw_labels, false);
+    XLabelPlan xp = plan_x_labels(&cl, cell_w);
+    int y_title_w = opt->y_label ? GLYPH_H + 8 : 0;
+    int x_title_h = opt->x_label ? GLYPH_H + 10 : 0;
+    int map_w = cols * cell_w, map_h = rows * cell_h;
+    int map_x = PAD + y_title_w + rl.max_width + LABEL_GAP + 4;
+    if (map_x < PAD + xp.overhang - cell_w / 2) map_x = PAD + xp.overhang - cell_w / 2;
+    int map_y = PAD + titles_height(opt->title, opt->subtitle) + 10;
+    int cbar_x = map_x + map_w + 24;
+    int width = cbar_x + COLORBAR_WIDTH + PAD;
+    if (width < titles_width(opt->title, opt->subtitle) + 2 * PAD) width = titles_width(opt->title, opt->subtitle) + 2 * PAD;
+    int cbar_h = map_h < 160 ? 160 : map_h;
+    int height = map_y + (map_h + xp.below + x_title_h > cbar_h ? map_h + xp.below + x_title_h : cbar_h) + PAD;
+
+    Canvas c;
+    canvas_init(&c, width, height, COLOR_WHITE);
+    draw_titles(&c, width / 2, PAD, opt->title, opt->subtitle);
+    float vmin, vmax;
+    HeatmapOptions range_opt = *opt;
+    range_opt.mask = NULL;
+    value_range(values, n, &range_opt, &vmin, &vmax);
+    for (int r = 0; r < rows; r++)
+        for (int col = 0; col < cols; col++) {
+            size_t i = (size_t)r * (size_t)cols + (size_t)col;
+            int x = map_x + col * cell_w, y = map_y + r * cell_h;
+            Rgb color = isfinite(values[i]) ? colormap_rgb(opt->colormap, scale_position(values[i], vmin, vmax)) : COLOR_INVALID;
+            draw_rect(&c, x, y, cell_w, cell_h, color);
+            draw_rect_outline(&c, x, y, cell_w, cell_h, 1, COLOR_WHITE);  // a thin gap between neighbours
+            double luminance = 0.299 * color.r + 0.587 * color.g + 0.114 * color.b;
+            draw_text(&c, x + cell_w / 2, y + cell_h / 2, cell_text[i], 1, 0, ALIGN_CENTER | ALIGN_MIDDLE,
+                      luminance > 140 ? COLOR_TEXT : COLOR_WHITE);
+        }
+    draw_rect_outline(&c, map_x - 1, map_y - 1, map_w + 2, map_h + 2, 1, COLOR_TEXT);
+    draw_y_labels(&c, &rl, map_x, map_y, cell_h);
+    draw_x_labels(&c, &cl, &xp, map_x, map_y + map_h, cell_w);
+    if (opt->x_label) draw_text(&c, map_x + map_w / 2, map_y + map_h + xp.below + 6, opt->x_label, 1, 0, ALIGN_CENTER | ALIGN_TOP, COLOR_BLACK);
+    if (opt->y_label) draw_text(&c, PAD, map_y + map_h / 2, opt->y_label, 1, 90, ALIGN_CENTER | ALIGN_TOP, COLOR_BLACK);
+    draw_colorbar(&c, cbar_x, map_y, 20, cbar_h, opt->colormap, vmin, vmax, opt->value_label);
+    canvas_write_png(&c, path);
+    canvas_free(&c);
+    for (size_t i = 0; i < n; i++) free(cell_text[i]);
+    free(cell_text);
+    labels_free(&rl);
+    labels_free(&cl);
+}
+
 // ---- axes shared by the charts --------------------------------------------------------------------------------------
 
 typedef struct {

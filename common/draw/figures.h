@@ -9,6 +9,8 @@
 //                           each labelled with its pair index where there is room (the rest are listed)
 //   figure_heatmap_grid     n small maps [n][rows][cols] (the 32 attention maps of a layer), grouped by the kv head
 //                           that group_size consecutive query heads share, each with its head index
+//   figure_text_grid        a [rows x cols] grid of wide cells, each coloured by its value and labelled with a text
+//                           (19_logit_lens: rows = layers, columns = the prompt's tokens, the top-1 token in each cell)
 //   figure_line_chart       series over an x axis (residual-norm growth across layers), with ticks and a legend
 //   figure_bar_chart_h      horizontal bars with labels and values (the top-k next tokens and their probabilities);
 //                           figure_bar_chart_h_ref adds a reference line (the experts' load against the balanced share)
@@ -87,6 +89,13 @@ void figure_complex_rays(const char *path, const float *pairs, int n, const char
 // every map), titles, the token labels (row_labels, col_labels) and the axis titles (x_label, y_label).
 void figure_heatmap_grid(const char *path, const float *maps, int n, int rows, int cols, int group_size,
                          const HeatmapOptions *opt);
+
+// values [rows][cols] give the colours (opt: colormap, fixed_range/vmin/vmax, titles, axis titles, value_label for
+// the colour bar); texts [rows*cols] (may hold NULL) are written in the cells through token_display(), cut with '…'
+// beyond about 9 glyphs. row_labels are drawn as given ("layer 3"); col_labels through token_display() unless
+// opt->raw_labels. Cells are as wide as the longest text needs (40-82 px) and 26 px tall; NaN cells are magenta.
+void figure_text_grid(const char *path, const float *values, const char *const *texts, int rows, int cols,
+                      const char *const *row_labels, const char *const *col_labels, const HeatmapOptions *opt);
 
 typedef struct {
     const char *name;     // legend text

@@ -30,24 +30,6 @@ static void byte_level_inverse(int byte_of_codepoint[BYTE_LEVEL_CODEPOINTS]) {
     }
 }
 
-static const char BASE64_ALPHABET[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-// Standard base64 with '=' padding; out needs 4*ceil(n/3)+1 bytes. Returns the length written.
-static size_t base64_encode(const uint8_t *p, size_t n, char *out) {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n) v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < n) v |= p[i + 2];
-        out[o++] = BASE64_ALPHABET[(v >> 18) & 63];
-        out[o++] = BASE64_ALPHABET[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? BASE64_ALPHABET[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < n ? BASE64_ALPHABET[v & 63] : '=';
-    }
-    out[o] = 0;
-    return o;
-}
-
 // Decodes one UTF-8 code point of a JSON string (Jansson has already checked the UTF-8). Returns its length.
 static int utf8_decode_one(const uint8_t *s, size_t avail, uint32_t *cp) {
     uint8_t b = s[0];
@@ -162,13 +144,13 @@ void tokenizer_json_to_model(const char *json_path, const char *out_path) {
     // Write everything in one go, through a .partial file renamed at the end.
     AtomicFile out;
     atomic_open(&out, out_path);
-    char line[4 * ((MAX_TOKEN_BYTES + 2) / 3) + 32];  // base64 of the longest token, " ", the id, "\n"
     for (size_t id = 0; id < n_ordinary; id++) {
-        size_t k = base64_encode(bytes_of_id[id], len_of_id[id], line);
-        k += (size_t)snprintf(line + k, sizeof line - k, " %zu\n", id);
-        xfwrite(line, k, out.f, out.tmp_path);
+        char *b64 = base64_encode(bytes_of_id[id], len_of_id[id]);  // util.h
+        fprintf(out.f, "%s %zu\n", b64, id);
+        free(b64);
         free(bytes_of_id[id]);
     }
+    if (ferror(out.f)) fatal("%s: write failed", out.tmp_path);
     atomic_commit(&out);
     free(bytes_of_id);
     free(len_of_id);

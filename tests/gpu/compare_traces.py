@@ -16,7 +16,8 @@ exit 0 when all passed.
     of the tensor's RMS absolute plus 2^-6 relative, element by element. Tensors after the whole model (chapters
     14-16): the drift of bf16 rounding through all the layers, judged as chapter 16 judges it: normalised MSE
     <= 1e-2. The prediction as chapter 15 judges it: the same token, or one the reference scores within 3x the RMS
-    logit error of its own best (a near tie). top_k_probs: in each trace, the k largest probabilities of the softmax
+    logit error of its own best (a near tie). 19_logit_lens's top ids and the final prediction's rank: in each
+    trace, those its own last-token logits give (the rest of the chapter by normalised MSE). top_k_probs: in each trace, the k largest probabilities of the softmax
     of its own logits (the logits themselves are compared above; exp() turns their drift into larger relative
     errors of the probabilities, and near ties reorder the top k). Non-finite values (the masked -inf) must sit in
     the same places.
@@ -35,7 +36,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from check_trace import Result  # noqa: E402  (tests/reference/check_trace.py)
 
 READ_NOT_COMPUTED = {"tokens", "mask", "freqs", "freqs_cis", "freqs_for_each_token", "mask_chunk_at_start_pos"}
-WHOLE_MODEL_STEPS = {"14_layers", "15_logits", "16_generate"}
+WHOLE_MODEL_STEPS = {"14_layers", "15_logits", "16_generate", "19_logit_lens"}
 MAX_NMSE = 1e-2  # chapter 16's tolerance for logits after all the layers
 
 
@@ -127,6 +128,24 @@ def main(argv):
                     want = np.sort(pr)[::-1][:arr.shape[0]]
                     R.check(np.allclose(arr, want, rtol=1e-5, atol=1e-9),
                             f"{what}: the top {arr.shape[0]} of softmax(its own logits) in {os.path.basename(d.rstrip('/'))}")
+                continue
+            if sid == "19_logit_lens" and name in ("logit_lens_top_ids", "final_prediction_rank"):
+                # ids and ranks are not close or far: each trace's must follow from its own last-token logits (the
+                # logits, probabilities and the normalised stream are compared by normalised MSE)
+                for d, arr in ((ref_dir, a), (cu_dir, b)):
+                    last = np.load(os.path.join(d, f"{sid}/logit_lens_last_token_logits.npy"))
+                    where = os.path.basename(d.rstrip('/'))
+                    if name == "logit_lens_top_ids":
+                        k = arr.shape[-1]
+                        want = np.stack([np.sort(row)[::-1][:k] for row in last])
+                        got = np.take_along_axis(last, arr[:, -1, :], axis=1)
+                        R.check(np.array_equal(got, want), f"{what}: the last position's ids are the top {k} of its own "
+                                f"last-token logits in {where}")
+                    else:
+                        target = int(np.argmax(last[-1]))
+                        want = [1 + int((row > row[target]).sum()) for row in last]
+                        R.check(arr.tolist() == want and want[-1] == 1, f"{what}: 1 + #(logits above the final "
+                                f"prediction's) in {where}")
                 continue
             if sid in WHOLE_MODEL_STEPS:
                 e = nmse(a, b)

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """check_trace.py: checks a trace directory written by the walkthrough's chapters (steps/00_config .. 16_generate,
-and 20_moe).
+19_logit_lens and 20_moe).
 
     check_trace.py [--mode MODE] TRACE_DIR MODEL_DIR STEP...
 
@@ -14,6 +14,7 @@ record a comparison); without it the device must be cpu and the mode is not chec
     the one the chapter must write for this model (from params.json: T, D, H, Hkv, Dh, F, V, L), the layer and
     head it followed (from 04_query's file names) and the tokens; the min/max/mean/std/NaN/Inf counts recorded are
     those of the file, and so is the FNV-1a checksum (for files up to 4M elements: a pure-Python hash is slow);
+  - a step's vocab (the text of the token ids it writes) has one piece per id, and covers 19_logit_lens's top ids;
   - a step lists exactly the tensors and images it must write, no fewer and no more; every .npy and .png under
     TRACE_DIR is listed;
   - every image decodes (a PNG decoder written here with zlib: chunk CRCs, IHDR, the five row filters), is 8-bit
@@ -118,6 +119,12 @@ def expected_outputs(c, T, layer, head, cuda=False):
         "15_logits": ({"final_embedding": ([T, D], f32), "final_embedding_normalized": ([T, D], f32),
                        "logits": ([V], f32), "next_token": ([1], "int64"), "top_k_probs": ([min(10, V)], f32)},
                       ["top_k.png"]),
+        # K = 10 best tokens per cell (LENS_TOPK in steps/19_logit_lens.c)
+        "19_logit_lens": ({"layer_outputs_normalized": ([NL, T, D], f32), "logit_lens_top_ids": ([NL, T, min(10, V)], "int64"),
+                           "logit_lens_top_probs": ([NL, T, min(10, V)], f32),
+                           "logit_lens_last_token_logits": ([NL, V], f32), "final_prediction_rank": ([NL], "int64"),
+                           "final_prediction_prob": ([NL], f32)},
+                          ["logit_lens.png", "final_prediction_prob.png", "final_prediction_rank.png"]),
         # 8 new tokens (N_NEW in steps/16_generate.c); the cache holds every position but the last token's
         "16_generate": ({"mask_chunk_at_start_pos": ([3, T + 3], f32), "tokens": ([T + 8], f32),
                          "cache_k_layer0": ([T + 7, Hkv, Dh], f32)},
@@ -320,6 +327,15 @@ def main(argv):
             if a.size <= 4 * 1024 * 1024:
                 h = fnv1a64(a.astype("<f4").tobytes())
                 R.check(rec.get("checksum") == "fnv1a64:%016x" % h, f"{file}: checksum {rec.get('checksum')} != {h:016x}")
+        vocab = step.get("vocab")
+        if vocab is not None or sid == "19_logit_lens":  # the text of the token ids the step's tensors hold
+            vocab = vocab or {}
+            v_ids, v_pieces = vocab.get("ids", []), vocab.get("pieces", [])
+            R.check(len(v_ids) == len(v_pieces) == len(set(v_ids)) and all(isinstance(x, str) for x in v_pieces),
+                    f"{sid}: vocab has {len(v_ids)} ids and {len(v_pieces)} pieces, each id once")
+            if sid == "19_logit_lens" and os.path.isfile(os.path.join(out, sid, "logit_lens_top_ids.npy")):
+                need = set(np.load(os.path.join(out, sid, "logit_lens_top_ids.npy")).ravel().tolist())
+                R.check(need <= set(v_ids), f"{sid}: {len(need - set(v_ids))} ids of logit_lens_top_ids have no piece in vocab")
         imgs = [i.get("file") for i in step.get("images", [])]
         R.check(sorted(imgs) == sorted(f"{sid}/{x}" for x in want_images),
                 f"{sid}: images {sorted(imgs)}, want {sorted(want_images)}")

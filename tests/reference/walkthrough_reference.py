@@ -481,6 +481,10 @@ def check_dir(m, ck, out_dir, model_dir, chains):
         ck.compare(d + "top_k_probs.npy", torch.topk(probs, 10).values, "fp32",
                    torch.topk(torch.softmax(chain_logits.double(), 0), 10).values, 2.0 ** -4)
 
+    # 19 logit lens: chapter 15's final norm and output head after every layer, from the chapter's own inputs
+    if present("19_logit_lens"):
+        check_logit_lens(m, ck, present, stream, final_norm, chain_logits)
+
     # every .npy under the trace must have been checked
     for root, _, files in os.walk(out_dir):
         for f in sorted(files):
@@ -488,6 +492,58 @@ def check_dir(m, ck, out_dir, model_dir, chains):
                 rel = os.path.relpath(os.path.join(root, f), out_dir)
                 if rel not in ck.checked:
                     ck.fact(rel, False, "an .npy this reference does not know how to check")
+
+
+def lens_logits(m, xn):
+    """logits of every row of xn [N, D] (bf16 values) against output.weight, accumulated in float64 and rounded once to
+    float32: the C reference's order of operations (double sums), so the comparison can be tight. [N, V] float32."""
+    w = m.W("output.weight")
+    x = xn.double()
+    return torch.cat([(x @ w[i:i + 8192].double().T).float() for i in range(0, w.shape[0], 8192)], dim=1)
+
+
+def check_logit_lens(m, ck, present, stream, final_norm, chain_logits):
+    d = "19_logit_lens/"
+    norm_w = m.W("norm.weight")
+    # the chapter's input: chapter 14's layer outputs when they are in the trace, else the chain's
+    outs = ck.t("14_layers/layer_outputs.npy").to(BF16) if present("14_layers") else torch.stack(stream[1:])
+    chain_norm = torch.stack([rms_norm(h, norm_w, m.eps) for h in stream[1:]])
+    ck.compare(d + "layer_outputs_normalized.npy", rms_norm(outs, norm_w, m.eps), "bf16", chain_norm)
+    xn = ck.t(d + "layer_outputs_normalized.npy")  # [NL, T, D]
+    NL, T = xn.shape[0], xn.shape[1]
+    lg = lens_logits(m, xn.reshape(NL * T, -1)).reshape(NL, T, -1)  # [NL, T, V] fp32
+    probs = torch.softmax(lg.double(), dim=-1)
+    ck.compare(d + "logit_lens_last_token_logits.npy", lg[:, -1], "fp32",
+               torch.stack([logits_of(m, r[-1]) for r in chain_norm]), 2.0 ** -6)
+    # the k best tokens of every cell: the reference's probabilities at the chapter's ids, and the reference's own k
+    # largest probabilities, both equal to the chapter's (the two together: the ids are a top k, up to exact ties)
+    ids, p = ck.load(d + "logit_lens_top_ids.npy"), ck.t(d + "logit_lens_top_probs.npy")
+    ck.checked.add(d + "logit_lens_top_ids.npy")
+    K = p.shape[-1]
+    ok_ids = ids.dtype == np.int64 and ids.shape == tuple(p.shape) and ids.min() >= 0 and ids.max() < m.V
+    ck.fact(d + "logit_lens_top_ids.npy: int64 token ids, the shape of the probabilities", ok_ids, f"{ids.dtype} {list(ids.shape)}")
+    if ok_ids:
+        at_ids = torch.gather(probs, 2, torch.from_numpy(ids)).float()
+        ck.compare(d + "logit_lens_top_probs.npy", at_ids, "fp32")
+        ck.fact(d + "logit_lens_top_probs.npy: the reference's top-%d probabilities" % K,
+                np.allclose(p.numpy(), torch.topk(probs, K, dim=-1).values.float().numpy(), rtol=1e-5, atol=1e-12),
+                "sorted, within rtol 1e-5")
+    # the last layer is chapter 15: the same final norm and product on the same rows, bit for bit
+    last = ck.load(d + "logit_lens_last_token_logits.npy")
+    if present("15_logits"):
+        same = np.array_equal(last[-1], ck.load("15_logits/logits.npy"))
+        ck.fact(d + "logit_lens_last_token_logits[-1] == 15_logits/logits.npy", same, "bit for bit" if same else "differs")
+    ck.fact(d + "the last layer's top-1 at the last position = torch.argmax of the chain's logits",
+            ok_ids and int(ids[-1, -1, 0]) == int(torch.argmax(chain_logits)), f"{int(ids[-1, -1, 0])}")
+    # the final prediction's rank and probability after each layer, from the chapter's own last-token logits
+    target = int(np.argmax(last[-1]))
+    rank = ck.load(d + "final_prediction_rank.npy")
+    ck.checked.add(d + "final_prediction_rank.npy")
+    want_rank = [1 + int((row > row[target]).sum()) for row in last]
+    ck.fact(d + "final_prediction_rank.npy = 1 + #(logits > the prediction's)", rank.dtype == np.int64 and
+            rank.tolist() == want_rank, f"{rank.tolist()} (want {want_rank})")
+    want_prob = torch.softmax(torch.from_numpy(last).double(), dim=-1)[:, target]
+    ck.compare(d + "final_prediction_prob.npy", want_prob, "fp32")
 
 
 def layer_forward_heads_from(m, layer, xn, freqs_cis):

@@ -221,5 +221,18 @@ int main(void) {
     CHECK(again >= rss / 2 && again <= 2 * rss + ((size_t)64 << 20), "host_rss_bytes %zu vs VmRSS %zu", again, rss);
     CHECK(proc_status_bytes("Vm") == 0, "a key prefix ('Vm') must not match VmPeak/VmRSS");
     CHECK(proc_status_bytes("NoSuchKey") == 0, "an absent key reads as 0");
+
+    // util.c's base64 (RFC 4648 test vectors: every padding case), used by the notebook, the page and tokenizer.model
+    const char *plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    const char *coded[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    for (int i = 0; i < 7; i++) {
+        char *b = base64_encode((const unsigned char *)plain[i], strlen(plain[i]));
+        CHECK_EQ_STR(b, coded[i]);
+        free(b);
+    }
+    const unsigned char high[3] = {0xFB, 0xFF, 0x00};
+    char *b = base64_encode(high, 3);
+    CHECK_EQ_STR(b, "+/8A");
+    free(b);
     TEST_SUMMARY();
 }

@@ -555,6 +555,26 @@ static void test_other_figures(void) {
     ChartSeries s[2] = {{"one", y1}, {"two", y2}};
     figure_line_chart(path, NULL, 5, s, 2, "line", "x", "y");
     check_figure_file(path, 600, 300);
+    {  // the logit lens grid: a coloured cell per (layer, position) with its token; a dark cell gets white text
+        const char *texts[6] = {"And", " answer", " everything", "42", NULL, " "}, *rows[2] = {"layer 0", "layer 1"};
+        const char *cols[3] = {"<|begin_of_text|>", "the", " answer"};
+        float p[6] = {0.05f, 0.5f, 0.99f, 0.2f, NAN, 1.0f};
+        HeatmapOptions o = {.title = "logit lens", .x_label = "position", .y_label = "layer", .fixed_range = true, .vmax = 1};
+        figure_text_grid(path, p, texts, 2, 3, rows, cols, &o);
+        check_figure_file(path, 300, 200);
+        Image im;
+        image_read_png(path, &im);
+        int white_in_dark = 0, magenta = 0;
+        for (int y = 0; y < im.height; y++)
+            for (int x = 0; x < im.width; x++) {
+                Rgb c = image_rgb(&im, x, y);
+                magenta += c.r == 255 && c.g == 0 && c.b == 255;
+                white_in_dark += c.r == 255 && c.g == 255 && c.b == 255;
+            }
+        CHECK(magenta > 100, "the NaN cell is drawn magenta (%d px)", magenta);
+        CHECK(white_in_dark > 1000, "white background and text");
+        image_free(&im);
+    }
     const char *labels[3] = {"42", " 42", "\n"};
     float values[3] = {0.9f, 0.05f, -0.01f};
     figure_bar_chart_h(path, values, labels, 3, "bars", "p", true);

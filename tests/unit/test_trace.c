@@ -280,6 +280,38 @@ int main(int argc, char **argv) {
         free(d2);
     }
 
+    // int64 tensors and the vocabulary of a step: ids once each, their text kept (a half character as \xHH)
+    {
+        char *d3 = make_temp_dir();
+        Trace *t = trace_open(d3);
+        int64_t ids[4] = {2983, 128000, 2983, 3}, shape[2] = {2, 2};
+        trace_tensor_i64(t, "19_logit_lens", "logit_lens_top_ids", ids, shape, 2);
+        trace_vocab(t, "19_logit_lens", 2983, "42");
+        trace_vocab(t, "19_logit_lens", 128000, "<|begin_of_text|>");
+        trace_vocab(t, "19_logit_lens", 2983, "42");
+        trace_vocab(t, "19_logit_lens", 3, "\xe4");
+        trace_close(t);
+        json_t *root = load_json(d3);
+        json_t *step = step_by_id(root, "19_logit_lens");
+        json_t *vocab = json_object_get(step, "vocab");
+        CHECK_EQ_INT(json_array_size(json_object_get(vocab, "ids")), 3);
+        CHECK_EQ_INT(json_integer_value(json_array_get(json_object_get(vocab, "ids"), 1)), 128000);
+        CHECK_EQ_STR(json_string_value(json_array_get(json_object_get(vocab, "pieces"), 0)), "42");
+        CHECK_EQ_STR(json_string_value(json_array_get(json_object_get(vocab, "pieces"), 2)), "\\xE4");
+        json_t *tensor = json_array_get(json_object_get(step, "tensors"), 0);
+        CHECK_EQ_STR(json_string_value(json_object_get(tensor, "dtype")), "i64");
+        CHECK_NEAR(json_real_value(json_object_get(tensor, "max")), 128000, 0);
+        json_decref(root);
+        char *npy_path = xasprintf("%s/19_logit_lens/logit_lens_top_ids.npy", d3);
+        NpyArray a;
+        npy_read(npy_path, &a);
+        CHECK(a.dtype == DT_I64 && a.ndim == 2 && ((int64_t *)a.data)[1] == 128000, "int64 .npy");
+        npy_free(&a);
+        free(npy_path);
+        remove_dir(d3);
+        free(d3);
+    }
+
     // A trace.json that is not a trace: exit 2 with one line naming the file.
     {
         char *path = path_join(dir, "trace.json");
@@ -291,6 +323,7 @@ int main(int argc, char **argv) {
             "{\"steps\": {\"05_rope\": {}}}",                   // steps not an array
             "{\"steps\": [{\"title\": \"no id\"}]}",            // a step without id
             "{\"steps\": [{\"id\": \"05_rope\", \"tensors\": 3}]}",
+            "{\"steps\": [{\"id\": \"19_logit_lens\", \"vocab\": [1, 2]}]}",  // vocab not an object
         };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
             write_text(path, bad[i]);
