@@ -87,7 +87,7 @@ checker_fails "a page whose script throws is caught" "page_errors" "$TMP/report_
 cp -r "$TR" "$TMP/tampered"
 $PY - "$TMP/tampered/14_layers/attn_weights_layers.npy" <<'EOF'
 import sys, numpy as np
-a = np.load(sys.argv[1]); a[3, 2, -1, 1] += 0.01; np.save(sys.argv[1], a)
+a = np.load(sys.argv[1]); a[3, 2, -1, 0] -= 0.01; np.save(sys.argv[1], a)
 EOF
 checker_fails "a weight that differs from the page's is caught" "tooltip weight" "$TMP/report_en.json" "$TMP/tampered"
 
