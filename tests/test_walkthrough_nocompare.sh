@@ -36,10 +36,10 @@ check "the --no-compare summary: $N ran, nothing compared" \
     grep -qE "^$N chapters in [0-9.]+ s: $N ran, 0 failed; nothing compared \(--no-compare\)\. Trace:" "$TMP/nc.log"
 check "--no-compare: no line says OK or passed" bash -c '! grep -nE "^OK|passed" "$0"' "$TMP/nc.log"
 check "--no-compare: every chapter's verdict line says not compared" \
-    test "$(grep -cE '^cpu-only [0-9][0-9]_[a-z]+: not compared \(--no-compare: the CPU reference ran alone\)$' "$TMP/nc.log")" -eq "$N"
+    test "$(grep -cE '^cpu-only [0-9][0-9]_[a-z_]+: not compared \(--no-compare: the CPU reference ran alone\)$' "$TMP/nc.log")" -eq "$N"
 check "--no-compare: every row of the summary table says cpu-only and counts no comparison" \
-    test "$(grep -cE '^[0-9][0-9]_[a-z]+ +cpu-only +- +- +- ' "$TMP/nc.log")" -eq "$N"
-check "the default summary table still says OK or ran" bash -c '! grep -qE "^[0-9][0-9]_[a-z]+ +(cpu-only|cuda-only) " "$0" &&
+    test "$(grep -cE '^[0-9][0-9]_[a-z_]+ +cpu-only +- +- +- ' "$TMP/nc.log")" -eq "$N"
+check "the default summary table still says OK or ran" bash -c '! grep -qE "^[0-9][0-9]_[a-z_]+ +(cpu-only|cuda-only) " "$0" &&
     grep -qE "^05_rope +OK +1/1 " "$0" && grep -qE "^00_config +ran +0/0 " "$0"' "$TMP/ref.log"
 
 # ---- 2. trace.json ------------------------------------------------------------------------------------------------

@@ -8,6 +8,10 @@
 // Presets (D = dim, L = n_layers, H = n_heads, Hkv = n_kv_heads, Dh = D/H, F = FFN hidden size, V = vocab):
 //     tiny       D 512, L 4, H 4, Hkv 1 (Dh 128, GQA group 4), V 128256, multiple_of 256 -> F 1536   (~290 MB)
 //     llama3-8b  exactly Meta-Llama-3-8B's params.json: D 4096, L 32, H 32, Hkv 8, V 128256, F 14336  (16.06 GB)
+//     gqa        D 256, L 2, H 8, Hkv 2 (Dh 32, GQA group 4), V 128256, F 768   (~135 MB), for build/bin/verify's
+//                tests: its query heads read two different kv heads (tiny's all share one), so a kv-head mistake
+//                shows, and its embeddings are small (std 0.002, the size of the values the tutorial prints for
+//                Meta-Llama-3-8B's token_embeddings_unnormalized), so RMSNorm's eps (1e-5) matters as it does there
 // and two mixture-of-experts models (ref/ref_moe.h), each in its own project's layout unless --format meta:
 //     minimind-moe   MiniMind2's MoE defaults: D 512, L 8, H 8, Hkv 2, V 6400, F 1408, rope_theta 1e6, E 4 routed
 //                    experts, top 2, 1 shared, tied embeddings. MiniMind's files: config.json (model_type "minimind",
@@ -29,7 +33,7 @@
 //     bf16( float( mean + std * rng_normal(rng_key(seed, s), i) ) )       (rng.h; round to nearest even twice)
 // with (mean, std) per kind, chosen so a forward pass behaves like a trained model's in the ways the tutorial shows:
 //     tok_embeddings      0, 0.5              the first RMSNorm rescales rows anyway; 0.5 keeps the token's own signal
-//                                             comparable to what the layers add to the residual stream
+//                                             comparable to what the layers add to the residual stream (gqa: 0.002)
 //     wq, wk              0, sqrt(3)/sqrt(D)  a normalised x (rms 1) gives q, k entries of variance 3, so the scores
 //                                             q.k/sqrt(Dh) have a standard deviation of about 3: softmax rows are
 //                                             clearly peaked, not uniform (1/sqrt(D) alone would give a spread of 1)
@@ -72,13 +76,14 @@ static const char *PROG = "wt-make-model";
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: %s --preset tiny|llama3-8b|minimind-moe|mixtral-tiny --out DIR [--layers N] [--seed S]\n"
+            "usage: %s --preset tiny|gqa|llama3-8b|minimind-moe|mixtral-tiny --out DIR [--layers N] [--seed S]\n"
             "                     [--tokenizer FILE] [--format native|meta] [--quiet]\n"
             "\n"
             "Writes a synthetic Llama-3 model in Meta's layout: DIR/params.json, DIR/consolidated.00.pth (bf16,\n"
             "Meta's tensor names, shapes and order) and DIR/tokenizer.model.\n"
             "\n"
-            "  --preset NAME     tiny (dim 512, 4 layers, 4 heads, 1 kv head, vocab 128256, ~290 MB) or\n"
+            "  --preset NAME     tiny (dim 512, 4 layers, 4 heads, 1 kv head, vocab 128256, ~290 MB),\n"
+            "                    gqa (dim 256, 2 layers, 8 heads, 2 kv heads, vocab 128256, ~135 MB) or\n"
             "                    llama3-8b (Meta-Llama-3-8B's params.json, 32 layers, 16.06 GB); mixtures of experts:\n"
             "                    minimind-moe (MiniMind2-MoE's shape in MiniMind's own files: config.json and\n"
             "                    full_sft_512_moe.pth, fp16, its tensor names; ~77 MB) or mixtral-tiny (a 2-layer\n"
@@ -100,8 +105,9 @@ static void usage(FILE *f) {
 // The on-disk layout of a preset: Meta's (params.json + consolidated.00.pth), MiniMind's, or Mixtral's HF one.
 typedef enum { LAYOUT_META, LAYOUT_MINIMIND, LAYOUT_MIXTRAL } Layout;
 
-static Layout preset_config(Config *c, const char *preset) {
+static Layout preset_config(Config *c, double *embed_std, const char *preset) {
     memset(c, 0, sizeof *c);
+    *embed_std = 0.5;
     c->vocab_size = 128256;
     c->norm_eps = 1e-5;
     c->rope_theta = 500000.0;
@@ -110,6 +116,9 @@ static Layout preset_config(Config *c, const char *preset) {
     } else if (strcmp(preset, "llama3-8b") == 0) {
         c->dim = 4096, c->n_layers = 32, c->n_heads = 32, c->n_kv_heads = 8, c->multiple_of = 1024;
         c->has_ffn_dim_multiplier = true, c->ffn_dim_multiplier = 1.3;
+    } else if (strcmp(preset, "gqa") == 0) {
+        c->dim = 256, c->n_layers = 2, c->n_heads = 8, c->n_kv_heads = 2, c->multiple_of = 256;
+        *embed_std = 0.002;  // see the header comment
     } else if (strcmp(preset, "minimind-moe") == 0) {
         // MiniMindConfig(use_moe=True): F = 64 * ceil(int(512 * 8/3) / 64) = 1408, which Meta's rule gives too
         c->dim = 512, c->n_layers = 8, c->n_heads = 8, c->n_kv_heads = 2, c->vocab_size = 6400, c->multiple_of = 64;
@@ -125,7 +134,7 @@ static Layout preset_config(Config *c, const char *preset) {
         c->aux_loss_alpha = 0.02, c->seq_aux = false;  // Mixtral's router_aux_loss_coef, a batch-level loss
         return LAYOUT_MIXTRAL;
     } else {
-        usage_error(PROG, "--preset: expected tiny, llama3-8b, minimind-moe or mixtral-tiny, got '%s'", preset);
+        usage_error(PROG, "--preset: expected tiny, gqa, llama3-8b, minimind-moe or mixtral-tiny, got '%s'", preset);
     }
     return LAYOUT_META;
 }
@@ -139,7 +148,7 @@ typedef struct {
 } WeightPlan;
 
 // Every tensor of the model in Meta's order, with the distribution of its values (see the header comment).
-static WeightPlan *plan_weights(const Config *c, int *n_out) {
+static WeightPlan *plan_weights(const Config *c, double embed_std, int *n_out) {
     const int per_layer = config_is_moe(c) ? 6 + 1 + 3 * (c->n_routed_experts + c->n_shared_experts) : 9;
     int n = 1 + per_layer * c->n_layers + 2;
     WeightPlan *p = xcalloc((size_t)n, sizeof *p);
@@ -161,7 +170,7 @@ static WeightPlan *plan_weights(const Config *c, int *n_out) {
         p[k].mean = (mu), p[k].std = (sigma), p[k].stream = k;                           \
         k++;                                                                              \
     } while (0)
-    MATRIX(V, D, 0.0, 0.5, "tok_embeddings.weight");
+    MATRIX(V, D, 0.0, embed_std, "tok_embeddings.weight");
     for (int l = 0; l < c->n_layers; l++) {
         MATRIX(Hq, D, 0.0, sqrt(3.0) / sqrt((double)D), "layers.%d.attention.wq.weight", l);
         MATRIX(Hkv, D, 0.0, sqrt(3.0) / sqrt((double)D), "layers.%d.attention.wk.weight", l);
@@ -389,7 +398,8 @@ int main(int argc, char **argv) {
     if (!out_dir) usage_error(PROG, "--out is required");
 
     Config cfg;
-    Layout lay = preset_config(&cfg, preset);
+    double embed_std;
+    Layout lay = preset_config(&cfg, &embed_std, preset);
     if (strcmp(format, "meta") == 0) lay = LAYOUT_META;
     else if (strcmp(format, "native") != 0) usage_error(PROG, "--format: expected native or meta, got '%s'", format);
     cfg.tie_word_embeddings = strcmp(preset, "minimind-moe") == 0;  // MiniMind's lm_head is its embedding
@@ -408,7 +418,7 @@ int main(int argc, char **argv) {
     if (tokenizer) check_tokenizer_file(tokenizer);
 
     int n_tensors;
-    WeightPlan *plan = plan_weights(&cfg, &n_tensors);
+    WeightPlan *plan = plan_weights(&cfg, embed_std, &n_tensors);
     // MiniMind saves fp16 (`v.half()`); Meta's and Mixtral's files are bf16
     const DType dtype = lay == LAYOUT_MINIMIND ? DT_F16 : DT_BF16;
     PthTensorSpec *specs = xcalloc((size_t)n_tensors, sizeof *specs);

@@ -102,7 +102,11 @@ bool npy_read_try(const uint8_t *buf, size_t len, NpyArray *a, char *err, size_t
     bool found = false;
     for (int t = 0; ok && t < DT_COUNT; t++)
         if (dtype_npy_descr((DType)t) && strcmp(descr, dtype_npy_descr((DType)t)) == 0) a->dtype = (DType)t, found = true;
-    if (ok && !found) ok = fail_msg(err, errlen, "header: descr '%s' not supported (little-endian f2/f4/f8/i1..i8/u1/b1 expected)", descr);
+    // complex64/complex128 (np.save of a complex tensor): read as float32/float64 pairs in a last dimension of 2
+    bool complex_pairs = ok && !found && (strcmp(descr, "<c8") == 0 || strcmp(descr, "<c16") == 0);
+    if (complex_pairs) a->dtype = descr[2] == '8' ? DT_F32 : DT_F64, found = true;
+    if (ok && !found)
+        ok = fail_msg(err, errlen, "header: descr '%s' not supported (little-endian f2/f4/f8/c8/c16/i1..i8/u1/b1 expected)", descr);
     if (ok && (!(p = strstr(hdr, "'fortran_order':")) || strncmp(p + 16 + strspn(p + 16, " "), "False", 5) != 0))
         ok = fail_msg(err, errlen, "header: fortran_order must be False");
     if (ok && (!(p = strstr(hdr, "'shape':")) || !(p = strchr(p, '(')))) ok = fail_msg(err, errlen, "header: 'shape' missing");
@@ -122,6 +126,10 @@ bool npy_read_try(const uint8_t *buf, size_t len, NpyArray *a, char *err, size_t
             }
         if (ok && a->ndim == MAX_DIMS) ok = fail_msg(err, errlen, "header: more than %d dims", MAX_DIMS);
         if (ok) a->shape[a->ndim++] = v;
+    }
+    if (ok && complex_pairs) {
+        if (a->ndim == MAX_DIMS) ok = fail_msg(err, errlen, "header: more than %d dims with the (real, imaginary) pair", MAX_DIMS - 1);
+        else a->shape[a->ndim++] = 2;
     }
     int64_t nbytes = 0;
     if (ok && !shape_nbytes_checked(a->shape, a->ndim, dtype_size(a->dtype), &nbytes))

@@ -15,7 +15,8 @@ void npy_write_tensor(const char *path, const Tensor *t);
 // Writes int64 values (token ids).
 void npy_write_i64(const char *path, const int64_t *data, const int64_t *shape, int ndim);
 
-// A loaded .npy: data is malloc'd and owned (free with npy_free). Only little-endian, C-order arrays.
+// A loaded .npy: data is malloc'd and owned (free with npy_free). Only little-endian, C-order arrays. A complex64
+// (complex128) array [..., n] is read as float32 (float64) [..., n, 2]: (real, imaginary), torch.view_as_real's layout.
 typedef struct {
     DType dtype;
     int ndim;

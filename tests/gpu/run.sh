@@ -170,7 +170,7 @@ if stage nocompare; then
     # summary_says LOG: the summary counts every chapter as run, none as passed, and no line says OK
     summary_says() {
         grep -qE "^$N_CHAPTERS chapters in [0-9.]+ s: $N_CHAPTERS ran, 0 failed; nothing compared \(--no-compare\)" "$1" &&
-            ! grep -qE "^OK|passed" "$1" && [ "$(grep -cE "^cuda-only [0-9][0-9]_[a-z]+: not compared" "$1")" -eq "$N_CHAPTERS" ]
+            ! grep -qE "^OK|passed" "$1" && [ "$(grep -cE "^cuda-only [0-9][0-9]_[a-z_]+: not compared" "$1")" -eq "$N_CHAPTERS" ]
     }
     # the tiny model: a default-mode trace of the same model to compare with, then the CUDA path alone
     rm -rf "$GPU_TMP/nc_tiny_ref" "$GPU_TMP/nc_tiny"

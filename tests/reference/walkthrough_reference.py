@@ -2,6 +2,7 @@
 """walkthrough_reference.py: the walkthrough's math in PyTorch, checked against every .npy the chapters wrote.
 
     walkthrough_reference.py MODEL_DIR TRACE_DIR...
+    walkthrough_reference.py --write MODEL_DIR TRACE_DIR OUT_DIR [--plant MISTAKE]
 
 TRACE_DIRs: traces of the chapters on the model in MODEL_DIR (any prompt, layer, head; any subset of the chapters).
 
@@ -34,6 +35,12 @@ Also: next_token (the chapter's) equals torch.argmax of the op-level logits and 
 head of --head in the batched stacked_qkv_attention equals 10_value's qkv_attention; residual_norms of the chapter's
 stream. Any .npy in TRACE_DIR that this script does not know how to check is a failure.
 Exit status: 0 when every check passed, 1 otherwise, 2 on bad usage.
+
+--write: the same implementation as a learner would run it, writing every tensor of chapters 01-15 flat into OUT_DIR
+under the trace's names (the tokens, layer and head of TRACE_DIR), with one mistake planted (PLANTED: HF weights not
+un-permuted, rotate-half RoPE, positions from 1, no 1/sqrt(head_dim), the mask missing or on the wrong side, softmax
+over dim 0, kv head h % n_kv_heads, RMSNorm without eps / weight / with mean(x), SiLU on w3, the attention residual
+forgotten; fp32: no bf16 rounding anywhere): the input of build/bin/verify's tests (tests/test_verify.sh).
 """
 import json
 import math
@@ -50,9 +57,12 @@ BF16 = torch.bfloat16
 
 
 # ---- the tutorial's ops at Meta's precision points ----------------------------------------------------------------
+ROUND_BF16 = True  # False only in --write --plant fp32: a learner who computes in float32 throughout
+
+
 def bf(x):
     """Round an fp32 tensor to bf16 (round to nearest even), as .to(torch.bfloat16) does."""
-    return x.to(BF16)
+    return x.to(BF16) if ROUND_BF16 else x.float()
 
 
 def linear(x, w):
@@ -127,27 +137,75 @@ class Model:
         return t if t.dtype == BF16 else bf(t.float())
 
 
-def layer_forward(m, layer, x, freqs_cis):
+class Ops:
+    """The ops of the tutorial's layer as this reference computes them (the functions above). The checks below use
+    the one instance OPS; --write --plant MISTAKE (for build/bin/verify's tests) swaps one method for a learner's
+    mistake (PLANTED) and writes the tensors under the trace's names."""
+    def weight(self, m, name):
+        return m.W(name)
+
+    def positions(self, T):
+        return torch.arange(T)
+
+    def rms(self, x, eps):  # 03_rmsnorm's rms: the tutorial's (x.pow(2).mean(-1) + norm_eps)**0.5
+        return (x.float().pow(2).mean(-1) + eps) ** 0.5
+
+    def rms_norm(self, x, w, eps):
+        return rms_norm(x, w, eps)
+
+    def pairs(self, x):  # q.float().view(T, -1, 2): Meta's interleaved pairs (2i, 2i+1)
+        return x.float().view(x.shape[0], -1, 2)
+
+    def unpairs(self, p):
+        return p.reshape(p.shape[0], -1)
+
+    def rotate(self, x, freqs_cis):
+        rotated = torch.view_as_real(torch.view_as_complex(self.pairs(x).contiguous()) * freqs_cis)
+        return rotated, bf(self.unpairs(rotated))
+
+    def scores(self, q_rot, k_rot, head_dim):
+        return scores(q_rot, k_rot, head_dim)
+
+    def mask(self, T):
+        return causal_mask(T)
+
+    def softmax(self, masked):
+        return softmax_bf16(masked)
+
+    def kv_head(self, m, head):
+        return head // m.n_rep  # the tutorial's head//4, from the config
+
+    def ffn(self, x, w1, w2, w3):
+        return swiglu_ffn(x, w1, w2, w3)
+
+    def residual_attn(self, x, delta):
+        return residual(x, delta)
+
+
+OPS = Ops()
+
+
+def layer_forward(m, layer, x, freqs_cis, ops=OPS):
     """One layer as the tutorial's loop writes it (all heads), every intermediate kept. x: bf16 [T, D]."""
     T, Dh = x.shape[0], m.Dh
     pre = f"layers.{layer}."
     r = {"x_in": x}
-    xn = rms_norm(x, m.W(pre + "attention_norm.weight"), m.eps)
+    xn = ops.rms_norm(x, ops.weight(m, pre + "attention_norm.weight"), m.eps)
     r["x_norm"] = xn
-    q_layer = m.W(pre + "attention.wq.weight").view(m.H, Dh, m.D)
-    k_layer = m.W(pre + "attention.wk.weight").view(m.Hkv, Dh, m.D)
-    v_layer = m.W(pre + "attention.wv.weight").view(m.Hkv, Dh, m.D)
+    q_layer = ops.weight(m, pre + "attention.wq.weight").view(m.H, Dh, m.D)
+    k_layer = ops.weight(m, pre + "attention.wk.weight").view(m.Hkv, Dh, m.D)
+    v_layer = ops.weight(m, pre + "attention.wv.weight").view(m.Hkv, Dh, m.D)
     heads, probs = [], []
     for head in range(m.H):
-        kv = head // m.n_rep  # the tutorial's head//4, from the config
+        kv = ops.kv_head(m, head)
         q = linear(xn, q_layer[head])
         k = linear(xn, k_layer[kv])
         v = linear(xn, v_layer[kv])
-        q_pairs_rot, q_rot = rotate(q, freqs_cis)
-        k_pairs_rot, k_rot = rotate(k, freqs_cis)
-        qk = scores(q_rot, k_rot, Dh)
-        masked = qk + causal_mask(T)
-        p = softmax_bf16(masked)
+        q_pairs_rot, q_rot = ops.rotate(q, freqs_cis)
+        k_pairs_rot, k_rot = ops.rotate(k, freqs_cis)
+        qk = ops.scores(q_rot, k_rot, Dh)
+        masked = qk + ops.mask(T)
+        p = ops.softmax(masked)
         out = bf(p.float() @ v.float())
         heads.append(out)
         probs.append(p)
@@ -155,11 +213,11 @@ def layer_forward(m, layer, x, freqs_cis):
                                  k_rot=k_rot, qk=qk, masked=masked, p=p, out=out)
     r["attn_all"] = torch.stack(probs)
     r["stacked"] = torch.cat(heads, dim=-1)
-    r["delta"] = linear(r["stacked"], m.W(pre + "attention.wo.weight"))
-    r["after_edit"] = residual(x, r["delta"])
-    r["after_edit_norm"] = rms_norm(r["after_edit"], m.W(pre + "ffn_norm.weight"), m.eps)
-    r["ffn_out"] = swiglu_ffn(r["after_edit_norm"], m.W(pre + "feed_forward.w1.weight"),
-                              m.W(pre + "feed_forward.w2.weight"), m.W(pre + "feed_forward.w3.weight"))
+    r["delta"] = linear(r["stacked"], ops.weight(m, pre + "attention.wo.weight"))
+    r["after_edit"] = ops.residual_attn(x, r["delta"])
+    r["after_edit_norm"] = ops.rms_norm(r["after_edit"], ops.weight(m, pre + "ffn_norm.weight"), m.eps)
+    r["ffn_out"] = ops.ffn(r["after_edit_norm"], ops.weight(m, pre + "feed_forward.w1.weight"),
+                           ops.weight(m, pre + "feed_forward.w2.weight"), ops.weight(m, pre + "feed_forward.w3.weight"))
     r["out"] = residual(r["after_edit"], r["ffn_out"])
     return r
 
@@ -256,23 +314,221 @@ class Checker:
         self.result(bool(ok), f"{what:58s} {detail}")
 
 
-def run_chain(m, tokens):
+def run_chain(m, tokens, ops=OPS):
     """The whole model from the checkpoint alone: every layer (all heads), the final norm and the logits."""
     T = int(tokens.shape[0])
     zero_to_one, freqs = rope_freqs(m.Dh, m.theta)
-    angles = torch.outer(torch.arange(T).float(), freqs)
+    angles = torch.outer(ops.positions(T).float(), freqs)
     freqs_cis = torch.polar(torch.ones_like(angles), angles)
     emb = m.W("tok_embeddings.weight")[tokens]  # exact rows, bf16
     stream, layers = [emb], []
     for L in range(m.L):
-        layers.append(layer_forward(m, L, stream[-1], freqs_cis))
+        layers.append(layer_forward(m, L, stream[-1], freqs_cis, ops))
         stream.append(layers[-1]["out"])
-    final_norm = rms_norm(stream[-1], m.W("norm.weight"), m.eps)
+    final_norm = ops.rms_norm(stream[-1], m.W("norm.weight"), m.eps)
     return dict(zero_to_one=zero_to_one, freqs=freqs, angles=angles, freqs_cis=freqs_cis, emb=emb, stream=stream,
                 layers=layers, final_norm=final_norm, logits=logits_of(m, final_norm[-1]))
 
 
+# ---- a learner's tensors, with one mistake planted (build/bin/verify's tests, tests/test_verify.sh) --------------------
+def hf_order(w, heads):
+    """Meta's wq/wk rows -> HF's: within each head the pair (2i, 2i+1) goes to rows (i, i + Dh/2) (HF's permute)."""
+    rows, D = w.shape
+    Dh = rows // heads
+    return w.view(heads, Dh // 2, 2, D).transpose(1, 2).reshape(rows, D)
+
+
+class HfPermuted(Ops):  # HF weights used with Meta's interleaved RoPE: the q/k rows were not un-permuted
+    def weight(self, m, name):
+        w = m.W(name)
+        if name.endswith("attention.wq.weight"):
+            return hf_order(w, m.H)
+        if name.endswith("attention.wk.weight"):
+            return hf_order(w, m.Hkv)
+        return w
+
+
+class RotateHalf(Ops):  # HF's rotate_half on Meta-layout weights: pairs (i, i + Dh/2) instead of (2i, 2i+1)
+    def pairs(self, x):
+        h = x.shape[1] // 2
+        return torch.stack((x.float()[:, :h], x.float()[:, h:]), dim=-1)
+
+    def unpairs(self, p):
+        return torch.cat((p[..., 0], p[..., 1]), dim=-1)
+
+
+class PositionsFrom1(Ops):
+    def positions(self, T):
+        return torch.arange(1, T + 1)
+
+
+class NoSqrtHeadDim(Ops):
+    def scores(self, q_rot, k_rot, head_dim):
+        return q_rot.float() @ k_rot.float().T
+
+
+class MaskMissing(Ops):
+    def mask(self, T):
+        return torch.zeros(T, T)
+
+
+class MaskWrongSide(Ops):
+    def mask(self, T):
+        return torch.tril(torch.full((T, T), float("-inf")), diagonal=-1)
+
+
+class SoftmaxWrongDim(Ops):
+    def softmax(self, masked):
+        return bf(F.softmax(masked.float(), dim=0))
+
+
+class KvHeadModulo(Ops):
+    def kv_head(self, m, head):
+        return head % m.Hkv
+
+
+class RmsNormNoEps(Ops):
+    def rms(self, x, eps):
+        return x.float().pow(2).mean(-1) ** 0.5
+
+    def rms_norm(self, x, w, eps):
+        return rms_norm(x, w, 0.0)
+
+
+class RmsNormNoWeight(Ops):
+    def rms_norm(self, x, w, eps):
+        xf = x.float()
+        return bf(xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps))
+
+
+class RmsNormMean(Ops):  # mean(x) where the norm needs mean(x^2)
+    def rms(self, x, eps):
+        return (x.float().mean(-1) + eps) ** 0.5
+
+    def rms_norm(self, x, w, eps):
+        xf = x.float()
+        normed = bf(xf * torch.rsqrt(xf.mean(-1, keepdim=True) + eps))
+        return bf(normed.float() * w.float())
+
+
+class SiluOnW3(Ops):
+    def ffn(self, x, w1, w2, w3):
+        return swiglu_ffn(x, w3, w2, w1)
+
+
+class ResidualForgotten(Ops):
+    def residual_attn(self, x, delta):
+        return delta
+
+
+PLANTED = {"none": Ops, "fp32": Ops, "hf-permuted": HfPermuted, "rotate-half": RotateHalf,
+           "rope-positions-from-1": PositionsFrom1, "no-sqrt-head-dim": NoSqrtHeadDim, "mask-missing": MaskMissing,
+           "mask-wrong-side": MaskWrongSide, "softmax-wrong-dim": SoftmaxWrongDim, "kv-head-modulo": KvHeadModulo,
+           "rmsnorm-no-eps": RmsNormNoEps, "rmsnorm-no-weight": RmsNormNoWeight, "rmsnorm-mean": RmsNormMean,
+           "silu-on-w3": SiluOnW3, "residual-forgotten": ResidualForgotten}
+
+
+def write_learner(m, tokens, layer, head, out_dir, ops):
+    """Every tensor of chapters 01-15 under the trace's names, flat in out_dir, as a learner following the tutorial
+    would np.save them (complex tensors as complex64, ids as int64), computed with `ops`."""
+    os.makedirs(out_dir, exist_ok=True)
+    C = run_chain(m, tokens, ops)
+    R, T, kv = C["layers"][layer], int(tokens.shape[0]), head // m.n_rep
+    Rh, L = R[("head", head)], layer
+    pre = f"layers.{L}.attention."
+
+    def save(name, x):
+        if torch.is_tensor(x) and x.dtype == BF16:
+            x = x.float()  # numpy has no bf16: a learner saves .float() (exact)
+        a = x.detach().numpy() if torch.is_tensor(x) else np.asarray(x)
+        if a.dtype not in (np.int64, np.complex64):
+            a = a.astype(np.float32)
+        np.save(os.path.join(out_dir, name + ".npy"), a)
+
+    def complex_of(pairs):
+        return torch.view_as_complex(pairs.float().contiguous())
+
+    wq = ops.weight(m, pre + "wq.weight").view(m.H, m.Dh, m.D)
+    wk = ops.weight(m, pre + "wk.weight").view(m.Hkv, m.Dh, m.D)
+    wv = ops.weight(m, pre + "wv.weight").view(m.Hkv, m.Dh, m.D)
+    lkv = ops.kv_head(m, head)  # the kv head the learner's code reads; saved under the trace's name
+    save("tokens", tokens.to(torch.int64))
+    save("token_embeddings_unnormalized", C["emb"])
+    save("rms", ops.rms(C["stream"][L], m.eps))
+    save("token_embeddings", R["x_norm"])
+    save(f"q_layer{L}", wq)
+    save(f"q_layer{L}_head{head}", wq[head])
+    save("q_per_token", Rh["q"])
+    q_pairs = ops.pairs(Rh["q"])
+    save("q_per_token_split_into_pairs", q_pairs)
+    save(f"zero_to_one_split_into_{m.Dh // 2}_parts", C["zero_to_one"])
+    save("freqs", C["freqs"])
+    save("freqs_for_each_token", C["angles"])
+    save("freqs_cis", C["freqs_cis"].to(torch.complex64))
+    save("q_per_token_as_complex_numbers", complex_of(q_pairs))
+    save("q_per_token_as_complex_numbers_rotated", complex_of(Rh["q_pairs_rot"]))
+    save("q_per_token_split_into_pairs_rotated", Rh["q_pairs_rot"])
+    save("q_per_token_rotated", Rh["q_rot"])
+    save(f"k_layer{L}", wk)
+    save(f"k_layer{L}_head{kv}", wk[lkv])
+    save("k_per_token", Rh["k"])
+    k_pairs = ops.pairs(Rh["k"])
+    save("k_per_token_split_into_pairs", k_pairs)
+    save("k_per_token_as_complex_numbers", complex_of(k_pairs))
+    save("k_per_token_split_into_pairs_rotated", Rh["k_pairs_rot"])
+    save("k_per_token_rotated", Rh["k_rot"])
+    save("qk_per_token", Rh["qk"])
+    save("mask", ops.mask(T))
+    save("qk_per_token_after_masking", Rh["masked"])
+    save("qk_per_token_after_masking_after_softmax", Rh["p"])
+    save(f"v_layer{L}", wv)
+    save(f"v_layer{L}_head{kv}", wv[lkv])
+    save("v_per_token", Rh["v"])
+    save("qkv_attention", Rh["out"])
+    save("attn_weights_all", R["attn_all"])
+    save("stacked_qkv_attention", R["stacked"])
+    save("embedding_delta", R["delta"])
+    save("embedding_after_edit", R["after_edit"])
+    save("embedding_after_edit_normalized", R["after_edit_norm"])
+    save("output_after_feedforward", R["ffn_out"])
+    save(f"layer_{L}_embedding", R["out"])
+    stream = C["stream"]
+    save("final_embedding", stream[-1])
+    save("layer_outputs", torch.stack(stream[1:]))
+    save("attn_weights_layers", torch.stack([r["attn_all"] for r in C["layers"]]))
+    save("residual_norms", torch.stack(stream).double().pow(2).sum(-1).sqrt())
+    save("final_embedding_normalized", C["final_norm"])
+    save("logits", C["logits"])
+    save("next_token", torch.tensor([int(torch.argmax(C["logits"]))], dtype=torch.int64))
+    save("top_k_probs", torch.topk(torch.softmax(C["logits"].double(), 0), min(10, m.V)).values)
+
+
+def main_write(args):
+    """--write MODEL_DIR TRACE_DIR OUT_DIR [--plant MISTAKE]: tokens, layer and head from TRACE_DIR (chapters 01, 04)."""
+    global ROUND_BF16
+    plant = "none"
+    if "--plant" in args:
+        i = args.index("--plant")
+        plant = args[i + 1] if i + 1 < len(args) else ""
+        args = args[:i] + args[i + 2:]
+    if len(args) != 3 or plant not in PLANTED:
+        print("usage: walkthrough_reference.py --write MODEL_DIR TRACE_DIR OUT_DIR [--plant %s]" % "|".join(PLANTED),
+              file=sys.stderr)
+        return 2
+    model_dir, trace_dir, out_dir = args
+    tokens = torch.from_numpy(np.load(os.path.join(trace_dir, "01_tokenize", "tokens.npy")))
+    names = [n for n in os.listdir(os.path.join(trace_dir, "04_query")) if re.fullmatch(r"q_layer\d+_head\d+\.npy", n)]
+    layer, head = map(int, re.fullmatch(r"q_layer(\d+)_head(\d+)\.npy", names[0]).groups())
+    ROUND_BF16 = plant != "fp32"
+    m = Model(model_dir)
+    write_learner(m, tokens, layer, head, out_dir, PLANTED[plant]())
+    print(f"wrote the tensors of chapters 01-15 into {out_dir} (planted: {plant}; layer {layer}, head {head})")
+    return 0
+
+
 def main(argv):
+    if argv[1:2] == ["--write"]:
+        return main_write(argv[2:])
     args = argv[1:]
     if len(args) < 2:
         print(__doc__.split("\n\n")[1], file=sys.stderr)
