@@ -251,18 +251,27 @@ static const Arr *Rf(const char *fmt, int x) {
     return R(name);
 }
 
-// A weight of the model as doubles (empty when the model is not at hand).
-static Arr weight(const char *fmt, int layer) {
-    if (!V.have_model) return arr_none();
+// A weight of the model, read in place (NULL when the model is not at hand or the tensor is not a contiguous float):
+// the 8B's output.weight is 1 GB of bf16, never copied.
+static const Tensor *wt(const char *fmt, int layer) {
+    if (!V.have_model) return NULL;
     char name[128];
     snprintf(name, sizeof name, fmt, layer);
     const Tensor *t = checkpoint_find(&V.ck, name);
-    if (!t) return arr_none();
-    Arr a = arr_new(t->ndim, t->shape);
-    float *f = xmalloc(a.n * sizeof(float));
-    tensor_to_f32(t, f);
-    for (size_t i = 0; i < a.n; i++) a.v[i] = f[i];
-    free(f);
+    bool ok = t && tensor_is_contiguous(t) && (t->dtype == DT_BF16 || t->dtype == DT_F32 || t->dtype == DT_F16);
+    return ok ? t : NULL;
+}
+static double wget(const Tensor *t, size_t i) {
+    if (t->dtype == DT_BF16) return bf16_to_f32(((const uint16_t *)t->data)[i]);
+    if (t->dtype == DT_F16) return f16_to_f32(((const uint16_t *)t->data)[i]);
+    return ((const float *)t->data)[i];
+}
+// A vector weight (a norm's) as doubles; empty when not at hand.
+static Arr weight(const char *fmt, int layer) {
+    const Tensor *t = wt(fmt, layer);
+    if (!t || t->ndim != 1) return arr_none();
+    Arr a = arr_new(1, t->shape);
+    for (size_t i = 0; i < a.n; i++) a.v[i] = wget(t, i);
     return a;
 }
 
@@ -278,6 +287,20 @@ static Arr matmul_nt(const double *x, const double *w, int64_t m, int64_t k, int
             double s = 0;
             for (int64_t c = 0; c < k; c++) s += x[i * k + c] * w[j * k + c];
             o.v[i * n + j] = s;
+        }
+    return o;
+}
+// out [m, n] = x [m, k] · Wᵀ for a weight W [n, k] of the model, read in place; empty when W is not at hand
+static Arr matmul_wt(const double *x, int64_t m, int64_t k, const Tensor *w) {
+    if (!w || w->ndim != 2 || w->shape[1] != k) return arr_none();
+    int64_t n = w->shape[0], shape[2] = {m, n};
+    Arr o = arr_new(2, shape);
+#pragma omp parallel for schedule(static)
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t i = 0; i < m; i++) {
+            double acc = 0;
+            for (int64_t c = 0; c < k; c++) acc += x[i * k + c] * wget(w, (size_t)(j * k + c));
+            o.v[i * n + j] = acc;
         }
     return o;
 }
@@ -747,20 +770,19 @@ static void diagnose_known(const char *name, const Arr *mine) {
     }
     if (!strcmp(name, "output_after_feedforward") && R("embedding_after_edit_normalized")) {
         const Arr *x = R("embedding_after_edit_normalized");
-        Arr w1 = weight("layers.%d.feed_forward.w1.weight", L), w2 = weight("layers.%d.feed_forward.w2.weight", L);
-        Arr w3 = weight("layers.%d.feed_forward.w3.weight", L);
-        if (w1.n && w2.n && w3.n) {
-            int64_t T = x->shape[0], F = w1.shape[0];
-            Arr a = matmul_nt(x->v, w1.v, T, V.D, F), b = matmul_nt(x->v, w3.v, T, V.D, F);
+        const Tensor *w1 = wt("layers.%d.feed_forward.w1.weight", L), *w2 = wt("layers.%d.feed_forward.w2.weight", L);
+        const Tensor *w3 = wt("layers.%d.feed_forward.w3.weight", L);
+        if (w1 && w2 && w3) {
+            int64_t T = x->shape[0], F = w1->shape[0];
+            Arr a = matmul_wt(x->v, T, V.D, w1), b = matmul_wt(x->v, T, V.D, w3);
             Arr g1 = arr_like(&a), g2 = arr_like(&a);
             for (size_t i = 0; i < a.n; i++) g1.v[i] = a.v[i] * silu(b.v[i]), g2.v[i] = a.v[i] * b.v[i];
-            try_cause(mine, matmul_nt(g1.v, w2.v, T, F, V.D), "silu-on-w3");
-            try_cause(mine, matmul_nt(g2.v, w2.v, T, F, V.D), "silu-missing");
+            try_cause(mine, matmul_wt(g1.v, T, F, w2), "silu-on-w3");
+            try_cause(mine, matmul_wt(g2.v, T, F, w2), "silu-missing");
             arr_free(&a), arr_free(&b), arr_free(&g1), arr_free(&g2);
         } else {
             g_untried += 2;
         }
-        arr_free(&w1), arr_free(&w2), arr_free(&w3);
         return;
     }
     if (name_is(name, "layer_%d_embedding", L) && R("output_after_feedforward")) {
@@ -768,11 +790,15 @@ static void diagnose_known(const char *name, const Arr *mine) {
         return;
     }
     if (!strcmp(name, "logits") && R("final_embedding")) {
-        Arr w = weight("output.weight", 0);
+        const Tensor *w = wt("output.weight", 0);
         const Arr *x = R("final_embedding");
-        if (w.n) try_cause(mine, matmul_nt(x->v + (size_t)(x->shape[0] - 1) * V.D, w.v, 1, V.D, w.shape[0]), "final-norm-skipped");
-        else g_untried++;
-        arr_free(&w);
+        if (w) {
+            Arr c = matmul_wt(x->v + (size_t)(x->shape[0] - 1) * V.D, 1, V.D, w);
+            c.ndim = 1, c.shape[0] = c.shape[1];  // [1, V] -> [V]
+            try_cause(mine, c, "final-norm-skipped");
+        } else {
+            g_untried++;
+        }
     }
 }
 

@@ -384,37 +384,40 @@ char *trace_path(Trace *t, const char *step, const char *file) {
     return path;
 }
 
-void trace_tensor_f32(Trace *t, const char *step, const char *name, const float *data, const int64_t *shape, int ndim,
-                      const char *dtype_label) {
+// OUT/<step>/<name>.npy (made ready to write) and the same relative to OUT, both malloc'd; returns prod(shape).
+static int64_t tensor_paths(Trace *t, const char *step, const char *name, const int64_t *shape, int ndim, char **path,
+                            char **relative) {
     check_plain_name("tensor name", name);
     int64_t n = 1;
     for (int d = 0; d < ndim; d++) n *= shape[d];
     char *file_name = xasprintf("%s.npy", name);
-    char *path = trace_path(t, step, file_name);
+    *path = trace_path(t, step, file_name);
+    *relative = xasprintf("%s/%s", step, file_name);
+    free(file_name);
+    return n;
+}
+
+void trace_tensor_f32(Trace *t, const char *step, const char *name, const float *data, const int64_t *shape, int ndim,
+                      const char *dtype_label) {
+    char *path, *relative;
+    int64_t n = tensor_paths(t, step, name, shape, ndim, &path, &relative);
     npy_write_f32(path, data, shape, ndim);
     TensorStats stats;
     tensor_stats_f32(data, n, &stats);
-    char *relative = xasprintf("%s/%s", step, file_name);
     trace_tensor_record(t, step, name, shape, ndim, dtype_label, relative, &stats);
-    free(relative);
-    free(path);
-    free(file_name);
+    free(relative), free(path);
 }
 
 void trace_tensor_i64(Trace *t, const char *step, const char *name, const int64_t *data, const int64_t *shape, int ndim) {
-    check_plain_name("tensor name", name);
-    int64_t n = 1;
-    for (int d = 0; d < ndim; d++) n *= shape[d];
-    char *file_name = xasprintf("%s.npy", name);
-    char *path = trace_path(t, step, file_name);
+    char *path, *relative;
+    int64_t n = tensor_paths(t, step, name, shape, ndim, &path, &relative);
     npy_write_i64(path, data, shape, ndim);
     float *as_f32 = xmalloc((size_t)(n > 0 ? n : 1) * sizeof(float));
     for (int64_t i = 0; i < n; i++) as_f32[i] = (float)data[i];
     TensorStats stats;
     tensor_stats_f32(as_f32, n, &stats);
-    char *relative = xasprintf("%s/%s", step, file_name);
     trace_tensor_record(t, step, name, shape, ndim, "i64", relative, &stats);
-    free(relative), free(as_f32), free(path), free(file_name);
+    free(relative), free(as_f32), free(path);
 }
 
 void trace_vocab(Trace *t, const char *step, int64_t id, const char *piece) {

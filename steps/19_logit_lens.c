@@ -244,23 +244,26 @@ int main(int argc, char **argv) {
         for (int L = 0; L < NL; L++) free(row_labels[L]);
         free(row_labels);
 
+        // the final prediction after each layer: its probability, and its rank (log10, so that 1 is 0)
         char name[160], title[256];
         snprintf(name, sizeof name, "'%s' (%lld)", target_shown, (long long)target);
-        ChartSeries prob_series = {name, target_prob}, rank_series = {name, rank_log10};
-        snprintf(title, sizeof title, step_text(&s, "the final prediction %s: its probability after each layer",
-                                                "最终预测 %s：每一层之后的概率"), name);
-        png = step_path(&s, "final_prediction_prob.png");
-        figure_line_chart(png, NULL, NL, &prob_series, 1, title, step_text(&s, "after layer", "经过的层"),
-                          step_text(&s, "probability at the last position", "最后一个位置上的概率"));
-        free(png);
-        step_image(&s, "final_prediction_prob.png", step_text(&s, "probability of the final prediction per layer", "最终预测在每层的概率"));
-        snprintf(title, sizeof title, step_text(&s, "the final prediction %s: its rank after each layer",
-                                                "最终预测 %s：每一层之后的排名"), name);
-        png = step_path(&s, "final_prediction_rank.png");
-        figure_line_chart(png, NULL, NL, &rank_series, 1, title, step_text(&s, "after layer", "经过的层"),
-                          step_text(&s, "log10(rank); 0 = the top token", "log10(排名)；0 = 排第一"));
-        free(png);
-        step_image(&s, "final_prediction_rank.png", step_text(&s, "rank of the final prediction per layer", "最终预测在每层的排名"));
+        const struct { const char *file, *title_en, *title_zh, *y_en, *y_zh, *caption_en, *caption_zh; const float *values; } charts[2] = {
+            {"final_prediction_prob.png", "the final prediction %s: its probability after each layer", "最终预测 %s：每一层之后的概率",
+             "probability at the last position", "最后一个位置上的概率", "probability of the final prediction per layer",
+             "最终预测在每层的概率", target_prob},
+            {"final_prediction_rank.png", "the final prediction %s: its rank after each layer", "最终预测 %s：每一层之后的排名",
+             "log10(rank); 0 = the top token", "log10(排名)；0 = 排第一", "rank of the final prediction per layer",
+             "最终预测在每层的排名", rank_log10},
+        };
+        for (int k = 0; k < 2; k++) {
+            ChartSeries series = {name, charts[k].values};
+            snprintf(title, sizeof title, step_text(&s, charts[k].title_en, charts[k].title_zh), name);
+            png = step_path(&s, charts[k].file);
+            figure_line_chart(png, NULL, NL, &series, 1, title, step_text(&s, "after layer", "经过的层"),
+                              step_text(&s, charts[k].y_en, charts[k].y_zh));
+            free(png);
+            step_image(&s, charts[k].file, step_text(&s, charts[k].caption_en, charts[k].caption_zh));
+        }
     }
 
     for (size_t i = 0; i < (size_t)NL * cols; i++) free(top1[i]);

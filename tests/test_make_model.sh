@@ -66,7 +66,23 @@ check "--help exits 0" "$MM" --help
 check_fails 2 "unknown argument" "an unknown flag is refused" "$MM" --preset tiny --out "$TMP/x" --bogus
 check_fails 2 "--preset" "a missing --preset is refused" "$MM" --out "$TMP/x"
 check_fails 2 "--out" "a missing --out is refused" "$MM" --preset tiny
-check_fails 2 "tiny, llama3-8b, minimind-moe or mixtral-tiny" "an unknown preset is refused" "$MM" --preset huge --out "$TMP/x"
+check_fails 2 "tiny, gqa, llama3-8b, minimind-moe or mixtral-tiny" "an unknown preset is refused" "$MM" --preset huge --out "$TMP/x"
+# the gqa preset (build/bin/verify's tests): 8 query heads on 2 kv heads, embeddings of std 0.002
+check "gqa preset" "$MM" --preset gqa --seed 3 --tokenizer "$TOK" --out "$TMP/gqa" --quiet
+check "gqa preset: params.json, the heads' shapes, small embeddings, other weights as tiny's" $PY - "$TMP/gqa" <<'EOF2'
+import json, sys, torch
+d = sys.argv[1]
+p = json.load(open(d + "/params.json"))
+assert (p["dim"], p["n_layers"], p["n_heads"], p["n_kv_heads"]) == (256, 2, 8, 2), p
+sd = torch.load(d + "/consolidated.00.pth", map_location="cpu")
+assert sd["layers.0.attention.wq.weight"].shape == (256, 256) and sd["layers.0.attention.wk.weight"].shape == (64, 256)
+assert sd["layers.1.feed_forward.w1.weight"].shape == (768, 256)
+e = sd["tok_embeddings.weight"][:4096].float().std().item()
+assert abs(e - 0.002) < 0.0002, e
+wv = sd["layers.0.attention.wv.weight"].float().std().item()
+assert abs(wv - 256 ** -0.5) < 0.01 * 256 ** -0.5 * 5, wv
+print("ok", e, wv)
+EOF2
 check_fails 2 "--layers" "--layers 0 is refused" "$MM" --preset tiny --layers 0 --out "$TMP/x"
 check_fails 2 "--seed" "a negative seed is refused" "$MM" --preset tiny --seed -3 --out "$TMP/x"
 check_fails 2 "--seed" "a seed that is not a number is refused" "$MM" --preset tiny --seed 12ab --out "$TMP/x"
