@@ -224,6 +224,8 @@ static struct {
     bool have_model;
     Checkpoint ck;
     char *temp_trace;  // a trace made in a temporary folder (removed at the end)
+    char **pass;       // the flags passed on to the walkthrough
+    StrBuf missing;    // names not found since the last line printed, said on one line
 } V;
 
 static const char *tr(const char *en, const char *zh) { return V.lang_zh ? zh : en; }
@@ -938,6 +940,8 @@ static void read_trace(void) {
 static void open_model(const char *model_arg) {
     const char *model = model_arg ? model_arg : json_string_value(json_object_get(V.root, "model"));
     V.eps = 1e-5, V.theta = 500000.0;
+    if (model_arg && !file_exists(model_arg) && !dir_exists(model_arg))
+        input_error(model_arg, "--model: no such model directory (params.json + consolidated.00.pth, or an HF folder)");
     if (model && (file_exists(model) || dir_exists(model))) {
         checkpoint_open(&V.ck, model);
         V.have_model = true;
@@ -978,7 +982,7 @@ static void flush_missing(StrBuf *missing) {
 int main(int argc, char **argv) {
     const char *trace_arg = NULL, *model_arg = NULL;
     int want_layer = -1, want_head = -1;
-    char **pass = xcalloc((size_t)argc * 2 + 1, sizeof(char *));
+    char **pass = V.pass = xcalloc((size_t)argc * 2 + 1, sizeof(char *));  // reachable from V: no leak at an exit
     int n_pass = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -1052,6 +1056,13 @@ int main(int argc, char **argv) {
         }
         if (d) closedir(d);
     }
+    // every file found is read once before anything is compared: a broken one stops verify (exit 2) before its table
+    for (int i = 0; i < V.n; i++) {
+        char *path = find_mine(&V.e[i]);
+        if (!path) continue;
+        Arr a = arr_load(path);
+        arr_free(&a), free(path);
+    }
     const char *prompt = json_string_value(json_object_get(V.root, "prompt"));
     printf(tr("verify %s against the trace %s\n  model %s, prompt \"%s\", layer %d, head %d (kv head %d)\n",
               "verify：用记录 %2$s 检查 %1$s\n  模型 %3$s，提示词 \"%4$s\"，第 %5$d 层，第 %6$d 个头（kv 头 %7$d）\n"),
@@ -1059,20 +1070,19 @@ int main(int argc, char **argv) {
 
     const char *last_step = "";
     bool seen_fp32 = false;  // a tensor so far was float32 where the trace's is bf16
-    StrBuf missing = {0};    // names not found since the last line printed, said on one line
     for (int i = 0; i < V.n; i++) {
         Entry *e = &V.e[i];
         if (strcmp(e->step, last_step)) {
-            flush_missing(&missing);
+            flush_missing(&V.missing);
             printf("%s\n", e->step), last_step = e->step;
         }
         char *path = find_mine(e);
         if (!path) {
-            strbuf_addf(&missing, "%s%s", missing.len ? ", " : "", e->name);
+            strbuf_addf(&V.missing, "%s%s", V.missing.len ? ", " : "", e->name);
             n_missing++;
             continue;
         }
-        flush_missing(&missing);
+        flush_missing(&V.missing);
         Arr mine = arr_load(path);
         free(path);
         n_found++;
@@ -1170,8 +1180,7 @@ int main(int argc, char **argv) {
         arr_free(&mine);
         return 1;
     }
-    flush_missing(&missing);
-    free(strbuf_take(&missing));
+    flush_missing(&V.missing);
     if (!n_found)
         input_error(V.my_dir, "none of the walkthrough's names found (NAME.npy or NN_chapter/NAME.npy; the names: verify --help)");
     printf(tr("%d found, %d missing: every tensor found agrees with the trace", "找到 %d 个，缺失 %d 个：找到的张量都与记录一致"),
