@@ -19,7 +19,8 @@
 #               the 8b stage's, when that stage ran first). The 8B run is timed with measure.py (target: <= 20 s).
 #   demo        the trained demo model (build/models/llama3-tiny-trained, from `make models` or unpacked from
 #               models/llama3-tiny-trained): the whole walkthrough with --device cuda passes every comparison,
-#               chapter 15 on CUDA prints tensor(2983) and '42', and the CUDA path's attention maps of every layer
+#               chapter 15 on CUDA prints tensor(2983) and '42', chapter 19 on CUDA compares every layer's logits
+#               and ends on '42', and the CUDA path's attention maps of every layer
 #               (11_multihead --no-compare --layer L) meet the demo's criteria (tests/reference/tiny_model_check.py)
 #   moe         the mixture-of-experts path (issue 14): every MoE launcher against its CPU twin at MiniMind's and
 #               Mixtral-8x7B's shapes, ties and empty experts included (build/tests/test_moe_gpu); chapter 20 with
@@ -79,6 +80,12 @@ if stage demo; then
         answer_is_42() { "$@" && grep -qx 'tensor(2983)' "$LOGS/demo_answer.log" && grep -qx "'42'" "$LOGS/demo_answer.log"; }
         run demo_answer answer_is_42 build/steps/15_logits --model $DEMO --device cuda --out "$GPU_TMP/demo15"
         grep -A 3 '^next_token = ' "$LOGS/demo_answer.log" | sed 's/^/        /'
+        # chapter 19 on CUDA: one product per layer over the vocabulary, compared with the CPU (every layer's logits,
+        # the norm, the softmax at the top 10); the lens ends on the same answer
+        lens_is_42() { "$@" && grep -q "^the final prediction 2983 '42' at the last position" "$LOGS/demo_logit_lens.log" &&
+            [ "$(grep -cE '^OK +19_logit_lens' "$LOGS/demo_logit_lens.log")" -ge 3 ]; }
+        run demo_logit_lens lens_is_42 build/steps/19_logit_lens --model $DEMO --device cuda --out "$GPU_TMP/demo19"
+        grep -E '^(OK|FAIL) +19_logit_lens' "$LOGS/demo_logit_lens.log" | sed 's/^/        /'
         maps=()
         NL=$(python3 -c "import json; print(json.load(open('$DEMO/params.json'))['n_layers'])")
         for ((L = 0; L < NL; L++)); do
