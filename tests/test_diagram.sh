@@ -15,7 +15,7 @@
 # 5. The checker fails on a map row with a wrong shape (the tied output's too), and on a page whose map links a
 #    missing chapter.
 # 6. In Chromium (tests/browser/map.js, puppeteer-core): clicking the map reaches every chapter section, and each
-#    chapter's small map leads back to the map (tests/reference/check_map.py --nav); needs tests/browser/package.json.
+#    chapter's small map leads back to the map (tests/reference/check_map.py --nav).
 source tests/lib.sh
 DRIVER=build/tests/test_diagram
 DEMO=build/models/llama3-tiny-trained
@@ -152,14 +152,10 @@ sed 's|</text>|</tekst>|' "$TR/index.html" > "$TMP/bad2.html"
 fails "the page check fails on a map that is not well-formed" check_page_map "$TMP/bad2.html" "$TR"
 
 # ---- 6. in a browser: the map navigates to every chapter, each small map back to the map ---------------------------
-# tests/browser/map.js drives Debian's chromium through puppeteer-core, installed by `npm ci` in tests/browser from the
-# package.json and package-lock.json of the page's browser tests (tests/test_page_explorer.sh).
-if [ -f tests/browser/package.json ]; then
-    if [ ! -d tests/browser/node_modules/puppeteer-core ]; then
-        (cd tests/browser && timeout 600 npm ci --no-audit --no-fund) >"$TMP/npm.log" 2>&1 \
-            || no "npm ci in tests/browser failed: $(tail -n 5 "$TMP/npm.log")"
-    fi
-    export CHROMIUM="${CHROMIUM:-$(command -v chromium)}"
+# tests/browser/map.js drives Debian's chromium through puppeteer-core (tests/browser/setup.sh installs what is missing,
+# as for the page's other browser test, tests/test_page_explorer.sh).
+source tests/browser/setup.sh
+if browser_ready; then
     for lang in en zh; do
         page="$TR/index.html"; [ $lang = zh ] && page="$TR/index_zh.html"
         check "map.js follows every link of the map ($lang)" bash -c 'node tests/browser/map.js "$1" "$2" > "$3"' _ "$page" \
@@ -175,7 +171,5 @@ r["back"][0]["hash"] = "#ch-00_config"     # a small map that leads elsewhere
 json.dump(r, open(sys.argv[2], "w"))
 PY
     fails "check_map --nav fails on a chapter the map does not reach" $PY tests/reference/check_map.py --nav "$TMP/nav_bad.json" "$TR/index.html"
-else
-    echo "skipped: the browser part (tests/browser/package.json, puppeteer-core, comes with the page's browser tests)"
 fi
 finish

@@ -13,8 +13,8 @@
 # differs from what the page showed; the page of an 8B-shaped attention stack ([32, 32, 17, 17]) stays under 1 MB
 # more than the page without it; export-notebook refuses (exit 2, one line) weights outside [0, 1] and a token count
 # that is not the maps'.
-# Needs chromium and npm (Debian packages: installed here when missing and run as root) and puppeteer-core, pinned
-# in tests/browser/package.json and package-lock.json: `npm ci` installs it into tests/browser/node_modules.
+# Needs chromium and npm (Debian packages) and puppeteer-core, pinned in tests/browser/package.json and
+# package-lock.json: tests/browser/setup.sh installs what is missing (apt-get as root, `npm ci`).
 source "$(dirname "$0")/lib.sh"
 BIN=build/bin/export-notebook
 DEMO=build/models/llama3-tiny-trained
@@ -22,27 +22,9 @@ SHOTS=build/test-logs
 mkdir -p "$SHOTS"
 
 # ---- dependencies ---------------------------------------------------------------------------------------------------
-missing=()
-command -v "${CHROMIUM:-chromium}" >/dev/null || missing+=(chromium)
-command -v npm >/dev/null || missing+=(npm)
-$PY -c 'import numpy' 2>/dev/null || missing+=(python3-numpy)
-if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "installing: ${missing[*]}"
-        (apt-get install -y -q "${missing[@]}" || (apt-get update -q && apt-get install -y -q "${missing[@]}")) >"$TMP/apt.log" 2>&1 \
-            || { no "apt-get install ${missing[*]} failed: $(tail -n 3 "$TMP/apt.log")"; finish; exit 1; }
-    else
-        no "missing Debian packages: ${missing[*]} (run: sudo apt-get install ${missing[*]})"; finish; exit 1
-    fi
-fi
-export CHROMIUM="${CHROMIUM:-$(command -v chromium)}"
-want=$($PY -c 'import json; print(json.load(open("tests/browser/package.json"))["dependencies"]["puppeteer-core"])')
-have=$($PY -c 'import json; print(json.load(open("tests/browser/node_modules/puppeteer-core/package.json"))["version"])' 2>/dev/null)
-if [ "$have" != "$want" ]; then
-    echo "npm ci: puppeteer-core $want (tests/browser/package-lock.json)"
-    (cd tests/browser && timeout 600 npm ci --no-audit --no-fund) >"$TMP/npm.log" 2>&1 \
-        || { no "npm ci in tests/browser failed: $(tail -n 5 "$TMP/npm.log")"; finish; exit 1; }
-fi
+source tests/browser/setup.sh
+browser_ready || { finish; exit 1; }
+$PY -c 'import numpy' 2>/dev/null || { no "python3-numpy is missing (make config installs it)"; finish; exit 1; }
 for f in "$BIN" "$DEMO/params.json"; do
     [ -e "$f" ] || { no "$f is missing: run make all models first"; finish; exit 1; }
 done

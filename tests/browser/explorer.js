@@ -13,37 +13,15 @@
 // checks of the values are the Python side's), 1 otherwise. CHROMIUM overrides /usr/bin/chromium.
 "use strict";
 const fs = require("fs");
-const os = require("os");
-const path = require("path");
-const puppeteer = require("puppeteer-core");
+const {openPage} = require("./open_page");
 
 async function main() {
   const [pagePath, shot, layerArg, headArg] = process.argv.slice(2);
   if (!pagePath || !shot) throw new Error("usage: explorer.js PAGE.html SHOT_PREFIX [LAYER HEAD]");
   const layer = Number(layerArg || 3), head = Number(headArg || 2);
-  const url = "file://" + path.resolve(pagePath);
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "l3t-puppeteer-"));
-  const browser = await puppeteer.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    userDataDir: profile,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  const out = {url, requests_blocked: [], console_errors: [], page_errors: []};
+  const out = {};
+  const {page, close} = await openPage(pagePath, out);
   try {
-    const page = await browser.newPage();
-    await page.setViewport({width: 1280, height: 900});
-    await page.setRequestInterception(true);
-    page.on("request", req => {
-      const u = req.url();
-      // the page itself and the images inside it (data: URIs) are not network requests; everything else is
-      if (u === url || u.startsWith("data:")) req.continue();
-      else { out.requests_blocked.push(u); req.abort(); }
-    });
-    page.on("console", msg => { if (msg.type() === "error") out.console_errors.push(msg.text()); });
-    page.on("pageerror", err => out.page_errors.push(String(err)));
-    await page.goto(url, {waitUntil: "load"});
     out.lang = await page.$eval("html", h => h.lang);
     out.bytes = fs.statSync(pagePath).size;
 
@@ -94,8 +72,7 @@ async function main() {
       await page.screenshot({path: shot + "_lens.png"});
     }
   } finally {
-    await browser.close();
-    fs.rmSync(profile, {recursive: true, force: true});
+    await close();
   }
   process.stdout.write(JSON.stringify(out, null, 1) + "\n");
 }

@@ -12,35 +12,14 @@
 // 1 otherwise. CHROMIUM overrides /usr/bin/chromium.
 "use strict";
 const fs = require("fs");
-const os = require("os");
-const path = require("path");
-const puppeteer = require("puppeteer-core");
+const {openPage} = require("./open_page");
 
 async function main() {
   const [pagePath, shot] = process.argv.slice(2);
   if (!pagePath || !shot) throw new Error("usage: map.js PAGE.html SHOT.png");
-  const url = "file://" + path.resolve(pagePath);
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "l3t-puppeteer-"));
-  const browser = await puppeteer.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    userDataDir: profile,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  const out = {url, requests_blocked: [], console_errors: [], page_errors: [], links: [], back: []};
+  const out = {links: [], back: []};
+  const {page, close} = await openPage(pagePath, out);
   try {
-    const page = await browser.newPage();
-    await page.setViewport({width: 1280, height: 900});
-    await page.setRequestInterception(true);
-    page.on("request", req => {
-      const u = req.url();
-      if (u === url || u.startsWith("data:") || u.startsWith(url + "#")) req.continue();
-      else { out.requests_blocked.push(u); req.abort(); }
-    });
-    page.on("console", msg => { if (msg.type() === "error") out.console_errors.push(msg.text()); });
-    page.on("pageerror", err => out.page_errors.push(String(err)));
-    await page.goto(url, {waitUntil: "load"});
     out.sections = await page.$$eval("section.chapter", s => s.map(e => e.id));
     out.maps = await page.$$eval("svg.map", s => s.length);
     const hrefs = await page.$$eval("svg.map a.map-link", as => [...new Set(as.map(a => a.getAttribute("href")))]);
@@ -91,8 +70,7 @@ async function main() {
         id, hash: location.hash, map_top: document.getElementById("map").getBoundingClientRect().top}), id));
     }
   } finally {
-    await browser.close();
-    fs.rmSync(profile, {recursive: true, force: true});
+    await close();
   }
   process.stdout.write(JSON.stringify(out, null, 1) + "\n");
 }
