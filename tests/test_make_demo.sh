@@ -39,7 +39,8 @@ check "make demo exits 0" test "$rc" -eq 0
 check "make demo says there is no GPU and how to build the CUDA path" \
     grep -qE "^no GPU here .*building the CPU path alone, without nvcc.*make demo CUDA=1" "$TMP/demo.log"
 check "nvcc neither used nor announced" bash -c '! grep -qE "^  NVCC |/nvcc |^✓ nvcc" "$0"' "$TMP/demo.log"
-check "no kernel object (.cu) built" test -z "$(find "$SRC/build" -path '*/kernels/*.o' ! -name '*_nocuda.o')"
+check "no kernel object (.cu) built" bash -c \
+    'for o in $(find "$0/build" -path "*/kernels/*.o"); do [ -e "kernels/$(basename "$o" .o).cu" ] && { echo "$o"; exit 1; }; done; exit 0' "$SRC"
 check "the objects are those of build/obj/cpu alone" bash -c '[ "$(ls "$0/build/obj")" = cpu ]' "$SRC"
 check "build/config says cpu" bash -c '[ "$(cat "$0/build/config")" = cpu ]' "$SRC"
 check "the chapters were built" test -x "$SRC/build/steps/09_softmax" -a -x "$SRC/build/bin/walkthrough" -a -x "$SRC/build/bin/export-notebook"
