@@ -75,10 +75,11 @@ make -C "$SRC" --no-print-directory -n demo-build GPU_ARCHS= NO_CUDA=1 >"$TMP/ag
 check "a second make demo builds nothing" bash -c '! grep -E "^ *(cc|gcc|CC|AR|ar|nvcc|NVCC|bash tools|xz) " "$0"' "$TMP/again.log"
 
 # ---- 3. V=1 -----------------------------------------------------------------------------------------------------------
-cp --remove-destination common/util.c "$SRC/common/util.c"   # its own file, not a link to the one here
-touch "$SRC/common/util.c"
+# The object is removed before each make rather than the source touched: file times come from the kernel's coarse
+# clock, so a touch a few milliseconds after the compile can carry the object's own time and make then builds nothing.
+rm -f "$SRC/build/obj/cpu/common/util.o"
 make -C "$SRC" --no-print-directory NO_CUDA=1 build/obj/cpu/common/util.o >"$TMP/short.log" 2>&1
-touch "$SRC/common/util.c"
+rm -f "$SRC/build/obj/cpu/common/util.o"
 make -C "$SRC" --no-print-directory NO_CUDA=1 V=1 build/obj/cpu/common/util.o >"$TMP/long.log" 2>&1
 check "without V=1: one short line for a file" grep -qxE "  CC +common/util\.c" "$TMP/short.log"
 check "V=1: the whole compiler line" grep -qE "^(cc|gcc) .* -c common/util\.c -o build/obj/cpu/common/util\.o" "$TMP/long.log"
