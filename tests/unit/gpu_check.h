@@ -1,5 +1,5 @@
 // gpu_check.h: what the GPU unit tests (tests/unit/test_*_gpu.c) share: their start (gpu_check_start) and the
-// uploads of their inputs. Without a usable CUDA device the test is a skip ("0 passed, 0 failed", exit 0), or a
+// uploads of their inputs. Without a usable CUDA device the test is a skip ("0 passed, 0 failed, 1 skipped", exit 0), or a
 // failure when REQUIRE_GPU=1 (tests/gpu/run.sh sets it, so that a GPU run cannot pass by skipping). With one, device
 // 0 is initialised and named.
 #pragma once
@@ -9,8 +9,9 @@
 
 #include "kernels.h"
 
-// Returns -1 when the test may go on (a device is ready), else the exit status main() should return.
-static inline int gpu_check_start(void) {
+// Returns -1 when the test may go on (a device is ready; its description in desc[n] when desc is not NULL), else the
+// exit status main() should return.
+static inline int gpu_check_start(char *desc, size_t n) {
     if (cuda_device_count() == 0) {
         const char *req = getenv("REQUIRE_GPU");
         if (req && strcmp(req, "1") == 0) {
@@ -18,13 +19,14 @@ static inline int gpu_check_start(void) {
             printf("0 passed, 1 failed\n");
             return 1;
         }
-        printf("skip: no CUDA device (or a build without CUDA); the GPU tests run on a GPU machine (make test-gpu)\n");
-        printf("0 passed, 0 failed\n");
+        printf("skipped: no GPU (or a build without CUDA); make test-gpu runs this on a GPU machine\n");
+        printf("0 passed, 0 failed, 1 skipped\n");
         return 0;
     }
-    char desc[256];
+    char own[256];
+    if (!desc) desc = own, n = sizeof own;
     cuda_init(0);
-    cuda_device_describe(0, desc, sizeof desc);
+    cuda_device_describe(0, desc, n);
     printf("device 0: %s\n", desc);
     return -1;
 }

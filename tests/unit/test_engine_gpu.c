@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "gpu_check.h"
 #include "formats/checkpoint.h"
 #include "engine.h"
 #include "ref/model_cpu.h"
@@ -64,17 +65,8 @@ int main(int argc, char **argv) {
                "missing GPU a failure\n");
         return 0;
     }
-    if (!engine_available()) {
-        const char *req = getenv("REQUIRE_GPU");
-        if (req && strcmp(req, "1") == 0) {
-            fprintf(stderr, "FAIL: REQUIRE_GPU=1 but no CUDA device (or this build has no CUDA)\n");
-            printf("0 passed, 1 failed\n");
-            return 1;
-        }
-        printf("skip: no CUDA device (or a build without CUDA); the GPU tests run on a GPU machine (make test-gpu)\n");
-        printf("0 passed, 0 failed\n");
-        return 0;
-    }
+    const int status = gpu_check_start(NULL, 0);
+    if (status >= 0) return status;
     Checkpoint ck;
     checkpoint_open(&ck, dir);
     const int V = ck.cfg.vocab_size, S = 32, N = 4;

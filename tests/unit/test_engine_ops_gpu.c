@@ -29,6 +29,7 @@
 #endif
 
 #include "check.h"
+#include "gpu_check.h"
 #include "compare.h"
 #include "engine_ops.h"
 #include "kernels.h"
@@ -607,21 +608,9 @@ int main(int argc, char **argv) {
         } else if (strcmp(argv[i], "--small") == 0) small_only = true;
         else usage_error(argv[0], "unknown argument '%s'", argv[i]);
     }
-    if (cuda_device_count() == 0) {
-        const char *req = getenv("REQUIRE_GPU");
-        if (req && strcmp(req, "1") == 0) {
-            fprintf(stderr, "FAIL: REQUIRE_GPU=1 but no CUDA device (or this build has no CUDA)\n");
-            printf("0 passed, 1 failed\n");
-            return 1;
-        }
-        printf("skipped: no GPU (or a build without CUDA); make test-gpu runs this on a GPU machine\n");
-        printf("0 passed, 0 failed, 1 skipped\n");
-        return 0;
-    }
     char desc[256];
-    cuda_init(0);
-    cuda_device_describe(0, desc, sizeof desc);
-    printf("device 0: %s\n", desc);
+    const int status = gpu_check_start(desc, sizeof desc);
+    if (status >= 0) return status;
     const char *sm = strstr(desc, "(sm_");
     const bool hopper = sm && atoi(sm + 4) >= 90;  // programmatic dependent launch needs sm_90
 #if HAVE_CUDA

@@ -348,21 +348,8 @@ int main(int argc, char **argv) {
         } else if (strcmp(argv[i], "--small") == 0) small_only = true;
         else usage_error(argv[0], "unknown argument '%s'", argv[i]);
     }
-    if (cuda_device_count() == 0) {
-        const char *req = getenv("REQUIRE_GPU");
-        if (req && strcmp(req, "1") == 0) {
-            fprintf(stderr, "FAIL: REQUIRE_GPU=1 but no CUDA device (or this build has no CUDA)\n");
-            printf("0 passed, 1 failed\n");
-            return 1;
-        }
-        printf("skip: no CUDA device (or a build without CUDA); the GPU tests run on a GPU machine (make test-gpu)\n");
-        printf("0 passed, 0 failed\n");
-        return 0;
-    }
-    char desc[256];
-    cuda_init(0);
-    cuda_device_describe(0, desc, sizeof desc);
-    printf("device 0: %s\n", desc);
+    const int status = gpu_check_start(NULL, 0);
+    if (status >= 0) return status;
     const Shape small = {"small", 7, 256, 4, 2, 64, 512, 1000, 300};
     const Shape llama8b = {"8B", 17, 4096, 32, 8, 128, 14336, 128256, 8000};
     for (int pi = 0; pi < 2; pi++) {

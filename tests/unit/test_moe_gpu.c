@@ -186,7 +186,7 @@ int main(int argc, char **argv) {
         } else if (strcmp(argv[i], "--small") == 0) small_only = true;
         else usage_error(argv[0], "unknown argument '%s'", argv[i]);
     }
-    int status = gpu_check_start();
+    int status = gpu_check_start(NULL, 0);
     if (status >= 0) return status;
     const Case cases[] = {
         {"minimind", 1, 512, 1408, 4, 2, 1, false},  {"minimind", 17, 512, 1408, 4, 2, 1, false},
