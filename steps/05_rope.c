@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "draw/figures.h"
+#include "kernels.h"
 #include "layer.h"
 
 int main(int argc, char **argv) {
@@ -21,12 +22,12 @@ int main(int argc, char **argv) {
     step_init(&s, argc, argv, "05_rope");
     const Config *c = s.cfg;
     const int T = s.T, Dh = c->head_dim, half = Dh / 2;
-    LayerTrace lt;
-    layer_trace_run(&s, &lt);
+    LayerTrace in;
+    layer_inputs_upto(&s, OP_ROPE_Q, &in);  // q_per_token [T, Dh] of --layer, --head (chapters 02-04)
 
-    // q_per_token.float().view(T, -1, 2)
+    // q_per_token_split_into_pairs = q_per_token.float().view(q_per_token.shape[0], -1, 2)
     int64_t sh_pairs[3] = {T, half, 2}, sh_half[1] = {half}, sh_tc[2] = {T, half}, sh_q[2] = {T, Dh};
-    step_show(&s, "q_per_token_split_into_pairs", lt.q_per_token, sh_pairs, 3, "f32");
+    step_show(&s, "q_per_token_split_into_pairs", in.q_per_token, sh_pairs, 3, "f32");
 
     step_heading(&s, "the rotation frequencies", "旋转频率");
     float *parts = xmalloc((size_t)half * sizeof(float));
@@ -66,37 +67,59 @@ int main(int argc, char **argv) {
     step_image(&s, "freqs_cis.png", title);
 
     step_heading(&s, "rotating the query", "旋转 query");
-    // view_as_complex: the same numbers, now [T, 64] complex
+    // q_per_token_as_complex_numbers = torch.view_as_complex(q_per_token_split_into_pairs): the same numbers, [T, 64]
     step_shape(&s, "q_per_token_as_complex_numbers", sh_tc, 2, "complex64");
-    step_tensor(&s, "q_per_token_as_complex_numbers", lt.q_per_token, sh_pairs, 3, "complex64 as [T, 64, 2]");
-    // the product in fp32, before the rounding of type_as
-    float *rot_f32 = xmalloc((size_t)T * Dh * sizeof(float));
-    rope_head_f32(&s, rot_f32, lt.q_per_token);
+    step_tensor(&s, "q_per_token_as_complex_numbers", in.q_per_token, sh_pairs, 3, "complex64 as [T, 64, 2]");
+
+    // q_per_token_as_complex_numbers_rotated = q_per_token_as_complex_numbers * freqs_cis
+    // q_per_token_split_into_pairs_rotated = torch.view_as_real(q_per_token_as_complex_numbers_rotated)
+    // q_per_token_rotated = q_per_token_split_into_pairs_rotated.view(q_per_token.shape), then Meta's type_as(xq)
+    const size_t n = (size_t)T * Dh;
+    float *rot_f32 = NULL, *rot_cpu = NULL, *rot_cuda = NULL;  // the product in fp32; rounded to the activation's type
+    if (s.cpu) {  // common/ref/ref_rope.c: the ground truth
+        double t0 = step_clock();
+        rot_f32 = step_buf(&s, n), rot_cpu = step_buf(&s, n);
+        rope_forward_complex_cpu(rot_f32, in.q_per_token, s.freqs_cis, T, 1, Dh, 0, PREC_FP32);
+        rope_forward_complex_cpu(rot_cpu, in.q_per_token, s.freqs_cis, T, 1, Dh, 0, s.prec);
+        step_add_ms(&s, false, t0);
+    }
+    if (s.cuda) {  // kernels/rope.cu on the same query, with the same freqs_cis table uploaded
+        double t0 = step_clock();
+        void *d_rot = step_dev_act(&s, in.q_per_token, n);
+        rope_forward_cuda(d_rot, d_rot, s.freqs_cis_dev, T, 1, Dh, 0, s.prec);
+        rot_cuda = step_get_act(&s, d_rot, n);
+        if (!s.cpu) {  // without the reference, the fp32 product the trace shows comes from the GPU too
+            float *d_rot_f32 = step_dev_f32(&s, in.q_per_token, n);
+            rope_forward_cuda(d_rot_f32, d_rot_f32, s.freqs_cis_dev, T, 1, Dh, 0, PREC_FP32);
+            rot_f32 = step_get_f32(&s, d_rot_f32, n);
+        }
+        step_add_ms(&s, true, t0);
+    }
+    // the same fp32 products of the same cos/sin, each rounded once: one bf16 rounding apart at most
+    if (s.cpu && s.cuda) step_compare_act(&s, "q_per_token_rotated", rot_cpu, rot_cuda, sh_q, 2);
+
+    const float *q_rotated = s.cpu ? rot_cpu : rot_cuda;
     step_shape(&s, "q_per_token_as_complex_numbers_rotated", sh_tc, 2, "complex64");
     step_tensor(&s, "q_per_token_as_complex_numbers_rotated", rot_f32, sh_pairs, 3, "complex64 as [T, 64, 2]");
     step_show(&s, "q_per_token_split_into_pairs_rotated", rot_f32, sh_pairs, 3, "f32");
-    step_show(&s, "q_per_token_rotated", lt.q_per_token_rotated, sh_q, 2, step_act_dtype(&s));
+    step_show(&s, "q_per_token_rotated", q_rotated, sh_q, 2, step_act_dtype(&s));
     step_explain(&s,
                  "The tutorial keeps q_per_token_rotated in float32; Meta's model casts it back to bf16 "
                  "(type_as(xq)), and so do we (the .npy of the pairs above holds the float32 values).",
                  "教程把 q_per_token_rotated 保留为 float32；Meta 的模型把它转回 bf16（type_as(xq)），我们也这样做"
                  "（上面各个 pairs 的 .npy 保存的是 float32 值）。");
 
-    // The same rotation written as seed 004 writes it (cos/sin on even/odd elements): bit-identical. A self-check of
-    // the CPU reference, so not in a --no-compare run.
+    // The same rotation in the cos/sin form of MiniMind-style code (x0*c - x1*s, x0*s + x1*c on the even/odd
+    // elements): bit-identical. A self-check of the CPU reference, so not in a --no-compare run.
     if (s.compare) {
-        float *rot_cossin = xmalloc((size_t)T * Dh * sizeof(float));
-        rope_forward_cpu(rot_cossin, lt.q_per_token, s.freqs_cis, T, 1, Dh, 0, s.prec);
+        float *rot_cossin = step_buf(&s, n);
+        rope_forward_cpu(rot_cossin, in.q_per_token, s.freqs_cis, T, 1, Dh, 0, s.prec);
         step_say(&s, "%s", step_text(&s, "complex product vs. cos/sin on even/odd elements (must be bit-identical):",
                                      "复数乘法 vs. 偶/奇元素上的 cos/sin（必须逐位相同）："));
-        step_compare(&s, "q_per_token_rotated (cos/sin form vs complex form)", lt.q_per_token_rotated, rot_cossin, sh_q,
-                     2, 0.0, 0.0);  // the same fp32 arithmetic in the same order: no tolerance at all
-        free(rot_cossin);
+        step_compare(&s, "q_per_token_rotated (cos/sin form vs complex form)", rot_cpu, rot_cossin, sh_q, 2, 0.0,
+                     0.0);  // the same fp32 arithmetic in the same order: no tolerance at all
     }
-    free(rot_f32), free(parts);
-
-    // the three 'the' tokens: identical before RoPE, different after
-    if (s.cuda && s.cpu) layer_check_op(&s, &lt, OP_ROPE_Q, NULL);
-    layer_trace_free(&lt);
+    free(parts);
+    layer_trace_free(&in);
     return step_finish(&s);
 }

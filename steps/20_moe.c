@@ -160,7 +160,7 @@ int main(int argc, char **argv) {
     const int L = s.layer, T = s.T, D = c->dim, F = c->ffn_hidden, E = c->n_routed_experts,
               k = c->num_experts_per_tok, S = c->n_shared_experts;
     LayerTrace lt;
-    layer_trace_run(&s, &lt);  // the layer up to the MoE, and the MoE (the CUDA path's values with --no-compare)
+    layer_inputs_upto(&s, OP_COUNT, &lt);  // the whole layer, the MoE too (the CUDA path's values with --no-compare)
     const MoeTrace *m = &lt.moe;
     const char *act = step_act_dtype(&s);
     char name[160];

@@ -70,73 +70,138 @@ void embed_tokens_cuda(Step *s, float *out) {
     step_add_ms(s, true, t0);
 }
 
-// The layer as the tutorial writes it, every intermediate kept.
-void layer_forward_cpu(Step *s, LayerTrace *lt) {
-    const Config *c = s->cfg;
+// The LayerTrace field that holds an op's output.
+static float *layer_op_slot(const LayerTrace *lt, LayerOp op) {
+    switch (op) {
+    case OP_EMBED: return lt->x_in;
+    case OP_ATTN_NORM: return lt->x_norm;
+    case OP_Q_HEAD: return lt->q_per_token;
+    case OP_ROPE_Q: return lt->q_per_token_rotated;
+    case OP_K_HEAD: return lt->k_per_token;
+    case OP_ROPE_K: return lt->k_per_token_rotated;
+    case OP_SCORES: return lt->qk_per_token;
+    case OP_MASK: return lt->qk_per_token_after_masking;
+    case OP_SOFTMAX: return lt->qk_per_token_after_masking_after_softmax;
+    case OP_V_HEAD: return lt->v_per_token;
+    case OP_HEAD_VALUES: return lt->qkv_attention;
+    case OP_Q_ALL: return lt->q_all;
+    case OP_K_ALL: return lt->k_all;
+    case OP_V_ALL: return lt->v_all;
+    case OP_ATTENTION_ALL: return lt->stacked_qkv_attention;
+    case OP_WO: return lt->embedding_delta;
+    case OP_RESIDUAL_ATTN: return lt->embedding_after_edit;
+    case OP_FFN_NORM: return lt->embedding_after_edit_normalized;
+    case OP_FFN_GATE: return lt->ffn_gate;
+    case OP_FFN_UP: return lt->ffn_up;
+    case OP_SWIGLU: return lt->ffn_hidden;
+    case OP_FFN_DOWN: return lt->output_after_feedforward;
+    case OP_RESIDUAL_FFN: return lt->layer_embedding;
+    default: fatal("layer_op_slot: bad op %d", (int)op);
+    }
+}
+
+// A MoE model's feed-forward is one op, MiniMind's MOEFeedForward (chapter 20), in place of OP_FFN_DOWN: the SwiGLU's
+// gate, up and product before it do not exist there (ffn_* stay unused).
+static bool is_moe_skipped(LayerOp op) { return op == OP_FFN_GATE || op == OP_FFN_UP || op == OP_SWIGLU; }
+
+// One op of the layer as the tutorial writes it, on the CPU, from the fields of lt the ops before it filled.
+static void layer_op_cpu(Step *s, LayerTrace *lt, LayerOp op) {
     const int L = lt->layer, T = lt->T, D = lt->D, H = lt->H, Hkv = lt->Hkv, Dh = lt->Dh, F = lt->F;
     const Precision p = s->prec;
-    const float eps = (float)c->norm_eps;
-    const uint16_t *wq = step_weight(s, NULL, "layers.%d.attention.wq.weight", L);
-    const uint16_t *wk = step_weight(s, NULL, "layers.%d.attention.wk.weight", L);
-    const uint16_t *wv = step_weight(s, NULL, "layers.%d.attention.wv.weight", L);
-    const uint16_t *wo = step_weight(s, NULL, "layers.%d.attention.wo.weight", L);
-    const uint16_t *attn_norm = step_weight(s, NULL, "layers.%d.attention_norm.weight", L);
-    const uint16_t *ffn_norm = step_weight(s, NULL, "layers.%d.ffn_norm.weight", L);
-
-    // token_embeddings = rms_norm(token_embeddings_unnormalized, model["layers.0.attention_norm.weight"])
-    rmsnorm_forward_cpu(lt->x_norm, lt->rstd, lt->x_in, attn_norm, T, D, eps, p);
-    // q_per_token = torch.matmul(token_embeddings, q_layer0_head0.T), and k, v of the kv head this head shares
-    matmul_forward_cpu(lt->q_per_token, lt->x_norm, wq + (size_t)lt->head * Dh * D, T, D, Dh, p);
-    matmul_forward_cpu(lt->k_per_token, lt->x_norm, wk + (size_t)lt->kv_head * Dh * D, T, D, Dh, p);
-    matmul_forward_cpu(lt->v_per_token, lt->x_norm, wv + (size_t)lt->kv_head * Dh * D, T, D, Dh, p);
-    // view_as_real(view_as_complex(q.float().view(T, -1, 2)) * freqs_cis)
-    rope_forward_complex_cpu(lt->q_per_token_rotated, lt->q_per_token, s->freqs_cis, T, 1, Dh, 0, p);
-    rope_forward_complex_cpu(lt->k_per_token_rotated, lt->k_per_token, s->freqs_cis, T, 1, Dh, 0, p);
-    // qk_per_token = torch.matmul(q_per_token_rotated, k_per_token_rotated.T)/(head_dim)**0.5
-    attention_scores_cpu(lt->qk_per_token, lt->q_per_token_rotated, lt->k_per_token_rotated, T, T, Dh, p);
-    // mask = torch.triu(torch.full((T, T), float("-inf")), diagonal=1); qk_per_token + mask
-    causal_mask_cpu(lt->mask, T, T, 0);
-    memcpy(lt->qk_per_token_after_masking, lt->qk_per_token, (size_t)T * T * sizeof(float));
-    attention_mask_cpu(lt->qk_per_token_after_masking, T, T, 0, p);
-    // softmax(qk_per_token_after_masking, dim=1).to(torch.bfloat16)
-    softmax_forward_cpu(lt->qk_per_token_after_masking_after_softmax, lt->qk_per_token_after_masking, T, T, p);
-    // qkv_attention = torch.matmul(qk_per_token_after_masking_after_softmax, v_per_token)
-    attention_values_cpu(lt->qkv_attention, lt->qk_per_token_after_masking_after_softmax, lt->v_per_token, T, T, Dh, p);
-
+    if (lt->is_moe && is_moe_skipped(op)) return;
+    const float eps = (float)s->cfg->norm_eps;
+#define W(name) step_weight(s, NULL, "layers.%d." name, L)
+    switch (op) {
+    case OP_ATTN_NORM:  // token_embeddings = rms_norm(token_embeddings_unnormalized, model["layers.0.attention_norm.weight"])
+        rmsnorm_forward_cpu(lt->x_norm, lt->rstd, lt->x_in, W("attention_norm.weight"), T, D, eps, p);
+        break;
+    case OP_Q_HEAD:  // q_per_token = torch.matmul(token_embeddings, q_layer0_head0.T)
+        matmul_forward_cpu(lt->q_per_token, lt->x_norm, W("attention.wq.weight") + (size_t)lt->head * Dh * D, T, D, Dh, p);
+        break;
+    case OP_ROPE_Q:  // view_as_real(view_as_complex(q_per_token.float().view(T, -1, 2)) * freqs_cis), type_as
+        rope_forward_complex_cpu(lt->q_per_token_rotated, lt->q_per_token, s->freqs_cis, T, 1, Dh, 0, p);
+        break;
+    case OP_K_HEAD:  // k_per_token = torch.matmul(token_embeddings, k_layer0_head0.T), the kv head this head reads
+        matmul_forward_cpu(lt->k_per_token, lt->x_norm, W("attention.wk.weight") + (size_t)lt->kv_head * Dh * D, T, D, Dh, p);
+        break;
+    case OP_ROPE_K:
+        rope_forward_complex_cpu(lt->k_per_token_rotated, lt->k_per_token, s->freqs_cis, T, 1, Dh, 0, p);
+        break;
+    case OP_SCORES:  // qk_per_token = torch.matmul(q_per_token_rotated, k_per_token_rotated.T)/(head_dim)**0.5
+        attention_scores_cpu(lt->qk_per_token, lt->q_per_token_rotated, lt->k_per_token_rotated, T, T, Dh, p);
+        break;
+    case OP_MASK:  // mask = torch.triu(torch.full((T, T), float("-inf")), diagonal=1); qk_per_token + mask
+        causal_mask_cpu(lt->mask, T, T, 0);
+        memcpy(lt->qk_per_token_after_masking, lt->qk_per_token, (size_t)T * T * sizeof(float));
+        attention_mask_cpu(lt->qk_per_token_after_masking, T, T, 0, p);
+        break;
+    case OP_SOFTMAX:  // softmax(qk_per_token_after_masking, dim=1).to(torch.bfloat16)
+        softmax_forward_cpu(lt->qk_per_token_after_masking_after_softmax, lt->qk_per_token_after_masking, T, T, p);
+        break;
+    case OP_V_HEAD:  // v_per_token = torch.matmul(token_embeddings, v_layer0_head0.T)
+        matmul_forward_cpu(lt->v_per_token, lt->x_norm, W("attention.wv.weight") + (size_t)lt->kv_head * Dh * D, T, D, Dh, p);
+        break;
+    case OP_HEAD_VALUES:  // qkv_attention = torch.matmul(qk_per_token_after_masking_after_softmax, v_per_token)
+        attention_values_cpu(lt->qkv_attention, lt->qk_per_token_after_masking_after_softmax, lt->v_per_token, T, T,
+                             Dh, p);
+        break;
     // every head at once: q, k, v for all heads, RoPE, attention with GQA (head h reads kv head h / n_rep)
-    matmul_forward_cpu(lt->q_all, lt->x_norm, wq, T, D, H * Dh, p);
-    matmul_forward_cpu(lt->k_all, lt->x_norm, wk, T, D, Hkv * Dh, p);
-    matmul_forward_cpu(lt->v_all, lt->x_norm, wv, T, D, Hkv * Dh, p);
-    rope_forward_cpu(lt->q_all, lt->q_all, s->freqs_cis, T, H, Dh, 0, p);
-    rope_forward_cpu(lt->k_all, lt->k_all, s->freqs_cis, T, Hkv, Dh, 0, p);
-    // stacked_qkv_attention = torch.cat(qkv_attention_store, dim=-1)
-    attention_forward_cpu(lt->stacked_qkv_attention, lt->attn_weights_all, lt->q_all, lt->k_all, lt->v_all, T, T, H,
-                          Hkv, Dh, 0, p);
-    // embedding_delta = torch.matmul(stacked_qkv_attention, w_layer0.T)
-    matmul_forward_cpu(lt->embedding_delta, lt->stacked_qkv_attention, wo, T, H * Dh, D, p);
-    // embedding_after_edit = token_embeddings_unnormalized + embedding_delta
-    residual_forward_cpu(lt->embedding_after_edit, lt->x_in, lt->embedding_delta, (size_t)T * D, p);
-    // embedding_after_edit_normalized = rms_norm(embedding_after_edit, model["layers.0.ffn_norm.weight"])
-    rmsnorm_forward_cpu(lt->embedding_after_edit_normalized, NULL, lt->embedding_after_edit, ffn_norm, T, D, eps, p);
-    if (lt->is_moe) {
-        // output_after_feedforward = self.mlp(x) with MiniMind's MOEFeedForward: gate, top-k, experts (chapter 20)
-        MoeWeights mw;
-        layer_moe_weights(s, L, &mw);
-        moe_forward_cpu(&lt->moe, lt->embedding_after_edit_normalized, &mw, T, D, F, p);
-        memcpy(lt->output_after_feedforward, lt->moe.moe_out, (size_t)T * D * sizeof(float));
-        moe_weights_free_tables(&mw);
-    } else {
-        const uint16_t *w1 = step_weight(s, NULL, "layers.%d.feed_forward.w1.weight", L);
-        const uint16_t *w2 = step_weight(s, NULL, "layers.%d.feed_forward.w2.weight", L);
-        const uint16_t *w3 = step_weight(s, NULL, "layers.%d.feed_forward.w3.weight", L);
-        // output_after_feedforward = matmul(silu(matmul(x, w1.T)) * matmul(x, w3.T), w2.T)
-        matmul_forward_cpu(lt->ffn_gate, lt->embedding_after_edit_normalized, w1, T, D, F, p);
-        matmul_forward_cpu(lt->ffn_up, lt->embedding_after_edit_normalized, w3, T, D, F, p);
+    case OP_Q_ALL:
+        matmul_forward_cpu(lt->q_all, lt->x_norm, W("attention.wq.weight"), T, D, H * Dh, p);
+        rope_forward_cpu(lt->q_all, lt->q_all, s->freqs_cis, T, H, Dh, 0, p);
+        break;
+    case OP_K_ALL:
+        matmul_forward_cpu(lt->k_all, lt->x_norm, W("attention.wk.weight"), T, D, Hkv * Dh, p);
+        rope_forward_cpu(lt->k_all, lt->k_all, s->freqs_cis, T, Hkv, Dh, 0, p);
+        break;
+    case OP_V_ALL:
+        matmul_forward_cpu(lt->v_all, lt->x_norm, W("attention.wv.weight"), T, D, Hkv * Dh, p);
+        break;
+    case OP_ATTENTION_ALL:  // stacked_qkv_attention = torch.cat(qkv_attention_store, dim=-1)
+        attention_forward_cpu(lt->stacked_qkv_attention, lt->attn_weights_all, lt->q_all, lt->k_all, lt->v_all, T, T,
+                              H, Hkv, Dh, 0, p);
+        break;
+    case OP_WO:  // embedding_delta = torch.matmul(stacked_qkv_attention, w_layer0.T)
+        matmul_forward_cpu(lt->embedding_delta, lt->stacked_qkv_attention, W("attention.wo.weight"), T, H * Dh, D, p);
+        break;
+    case OP_RESIDUAL_ATTN:  // embedding_after_edit = token_embeddings_unnormalized + embedding_delta
+        residual_forward_cpu(lt->embedding_after_edit, lt->x_in, lt->embedding_delta, (size_t)T * D, p);
+        break;
+    case OP_FFN_NORM:  // embedding_after_edit_normalized = rms_norm(embedding_after_edit, model["layers.0.ffn_norm.weight"])
+        rmsnorm_forward_cpu(lt->embedding_after_edit_normalized, NULL, lt->embedding_after_edit, W("ffn_norm.weight"),
+                            T, D, eps, p);
+        break;
+    // output_after_feedforward = torch.matmul(F.silu(torch.matmul(x, w1.T)) * torch.matmul(x, w3.T), w2.T)
+    case OP_FFN_GATE:
+        matmul_forward_cpu(lt->ffn_gate, lt->embedding_after_edit_normalized, W("feed_forward.w1.weight"), T, D, F, p);
+        break;
+    case OP_FFN_UP:
+        matmul_forward_cpu(lt->ffn_up, lt->embedding_after_edit_normalized, W("feed_forward.w3.weight"), T, D, F, p);
+        break;
+    case OP_SWIGLU:
         swiglu_forward_cpu(lt->ffn_hidden, lt->ffn_gate, lt->ffn_up, (size_t)T * F, p);
-        matmul_forward_cpu(lt->output_after_feedforward, lt->ffn_hidden, w2, T, F, D, p);
+        break;
+    case OP_FFN_DOWN:
+        if (lt->is_moe) {  // output_after_feedforward = self.mlp(x), MiniMind's MOEFeedForward: gate, top-k, experts
+            MoeWeights mw;
+            layer_moe_weights(s, L, &mw);
+            moe_forward_cpu(&lt->moe, lt->embedding_after_edit_normalized, &mw, T, D, F, p);
+            memcpy(lt->output_after_feedforward, lt->moe.moe_out, (size_t)T * D * sizeof(float));
+            moe_weights_free_tables(&mw);
+        } else
+            matmul_forward_cpu(lt->output_after_feedforward, lt->ffn_hidden, W("feed_forward.w2.weight"), T, F, D, p);
+        break;
+    case OP_RESIDUAL_FFN:  // layer_0_embedding = embedding_after_edit + output_after_feedforward
+        residual_forward_cpu(lt->layer_embedding, lt->embedding_after_edit, lt->output_after_feedforward, (size_t)T * D,
+                             p);
+        break;
+    default: fatal("layer_op_cpu: bad op %d", (int)op);
     }
-    // layer_0_embedding = embedding_after_edit + output_after_feedforward
-    residual_forward_cpu(lt->layer_embedding, lt->embedding_after_edit, lt->output_after_feedforward, (size_t)T * D, p);
+#undef W
+}
+
+void layer_forward_cpu(Step *s, LayerTrace *lt) {
+    for (LayerOp op = OP_ATTN_NORM; op < OP_COUNT; op++) layer_op_cpu(s, lt, op);
 }
 
 void layer_input_cpu(Step *s, int layer, float *out) {
@@ -174,17 +239,19 @@ void layer_input_cuda(Step *s, int layer, float *out) {
     if (layer > 0) model_layers_cuda(s, out, 0, layer, out, NULL, NULL);
 }
 
-void layer_trace_run(Step *s, LayerTrace *lt) {
+static void layer_op_cuda(Step *s, LayerTrace *lt, LayerOp op);  // below
+
+void layer_inputs_upto(Step *s, LayerOp op, LayerTrace *lt) {
     layer_trace_alloc(lt, s, s->layer, s->head);
-    if (!s->cpu) {  // --no-compare on CUDA: the CUDA path alone
+    if (s->cpu) {
+        double t0 = step_clock();
+        layer_input_cpu(s, s->layer, lt->x_in);
+        for (LayerOp o = OP_ATTN_NORM; o < op; o++) layer_op_cpu(s, lt, o);
+        step_add_ms(s, false, t0);
+    } else {  // --no-compare on CUDA: the CUDA path alone
         layer_input_cuda(s, s->layer, lt->x_in);
-        layer_forward_cuda(s, lt);
-        return;
+        for (LayerOp o = OP_ATTN_NORM; o < op; o++) layer_op_cuda(s, lt, o);
     }
-    double t0 = step_clock();
-    layer_input_cpu(s, s->layer, lt->x_in);
-    layer_forward_cpu(s, lt);
-    step_add_ms(s, false, t0);
 }
 
 void show_head_weights(Step *s, const char *prefix, const char *name, int heads, int head) {
@@ -201,80 +268,34 @@ void show_head_weights(Step *s, const char *prefix, const char *name, int heads,
     free(wf);
 }
 
-// ---- the ops one by one -------------------------------------------------------------------------------------------------
-static const char *OP_NAMES[OP_COUNT] = {
-    [OP_EMBED] = "token_embeddings_unnormalized", [OP_ATTN_NORM] = "token_embeddings", [OP_Q_HEAD] = "q_per_token",
-    [OP_K_HEAD] = "k_per_token", [OP_V_HEAD] = "v_per_token", [OP_ROPE_Q] = "q_per_token_rotated",
-    [OP_ROPE_K] = "k_per_token_rotated", [OP_SCORES] = "qk_per_token", [OP_MASK] = "qk_per_token_after_masking",
-    [OP_SOFTMAX] = "qk_per_token_after_masking_after_softmax", [OP_HEAD_VALUES] = "qkv_attention",
-    [OP_Q_ALL] = "q_all_heads", [OP_K_ALL] = "k_all_heads", [OP_V_ALL] = "v_all_heads",
-    [OP_ATTENTION_ALL] = "stacked_qkv_attention", [OP_WO] = "embedding_delta", [OP_RESIDUAL_ATTN] = "embedding_after_edit",
-    [OP_FFN_NORM] = "embedding_after_edit_normalized", [OP_FFN_GATE] = "ffn_gate", [OP_FFN_UP] = "ffn_up",
-    [OP_SWIGLU] = "ffn_hidden", [OP_FFN_DOWN] = "output_after_feedforward", [OP_RESIDUAL_FFN] = "layer_embedding",
-};
-const char *layer_op_output_name(LayerOp op) { return OP_NAMES[op]; }
-
-int layer_op_output_shape(const LayerTrace *lt, LayerOp op, int64_t *shape) {
-    shape[0] = lt->T;
+// ---- the ops on the CUDA path, for a run without the CPU reference -------------------------------------------------
+// Elements of an op's output.
+static size_t op_numel(const LayerTrace *lt, LayerOp op) {
+    size_t T = (size_t)lt->T;
     switch (op) {
     case OP_Q_HEAD: case OP_K_HEAD: case OP_V_HEAD: case OP_ROPE_Q: case OP_ROPE_K: case OP_HEAD_VALUES:
-        shape[1] = lt->Dh; return 2;
-    case OP_SCORES: case OP_MASK: case OP_SOFTMAX: shape[1] = lt->T; return 2;
-    case OP_Q_ALL: shape[1] = (int64_t)lt->H * lt->Dh; return 2;
-    case OP_K_ALL: case OP_V_ALL: shape[1] = (int64_t)lt->Hkv * lt->Dh; return 2;
-    case OP_FFN_GATE: case OP_FFN_UP: case OP_SWIGLU: shape[1] = lt->F; return 2;
-    default: shape[1] = lt->D; return 2;
+        return T * (size_t)lt->Dh;
+    case OP_SCORES: case OP_MASK: case OP_SOFTMAX: return T * T;
+    case OP_Q_ALL: return T * (size_t)lt->H * (size_t)lt->Dh;
+    case OP_K_ALL: case OP_V_ALL: return T * (size_t)lt->Hkv * (size_t)lt->Dh;
+    case OP_FFN_GATE: case OP_FFN_UP: case OP_SWIGLU: return T * (size_t)lt->F;
+    default: return T * (size_t)lt->D;
     }
 }
 
-// The LayerTrace field that holds an op's output.
-static float *layer_op_slot(const LayerTrace *lt, LayerOp op) {
-    switch (op) {
-    case OP_EMBED: return lt->x_in;
-    case OP_ATTN_NORM: return lt->x_norm;
-    case OP_Q_HEAD: return lt->q_per_token;
-    case OP_K_HEAD: return lt->k_per_token;
-    case OP_V_HEAD: return lt->v_per_token;
-    case OP_ROPE_Q: return lt->q_per_token_rotated;
-    case OP_ROPE_K: return lt->k_per_token_rotated;
-    case OP_SCORES: return lt->qk_per_token;
-    case OP_MASK: return lt->qk_per_token_after_masking;
-    case OP_SOFTMAX: return lt->qk_per_token_after_masking_after_softmax;
-    case OP_HEAD_VALUES: return lt->qkv_attention;
-    case OP_Q_ALL: return lt->q_all;
-    case OP_K_ALL: return lt->k_all;
-    case OP_V_ALL: return lt->v_all;
-    case OP_ATTENTION_ALL: return lt->stacked_qkv_attention;
-    case OP_WO: return lt->embedding_delta;
-    case OP_RESIDUAL_ATTN: return lt->embedding_after_edit;
-    case OP_FFN_NORM: return lt->embedding_after_edit_normalized;
-    case OP_FFN_GATE: return lt->ffn_gate;
-    case OP_FFN_UP: return lt->ffn_up;
-    case OP_SWIGLU: return lt->ffn_hidden;
-    case OP_FFN_DOWN: return lt->output_after_feedforward;
-    case OP_RESIDUAL_FFN: return lt->layer_embedding;
-    default: fatal("layer_op_slot: bad op %d", (int)op);
-    }
-}
-const float *layer_op_reference(const LayerTrace *lt, LayerOp op) { return layer_op_slot(lt, op); }
-
-bool layer_op_is_fp32(LayerOp op) { return op == OP_SCORES || op == OP_MASK; }
-
-// The inputs of each op are lt's (the CPU's own when checking), uploaded; q_all/k_all hold rotated values on the
-// CPU, so the batched products (OP_Q_ALL, OP_K_ALL) are compared after a RoPE on the device too. extra, when not
-// NULL, also receives what an op computes besides its output: the rstd of OP_ATTN_NORM and the attention weights
-// of every head of OP_ATTENTION_ALL.
-static void op_cuda(Step *s, const LayerTrace *lt, LayerOp op, float *out, LayerTrace *extra) {
+// One op on the CUDA path from lt's fields (uploaded), its output brought back into its field of lt, and the rstd
+// of OP_ATTN_NORM and the attention weights of every head of OP_ATTENTION_ALL into theirs. The mask is the constant
+// triangle, which the CUDA path applies inside attention_mask_cuda; the tensor itself is written for the learner.
+static void layer_op_cuda(Step *s, LayerTrace *lt, LayerOp op) {
+    if (lt->is_moe && is_moe_skipped(op)) return;
     const int L = lt->layer, T = lt->T, D = lt->D, H = lt->H, Hkv = lt->Hkv, Dh = lt->Dh, F = lt->F;
     const Precision p = s->prec;
     const float eps = (float)s->cfg->norm_eps;
-    int64_t shape[2];
-    layer_op_output_shape(lt, op, shape);
-    size_t n_out = (size_t)(shape[0] * shape[1]);
+    const size_t n_out = op_numel(lt, op);
     double t0 = step_clock();
     void *y = NULL;     // activation output on the device
     float *yf = NULL;   // fp32 output on the device
-    float *rstd = extra && op == OP_ATTN_NORM ? step_dev_alloc(s, (size_t)T * sizeof(float)) : NULL;
+    float *rstd = op == OP_ATTN_NORM ? step_dev_alloc(s, (size_t)T * sizeof(float)) : NULL;
     float *att = NULL;  // [H, T, T] of OP_ATTENTION_ALL
 #define W(name) step_weight_dev(s, "layers.%d." name, L)
     switch (op) {
@@ -362,75 +383,25 @@ static void op_cuda(Step *s, const LayerTrace *lt, LayerOp op, float *out, Layer
         break;
     case OP_FFN_DOWN:
         y = step_dev_act(s, NULL, n_out);
-        if (lt->is_moe) {  // a MoE layer: the whole MoE feed-forward (chapter 20), its intermediates into extra->moe
+        if (lt->is_moe) {  // the MoE feed-forward in one call, its intermediates into lt->moe
             MoeWeights mw;
             layer_moe_weights_dev(s, L, &mw);
-            moe_forward_cuda(y, extra ? &extra->moe : NULL,
-                             step_dev_act(s, lt->embedding_after_edit_normalized, (size_t)T * D), &mw, T, D, F, p);
+            moe_forward_cuda(y, &lt->moe, step_dev_act(s, lt->embedding_after_edit_normalized, (size_t)T * D), &mw, T,
+                             D, F, p);
             moe_weights_free_tables(&mw);
         } else
-            matmul_forward_cuda(y, step_dev_act(s, lt->ffn_hidden, (size_t)T * F), W("feed_forward.w2.weight"), T, F,
-                                D, p);
+            matmul_forward_cuda(y, step_dev_act(s, lt->ffn_hidden, (size_t)T * F), W("feed_forward.w2.weight"), T, F, D, p);
         break;
     default: fatal("layer_op_cuda: bad op %d", (int)op);
     }
 #undef W
+    float *out = layer_op_slot(lt, op);
     if (y) step_host_act(s, out, y, n_out);
     else step_host_f32(out, yf, n_out);
-    if (rstd) step_host_f32(extra->rstd, rstd, (size_t)T);
-    if (extra && att) step_host_f32(extra->attn_weights_all, att, (size_t)H * T * T);
+    if (rstd) step_host_f32(lt->rstd, rstd, (size_t)T);
+    if (att) step_host_f32(lt->attn_weights_all, att, (size_t)H * T * T);
+    if (op == OP_MASK) causal_mask_cpu(lt->mask, T, T, 0);
     step_add_ms(s, true, t0);
-}
-
-void layer_op_cuda(Step *s, const LayerTrace *lt, LayerOp op, float *out) { op_cuda(s, lt, op, out, NULL); }
-
-void layer_forward_cuda(Step *s, LayerTrace *lt) {
-    // the order of layer_forward_cpu: each op's inputs are fields an earlier op filled
-    static const LayerOp order[] = {
-        OP_ATTN_NORM, OP_Q_HEAD, OP_K_HEAD, OP_V_HEAD, OP_ROPE_Q, OP_ROPE_K, OP_SCORES, OP_MASK, OP_SOFTMAX,
-        OP_HEAD_VALUES, OP_Q_ALL, OP_K_ALL, OP_V_ALL, OP_ATTENTION_ALL, OP_WO, OP_RESIDUAL_ATTN, OP_FFN_NORM,
-        OP_FFN_GATE, OP_FFN_UP, OP_SWIGLU, OP_FFN_DOWN, OP_RESIDUAL_FFN,
-    };
-    // mask = torch.triu(torch.full((T, T), float("-inf")), diagonal=1): a constant, which the CUDA path applies
-    // inside attention_mask_cuda; the tensor itself is written for the learner
-    causal_mask_cpu(lt->mask, lt->T, lt->T, 0);
-    for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
-        LayerOp op = order[i];
-        // a MoE layer has no w1/w3/SwiGLU of its own: OP_FFN_DOWN runs the whole MoE feed-forward
-        if (lt->is_moe && (op == OP_FFN_GATE || op == OP_FFN_UP || op == OP_SWIGLU)) continue;
-        op_cuda(s, lt, op, layer_op_slot(lt, op), lt);
-    }
-}
-
-void rope_head_f32(Step *s, float *out, const float *x) {
-    const int T = s->T, Dh = s->cfg->head_dim;
-    if (s->cpu) {
-        rope_forward_complex_cpu(out, x, s->freqs_cis, T, 1, Dh, 0, PREC_FP32);
-        return;
-    }
-    // the same rotation on the device with fp32 activations: nothing rounds to bf16
-    double t0 = step_clock();
-    float *y = step_dev_alloc(s, (size_t)T * Dh * sizeof(float));
-    cuda_upload_act(y, x, (size_t)T * Dh, PREC_FP32);
-    rope_forward_cuda(y, y, s->freqs_cis_dev, T, 1, Dh, 0, PREC_FP32);
-    step_host_f32(out, y, (size_t)T * Dh);
-    step_add_ms(s, true, t0);
-}
-
-bool layer_check_op(Step *s, const LayerTrace *lt, LayerOp op, float **cuda_out) {
-    int64_t shape[2];
-    int ndim = layer_op_output_shape(lt, op, shape);
-    size_t n = (size_t)(shape[0] * shape[1]);
-    float *out = xmalloc(n * sizeof(float));
-    layer_op_cuda(s, lt, op, out);
-    const float *ref = layer_op_reference(lt, op);
-    double atol, rtol;
-    if (layer_op_is_fp32(op)) step_tolerance_f32(s, ref, (int64_t)n, &atol, &rtol);
-    else step_tolerance_act(s, ref, (int64_t)n, &atol, &rtol);
-    bool ok = step_compare(s, layer_op_output_name(op), ref, out, shape, ndim, atol, rtol);
-    if (cuda_out) *cuda_out = out;
-    else free(out);
-    return ok;
 }
 
 // ---- the whole model, free-running on the GPU ---------------------------------------------------------------------------

@@ -4,11 +4,11 @@
 // followed step by step as in chapters 04-10; all heads are computed batched (chapter 11) and the rest of the layer
 // (chapters 12-13) follows from them.
 //
-// The CPU reference computes the whole layer (layer_forward_cpu). The CUDA path is checked op by op on the SAME
-// inputs (layer_op_cuda takes every input from the CPU's LayerTrace), so each comparison measures the kernel alone
-// and the tolerances can be tight; chapter 14 also runs the CUDA layers free-running and reports the drift.
-// With --no-compare on CUDA there is no CPU reference: layer_forward_cuda runs the same ops in order, each one fed by
-// the CUDA outputs before it, and leaves the CUDA values in the LayerTrace under the same names.
+// Chapters 03-13 each compute their own operation in their main(), the CPU reference and the CUDA kernel on the same
+// inputs; what comes before it comes from layer_inputs_upto(), which runs the layer's ops up to that one: on the CPU
+// reference, or, with --no-compare on CUDA (no CPU reference), on the CUDA path op by op, each op fed by the CUDA
+// outputs before it, the values left in the LayerTrace under the same names. Chapters 14-16 run whole layers:
+// layer_forward_cpu (the layer as one function) and model_layers_cuda.
 #pragma once
 #include "ref/ref_moe.h"
 #include "step.h"
@@ -45,52 +45,35 @@ typedef struct {
 void layer_trace_alloc(LayerTrace *lt, const Step *s, int layer, int head);
 void layer_trace_free(LayerTrace *lt);
 
+// The ops of a layer in the order the tutorial computes them (chapters 02-13); each fills one field of LayerTrace.
+typedef enum {
+    OP_EMBED, OP_ATTN_NORM, OP_Q_HEAD, OP_ROPE_Q, OP_K_HEAD, OP_ROPE_K, OP_SCORES, OP_MASK, OP_SOFTMAX, OP_V_HEAD,
+    OP_HEAD_VALUES, OP_Q_ALL, OP_K_ALL, OP_V_ALL, OP_ATTENTION_ALL, OP_WO, OP_RESIDUAL_ATTN, OP_FFN_NORM, OP_FFN_GATE,
+    OP_FFN_UP, OP_SWIGLU, OP_FFN_DOWN, OP_RESIDUAL_FFN, OP_COUNT
+} LayerOp;
+
+// What a chapter of the layer starts with: lt allocated for (--layer, --head), its x_in computed through the layers
+// before it, and the ops of this layer before `op` (OP_ATTN_NORM: none), on the CPU reference (the time added to
+// the CPU's total), or on the CUDA path alone in a --no-compare run on CUDA. The chapter computes `op` itself.
+void layer_inputs_upto(Step *s, LayerOp op, LayerTrace *lt);
+
 // token_embeddings_unnormalized: the rows of tok_embeddings for the prompt's tokens, [T, D].
 void embed_tokens_cpu(Step *s, float *out);
 void embed_tokens_cuda(Step *s, float *out);
-// The whole layer on the CPU from lt->x_in (which the caller fills).
+// The whole layer on the CPU from lt->x_in (which the caller fills): every op in order, every intermediate kept.
 void layer_forward_cpu(Step *s, LayerTrace *lt);
 // The whole stack on the CPU: stream [NL+1][T][D] receives the embeddings (row 0) and the output of every layer
 // (row L+1); att_maps [NL][H][T][T] every layer's attention weights when not NULL. Progress on stderr unless --quiet.
 void model_layers_cpu(Step *s, float *stream, float *att_maps);
 // x_in of layer `layer`: the embeddings run through layers 0..layer-1 on the CPU. out [T, D].
 void layer_input_cpu(Step *s, int layer, float *out);
-// The whole layer on the CUDA path from lt->x_in, op by op in the order of layer_forward_cpu, each op reading the
-// CUDA results before it; every field of lt then holds the CUDA value (rstd and attn_weights_all included; the mask
-// is the constant triangle). For a run with no CPU reference (--no-compare).
-void layer_forward_cuda(Step *s, LayerTrace *lt);
 // x_in of layer `layer` on the CUDA path: the embeddings through layers 0..layer-1 (model_layers_cuda). out [T, D].
 void layer_input_cuda(Step *s, int layer, float *out);
-// q or k of one head [T, Dh] rotated in fp32, before the rounding of type_as (the tutorial's
-// *_split_into_pairs_rotated), on the path the run computes with: the CPU reference, or CUDA without it.
-void rope_head_f32(Step *s, float *out, const float *x);
 
-// What chapters 03-13 start with: lt allocated for (--layer, --head), its input computed through the layers before
-// it, the whole layer computed on the CPU, the time added to the CPU's total. Without the CPU reference
-// (--no-compare on CUDA) the same on the CUDA path (layer_input_cuda, layer_forward_cuda).
-void layer_trace_run(Step *s, LayerTrace *lt);
 // Prints and writes the weight `name` ("wq", "wk", "wv") of --layer viewed per head, [heads, Dh, D] as
 // `<prefix>_layerL`, and the head `head` of it, [Dh, D] as `<prefix>_layerL_headK` (the tutorial's q_layer0 and
 // q_layer0_head0).
 void show_head_weights(Step *s, const char *prefix, const char *name, int heads, int head);
-
-// The ops of a layer, each checked on the CUDA path against the CPU from the CPU's own inputs. On a MoE layer
-// OP_FFN_DOWN is the whole MoE feed-forward (gate, top-k, experts; chapter 20) and FFN_GATE/UP/SWIGLU do not exist.
-typedef enum {
-    OP_EMBED, OP_ATTN_NORM, OP_Q_HEAD, OP_K_HEAD, OP_V_HEAD, OP_ROPE_Q, OP_ROPE_K, OP_SCORES, OP_MASK, OP_SOFTMAX,
-    OP_HEAD_VALUES, OP_Q_ALL, OP_K_ALL, OP_V_ALL, OP_ATTENTION_ALL, OP_WO, OP_RESIDUAL_ATTN, OP_FFN_NORM, OP_FFN_GATE,
-    OP_FFN_UP, OP_SWIGLU, OP_FFN_DOWN, OP_RESIDUAL_FFN, OP_COUNT
-} LayerOp;
-// Name of the tensor an op produces ("qk_per_token", ...), and its shape.
-const char *layer_op_output_name(LayerOp op);
-int layer_op_output_shape(const LayerTrace *lt, LayerOp op, int64_t *shape);
-const float *layer_op_reference(const LayerTrace *lt, LayerOp op);
-bool layer_op_is_fp32(LayerOp op);  // scores and attention weights stay fp32 (or are softmax'd in fp32)
-// Runs one op with CUDA on lt's inputs; out (host, the op's output size) receives the result.
-void layer_op_cuda(Step *s, const LayerTrace *lt, LayerOp op, float *out);
-// layer_op_cuda + step_compare with the tolerance the op calls for; the CUDA result goes into *cuda_out if given
-// (malloc'd, caller frees). Returns ok.
-bool layer_check_op(Step *s, const LayerTrace *lt, LayerOp op, float **cuda_out);
 
 // The MoE feed-forward weights of layer L (a MoE model), host views (step_weight) or device copies (step_weight_dev);
 // free the tables with moe_weights_free_tables.

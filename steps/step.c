@@ -260,8 +260,32 @@ void *step_dev_act(Step *s, const float *host, size_t n) {
     if (host) cuda_upload_act(p, host, n, s->prec);
     return p;
 }
+float *step_dev_f32(Step *s, const float *host, size_t n) {
+    float *p = step_dev_alloc(s, n * sizeof(float));
+    if (host) cuda_memcpy_h2d(p, host, n * sizeof(float));
+    return p;
+}
 void step_host_act(const Step *s, float *host, const void *dev, size_t n) { cuda_download_act(host, dev, n, s->prec); }
 void step_host_f32(float *host, const void *dev, size_t n) { cuda_memcpy_d2h(host, dev, n * sizeof(float)); }
+
+// ---- host results ------------------------------------------------------------------------------------------------------
+static float **g_host_bufs;
+static int g_n_host_bufs;
+float *step_buf(Step *s, size_t n) {
+    (void)s;
+    g_host_bufs = xrealloc(g_host_bufs, (size_t)(g_n_host_bufs + 1) * sizeof(float *));
+    return g_host_bufs[g_n_host_bufs++] = xcalloc(n ? n : 1, sizeof(float));
+}
+float *step_get_act(Step *s, const void *dev, size_t n) {
+    float *h = step_buf(s, n);
+    step_host_act(s, h, dev, n);
+    return h;
+}
+float *step_get_f32(Step *s, const float *dev, size_t n) {
+    float *h = step_buf(s, n);
+    step_host_f32(h, dev, n);
+    return h;
+}
 
 // Converted copies of weights stored as f16/f32 (the checkpoint may hold them), owned until exit.
 static const uint16_t *weight_as_bf16(const Tensor *t) {
@@ -448,7 +472,7 @@ void step_image(Step *s, const char *file, const char *caption) {
     step_say(s, "%s %s/%s/%s", step_text(s, "figure:", "图:"), s->out_dir, s->id, file);
 }
 
-void step_token_heatmap(Step *s, const char *file, const float *map, const float *cuda, const char *title,
+void step_token_heatmap(Step *s, const char *file, const float *cpu, const float *cuda, const char *title,
                         const char *value_label, bool probs) {
     char subtitle[256], png_name[128];
     snprintf(subtitle, sizeof subtitle, "%s, layer %d, head %d, [%d, %d], %s", s->id, s->layer, s->head, s->T, s->T,
@@ -461,14 +485,17 @@ void step_token_heatmap(Step *s, const char *file, const float *map, const float
     };
     snprintf(png_name, sizeof png_name, "%s.png", file);
     char *path = step_path(s, png_name);
-    figure_heatmap(path, cuda ? cuda : map, s->T, s->T, step_labels(s), step_labels(s), &opt);
+    figure_heatmap(path, cuda ? cuda : cpu, s->T, s->T, step_labels(s), step_labels(s), &opt);
     free(path);
     step_image(s, png_name, title);
-    if (!cuda) { free(causal); return; }
+    if (!cuda || !cpu) {
+        free(causal);
+        return;
+    }
     snprintf(png_name, sizeof png_name, "%s_compare.png", file);
     path = step_path(s, png_name);
     opt.show_values = false;
-    figure_heatmap_compare(path, cuda, map, s->T, s->T, step_labels(s), step_labels(s), "CUDA", "CPU", &opt);
+    figure_heatmap_compare(path, cuda, cpu, s->T, s->T, step_labels(s), step_labels(s), "CUDA", "CPU", &opt);
     free(path);
     char caption[256];
     snprintf(caption, sizeof caption, "%s: CUDA | CPU | |CUDA - CPU|", title);
@@ -515,6 +542,22 @@ bool step_compare(Step *s, const char *name, const float *ref, const float *out,
     };
     trace_comparison(s->trace, s->id, &c);
     return r.ok;
+}
+
+typedef void ToleranceFn(const Step *, const float *, int64_t, double *, double *);
+static bool compare_with(Step *s, ToleranceFn *tolerance, const char *name, const float *ref, const float *out,
+                         const int64_t *shape, int ndim) {
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= shape[d];
+    double atol, rtol;
+    tolerance(s, ref, n, &atol, &rtol);
+    return step_compare(s, name, ref, out, shape, ndim, atol, rtol);
+}
+bool step_compare_act(Step *s, const char *name, const float *ref, const float *out, const int64_t *shape, int ndim) {
+    return compare_with(s, step_tolerance_act, name, ref, out, shape, ndim);
+}
+bool step_compare_f32(Step *s, const char *name, const float *ref, const float *out, const int64_t *shape, int ndim) {
+    return compare_with(s, step_tolerance_f32, name, ref, out, shape, ndim);
 }
 
 bool step_compare_nmse(Step *s, const char *name, const float *ref, const float *out, const int64_t *shape, int ndim,
@@ -677,6 +720,8 @@ int step_finish(Step *s) {
     for (int i = 0; i < g_n_dev_allocs; i++) cuda_free(g_dev_allocs[i]);
     for (int i = 0; i < g_n_dev_weights; i++) cuda_free(g_dev_weights[i].dev), free(g_dev_weights[i].name);
     free(g_dev_allocs), free(g_dev_weights);
+    for (int i = 0; i < g_n_host_bufs; i++) free(g_host_bufs[i]);
+    free(g_host_bufs), g_host_bufs = NULL, g_n_host_bufs = 0;
     if (s->cuda) cuda_shutdown();
     g_dev_allocs = NULL, g_dev_weights = NULL, g_n_dev_allocs = g_cap_dev_allocs = g_n_dev_weights = 0;
     for (int t = 0; t < s->T; t++) free(s->pieces[t]);

@@ -2,14 +2,19 @@
 // choice of backend, printing like the tutorial, writing tensors and figures into the trace, and the comparisons
 // between the CUDA path and the CPU reference.
 //
-// A chapter (steps/NN_name.c) reads like this:
+// A chapter (steps/NN_name.c) reads like the tutorial's cell: the operation it teaches, on both backends, in main():
 //     Step s;
-//     step_init(&s, argc, argv, "04_query");        // parses flags, loads model + tokenizer, picks the device
-//     ... compute with the CPU reference (common/ref/ref_ops.h) and, if s.cuda, the CUDA twin (kernels/kernels.h) ...
-//     step_shape(&s, "q_per_token", shape, 2, "bf16");      // prints "q_per_token  [17, 128]  bf16"
-//     step_tensor(&s, "q_per_token", q, shape, 2, "bf16");  // OUT/04_query/q_per_token.npy + trace.json entry
-//     step_compare(&s, "q_per_token", q_cpu, q_cuda, shape, 2, atol, rtol);
-//     return step_finish(&s);                       // 0 only if every comparison passed
+//     step_init(&s, argc, argv, "04_query");  // flags, model, tokenizer, device; its entry in steps/chapters.c
+//     LayerTrace in;
+//     layer_inputs_upto(&s, OP_Q_HEAD, &in);  // what the chapters before it computed (layer.h)
+//     // q_per_token = torch.matmul(token_embeddings, q_layer0_head0.T)
+//     if (s.cpu) matmul_forward_cpu(q_cpu, in.x_norm, wq_head, T, D, Dh, s.prec);              // common/ref
+//     if (s.cuda) matmul_forward_cuda(d_q, step_dev_act(&s, in.x_norm, T * D), d_wq_head, ...);  // kernels/
+//     if (s.cpu && s.cuda) step_compare_act(&s, "q_per_token", q_cpu, q_cuda, shape, 2);  // tolerance: why, here
+//     step_show(&s, "q_per_token", s.cpu ? q_cpu : q_cuda, shape, 2, "bf16");  // prints the shape, writes the .npy
+//     return step_finish(&s);                 // 0 only if every comparison passed
+// The trace holds the CPU reference's values when it ran (the ground truth), the CUDA path's otherwise; figures
+// show the CUDA result whenever CUDA ran.
 //
 // Command line (DESIGN.md "Command-line contract"), the same for every chapter and for build/bin/walkthrough:
 //     --model DIR  --prompt TEXT  --out DIR  --device auto|cuda|cpu  --layer L  --head H  --precision bf16|fp32
@@ -110,17 +115,20 @@ char *step_path(Step *s, const char *file);
 void step_image(Step *s, const char *file, const char *caption);
 
 // A [T, T] map over the prompt's tokens (scores, masked scores, attention weights): OUT/<id>/<file>.png with the token
-// strings on both axes. map: the values the trace holds (the CPU reference's; the CUDA path's in a --no-compare run
-// on CUDA); cuda: the CUDA map when both paths ran, else NULL. The figure shows the CUDA map when there is one; with
-// both, also <file>_compare.png with the CUDA map, the CPU map and their absolute difference side by side.
-// probs: the colour range is fixed to 0..1.
-void step_token_heatmap(Step *s, const char *file, const float *map, const float *cuda, const char *title,
+// strings on both axes. cpu, cuda: the map of each path that ran (NULL for one that did not). The figure shows the
+// CUDA map whenever CUDA ran; with both, also <file>_compare.png with the CUDA map, the CPU map and their absolute
+// difference side by side. probs: the colour range is fixed to 0..1.
+void step_token_heatmap(Step *s, const char *file, const float *cpu, const float *cuda, const char *title,
                         const char *value_label, bool probs);
 
 // The CUDA output against the CPU reference through the validator; recorded in trace.json. Returns ok.
 // Both compare functions exit (a bug) when called in a --no-compare run: such a run records no comparison.
 bool step_compare(Step *s, const char *name, const float *ref, const float *out, const int64_t *shape, int ndim,
                   double atol, double rtol);
+// step_compare with the tolerance of step_tolerance_act (a bf16 activation, or f32 with --precision fp32) or of
+// step_tolerance_f32 (an fp32 result), computed from the same inputs on both backends.
+bool step_compare_act(Step *s, const char *name, const float *ref, const float *out, const int64_t *shape, int ndim);
+bool step_compare_f32(Step *s, const char *name, const float *ref, const float *out, const int64_t *shape, int ndim);
 // For results at the end of many bf16 layers computed on two paths that accumulate in different orders (the whole
 // model free-running on the GPU against the CPU, a cached decode against a recompute): single roundings flip along
 // the way and the differences grow layer by layer, so an elementwise tolerance says little. The verdict is the
@@ -150,12 +158,18 @@ const uint16_t *step_weight_dev(Step *s, const char *fmt, ...) __attribute__((fo
 // step_weight_dev then finds them.
 void step_weights_dev_prefetch(Step *s, const char *const *names, int n);
 
-// Device scratch: an activation array uploaded from host floats (rounded to bf16 for PREC_BF16) or a fresh buffer;
-// all freed by step_finish. Downloads return host floats.
+// Device scratch: an activation array uploaded from host floats (rounded to bf16 for PREC_BF16), an fp32 array
+// uploaded as it is, or fresh buffers (host NULL: filled with NaN, so that an element no kernel wrote shows); all
+// freed by step_finish. Downloads return host floats.
 void *step_dev_act(Step *s, const float *host, size_t n);
+float *step_dev_f32(Step *s, const float *host, size_t n);
 void *step_dev_alloc(Step *s, size_t bytes);
 void step_host_act(const Step *s, float *host, const void *dev, size_t n);
 void step_host_f32(float *host, const void *dev, size_t n);
+// Host results: n zeroed floats freed by step_finish; the same filled from a device activation or fp32 array.
+float *step_buf(Step *s, size_t n);
+float *step_get_act(Step *s, const void *dev, size_t n);
+float *step_get_f32(Step *s, const float *dev, size_t n);
 
 // The map (steps/step_map.c, draw/diagram.h): step_init calls step_map, which records the model's facts in
 // trace.json, draws OUT/<id>/where.png (this chapter's boxes highlighted) and prints the line naming them.
