@@ -24,24 +24,26 @@ static void index_str(int64_t flat, const int64_t *shape, int ndim, char *buf, s
     shape_str(idx, ndim, buf, n);
 }
 
-// Does out reproduce a non-finite reference value? NaN needs NaN, an infinity needs the same infinity.
-static bool special_matches(double ref, double out) {
-    if (isnan(ref)) return isnan(out);
-    return out == ref;
-}
+// A pair with a NaN or an Inf on either side: a match only for the same Inf on both sides (NaN never equals).
+static bool special_mismatch(double ref, double out) { return !(isinf(ref) && out == ref); }
 
-CompareResult compare_f32(const char *step, const char *name, const float *ref, const float *out,
-                          const int64_t *shape, int ndim, double atol, double rtol, int verbose) {
+static CompareResult result_init(const char *step, const char *name, const int64_t *shape, int ndim) {
     CompareResult r;
     memset(&r, 0, sizeof r);
     copy_str(r.step, sizeof r.step, step);
     copy_str(r.name, sizeof r.name, name);
     shape_str(shape, ndim, r.shape, sizeof r.shape);
-    r.atol = atol;
-    r.rtol = rtol;
     r.worst_index = -1;
     r.n = 1;
     for (int d = 0; d < ndim; d++) r.n *= shape[d];
+    return r;
+}
+
+CompareResult compare_f32(const char *step, const char *name, const float *ref, const float *out,
+                          const int64_t *shape, int ndim, double atol, double rtol, int verbose) {
+    CompareResult r = result_init(step, name, shape, ndim);
+    r.atol = atol;
+    r.rtol = rtol;
 
     double sum_sq_diff = 0.0, sum_sq_ref = 0.0;
     int64_t first_mismatch = -1;
@@ -49,9 +51,9 @@ CompareResult compare_f32(const char *step, const char *name, const float *ref, 
         double a = ref[i], b = out[i];
         double used;  // share of the tolerance this element uses
         if (!isfinite(a) || !isfinite(b)) {
-            bool match = !isfinite(a) && special_matches(a, b);
-            used = match ? 0.0 : INFINITY;
-            if (!match) r.n_bad_special++;
+            bool bad = special_mismatch(a, b);
+            used = bad ? INFINITY : 0.0;
+            r.n_bad_special += bad;
         } else {
             double diff = fabs(a - b);
             double limit = atol + rtol * fabs(a);
@@ -90,7 +92,7 @@ CompareResult compare_f32(const char *step, const char *name, const float *ref, 
             printf("    %-16s ref % .8e  out % .8e  (first mismatch)\n", ib, ref[first_mismatch], out[first_mismatch]);
         }
         printf("    mismatches %lld of %lld", (long long)r.n_mismatch, (long long)r.n);
-        if (r.n_bad_special) printf(" (%lld NaN/Inf not in the reference)", (long long)r.n_bad_special);
+        if (r.n_bad_special) printf(" (%lld NaN, or Inf not in the reference)", (long long)r.n_bad_special);
         printf("; max abs %.3e, max rel %.3e, nmse %.3e\n", r.max_abs, r.max_rel, r.nmse);
         if (r.worst_index >= 0) {
             index_str(r.worst_index, shape, ndim, ib, sizeof ib);
@@ -107,7 +109,38 @@ CompareResult compare_f32(const char *step, const char *name, const float *ref, 
 static bool g_chinese;  // the verdict's words in Chinese (compare_set_chinese)
 void compare_set_chinese(bool zh) { g_chinese = zh; }
 
+CompareResult compare_nmse_f32(const char *step, const char *name, const float *ref, const float *out,
+                               const int64_t *shape, int ndim, double max_nmse) {
+    CompareResult r = result_init(step, name, shape, ndim);
+    r.by_nmse = true, r.max_nmse = max_nmse;
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < r.n; i++) {
+        if (!isfinite(out[i]) || !isfinite(ref[i])) {
+            r.n_bad_special += special_mismatch(ref[i], out[i]);
+            continue;
+        }
+        double d = (double)out[i] - ref[i];
+        num += d * d, den += (double)ref[i] * ref[i];
+        if (fabs(d) > r.max_abs) r.max_abs = fabs(d);
+    }
+    r.nmse = den > 0 ? num / den : (num > 0 ? INFINITY : 0);
+    r.n_mismatch = r.n_bad_special + (r.nmse > max_nmse);
+    r.tol_used = max_nmse > 0 ? r.nmse / max_nmse : (r.nmse > 0 ? INFINITY : 0);
+    r.ok = r.n_mismatch == 0;
+    char line[400];
+    printf("%s\n", compare_verdict_line(&r, line, sizeof line));
+    fflush(stdout);
+    return r;
+}
+
 char *compare_verdict_line(const CompareResult *r, char *buf, size_t n) {
+    if (r->by_nmse) {
+        snprintf(buf, n, g_chinese ? "%-4s %s  %s %s  nmse %.1e（容差 %.0e 的 %.0f%%）  max_abs %.1e%s"
+                                   : "%-4s %s  %s %s  nmse %.1e (%.0f%% of tol %.0e)  max_abs %.1e%s",
+                 r->ok ? "OK" : "FAIL", r->step, r->name, r->shape, r->nmse, g_chinese ? r->max_nmse : 100 * r->tol_used,
+                 g_chinese ? 100 * r->tol_used : r->max_nmse, r->max_abs, r->n_bad_special ? "  NaN/Inf" : "");
+        return buf;
+    }
     char pct[48];
     if (r->n_bad_special) snprintf(pct, sizeof pct, "NaN/Inf");
     else if (isinf(r->tol_used)) snprintf(pct, sizeof pct, g_chinese ? "容差为 0" : "tolerance 0");

@@ -10,18 +10,7 @@ static size_t align_up(size_t x) { return (x + 255) & ~(size_t)255; }
 
 // A weight as contiguous bf16 host memory: in place (the mmap), or converted once into a buffer kept in p->owned.
 static const uint8_t *host_bf16(EnginePlan *p, const Checkpoint *ck, const char *name) {
-    const Tensor *t = checkpoint_find(ck, name);
-    if (!t) input_error(ck->path, "tensor '%s' is missing", name);
-    if (t->dtype == DT_BF16 && tensor_is_contiguous(t)) return (const uint8_t *)t->data;
-    int64_t n = tensor_numel(t);
-    float *f = xmalloc((size_t)n * sizeof(float));
-    uint16_t *b = xmalloc((size_t)n * sizeof(uint16_t));
-    tensor_to_f32(t, f);
-    for (int64_t i = 0; i < n; i++) b[i] = f32_to_bf16(f[i]);
-    free(f);
-    p->owned = xrealloc(p->owned, sizeof(void *) * (size_t)(p->n_owned + 1));
-    p->owned[p->n_owned++] = b;
-    return (const uint8_t *)b;
+    return (const uint8_t *)checkpoint_weight_bf16(ck, name, &p->owned, &p->n_owned);
 }
 
 // rows of row_bytes from src (source rows src_pitch apart) to dst (destination rows dst_pitch apart)

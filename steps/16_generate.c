@@ -35,11 +35,6 @@ static int count_bit_diff(const float *a, const float *b, size_t n) {
     return d;
 }
 
-// K and V of every layer for n positions, in bytes: bf16 values take 2 bytes (as the GPU stores them), fp32 4.
-static size_t kv_cache_bytes(const Config *c, int n, Precision p) {
-    return 2 * (size_t)c->n_layers * (size_t)n * (size_t)c->n_kv_heads * (size_t)c->head_dim * (p == PREC_BF16 ? 2 : 4);
-}
-
 // Multiply-adds of the layers' matrix products for one token, times 2: the work a token-pass costs (attention over
 // the cache and the output layer come on top).
 static double layer_flops_per_token(const Config *c) {

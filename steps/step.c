@@ -287,25 +287,26 @@ float *step_get_f32(Step *s, const float *dev, size_t n) {
     return h;
 }
 
-// Converted copies of weights stored as f16/f32 (the checkpoint may hold them), owned until exit.
-static const uint16_t *weight_as_bf16(const Tensor *t) {
-    if (t->dtype == DT_BF16 && tensor_is_contiguous(t)) return t->data;
-    int64_t n = tensor_numel(t);
-    float *f = xmalloc((size_t)n * sizeof(float));
-    tensor_to_f32(t, f);
-    uint16_t *b = xmalloc((size_t)n * sizeof(uint16_t));
-    for (int64_t i = 0; i < n; i++) b[i] = f32_to_bf16(f[i]);
-    free(f);
-    return b;  // kept for the life of the process (a handful of tensors at most)
-}
+// Weights the checkpoint holds in another float dtype (f16/f32), converted once each (weight_copies: the bf16 copy
+// of tensor weight_of[i]), freed by step_finish.
+static void **g_weight_copies;
+static const Tensor **g_weight_of;
+static int g_n_weight_copies;
 
 static const uint16_t *weight_v(Step *s, const Tensor **t_out, const char *fmt, va_list ap) {
     char name[256];
     vsnprintf(name, sizeof name, fmt, ap);
     const Tensor *t = checkpoint_find(&s->ck, name);
-    if (!t) input_error(s->model_dir, "tensor '%s' is missing", name);
     if (t_out) *t_out = t;
-    return weight_as_bf16(t);
+    for (int i = 0; t && i < g_n_weight_copies; i++)
+        if (g_weight_of[i] == t) return g_weight_copies[i];
+    int n = g_n_weight_copies;
+    const uint16_t *w = checkpoint_weight_bf16(&s->ck, name, &g_weight_copies, &g_n_weight_copies);
+    if (g_n_weight_copies > n) {  // a copy was made: remember whose
+        g_weight_of = xrealloc(g_weight_of, (size_t)g_n_weight_copies * sizeof(const Tensor *));
+        g_weight_of[n] = t;
+    }
+    return w;
 }
 const uint16_t *step_weight(Step *s, const Tensor **t_out, const char *fmt, ...) {
     va_list ap;
@@ -524,24 +525,30 @@ void step_tolerance_f32(const Step *s, const float *ref, int64_t n, double *atol
 // A --no-compare run must not record a comparison: its summary says that nothing was compared.
 static void require_compare(const Step *s, const char *name) {
     if (!s->compare) fatal("%s: comparison '%s' requested in a --no-compare run", s->id, name);
+    if (s->n_results == STEP_MAX_COMPARISONS) fatal("%s: more than %d comparisons", s->id, STEP_MAX_COMPARISONS);
+}
+
+// A result into the step's list and into trace.json (its verdict line among the printed lines).
+static bool record(Step *s, const char *name, const CompareResult *r, const char *metric, double atol, double rtol,
+                   double max_rel) {
+    s->results[s->n_results++] = *r;
+    char verdict[512];
+    compare_verdict_line(r, verdict, sizeof verdict);
+    trace_line(s->trace, s->id, verdict);
+    TraceComparison c = {
+        .name = name, .metric = metric, .max_abs = r->max_abs, .max_rel = max_rel, .atol = atol, .rtol = rtol,
+        .tol_used = r->tol_used, .n = r->n, .n_mismatch = r->n_mismatch, .ok = r->ok,
+    };
+    trace_comparison(s->trace, s->id, &c);
+    return r->ok;
 }
 
 bool step_compare(Step *s, const char *name, const float *ref, const float *out, const int64_t *shape, int ndim,
                   double atol, double rtol) {
     require_compare(s, name);
-    if (s->n_results == STEP_MAX_COMPARISONS) fatal("%s: more than %d comparisons", s->id, STEP_MAX_COMPARISONS);
     fflush(stdout);
     CompareResult r = compare_f32(s->id, name, ref, out, shape, ndim, atol, rtol, 0);
-    s->results[s->n_results++] = r;
-    char verdict[512];
-    compare_verdict_line(&r, verdict, sizeof verdict);
-    trace_line(s->trace, s->id, verdict);
-    TraceComparison c = {
-        .name = name, .metric = "|ref-out| <= atol + rtol*|ref|", .max_abs = r.max_abs, .max_rel = r.max_rel,
-        .atol = atol, .rtol = rtol, .tol_used = r.tol_used, .n = r.n, .n_mismatch = r.n_mismatch, .ok = r.ok,
-    };
-    trace_comparison(s->trace, s->id, &c);
-    return r.ok;
+    return record(s, name, &r, "|ref-out| <= atol + rtol*|ref|", atol, rtol, r.max_rel);
 }
 
 typedef void ToleranceFn(const Step *, const float *, int64_t, double *, double *);
@@ -563,47 +570,9 @@ bool step_compare_f32(Step *s, const char *name, const float *ref, const float *
 bool step_compare_nmse(Step *s, const char *name, const float *ref, const float *out, const int64_t *shape, int ndim,
                        double max_nmse) {
     require_compare(s, name);
-    if (s->n_results == STEP_MAX_COMPARISONS) fatal("%s: more than %d comparisons", s->id, STEP_MAX_COMPARISONS);
-    int64_t n = 1;
-    for (int d = 0; d < ndim; d++) n *= shape[d];
-    double num = 0, den = 0, max_abs = 0;
-    int64_t bad = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (!isfinite(out[i]) || !isfinite(ref[i])) {
-            bad += !(isinf(ref[i]) && ref[i] == out[i]);
-            continue;
-        }
-        double d = (double)out[i] - ref[i];
-        num += d * d, den += (double)ref[i] * ref[i];
-        if (fabs(d) > max_abs) max_abs = fabs(d);
-    }
-    double nmse = den > 0 ? num / den : (num > 0 ? INFINITY : 0);
-    CompareResult r = {0};
-    snprintf(r.step, sizeof r.step, "%s", s->id);
-    snprintf(r.name, sizeof r.name, "%s", name);
-    shape_str(shape, ndim, r.shape, sizeof r.shape);
-    r.n = n, r.n_bad_special = bad, r.n_mismatch = bad + (nmse > max_nmse), r.max_abs = max_abs, r.nmse = nmse;
-    r.tol_used = max_nmse > 0 ? nmse / max_nmse : (nmse > 0 ? INFINITY : 0);
-    r.ok = r.n_mismatch == 0;
-    r.worst_index = -1;
-    s->results[s->n_results++] = r;
-    char verdict[512];
-    if (s->lang == LANG_ZH)
-        snprintf(verdict, sizeof verdict, "%-4s %s  %s %s  nmse %.1e（容差 %.0e 的 %.0f%%）  max_abs %.1e%s",
-                 r.ok ? "OK" : "FAIL", s->id, name, r.shape, nmse, max_nmse, 100 * r.tol_used, max_abs, bad ? "  NaN/Inf" : "");
-    else
-        snprintf(verdict, sizeof verdict, "%-4s %s  %s %s  nmse %.1e (%.0f%% of tol %.0e)  max_abs %.1e%s",
-                 r.ok ? "OK" : "FAIL", s->id, name, r.shape, nmse, 100 * r.tol_used, max_nmse, max_abs, bad ? "  NaN/Inf" : "");
-    puts(verdict);
     fflush(stdout);
-    trace_line(s->trace, s->id, verdict);
-    TraceComparison c = {
-        .name = name, .metric = "sum((ref-out)^2)/sum(ref^2) <= tolerance (atol field)", .max_abs = max_abs,
-        .max_rel = nmse, .atol = max_nmse, .rtol = 0, .tol_used = r.tol_used, .n = n, .n_mismatch = r.n_mismatch,
-        .ok = r.ok,
-    };
-    trace_comparison(s->trace, s->id, &c);
-    return r.ok;
+    CompareResult r = compare_nmse_f32(s->id, name, ref, out, shape, ndim, max_nmse);
+    return record(s, name, &r, "sum((ref-out)^2)/sum(ref^2) <= tolerance (atol field)", max_nmse, 0, r.nmse);
 }
 
 double step_clock(void) { return now_seconds(); }
@@ -721,6 +690,8 @@ int step_finish(Step *s) {
     for (int i = 0; i < g_n_dev_weights; i++) cuda_free(g_dev_weights[i].dev), free(g_dev_weights[i].name);
     free(g_dev_allocs), free(g_dev_weights);
     for (int i = 0; i < g_n_host_bufs; i++) free(g_host_bufs[i]);
+    for (int i = 0; i < g_n_weight_copies; i++) free(g_weight_copies[i]);
+    free(g_weight_copies), free(g_weight_of), g_weight_copies = NULL, g_weight_of = NULL, g_n_weight_copies = 0;
     free(g_host_bufs), g_host_bufs = NULL, g_n_host_bufs = 0;
     if (s->cuda) cuda_shutdown();
     g_dev_allocs = NULL, g_dev_weights = NULL, g_n_dev_allocs = g_cap_dev_allocs = g_n_dev_weights = 0;

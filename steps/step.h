@@ -129,10 +129,8 @@ bool step_compare(Step *s, const char *name, const float *ref, const float *out,
 // step_tolerance_f32 (an fp32 result), computed from the same inputs on both backends.
 bool step_compare_act(Step *s, const char *name, const float *ref, const float *out, const int64_t *shape, int ndim);
 bool step_compare_f32(Step *s, const char *name, const float *ref, const float *out, const int64_t *shape, int ndim);
-// For results at the end of many bf16 layers computed on two paths that accumulate in different orders (the whole
-// model free-running on the GPU against the CPU, a cached decode against a recompute): single roundings flip along
-// the way and the differences grow layer by layer, so an elementwise tolerance says little. The verdict is the
-// normalised MSE sum((ref-out)^2)/sum(ref^2) <= max_nmse; the line also gives max abs. NaN/Inf fail.
+// The normalised MSE against max_nmse, for results at the end of many bf16 layers computed on two paths in different
+// orders (compare_nmse_f32 in compare.h says why and its rule for NaN and Inf); recorded in trace.json like the above.
 bool step_compare_nmse(Step *s, const char *name, const float *ref, const float *out, const int64_t *shape, int ndim,
                        double max_nmse);
 // The tolerance of a bf16 activation produced from the SAME inputs on both backends: the two sums differ only in

@@ -365,6 +365,21 @@ static void expect_tensor(const Checkpoint *ck, const char *name, int ndim, int6
         input_error(ck->path, "%s: dtype %s; expected a float tensor (bf16, f16 or f32)", name, dtype_name(t->dtype));
 }
 
+const uint16_t *checkpoint_weight_bf16(const Checkpoint *ck, const char *name, void ***owned, int *n_owned) {
+    const Tensor *t = checkpoint_find(ck, name);
+    if (!t) input_error(ck->path, "tensor '%s' is missing", name);
+    if (t->dtype == DT_BF16 && tensor_is_contiguous(t)) return t->data;
+    int64_t n = tensor_numel(t);
+    float *f = xmalloc((size_t)n * sizeof(float));
+    tensor_to_f32(t, f);
+    uint16_t *b = xmalloc((size_t)n * sizeof(uint16_t));
+    for (int64_t i = 0; i < n; i++) b[i] = f32_to_bf16(f[i]);
+    free(f);
+    *owned = xrealloc(*owned, (size_t)(*n_owned + 1) * sizeof(void *));
+    (*owned)[(*n_owned)++] = b;
+    return b;
+}
+
 void checkpoint_check_against_config(const Checkpoint *ck) {
     if (!ck->has_config) input_error(ck->path, "no config (params.json or config.json) to check the tensors against");
     const Config *c = &ck->cfg;

@@ -45,6 +45,10 @@ typedef struct {
 void checkpoint_open(Checkpoint *ck, const char *path);  // exits 2 on any bad input
 void checkpoint_close(Checkpoint *ck);
 const Tensor *checkpoint_find(const Checkpoint *ck, const char *name);  // NULL if absent
+// A weight as contiguous bf16, what every forward pass reads: the checkpoint's own bytes when it holds the tensor so
+// (memory-mapped, no copy), else a converted copy (f32/f16 rounded to nearest even, a strided view made contiguous)
+// appended to the caller's list *owned (*n_owned entries, each to free). Exits 2 naming the tensor when absent.
+const uint16_t *checkpoint_weight_bf16(const Checkpoint *ck, const char *name, void ***owned, int *n_owned);
 // Requires every tensor the config implies with the right shape (tied embeddings: output.weight may be absent and
 // then aliases tok_embeddings.weight). Exits 2 naming the first missing tensor or wrong shape.
 void checkpoint_check_against_config(const Checkpoint *ck);

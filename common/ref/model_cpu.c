@@ -9,18 +9,7 @@
 
 // A weight as contiguous bf16: in place when the checkpoint has it so, else a converted copy owned by the model.
 static const uint16_t *weight_bf16(CpuModel *m, const Checkpoint *ck, const char *name) {
-    const Tensor *t = checkpoint_find(ck, name);
-    if (!t) input_error(ck->path, "tensor '%s' is missing", name);
-    if (t->dtype == DT_BF16 && tensor_is_contiguous(t)) return t->data;
-    int64_t n = tensor_numel(t);
-    float *f = xmalloc((size_t)n * sizeof(float));
-    tensor_to_f32(t, f);
-    uint16_t *b = xmalloc((size_t)n * sizeof(uint16_t));
-    for (int64_t i = 0; i < n; i++) b[i] = f32_to_bf16(f[i]);
-    free(f);
-    m->owned = xrealloc(m->owned, (size_t)(m->n_owned + 1) * sizeof(void *));
-    m->owned[m->n_owned++] = b;
-    return b;
+    return checkpoint_weight_bf16(ck, name, &m->owned, &m->n_owned);
 }
 
 struct WeightSource {
@@ -90,11 +79,8 @@ void model_cpu_free(CpuModel *m) {
     memset(m, 0, sizeof *m);
 }
 
-size_t model_cpu_cache_bytes(const CpuModel *m, int n_positions) {
-    const Config *c = &m->cfg;
-    // K and V, bf16 values as the GPU stores them (2 bytes) with PREC_BF16, else float
-    return 2 * (size_t)c->n_layers * (size_t)n_positions * (size_t)c->n_kv_heads * (size_t)c->head_dim *
-           (m->prec == PREC_BF16 ? 2 : 4);
+size_t kv_cache_bytes(const Config *c, int n_positions, Precision p) {
+    return 2 * (size_t)c->n_layers * (size_t)n_positions * (size_t)c->n_kv_heads * (size_t)c->head_dim * act_bytes(1, p);
 }
 
 void model_cpu_forward(CpuModel *m, const int32_t *tokens, int T, int start_pos, float *logits, bool all_logits) {

@@ -58,5 +58,6 @@ void model_cpu_free(CpuModel *m);
 // with all_logits. Requires start_pos + T <= max_seq_len (fatal otherwise: callers check user input first).
 void model_cpu_forward(CpuModel *m, const int32_t *tokens, int T, int start_pos, float *logits, bool all_logits);
 
-// Bytes of the KV cache rows that hold n positions (both K and V, all layers): what chapter 16 prints.
-size_t model_cpu_cache_bytes(const CpuModel *m, int n_positions);
+// Bytes of the KV cache rows that hold n positions (K and V of every layer) as the GPU stores them: bf16 values take
+// 2 bytes with PREC_BF16, fp32 ones 4. What chapter 16 prints.
+size_t kv_cache_bytes(const Config *c, int n_positions, Precision p);

@@ -1,4 +1,5 @@
-// test_compare.c: the validator passes equal arrays and catches a planted error, a NaN, an Inf, a lost -inf.
+// test_compare.c: the validator passes equal arrays and catches a planted error, a NaN, an Inf, a lost -inf; the
+// normalised-MSE verdict with the same rule for special values.
 // Run: build/tests/test_compare  (prints the validator's own lines, then "N passed, N failed").
 #include <math.h>
 #include <stdlib.h>
@@ -93,12 +94,38 @@ int main(void) {
     out[1] = INFINITY;
     CHECK(!compare_f32("t", "mask_sign", ref, out, shape, 2, 1e30, 1e30, 0).ok);
 
-    // A NaN in the reference must be reproduced.
+    // NaN never equals anything: a NaN in the reference fails, also against a NaN in out (compare.h).
     fill_equal();
     ref[9] = NAN;
-    CHECK(!compare_f32("t", "nan_lost", ref, out, shape, 2, 1e30, 1e30, 0).ok);
+    CHECK(!compare_f32("t", "nan_in_ref", ref, out, shape, 2, 1e30, 1e30, 0).ok);
     out[9] = NAN;
-    CHECK(compare_f32("t", "nan_kept", ref, out, shape, 2, 1e-6, 1e-5, 0).ok);
+    r = compare_f32("t", "nan_both", ref, out, shape, 2, 1e30, 1e30, 0);
+    CHECK(!r.ok);
+    CHECK_EQ_INT(r.n_bad_special, 1);
+
+    // The normalised MSE: equal passes with nmse 0; a small spread passes a loose bound and fails a tight one; the
+    // special values follow the same rule (a NaN on either side fails, -inf on both sides is a match).
+    fill_equal();
+    r = compare_nmse_f32("t", "nmse_equal", ref, out, shape, 2, 1e-6);
+    CHECK(r.ok && r.nmse == 0.0 && r.by_nmse);
+    for (int i = 0; i < T_ * DH_; i++) out[i] = ref[i] * (i % 2 ? 1.001f : 0.999f);  // nmse ~1e-6
+    r = compare_nmse_f32("t", "nmse_loose", ref, out, shape, 2, 1e-5);
+    CHECK(r.ok && r.nmse > 5e-7 && r.nmse < 2e-6, "nmse %g", r.nmse);
+    CHECK(r.tol_used > 0.05 && r.tol_used < 0.2, "tol_used %g", r.tol_used);
+    r = compare_nmse_f32("t", "nmse_tight", ref, out, shape, 2, 1e-7);
+    CHECK(!r.ok);
+    CHECK_EQ_INT(r.n_mismatch, 1);
+    compare_verdict_line(&r, line, sizeof line);
+    CHECK(strncmp(line, "FAIL t  nmse_tight [", 20) == 0 && strstr(line, " nmse ") != NULL, "%s", line);
+    fill_equal();
+    ref[2] = out[2] = -INFINITY;
+    CHECK(compare_nmse_f32("t", "nmse_masked", ref, out, shape, 2, 1e-6).ok);
+    ref[5] = out[5] = NAN;
+    r = compare_nmse_f32("t", "nmse_nan", ref, out, shape, 2, 1e30);
+    CHECK(!r.ok);
+    CHECK_EQ_INT(r.n_bad_special, 1);
+    compare_verdict_line(&r, line, sizeof line);
+    CHECK(strstr(line, "NaN/Inf") != NULL, "%s", line);
 
     // Several results: the exit code is 1 as soon as one failed.
     CompareResult two[2];

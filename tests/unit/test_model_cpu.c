@@ -96,7 +96,10 @@ int main(int argc, char **argv) {
     model_cpu_init(&f32, &ck, S, PREC_FP32);
     model_cpu_forward(&f32, toks, 17, 0, lc, false);
     CHECK(count_diff(lc, lf, (size_t)V) > 0, "fp32 logits are bit-identical to bf16: nothing was rounded?");
-    CHECK(model_cpu_cache_bytes(&f32, 10) == 2 * model_cpu_cache_bytes(&full, 10), "cache bytes");
+    // K and V, every layer, 10 positions, Hkv x Dh values each: 2 bytes a value in bf16, 4 in fp32
+    size_t values = 2 * (size_t)f32.cfg.n_layers * 10 * (size_t)f32.cfg.n_kv_heads * (size_t)f32.cfg.head_dim;
+    CHECK(kv_cache_bytes(&f32.cfg, 10, PREC_BF16) == 2 * values, "cache bytes, bf16");
+    CHECK(kv_cache_bytes(&f32.cfg, 10, PREC_FP32) == 4 * values, "cache bytes, fp32");
     model_cpu_free(&f32);
 
     free(rows), free(lc), free(lf);
