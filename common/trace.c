@@ -465,3 +465,256 @@ void trace_comparison(Trace *t, const char *step, const TraceComparison *c) {
     json_object_set_new(item, "verdict", json_string(c->ok ? "OK" : "FAIL"));
     upsert(json_object_get(step_entry(t, step), "comparisons"), "name", c->name, item);
 }
+
+// ---- reading a trace directory ----------------------------------------------------------------------------------------
+// Everything trace_read allocates hangs off g_reading until it returns, so that an exit through input_error() leaves
+// nothing LeakSanitizer would call a leak; g_checking is the path of the file being checked.
+static TraceIndex *g_reading;
+static char *g_checking;
+
+static const char *opt_string(json_t *obj, const char *key, const char *where) {
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) return NULL;
+    if (!json_is_string(v)) input_error(g_reading->index_path, "%s%s: expected a string", where, key);
+    return json_string_value(v);
+}
+static const char *req_string(json_t *obj, const char *key, const char *where) {
+    const char *s = opt_string(obj, key, where);
+    if (!s) input_error(g_reading->index_path, "%s%s: expected a string", where, key);
+    return s;
+}
+static double opt_number(json_t *obj, const char *key, const char *where) {
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) return NAN;
+    if (!json_is_number(v)) input_error(g_reading->index_path, "%s%s: expected a number or null", where, key);
+    return json_number_value(v);
+}
+static int64_t opt_count(json_t *obj, const char *key, const char *where) {
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        input_error(g_reading->index_path, "%s%s: expected a count (an integer >= 0)", where, key);
+    return (int64_t)json_integer_value(v);
+}
+static json_t *opt_array(json_t *obj, const char *key, const char *where) {
+    json_t *v = json_object_get(obj, key);
+    if (!v) return NULL;
+    if (!json_is_array(v)) input_error(g_reading->index_path, "%s%s: expected an array", where, key);
+    return v;
+}
+// The strings of an array of strings (each checked), into *out [n].
+static int string_array(json_t *a, const char ***out, const char *where) {
+    int n = a ? (int)json_array_size(a) : 0;
+    *out = xcalloc((size_t)n + 1, sizeof(char *));
+    for (int i = 0; i < n; i++) {
+        json_t *v = json_array_get(a, (size_t)i);
+        if (!json_is_string(v)) input_error(g_reading->index_path, "%s[%d]: expected a string", where, i);
+        (*out)[i] = json_string_value(v);
+    }
+    return n;
+}
+
+// A file named by the trace must stay inside the trace directory: relative, no "..", no empty parts.
+static void check_relative_path(const char *file, const char *where) {
+    bool bad = !*file || file[0] == '/' || strstr(file, "//");
+    for (const char *p = file; !bad && *p;) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        if ((n == 2 && p[0] == '.' && p[1] == '.') || (n == 1 && p[0] == '.')) bad = true;
+        p = slash ? slash + 1 : p + n;
+    }
+    if (bad)
+        input_error(g_reading->index_path, "%s: expected a path relative to the trace directory, got \"%s\"", where, file);
+}
+
+// An entry of a list (w: "steps[4].tensors[2]") must be an object; wd receives "steps[4].tensors[2]." for its fields.
+static void entry_object(json_t *o, const char *w, char *wd, size_t n) {
+    if (!json_is_object(o)) input_error(g_reading->index_path, "%s: expected an object", w);
+    snprintf(wd, n, "%s.", w);
+}
+
+static void read_tensor(json_t *o, TraceTensorEntry *t, const char *w) {
+    char wd[160];
+    entry_object(o, w, wd, sizeof wd);
+    t->name = req_string(o, "name", wd);
+    t->dtype = opt_string(o, "dtype", wd);
+    t->file = req_string(o, "file", wd);
+    json_t *shape = opt_array(o, "shape", wd);
+    if (!shape || json_array_size(shape) > MAX_DIMS)
+        input_error(g_reading->index_path, "%s.shape: expected up to %d sizes", w, MAX_DIMS);
+    t->ndim = (int)json_array_size(shape);
+    t->numel = 1;
+    for (int d = 0; d < t->ndim; d++) {
+        json_t *v = json_array_get(shape, (size_t)d);
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+            input_error(g_reading->index_path, "%s.shape[%d]: expected a size >= 0", w, d);
+        t->shape[d] = (int64_t)json_integer_value(v);
+        t->numel *= t->shape[d];
+    }
+    t->min = opt_number(o, "min", wd), t->max = opt_number(o, "max", wd);
+    t->mean = opt_number(o, "mean", wd), t->std = opt_number(o, "std", wd);
+    t->n_nan = opt_count(o, "n_nan", wd), t->n_inf = opt_count(o, "n_inf", wd);
+    snprintf(wd, sizeof wd, "%s.file", w);
+    check_relative_path(t->file, wd);
+    // the .npy's header against the entry: only the header is read (a tensor of the real model can be hundreds of MB)
+    g_checking = path_join(g_reading->dir, t->file);
+    FILE *f = fopen(g_checking, "rb");
+    if (!f) input_error(g_checking, "cannot open the .npy named by %s.file: %s", w, strerror(errno));
+    fclose(f);
+    NpyHeader h;
+    npy_read_header(g_checking, &h);
+    t->npy_dtype = h.numpy_dtype;
+    bool same = h.ndim == t->ndim;
+    for (int i = 0; same && i < h.ndim; i++) same = h.shape[i] == t->shape[i];
+    if (!same) input_error(g_checking, "shape: the .npy's shape differs from %s.shape in trace.json", w);
+    free(g_checking), g_checking = NULL;
+}
+
+static void read_image(json_t *o, TraceImageEntry *im, const char *w) {
+    char wd[160];
+    entry_object(o, w, wd, sizeof wd);
+    im->file = req_string(o, "file", wd);
+    im->caption = opt_string(o, "caption", wd);
+    snprintf(wd, sizeof wd, "%s.file", w);
+    check_relative_path(im->file, wd);
+    g_checking = path_join(g_reading->dir, im->file);
+    FILE *f = fopen(g_checking, "rb");
+    if (!f) input_error(g_checking, "cannot open the image named by %s: %s", wd, strerror(errno));
+    unsigned char sig[8];
+    size_t got = fread(sig, 1, sizeof sig, f);
+    fclose(f);
+    if (got < 8 || memcmp(sig, "\x89PNG\r\n\x1a\n", 8) != 0) input_error(g_checking, "signature: expected a PNG file");
+    free(g_checking), g_checking = NULL;
+}
+
+static void read_comparison(json_t *o, TraceComparisonEntry *c, const char *w) {
+    char wd[160];
+    entry_object(o, w, wd, sizeof wd);
+    c->name = req_string(o, "name", wd);
+    c->metric = opt_string(o, "metric", wd);
+    c->verdict = req_string(o, "verdict", wd);
+    if (strcmp(c->verdict, "OK") != 0 && strcmp(c->verdict, "FAIL") != 0)
+        input_error(g_reading->index_path, "%sverdict: expected \"OK\" or \"FAIL\", got \"%s\"", wd, c->verdict);
+    c->max_abs = opt_number(o, "max_abs", wd), c->max_rel = opt_number(o, "max_rel", wd);
+    c->tol_used = opt_number(o, "tol_used", wd);
+    c->n = opt_count(o, "n", wd), c->n_mismatch = opt_count(o, "n_mismatch", wd);
+    json_t *tol = json_object_get(o, "tolerance");
+    c->atol = c->rtol = NAN;
+    if (tol && !json_is_null(tol)) {
+        if (!json_is_object(tol)) input_error(g_reading->index_path, "%stolerance: expected {atol, rtol}", wd);
+        char wt[176];
+        snprintf(wt, sizeof wt, "%stolerance.", wd);
+        c->atol = opt_number(tol, "atol", wt), c->rtol = opt_number(tol, "rtol", wt);
+    }
+}
+
+static void read_step(json_t *js, TraceStepEntry *st, int si) {
+    TraceIndex *ix = g_reading;
+    char where[96];
+    snprintf(where, sizeof where, "steps[%d].", si);
+    if (!json_is_object(js)) input_error(ix->index_path, "steps[%d]: expected an object", si);
+    st->id = req_string(js, "id", where);
+    // the id names a folder, an HTML anchor and a Python string: plain characters only
+    if (!*st->id || st->id[0] == '.' ||
+        strspn(st->id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") != strlen(st->id))
+        input_error(ix->index_path, "%sid: expected a plain step name like \"05_rope\", got \"%s\"", where, st->id);
+    for (int k = 0; k < si; k++)
+        if (strcmp(ix->steps[k].id, st->id) == 0) input_error(ix->index_path, "%sid: \"%s\" appears twice", where, st->id);
+    st->title = opt_string(js, "title", where);
+    st->mode = opt_string(js, "mode", where);
+    char w[128];
+    snprintf(w, sizeof w, "%slines", where);
+    st->n_lines = string_array(opt_array(js, "lines", where), &st->lines, w);
+
+    json_t *timings = json_object_get(js, "timings");
+    if (timings && !json_is_object(timings)) input_error(ix->index_path, "%stimings: expected an object", where);
+    st->timings = xcalloc((timings ? json_object_size(timings) : 0) + 1, sizeof(TraceTimingEntry));
+    if (timings) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(timings, key, v) {
+            if (!json_is_number(v) && !json_is_null(v))
+                input_error(ix->index_path, "%stimings.%s: expected a number (ms)", where, key);
+            st->timings[st->n_timings++] = (TraceTimingEntry){key, json_is_number(v) ? json_number_value(v) : NAN};
+        }
+    }
+
+    json_t *jt = opt_array(js, "tensors", where);
+    st->tensors = xcalloc((jt ? json_array_size(jt) : 0) + 1, sizeof(TraceTensorEntry));
+    for (; jt && st->n_tensors < (int)json_array_size(jt); st->n_tensors++) {
+        snprintf(w, sizeof w, "%stensors[%d]", where, st->n_tensors);
+        read_tensor(json_array_get(jt, (size_t)st->n_tensors), &st->tensors[st->n_tensors], w);
+    }
+    json_t *ji = opt_array(js, "images", where);
+    st->images = xcalloc((ji ? json_array_size(ji) : 0) + 1, sizeof(TraceImageEntry));
+    for (; ji && st->n_images < (int)json_array_size(ji); st->n_images++) {
+        snprintf(w, sizeof w, "%simages[%d]", where, st->n_images);
+        read_image(json_array_get(ji, (size_t)st->n_images), &st->images[st->n_images], w);
+    }
+    json_t *jc = opt_array(js, "comparisons", where);
+    st->comparisons = xcalloc((jc ? json_array_size(jc) : 0) + 1, sizeof(TraceComparisonEntry));
+    for (; jc && st->n_comparisons < (int)json_array_size(jc); st->n_comparisons++) {
+        snprintf(w, sizeof w, "%scomparisons[%d]", where, st->n_comparisons);
+        read_comparison(json_array_get(jc, (size_t)st->n_comparisons), &st->comparisons[st->n_comparisons], w);
+    }
+}
+
+TraceIndex *trace_read(const char *dir) {
+    if (!dir_exists(dir)) input_error(dir, "expected a trace directory (made by the steps' --out)");
+    TraceIndex *ix = g_reading = xcalloc(1, sizeof *ix);
+    ix->dir = dir;
+    ix->index_path = path_join(dir, "trace.json");
+    if (!file_exists(ix->index_path))
+        input_error(ix->index_path, "not found: run the walkthrough's steps with --out %s first", dir);
+    json_error_t err;
+    json_t *root = json_load_file(ix->index_path, 0, &err);
+    if (!root) input_error(ix->index_path, "not valid JSON: line %d, column %d: %s", err.line, err.column, err.text);
+    ix->document = root;
+    if (!json_is_object(root)) input_error(ix->index_path, "expected a JSON object (a trace index)");
+    const char *format = opt_string(root, "format", "");
+    if (format && strcmp(format, TRACE_FORMAT) != 0)
+        input_error(ix->index_path, "format: expected \"" TRACE_FORMAT "\", got \"%s\"", format);
+    ix->model = opt_string(root, "model", "");
+    ix->prompt = opt_string(root, "prompt", "");
+    ix->device = opt_string(root, "device", "");
+    ix->precision = opt_string(root, "precision", "");
+    json_t *tokens = json_object_get(root, "tokens");
+    ix->token_ids = xcalloc(1, sizeof(int64_t));
+    ix->token_pieces = xcalloc(1, sizeof(char *));
+    if (tokens && !json_is_null(tokens)) {
+        if (!json_is_object(tokens)) input_error(ix->index_path, "tokens: expected an object {ids, pieces}");
+        json_t *ids = opt_array(tokens, "ids", "tokens.");
+        free(ix->token_ids), ix->token_ids = xcalloc((ids ? json_array_size(ids) : 0) + 1, sizeof(int64_t));
+        for (; ids && ix->n_token_ids < (int)json_array_size(ids); ix->n_token_ids++) {
+            json_t *v = json_array_get(ids, (size_t)ix->n_token_ids);
+            if (!json_is_integer(v)) input_error(ix->index_path, "tokens.ids[%d]: expected an integer", ix->n_token_ids);
+            ix->token_ids[ix->n_token_ids] = (int64_t)json_integer_value(v);
+        }
+        free(ix->token_pieces);
+        ix->n_token_pieces = string_array(opt_array(tokens, "pieces", "tokens."), &ix->token_pieces, "tokens.pieces");
+    }
+    json_t *config = json_object_get(root, "config");
+    if (config && !json_is_null(config)) {
+        if (!json_is_object(config)) input_error(ix->index_path, "config: expected an object (the model's facts)");
+        ix->config_json = json_dumps(config, JSON_COMPACT);
+    }
+    json_t *steps = opt_array(root, "steps", "");
+    if (!steps || json_array_size(steps) == 0) input_error(ix->index_path, "steps: expected a non-empty array of steps");
+    int n = (int)json_array_size(steps);
+    ix->steps = xcalloc((size_t)n, sizeof(TraceStepEntry));
+    for (; ix->n_steps < n; ix->n_steps++) read_step(json_array_get(steps, (size_t)ix->n_steps), &ix->steps[ix->n_steps], ix->n_steps);
+    g_reading = NULL;
+    return ix;
+}
+
+void trace_index_free(TraceIndex *ix) {
+    if (!ix) return;
+    for (int i = 0; i < ix->n_steps; i++) {
+        TraceStepEntry *st = &ix->steps[i];
+        free(st->lines), free(st->timings), free(st->tensors), free(st->images), free(st->comparisons);
+    }
+    free(ix->steps), free(ix->token_ids), free(ix->token_pieces), free(ix->config_json);
+    free((char *)ix->index_path);
+    json_decref(ix->document);
+    free(ix);
+}

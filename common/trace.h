@@ -36,6 +36,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tensor.h"  // MAX_DIMS
+
 typedef struct Trace Trace;
 
 #define TRACE_FORMAT "llama3-trace/1"
@@ -102,3 +104,58 @@ typedef struct {
     bool ok;             // verdict: "OK" or "FAIL"
 } TraceComparison;
 void trace_comparison(Trace *t, const char *step, const TraceComparison *c);
+
+// ---- reading a trace directory (export-notebook, anything that shows a trace) --------------------------------------
+// trace_read() loads OUT/trace.json and checks all of it before anything is used: the type of every field, step ids
+// that are plain names (they name a folder, an HTML anchor, a Python string) and unique, every file named inside OUT
+// (relative, no ".."), every .npy's header against its entry (a dtype numpy loads, the shape; npy_read_header), every
+// image a PNG (its signature). Bad input exits 2 with one line naming the file and the field. Strings point into the
+// loaded document and live until trace_index_free(). Numbers the trace leaves null (a statistic with no finite
+// value) read as NAN, absent counts as 0.
+typedef struct {
+    const char *name, *dtype, *file;  // dtype: the label the step gave ("bf16"), or NULL
+    int ndim;
+    int64_t shape[MAX_DIMS];
+    int64_t numel, n_nan, n_inf;
+    double min, max, mean, std;
+    const char *npy_dtype;            // numpy's name of the .npy file's dtype: "float32", "int64", ...
+} TraceTensorEntry;
+typedef struct {
+    const char *file, *caption;       // caption may be NULL
+} TraceImageEntry;
+typedef struct {
+    const char *name, *metric, *verdict;  // verdict "OK" or "FAIL"; metric may be NULL
+    double max_abs, max_rel, atol, rtol, tol_used;
+    int64_t n, n_mismatch;
+} TraceComparisonEntry;
+typedef struct {
+    const char *name;
+    double ms;                        // NAN when the trace holds null
+} TraceTimingEntry;
+typedef struct {
+    const char *id, *title, *mode;    // title, mode: NULL when absent (older traces have no mode)
+    const char **lines;
+    int n_lines;
+    TraceTimingEntry *timings;
+    int n_timings;
+    TraceTensorEntry *tensors;
+    int n_tensors;
+    TraceImageEntry *images;
+    int n_images;
+    TraceComparisonEntry *comparisons;
+    int n_comparisons;
+} TraceStepEntry;
+typedef struct {
+    const char *dir, *index_path;     // OUT and OUT/trace.json
+    const char *model, *prompt, *device, *precision;  // NULL when absent or null
+    int64_t *token_ids;
+    int n_token_ids;
+    const char **token_pieces;
+    int n_token_pieces;
+    char *config_json;                // "config" (the map's model facts) as compact JSON text; NULL when absent
+    TraceStepEntry *steps;            // in the order of the file
+    int n_steps;
+    void *document;                   // the JSON document (json_t *) the strings point into
+} TraceIndex;
+TraceIndex *trace_read(const char *dir);
+void trace_index_free(TraceIndex *ix);

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "draw/diagram.h"
+#include "trace.h"
 #include "util.h"
 
 #include "chapters.h"  // steps/: the one table of chapters
@@ -47,335 +48,54 @@ static void buf_add(Buf *b, const char *s) { buf_add_n(b, s, strlen(s)); }
 #define buf_printf strbuf_addf
 #define buf_take strbuf_take
 
-// ---- the trace, checked ---------------------------------------------------------------------------------------------
-// Strings point into the JSON document, which stays alive until the end. Everything allocated is reachable from the
-// global `G`, so that an exit through input_error() leaves nothing that LeakSanitizer would call a leak.
+// ---- the trace, checked (trace_read in common/trace.c), and the PNGs as base64 --------------------------------------
+// Everything allocated is reachable from the global `G`, so that an exit through input_error() leaves nothing that
+// LeakSanitizer would call a leak.
 
-typedef struct {
-    const char *name, *dtype, *file;
-    int ndim;
-    int64_t shape[8];
-    double min, max, mean, std;  // NAN where the trace has null (no finite value)
-    int64_t numel, n_nan, n_inf;
-    const char *npy_dtype;       // numpy's name of the .npy's dtype: "float32", "int64", ...
-} TensorInfo;
-
+typedef TraceTensorEntry TensorInfo;
+typedef TraceComparisonEntry CompareInfo;
+typedef TraceStepEntry StepInfo;
 typedef struct {
     const char *file, *caption;
-    char *base64;  // the PNG bytes, base64
+    const char *base64;  // the PNG bytes, base64
 } ImageInfo;
 
-typedef struct {
-    const char *name, *metric, *verdict;
-    double max_abs, max_rel, atol, rtol, tol_used;
-    int64_t n, n_mismatch;
-} CompareInfo;
-
-typedef struct {
-    const char *id, *title;
-    const char *mode;  // "cuda+cpu", "cpu", "cuda-only", "cpu-only" (trace.h), or NULL in older traces
-    json_t *lines, *timings;
-    TensorInfo *tensors;
-    int n_tensors;
-    ImageInfo *images;
-    int n_images;
-    CompareInfo *comparisons;
-    int n_comparisons;
-} StepInfo;
-
 static struct {
-    json_t *root;
-    const char *trace_dir, *index_path;
-    const char *model, *prompt, *device, *precision;
-    json_t *token_ids, *token_pieces;
-    StepInfo *steps;
-    int n_steps;
-    char *checking;          // the path of the file being checked
-    unsigned char *scratch;  // its bytes
+    TraceIndex *ix;
+    char ***base64;          // [step][image]
+    unsigned char *scratch;  // the bytes of the image being encoded
 } G;
 
-static const char *opt_string(json_t *obj, const char *key, const char *where) {
-    json_t *v = json_object_get(obj, key);
-    if (!v || json_is_null(v)) return NULL;
-    if (!json_is_string(v)) input_error(G.index_path, "%s%s: expected a string", where, key);
-    return json_string_value(v);
-}
-static const char *req_string(json_t *obj, const char *key, const char *where) {
-    const char *s = opt_string(obj, key, where);
-    if (!s) input_error(G.index_path, "%s%s: expected a string", where, key);
-    return s;
-}
-static double opt_number(json_t *obj, const char *key, const char *where) {
-    json_t *v = json_object_get(obj, key);
-    if (!v || json_is_null(v)) return NAN;
-    if (!json_is_number(v)) input_error(G.index_path, "%s%s: expected a number or null", where, key);
-    return json_number_value(v);
-}
-static int64_t opt_count(json_t *obj, const char *key, const char *where) {
-    json_t *v = json_object_get(obj, key);
-    if (!v || json_is_null(v)) return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < 0)
-        input_error(G.index_path, "%s%s: expected a count (an integer >= 0)", where, key);
-    return (int64_t)json_integer_value(v);
-}
-static json_t *req_array(json_t *obj, const char *key, const char *where) {
-    json_t *v = json_object_get(obj, key);
-    if (!v) return NULL;
-    if (!json_is_array(v)) input_error(G.index_path, "%s%s: expected an array", where, key);
-    return v;
-}
-
-// A file named by the trace must stay inside the trace directory: relative, no "..", no empty parts.
-static void check_relative_path(const char *file, const char *where) {
-    bool bad = !*file || file[0] == '/' || strstr(file, "//");
-    for (const char *p = file; !bad && *p;) {
-        const char *slash = strchr(p, '/');
-        size_t n = slash ? (size_t)(slash - p) : strlen(p);
-        if ((n == 2 && p[0] == '.' && p[1] == '.') || (n == 1 && p[0] == '.')) bad = true;
-        p = slash ? slash + 1 : p + n;
-    }
-    if (bad) input_error(G.index_path, "%s: expected a path relative to the trace directory, got \"%s\"", where, file);
-}
-
-// numpy's dtype name for a .npy descr string, NULL if it is one numpy would not load as a plain number.
-static const char *numpy_dtype_name(const char *descr) {
-    static const char *const table[][2] = {
-        {"<f4", "float32"}, {"<f8", "float64"}, {"<f2", "float16"}, {"<i8", "int64"}, {"<i4", "int32"},
-        {"<i2", "int16"},   {"|i1", "int8"},    {"|u1", "uint8"},   {"<u2", "uint16"}, {"<u4", "uint32"},
-        {"<u8", "uint64"},  {"|b1", "bool"},
-    };
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (strcmp(descr, table[i][0]) == 0) return table[i][1];
-    return NULL;
-}
-
-// Reads the header of a .npy file (format 1.0, 2.0 or 3.0) and checks it against the trace's shape; sets
-// t->npy_dtype. Only the header is read: a tensor of the real model can be hundreds of MB.
-static void check_npy(const char *path, TensorInfo *t, const char *where) {
-    FILE *f = fopen(path, "rb");
-    if (!f) input_error(path, "cannot open the .npy named by %s.file: %s", where, strerror(errno));
-    unsigned char pre[12];
-    size_t got = fread(pre, 1, sizeof pre, f);
-    if (got < 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
-        fclose(f);
-        input_error(path, "magic: expected a .npy file (\\x93NUMPY)");
-    }
-    size_t header_len, header_start;
-    if (pre[6] == 1) header_len = (size_t)pre[8] | (size_t)pre[9] << 8, header_start = 10;
-    else if ((pre[6] == 2 || pre[6] == 3) && got == 12)
-        header_len = (size_t)pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 | (size_t)pre[11] << 24, header_start = 12;
-    else {
-        fclose(f);
-        input_error(path, "version: expected .npy format 1, 2 or 3, got %d", pre[6]);
-    }
-    if (header_len > (1u << 20)) {
-        fclose(f);
-        input_error(path, "header length: %zu bytes is not a .npy header", header_len);
-    }
-    G.scratch = xmalloc(header_len + 1);
-    char *h = (char *)G.scratch;
-    bool short_read = fseek(f, (long)header_start, SEEK_SET) != 0 || fread(h, 1, header_len, f) != header_len;
-    fclose(f);
-    if (short_read) input_error(path, "header: the file ends inside the .npy header");
-    h[header_len] = 0;
-    // {'descr': '<f4', 'fortran_order': False, 'shape': (17, 128), }
-    const char *d = strstr(h, "'descr':"), *s = strstr(h, "'shape':"), *fo = strstr(h, "'fortran_order':");
-    char descr[16] = "";
-    if (!d || sscanf(d + 8, " '%15[^']'", descr) != 1) input_error(path, "descr: not found in the .npy header");
-    if (!fo || strncmp(fo + 16 + strspn(fo + 16, " "), "False", 5) != 0)
-        input_error(path, "fortran_order: expected False (C order)");
-    t->npy_dtype = numpy_dtype_name(descr);
-    if (!t->npy_dtype) input_error(path, "descr: '%s' is not a little-endian number type numpy loads", descr);
-    if (!s) input_error(path, "shape: not found in the .npy header");
-    const char *p = strchr(s, '(');
-    if (!p) input_error(path, "shape: expected a tuple");
-    p++;
-    int ndim = 0;
-    int64_t shape[8];
-    for (;;) {
-        p += strspn(p, " ,");
-        if (*p == ')') break;
-        char *end;
-        long long v = strtoll(p, &end, 10);
-        if (end == p || v < 0 || ndim == 8) input_error(path, "shape: expected up to 8 sizes >= 0");
-        shape[ndim++] = v;
-        p = end;
-    }
-    free(G.scratch), G.scratch = NULL;
-    bool same = ndim == t->ndim;
-    for (int i = 0; same && i < ndim; i++) same = shape[i] == t->shape[i];
-    if (!same) input_error(path, "shape: the .npy's shape differs from %s.shape in trace.json", where);
-}
-
-static char *read_png_base64(const char *path, const char *where) {
-    FILE *f = fopen(path, "rb");
-    if (!f) input_error(path, "cannot open the image named by %s: %s", where, strerror(errno));
-    fclose(f);
-    size_t n;
-    G.scratch = (unsigned char *)read_whole_file(path, &n);
-    if (n < 8 || memcmp(G.scratch, "\x89PNG\r\n\x1a\n", 8) != 0) input_error(path, "signature: expected a PNG file");
-    char *b64 = base64_encode(G.scratch, n);
-    free(G.scratch), G.scratch = NULL;
-    return b64;
-}
-
 static void load_trace(const char *trace_dir) {
-    G.trace_dir = trace_dir;
-    if (!dir_exists(trace_dir)) input_error(trace_dir, "expected a trace directory (made by the steps' --out)");
-    G.index_path = path_join(trace_dir, "trace.json");
-    if (!file_exists(G.index_path))
-        input_error(G.index_path, "not found: run the walkthrough's steps with --out %s first", trace_dir);
-    json_error_t err;
-    G.root = json_load_file(G.index_path, 0, &err);
-    if (!G.root) input_error(G.index_path, "not valid JSON: line %d, column %d: %s", err.line, err.column, err.text);
-    json_t *root = G.root;
-    if (!json_is_object(root)) input_error(G.index_path, "expected a JSON object (a trace index)");
-    const char *format = opt_string(root, "format", "");
-    if (format && strcmp(format, "llama3-trace/1") != 0)
-        input_error(G.index_path, "format: expected \"llama3-trace/1\", got \"%s\"", format);
-    G.model = opt_string(root, "model", "");
-    G.prompt = opt_string(root, "prompt", "");
-    G.device = opt_string(root, "device", "");
-    G.precision = opt_string(root, "precision", "");
-    json_t *tokens = json_object_get(root, "tokens");
-    if (tokens && !json_is_null(tokens)) {
-        if (!json_is_object(tokens)) input_error(G.index_path, "tokens: expected an object {ids, pieces}");
-        G.token_ids = req_array(tokens, "ids", "tokens.");
-        G.token_pieces = req_array(tokens, "pieces", "tokens.");
-        size_t i;
-        json_t *v;
-        if (G.token_ids)
-            json_array_foreach(G.token_ids, i, v) if (!json_is_integer(v))
-                input_error(G.index_path, "tokens.ids[%zu]: expected an integer", i);
-        if (G.token_pieces)
-            json_array_foreach(G.token_pieces, i, v) if (!json_is_string(v))
-                input_error(G.index_path, "tokens.pieces[%zu]: expected a string", i);
-    }
-    json_t *steps = req_array(root, "steps", "");
-    if (!steps || json_array_size(steps) == 0) input_error(G.index_path, "steps: expected a non-empty array of steps");
-    G.n_steps = (int)json_array_size(steps);
-    G.steps = xcalloc((size_t)G.n_steps, sizeof(StepInfo));
-    for (int si = 0; si < G.n_steps; si++) {
-        json_t *js = json_array_get(steps, (size_t)si);
-        StepInfo *st = &G.steps[si];
-        char where[96];
-        snprintf(where, sizeof where, "steps[%d].", si);
-        if (!json_is_object(js)) input_error(G.index_path, "steps[%d]: expected an object", si);
-        st->id = req_string(js, "id", where);
-        // the id names a folder, an HTML anchor and a Python string: plain characters only
-        if (!*st->id || strspn(st->id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") != strlen(st->id) ||
-            st->id[0] == '.')
-            input_error(G.index_path, "%sid: expected a plain step name like \"05_rope\", got \"%s\"", where, st->id);
-        for (int k = 0; k < si; k++)
-            if (strcmp(G.steps[k].id, st->id) == 0) input_error(G.index_path, "%sid: \"%s\" appears twice", where, st->id);
-        st->title = opt_string(js, "title", where);
-        st->mode = opt_string(js, "mode", where);
-        st->lines = req_array(js, "lines", where);
-        if (st->lines) {
-            size_t i;
-            json_t *v;
-            json_array_foreach(st->lines, i, v) if (!json_is_string(v))
-                input_error(G.index_path, "%slines[%zu]: expected a string", where, i);
-        }
-        st->timings = json_object_get(js, "timings");
-        if (st->timings && !json_is_object(st->timings)) input_error(G.index_path, "%stimings: expected an object", where);
-        if (st->timings) {
-            const char *key;
-            json_t *v;
-            json_object_foreach(st->timings, key, v) if (!json_is_number(v) && !json_is_null(v))
-                input_error(G.index_path, "%stimings.%s: expected a number (ms)", where, key);
-        }
-
-        json_t *jt = req_array(js, "tensors", where);
-        st->n_tensors = jt ? (int)json_array_size(jt) : 0;
-        st->tensors = xcalloc((size_t)st->n_tensors + 1, sizeof(TensorInfo));
-        for (int ti = 0; ti < st->n_tensors; ti++) {
-            json_t *o = json_array_get(jt, (size_t)ti);
-            TensorInfo *t = &st->tensors[ti];
-            char w[128];
-            snprintf(w, sizeof w, "%stensors[%d]", where, ti);
-            if (!json_is_object(o)) input_error(G.index_path, "%s: expected an object", w);
-            char wd[136];
-            snprintf(wd, sizeof wd, "%s.", w);
-            t->name = req_string(o, "name", wd);
-            t->dtype = opt_string(o, "dtype", wd);
-            t->file = req_string(o, "file", wd);
-            json_t *shape = req_array(o, "shape", wd);
-            if (!shape || json_array_size(shape) > 8) input_error(G.index_path, "%s.shape: expected up to 8 sizes", w);
-            t->ndim = (int)json_array_size(shape);
-            t->numel = 1;
-            for (int d = 0; d < t->ndim; d++) {
-                json_t *v = json_array_get(shape, (size_t)d);
-                if (!json_is_integer(v) || json_integer_value(v) < 0)
-                    input_error(G.index_path, "%s.shape[%d]: expected a size >= 0", w, d);
-                t->shape[d] = (int64_t)json_integer_value(v);
-                t->numel *= t->shape[d];
-            }
-            t->min = opt_number(o, "min", wd), t->max = opt_number(o, "max", wd);
-            t->mean = opt_number(o, "mean", wd), t->std = opt_number(o, "std", wd);
-            t->n_nan = opt_count(o, "n_nan", wd), t->n_inf = opt_count(o, "n_inf", wd);
-            snprintf(wd, sizeof wd, "%s.file", w);
-            check_relative_path(t->file, wd);
-            G.checking = path_join(trace_dir, t->file);
-            check_npy(G.checking, t, w);
-            free(G.checking), G.checking = NULL;
-        }
-
-        json_t *ji = req_array(js, "images", where);
-        st->n_images = ji ? (int)json_array_size(ji) : 0;
-        st->images = xcalloc((size_t)st->n_images + 1, sizeof(ImageInfo));
-        for (int ii = 0; ii < st->n_images; ii++) {
-            json_t *o = json_array_get(ji, (size_t)ii);
-            char w[128];
-            snprintf(w, sizeof w, "%simages[%d].", where, ii);
-            if (!json_is_object(o)) input_error(G.index_path, "%s: expected an object", w);
-            ImageInfo *im = &st->images[ii];
-            im->file = req_string(o, "file", w);
-            im->caption = opt_string(o, "caption", w);
-            snprintf(w, sizeof w, "%simages[%d].file", where, ii);
-            check_relative_path(im->file, w);
-            G.checking = path_join(trace_dir, im->file);
-            im->base64 = read_png_base64(G.checking, w);
-            free(G.checking), G.checking = NULL;
-        }
-
-        json_t *jc = req_array(js, "comparisons", where);
-        st->n_comparisons = jc ? (int)json_array_size(jc) : 0;
-        st->comparisons = xcalloc((size_t)st->n_comparisons + 1, sizeof(CompareInfo));
-        for (int ci = 0; ci < st->n_comparisons; ci++) {
-            json_t *o = json_array_get(jc, (size_t)ci);
-            char w[128];
-            snprintf(w, sizeof w, "%scomparisons[%d].", where, ci);
-            if (!json_is_object(o)) input_error(G.index_path, "%s: expected an object", w);
-            CompareInfo *c = &st->comparisons[ci];
-            c->name = req_string(o, "name", w);
-            c->metric = opt_string(o, "metric", w);
-            c->verdict = req_string(o, "verdict", w);
-            if (strcmp(c->verdict, "OK") != 0 && strcmp(c->verdict, "FAIL") != 0)
-                input_error(G.index_path, "%sverdict: expected \"OK\" or \"FAIL\", got \"%s\"", w, c->verdict);
-            c->max_abs = opt_number(o, "max_abs", w), c->max_rel = opt_number(o, "max_rel", w);
-            c->tol_used = opt_number(o, "tol_used", w);
-            c->n = opt_count(o, "n", w), c->n_mismatch = opt_count(o, "n_mismatch", w);
-            json_t *tol = json_object_get(o, "tolerance");
-            c->atol = c->rtol = NAN;
-            if (tol && !json_is_null(tol)) {
-                if (!json_is_object(tol)) input_error(G.index_path, "%stolerance: expected {atol, rtol}", w);
-                char wt[140];
-                snprintf(wt, sizeof wt, "%stolerance.", w);
-                c->atol = opt_number(tol, "atol", wt), c->rtol = opt_number(tol, "rtol", wt);
-            }
+    G.ix = trace_read(trace_dir);
+    G.base64 = xcalloc((size_t)G.ix->n_steps + 1, sizeof(char **));
+    for (int si = 0; si < G.ix->n_steps; si++) {
+        const StepInfo *st = &G.ix->steps[si];
+        G.base64[si] = xcalloc((size_t)st->n_images + 1, sizeof(char *));
+        for (int i = 0; i < st->n_images; i++) {
+            char *path = path_join(trace_dir, st->images[i].file);
+            size_t n;
+            G.scratch = (unsigned char *)read_whole_file(path, &n);
+            free(path);
+            G.base64[si][i] = base64_encode(G.scratch, n);
+            free(G.scratch), G.scratch = NULL;
         }
     }
+}
+
+// Image i of step si with its bytes.
+static ImageInfo step_image(const StepInfo *st, int i) {
+    const TraceImageEntry *im = &st->images[i];
+    return (ImageInfo){im->file, im->caption, G.base64[st - G.ix->steps][i]};
 }
 
 static void free_trace(void) {
-    for (int si = 0; si < G.n_steps; si++) {
-        for (int i = 0; i < G.steps[si].n_images; i++) free(G.steps[si].images[i].base64);
-        free(G.steps[si].tensors), free(G.steps[si].images), free(G.steps[si].comparisons);
+    for (int si = 0; si < G.ix->n_steps; si++) {
+        for (int i = 0; i < G.ix->steps[si].n_images; i++) free(G.base64[si][i]);
+        free(G.base64[si]);
     }
-    free(G.steps);
-    free((char *)G.index_path);
-    json_decref(G.root);
+    free(G.base64);
+    trace_index_free(G.ix);
 }
 
 // ---- the map (draw/diagram.h) ------------------------------------------------------------------------------------------
@@ -386,23 +106,20 @@ static void free_trace(void) {
 static DiagramModel MAP;
 
 static void load_map_model(void) {
-    json_t *config = json_object_get(G.root, "config");
-    if (!config || json_is_null(config)) return;  // a trace from before the map: shapes by name
-    char *text = json_dumps(config, JSON_COMPACT);
+    if (!G.ix->config_json) return;  // a trace from before the map: shapes by name
     char err[160];
-    bool ok = text && diagram_model_from_json(&MAP, text, err, sizeof err);
-    free(text);
-    if (!ok) input_error(G.index_path, "config.%s", err);
+    if (!diagram_model_from_json(&MAP, G.ix->config_json, err, sizeof err)) input_error(G.ix->index_path, "config.%s", err);
 }
 
-static bool is_where_image(const ImageInfo *im) {
-    const char *slash = strrchr(im->file, '/');
-    return strcmp(slash ? slash + 1 : im->file, "where.png") == 0;
+static bool is_where_image(const StepInfo *st, int i) {
+    const char *file = st->images[i].file, *slash = strrchr(file, '/');
+    return strcmp(slash ? slash + 1 : file, "where.png") == 0;
 }
-static const ImageInfo *where_image(const StepInfo *st) {
+// The index of the step's where.png, or -1.
+static int where_image(const StepInfo *st) {
     for (int i = 0; i < st->n_images; i++)
-        if (is_where_image(&st->images[i])) return &st->images[i];
-    return NULL;
+        if (is_where_image(st, i)) return i;
+    return -1;
 }
 
 // ---- small text helpers ----------------------------------------------------------------------------------------------
@@ -490,7 +207,7 @@ static char *relative_trace_dir(const char *notebook_path) {
         free(copy);
         input_error(notebook_path, "the folder of the notebook does not exist");
     }
-    if (!realpath(G.trace_dir, to)) fatal("%s: realpath failed: %s", G.trace_dir, strerror(errno));
+    if (!realpath(G.ix->dir, to)) fatal("%s: realpath failed: %s", G.ix->dir, strerror(errno));
     free(copy);
     // strip the common leading folders, then one ".." per folder left in `from`
     size_t common = 0;
@@ -584,7 +301,7 @@ static void md_number(Buf *b, double v) {
 // Why a step has no comparison: it ran with --no-compare, or on the CPU alone, or it has none to make.
 static const char *no_comparison_text(const StepInfo *st, const UiText *ui) {
     if (st->mode && (strcmp(st->mode, "cuda-only") == 0 || strcmp(st->mode, "cpu-only") == 0)) return ui->no_comparison_run;
-    return G.device && strcmp(G.device, "cpu") == 0 ? ui->no_comparison_cpu : ui->no_comparison;
+    return G.ix->device && strcmp(G.ix->device, "cpu") == 0 ? ui->no_comparison_cpu : ui->no_comparison;
 }
 
 static void verdict_markdown(Buf *b, const StepInfo *st, const UiText *ui) {
@@ -672,8 +389,10 @@ static void nb_image_cell(Notebook *nb, const ImageInfo *im, const char *comment
 
 // The notebook: the small map right under the chapter's explanation.
 static void nb_where_cell(Notebook *nb, const StepInfo *st) {
-    const ImageInfo *im = where_image(st);
-    if (im) nb_image_cell(nb, im, "", NULL, 0);
+    int i = where_image(st);
+    if (i < 0) return;
+    const ImageInfo im = step_image(st, i);
+    nb_image_cell(nb, &im, "", NULL, 0);
 }
 
 static void add_chapter_cells(Notebook *nb, const StepInfo *st, int lang) {
@@ -709,7 +428,7 @@ static void add_chapter_cells(Notebook *nb, const StepInfo *st, int lang) {
     }
 
     // what the program printed
-    size_t n_lines = st->lines ? json_array_size(st->lines) : 0;
+    size_t n_lines = (size_t)st->n_lines;
     if (n_lines) {
         buf_add(&b, "printed(");
         py_string(&b, st->id);
@@ -717,7 +436,7 @@ static void add_chapter_cells(Notebook *nb, const StepInfo *st, int lang) {
         json_t *out = nb_code(nb, b.data, true);
         free(buf_take(&b));
         for (size_t i = 0; i < n_lines; i++) {
-            buf_add(&b, json_string_value(json_array_get(st->lines, i)));
+            buf_add(&b, st->lines[i]);
             buf_add(&b, "\n");
         }
         nb_stream(out, b.data);
@@ -761,8 +480,8 @@ static void add_chapter_cells(Notebook *nb, const StepInfo *st, int lang) {
 
     // the figures: redrawn from the .npy where we know how, else the PNG itself
     for (int i = 0; i < st->n_images; i++) {
-        const ImageInfo *im = &st->images[i];
-        if (is_where_image(im)) continue;  // shown under the explanation
+        if (is_where_image(st, i)) continue;  // shown under the explanation
+        const ImageInfo img = step_image(st, i), *im = &img;
         int layer = 0;
         const ChapterFigure *r = figure_recipe(st, im->file, &layer);
         buf_printf(&b, "%s\n", r ? ui->figure_comment : ui->figure_shown_comment);
@@ -784,8 +503,8 @@ static json_t *build_notebook(const char *notebook_path, int lang) {
     // title, the run, the chapter list
     buf_printf(&b, "# %s\n\n%s\n\n", ui->doc_title, ui->intro);
     buf_printf(&b, "| | |\n|---|---|\n");
-    const char *fields[4][2] = {{ui->model, G.model}, {ui->prompt, G.prompt}, {ui->device, G.device},
-                                {ui->precision, G.precision}};
+    const char *fields[4][2] = {{ui->model, G.ix->model}, {ui->prompt, G.ix->prompt},
+                                {ui->device, G.ix->device}, {ui->precision, G.ix->precision}};
     for (int i = 0; i < 4; i++) {
         if (!fields[i][1]) continue;
         // in a table cell of markdown, a '|' would end the cell and a '`' the code span
@@ -798,10 +517,10 @@ static json_t *build_notebook(const char *notebook_path, int lang) {
         }
         buf_add(&b, "` |\n");
     }
-    if (G.token_ids) buf_printf(&b, "| %s | %zu |\n", ui->tokens, json_array_size(G.token_ids));
+    if (G.ix->n_token_ids) buf_printf(&b, "| %s | %d |\n", ui->tokens, G.ix->n_token_ids);
     buf_printf(&b, "\n**%s**\n\n", ui->chapters);
-    for (int si = 0; si < G.n_steps; si++) {
-        const StepInfo *st = &G.steps[si];
+    for (int si = 0; si < G.ix->n_steps; si++) {
+        const StepInfo *st = &G.ix->steps[si];
         char num[16];
         step_number(st, num, sizeof num);
         buf_printf(&b, "%d. [%s%s", si + 1, num, *num ? " · " : "");
@@ -826,7 +545,7 @@ static json_t *build_notebook(const char *notebook_path, int lang) {
     nb_code(&nb, b.data, false);
     free(buf_take(&b));
 
-    for (int si = 0; si < G.n_steps; si++) add_chapter_cells(&nb, &G.steps[si], lang);
+    for (int si = 0; si < G.ix->n_steps; si++) add_chapter_cells(&nb, &G.ix->steps[si], lang);
 
     json_t *doc = json_object(), *meta = json_object(), *kernel = json_object(), *langinfo = json_object();
     json_object_set_new(kernel, "display_name", json_string("Python 3"));
@@ -838,7 +557,7 @@ static json_t *build_notebook(const char *notebook_path, int lang) {
     json_t *ours = json_object();
     json_object_set_new(ours, "lang", json_string(lang ? "zh" : "en"));
     json_object_set_new(ours, "trace_format", json_string("llama3-trace/1"));
-    json_object_set_new(ours, "steps", json_integer(G.n_steps));
+    json_object_set_new(ours, "steps", json_integer(G.ix->n_steps));
     json_object_set_new(meta, "llama3_trace", ours);
     json_object_set_new(doc, "cells", nb.cells);
     json_object_set_new(doc, "metadata", meta);
@@ -968,9 +687,9 @@ static const char PAGE_CSS[] =
 
 // The page: the whole map at the top, each box a link to its chapter's section.
 static void html_map(FILE *f, int lang) {
-    const char **ids = xcalloc((size_t)G.n_steps + 1, sizeof(char *));
-    for (int i = 0; i < G.n_steps; i++) ids[i] = G.steps[i].id;
-    char *svg = diagram_svg(&MAP, lang, ids, G.n_steps);
+    const char **ids = xcalloc((size_t)G.ix->n_steps + 1, sizeof(char *));
+    for (int i = 0; i < G.ix->n_steps; i++) ids[i] = G.ix->steps[i].id;
+    char *svg = diagram_svg(&MAP, lang, ids, G.ix->n_steps);
     fprintf(f, "<section class=\"map\" id=\"map\">\n<h2>%s</h2>\n<p class=\"map-intro\">%s</p>\n<div class=\"map-svg\">\n%s</div>\n"
                "</section>\n",
             lang ? "结构图" : "The map",
@@ -984,8 +703,9 @@ static void html_map(FILE *f, int lang) {
 
 // The page: the chapter's small map, floated beside its explanation.
 static void html_where(FILE *f, const StepInfo *st) {
-    const ImageInfo *im = where_image(st);
-    if (!im) return;
+    int i = where_image(st);
+    if (i < 0) return;
+    const ImageInfo img = step_image(st, i), *im = &img;
     fputs("<figure class=\"where\"><a href=\"#map\"><img alt=\"", f);  // to the whole map at the top
     html_escape(f, im->caption ? im->caption : im->file);
     fputs("\" data-file=\"", f);
@@ -1027,13 +747,13 @@ static void html_chapter(FILE *f, const StepInfo *st, int lang) {
         html_escape(f, c->tutorial_code);
         fputs("</pre>\n", f);
     }
-    size_t n_lines = st->lines ? json_array_size(st->lines) : 0;
+    size_t n_lines = (size_t)st->n_lines;
     if (n_lines) {
         fputs("<h3>", f);
         html_escape(f, ui->printed_heading);
         fputs("</h3>\n<pre class=\"out\">", f);
         for (size_t i = 0; i < n_lines; i++) {
-            html_escape(f, json_string_value(json_array_get(st->lines, i)));
+            html_escape(f, st->lines[i]);
             fputc('\n', f);
         }
         fputs("</pre>\n", f);
@@ -1076,13 +796,13 @@ static void html_chapter(FILE *f, const StepInfo *st, int lang) {
         fputs("</tbody></table></div>\n", f);
     }
 
-    if (st->n_images > (where_image(st) ? 1 : 0)) {
+    if (st->n_images > (where_image(st) >= 0 ? 1 : 0)) {
         fputs("<h3>", f);
         html_escape(f, ui->figures_heading);
         fputs("</h3>\n<div class=\"figs\">\n", f);
         for (int i = 0; i < st->n_images; i++) {
-            const ImageInfo *im = &st->images[i];
-            if (is_where_image(im)) continue;  // at the top of the section
+            if (is_where_image(st, i)) continue;  // at the top of the section
+            const ImageInfo img = step_image(st, i), *im = &img;
             const char *caption = im->caption ? im->caption : im->file;
             fputs("<figure><img alt=\"", f);
             html_escape(f, caption);
@@ -1132,15 +852,13 @@ static void html_chapter(FILE *f, const StepInfo *st, int lang) {
         }
         fputs("</tbody></table></div>\n", f);
     }
-    if (st->timings && json_object_size(st->timings)) {
+    if (st->n_timings) {
         fprintf(f, "<p class=\"timings\">%s:", ui->timings);
-        const char *key;
-        json_t *v;
-        json_object_foreach(st->timings, key, v) {
-            if (!json_is_number(v)) continue;
+        for (int i = 0; i < st->n_timings; i++) {
+            if (isnan(st->timings[i].ms)) continue;
             fputs(" ", f);
-            html_escape(f, key);
-            fprintf(f, " %.1f;", json_number_value(v));
+            html_escape(f, st->timings[i].name);
+            fprintf(f, " %.1f;", st->timings[i].ms);
         }
         fputs("</p>\n", f);
     }
@@ -1162,8 +880,8 @@ static void write_page(const char *path, int lang) {
 
     // the chapter list
     fputs("<nav id=\"toc\"><div class=\"brand\">llama3-trace</div><ol>\n", f);
-    for (int si = 0; si < G.n_steps; si++) {
-        const StepInfo *st = &G.steps[si];
+    for (int si = 0; si < G.ix->n_steps; si++) {
+        const StepInfo *st = &G.ix->steps[si];
         char num[16];
         step_number(st, num, sizeof num);
         fprintf(f, "<li><a href=\"#ch-%s\"><span class=\"num\">%s</span><span>", st->id, num);
@@ -1178,8 +896,8 @@ static void write_page(const char *path, int lang) {
     fputs("</h1>\n<p class=\"intro\">", f);
     html_escape(f, ui->intro);
     fputs("</p>\n<table class=\"run\">\n", f);
-    const char *fields[4][2] = {{ui->model, G.model}, {ui->prompt, G.prompt}, {ui->device, G.device},
-                                {ui->precision, G.precision}};
+    const char *fields[4][2] = {{ui->model, G.ix->model}, {ui->prompt, G.ix->prompt},
+                                {ui->device, G.ix->device}, {ui->precision, G.ix->precision}};
     for (int i = 0; i < 4; i++) {
         if (!fields[i][1]) continue;
         fprintf(f, "<tr><th>%s</th><td><code>", fields[i][0]);
@@ -1187,36 +905,36 @@ static void write_page(const char *path, int lang) {
         fputs("</code></td></tr>\n", f);
     }
     fputs("</table>\n", f);
-    size_t n_ids = G.token_ids ? json_array_size(G.token_ids) : 0;
+    size_t n_ids = (size_t)G.ix->n_token_ids;
     if (n_ids) {
         fprintf(f, "<h3>%s (T = %zu)</h3>\n<div class=\"tokens\">", ui->tokens, n_ids);
         for (size_t i = 0; i < n_ids; i++) {
-            json_t *piece = G.token_pieces ? json_array_get(G.token_pieces, i) : NULL;
+            const char *piece = i < (size_t)G.ix->n_token_pieces ? G.ix->token_pieces[i] : NULL;
             fputs("<span class=\"tok\"><b>", f);
             if (piece) {
                 // a space is drawn as ␣ so that " answer" and "answer" look different
-                for (const char *p = json_string_value(piece); *p; p++) {
+                for (const char *p = piece; *p; p++) {
                     if (*p == ' ') fputs("␣", f);
                     else if (*p == '\n') fputs("\\n", f);
                     else html_escape_n(f, p, 1);
                 }
             }
-            fprintf(f, "</b><small>%lld</small></span>", (long long)json_integer_value(json_array_get(G.token_ids, i)));
+            fprintf(f, "</b><small>%lld</small></span>", (long long)G.ix->token_ids[i]);
         }
         fputs("</div>\n", f);
     }
     int n_cmp = 0, n_fail = 0;
-    for (int si = 0; si < G.n_steps; si++)
-        for (int i = 0; i < G.steps[si].n_comparisons; i++) {
+    for (int si = 0; si < G.ix->n_steps; si++)
+        for (int i = 0; i < G.ix->steps[si].n_comparisons; i++) {
             n_cmp++;
-            n_fail += strcmp(G.steps[si].comparisons[i].verdict, "OK") != 0;
+            n_fail += strcmp(G.ix->steps[si].comparisons[i].verdict, "OK") != 0;
         }
     fprintf(f, "<p class=\"summary %s\">%d / %d · ", n_fail ? "fail" : n_cmp ? "ok" : "na", n_cmp - n_fail, n_cmp);
     html_escape(f, n_fail ? ui->summary_fail : n_cmp ? ui->summary_ok : ui->summary_none);
     fputs("</p>\n</header>\n", f);
     html_map(f, lang);
 
-    for (int si = 0; si < G.n_steps; si++) html_chapter(f, &G.steps[si], lang);
+    for (int si = 0; si < G.ix->n_steps; si++) html_chapter(f, &G.ix->steps[si], lang);
     fputs("<footer>", f);
     html_escape(f, ui->footer);
     fputs("</footer>\n</main>\n", f);
@@ -1295,16 +1013,16 @@ int main(int argc, char **argv) {
     if (!page_path) page_path = default_page;
     load_trace(trace_dir);  // every check of the input happens here, before anything is written
     load_map_model();
-    page_explorer_load(G.root, trace_dir);
+    page_explorer_load(G.ix->document, trace_dir);
     check_output_path(notebook_path, "-o");
     check_output_path(page_path, "--html");
     if (strcmp(notebook_path, page_path) == 0) usage_error("export-notebook", "-o and --html name the same file");
     write_notebook(notebook_path, lang);
     write_page(page_path, lang);
     int n_images = 0, n_tensors = 0;
-    for (int si = 0; si < G.n_steps; si++) n_images += G.steps[si].n_images, n_tensors += G.steps[si].n_tensors;
+    for (int si = 0; si < G.ix->n_steps; si++) n_images += G.ix->steps[si].n_images, n_tensors += G.ix->steps[si].n_tensors;
     printf("notebook: %s\npage:     %s\n(%d chapter%s, %d tensor%s, %d figure%s, %s)\n", notebook_path, page_path,
-           G.n_steps, plural(G.n_steps), n_tensors, plural(n_tensors), n_images, plural(n_images), lang ? "zh" : "en");
+           G.ix->n_steps, plural(G.ix->n_steps), n_tensors, plural(n_tensors), n_images, plural(n_images), lang ? "zh" : "en");
     page_explorer_free();
     free_trace();
     free(default_notebook), free(default_page);

@@ -2,6 +2,7 @@
 // multiple of 64 bytes ending in '\n', then the raw little-endian C-order data.
 #include "formats/npy.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,85 +74,126 @@ void npy_write_tensor(const char *path, const Tensor *t) {
     free(buf);
 }
 
-// The header is a Python dict literal such as {'descr': '<f4', 'fortran_order': False, 'shape': (17, 4096), }.
-// Shape entries are decimal integers separated by commas; one that does not fit in 63 bits is refused (strtoll would
-// quietly saturate it), and so is a shape whose byte count overflows or differs from the bytes that follow.
-bool npy_read_try(const uint8_t *buf, size_t len, NpyArray *a, char *err, size_t errlen) {
-    memset(a, 0, sizeof *a);
-    if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) return fail_msg(err, errlen, "not a .npy file (magic \\x93NUMPY expected)");
+// numpy's dtype name for a .npy descr string, NULL if it is not a plain little-endian number type numpy loads.
+static const char *numpy_dtype_name(const char *descr) {
+    static const char *const table[][2] = {
+        {"<f4", "float32"}, {"<f8", "float64"}, {"<f2", "float16"}, {"<i8", "int64"}, {"<i4", "int32"},
+        {"<i2", "int16"},   {"|i1", "int8"},    {"|u1", "uint8"},   {"<u2", "uint16"}, {"<u4", "uint32"},
+        {"<u8", "uint64"},  {"|b1", "bool"},    {"<c8", "complex64"}, {"<c16", "complex128"},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (strcmp(descr, table[i][0]) == 0) return table[i][1];
+    return NULL;
+}
+
+// The one header parser (npy_read_try, npy_read_header). buf holds at least the header: "\x93NUMPY", the version
+// (1: a u16 length; 2, 3: a u32 length), then a Python dict literal such as
+// {'descr': '<f4', 'fortran_order': False, 'shape': (17, 4096), }. Shape entries are decimal integers separated by
+// commas; one that does not fit in 63 bits is refused (strtoll would quietly saturate it).
+static bool header_try(const uint8_t *buf, size_t len, NpyHeader *h, char *err, size_t errlen) {
+    memset(h, 0, sizeof *h);
+    if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) return fail_msg(err, errlen, "magic: expected a .npy file (\\x93NUMPY)");
     int major = buf[6];
     size_t hlen, hoff;
     if (major == 1) {
         hlen = buf[8] | (size_t)buf[9] << 8;
         hoff = 10;
     } else if (major == 2 || major == 3) {
-        if (len < 12) return fail_msg(err, errlen, "truncated header");
+        if (len < 12) return fail_msg(err, errlen, "header: truncated");
         hlen = buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
         hoff = 12;
     } else {
-        return fail_msg(err, errlen, "npy version %d: expected 1, 2 or 3", major);
+        return fail_msg(err, errlen, "version: expected .npy format 1, 2 or 3, got %d", major);
     }
-    if (hlen > len - hoff) return fail_msg(err, errlen, "header length %zu runs past the end of the file", hlen);
+    if (hlen > len - hoff) return fail_msg(err, errlen, "header length: %zu bytes run past the end of the file", hlen);
     char *hdr = xmalloc(hlen + 1);
     memcpy(hdr, buf + hoff, hlen);
     hdr[hlen] = 0;
     bool ok = true;
-    char descr[16] = {0};
     const char *p = strstr(hdr, "'descr':");
-    if (!p || sscanf(p, "'descr': '%15[^']'", descr) != 1) ok = fail_msg(err, errlen, "header: 'descr' missing");
-    bool found = false;
-    for (int t = 0; ok && t < DT_COUNT; t++)
-        if (dtype_npy_descr((DType)t) && strcmp(descr, dtype_npy_descr((DType)t)) == 0) a->dtype = (DType)t, found = true;
-    // complex64/complex128 (np.save of a complex tensor): read as float32/float64 pairs in a last dimension of 2
-    bool complex_pairs = ok && !found && (strcmp(descr, "<c8") == 0 || strcmp(descr, "<c16") == 0);
-    if (complex_pairs) a->dtype = descr[2] == '8' ? DT_F32 : DT_F64, found = true;
-    if (ok && !found)
-        ok = fail_msg(err, errlen, "header: descr '%s' not supported (little-endian f2/f4/f8/c8/c16/i1..i8/u1/b1 expected)", descr);
+    if (!p || sscanf(p, "'descr': '%15[^']'", h->descr) != 1) ok = fail_msg(err, errlen, "descr: not found in the header");
+    if (ok && !(h->numpy_dtype = numpy_dtype_name(h->descr)))
+        ok = fail_msg(err, errlen, "descr: '%s' is not a little-endian number type numpy loads", h->descr);
     if (ok && (!(p = strstr(hdr, "'fortran_order':")) || strncmp(p + 16 + strspn(p + 16, " "), "False", 5) != 0))
-        ok = fail_msg(err, errlen, "header: fortran_order must be False");
-    if (ok && (!(p = strstr(hdr, "'shape':")) || !(p = strchr(p, '(')))) ok = fail_msg(err, errlen, "header: 'shape' missing");
+        ok = fail_msg(err, errlen, "fortran_order: expected False (C order)");
+    if (ok && (!(p = strstr(hdr, "'shape':")) || !(p = strchr(p, '(')))) ok = fail_msg(err, errlen, "shape: not found in the header");
     if (ok) p++;
     while (ok && *p != ')') {
         while (*p == ' ' || *p == ',') p++;
         if (*p == ')') break;
         if (*p < '0' || *p > '9') {
-            ok = fail_msg(err, errlen, "header: shape: expected a non-negative integer at \"%.12s\"", p);
+            ok = fail_msg(err, errlen, "shape: expected a non-negative integer at \"%.12s\"", p);
             break;
         }
         int64_t v = 0;
         for (; *p >= '0' && *p <= '9'; p++)
             if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, *p - '0', &v)) {
-                ok = fail_msg(err, errlen, "header: shape[%d] does not fit in 63 bits", a->ndim);
+                ok = fail_msg(err, errlen, "shape[%d]: does not fit in 63 bits", h->ndim);
                 break;
             }
-        if (ok && a->ndim == MAX_DIMS) ok = fail_msg(err, errlen, "header: more than %d dims", MAX_DIMS);
-        if (ok) a->shape[a->ndim++] = v;
+        if (ok && h->ndim == MAX_DIMS) ok = fail_msg(err, errlen, "shape: more than %d dims", MAX_DIMS);
+        if (ok) h->shape[h->ndim++] = v;
     }
-    if (ok && complex_pairs) {
-        if (a->ndim == MAX_DIMS) ok = fail_msg(err, errlen, "header: more than %d dims with the (real, imaginary) pair", MAX_DIMS - 1);
-        else a->shape[a->ndim++] = 2;
+    h->data_offset = hoff + hlen;
+    free(hdr);
+    return ok;
+}
+
+bool npy_read_try(const uint8_t *buf, size_t len, NpyArray *a, char *err, size_t errlen) {
+    memset(a, 0, sizeof *a);
+    NpyHeader h;
+    if (!header_try(buf, len, &h, err, errlen)) return false;
+    bool found = false;
+    for (int t = 0; t < DT_COUNT && !found; t++)
+        if (dtype_npy_descr((DType)t) && strcmp(h.descr, dtype_npy_descr((DType)t)) == 0) a->dtype = (DType)t, found = true;
+    // complex64/complex128 (np.save of a complex tensor): read as float32/float64 pairs in a last dimension of 2
+    bool complex_pairs = !found && (strcmp(h.descr, "<c8") == 0 || strcmp(h.descr, "<c16") == 0);
+    if (complex_pairs) a->dtype = h.descr[2] == '8' ? DT_F32 : DT_F64, found = true;
+    if (!found) return fail_msg(err, errlen, "descr: '%s' is not supported here (f2/f4/f8, c8/c16, i1..i8, u1, b1)", h.descr);
+    a->ndim = h.ndim;
+    memcpy(a->shape, h.shape, sizeof a->shape);
+    if (complex_pairs) {
+        if (a->ndim == MAX_DIMS) {
+            memset(a, 0, sizeof *a);
+            return fail_msg(err, errlen, "shape: more than %d dims with the (real, imaginary) pair", MAX_DIMS - 1);
+        }
+        a->shape[a->ndim++] = 2;
     }
     int64_t nbytes = 0;
-    if (ok && !shape_nbytes_checked(a->shape, a->ndim, dtype_size(a->dtype), &nbytes))
-        ok = fail_msg(err, errlen, "header: shape: the byte count overflows 64 bits");
-    size_t data_off = hoff + hlen;
-    if (ok && (uint64_t)(len - data_off) != (uint64_t)nbytes)
-        ok = fail_msg(err, errlen, "data is %zu bytes, the shape needs %lld", len - data_off, (long long)nbytes);
-    if (ok) {
-        a->data = xmalloc((size_t)nbytes);
-        if (nbytes) memcpy(a->data, buf + data_off, (size_t)nbytes);
+    if (!shape_nbytes_checked(a->shape, a->ndim, dtype_size(a->dtype), &nbytes)) {
+        memset(a, 0, sizeof *a);
+        return fail_msg(err, errlen, "shape: the byte count overflows 64 bits");
     }
-    free(hdr);
-    if (!ok) memset(a, 0, sizeof *a);
-    return ok;
+    if ((uint64_t)(len - h.data_offset) != (uint64_t)nbytes) {
+        memset(a, 0, sizeof *a);
+        return fail_msg(err, errlen, "data: %zu bytes, the shape needs %lld", len - h.data_offset, (long long)nbytes);
+    }
+    a->data = xmalloc(nbytes ? (size_t)nbytes : 1);
+    if (nbytes) memcpy(a->data, buf + h.data_offset, (size_t)nbytes);
+    return true;
 }
 
 void npy_read(const char *path, NpyArray *a) {
     size_t len;
     char *buf = read_whole_file(path, &len);
     char err[256];
-    if (!npy_read_try((const uint8_t *)buf, len, a, err, sizeof err)) input_error(path, "%s", err);
+    bool ok = npy_read_try((const uint8_t *)buf, len, a, err, sizeof err);
     free(buf);
+    if (!ok) input_error(path, "%s", err);
+}
+
+void npy_read_header(const char *path, NpyHeader *h) {
+    // Only the start of the file: a header is at most 1 MiB here (numpy writes a few hundred bytes), while the data
+    // of a tensor of the real model can be hundreds of MB.
+    FILE *f = fopen(path, "rb");
+    if (!f) input_error(path, "cannot open: %s", strerror(errno));
+    uint8_t *buf = xmalloc((1u << 20) + 12);
+    size_t len = fread(buf, 1, (1u << 20) + 12, f);
+    fclose(f);
+    char err[256];
+    bool ok = header_try(buf, len, h, err, sizeof err);
+    free(buf);
+    if (!ok) input_error(path, "%s", err);
 }
 
 void npy_free(NpyArray *a) {

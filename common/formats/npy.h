@@ -15,8 +15,21 @@ void npy_write_tensor(const char *path, const Tensor *t);
 // Writes int64 values (token ids).
 void npy_write_i64(const char *path, const int64_t *data, const int64_t *shape, int ndim);
 
-// A loaded .npy: data is malloc'd and owned (free with npy_free). Only little-endian, C-order arrays. A complex64
-// (complex128) array [..., n] is read as float32 (float64) [..., n, 2]: (real, imaginary), torch.view_as_real's layout.
+// The header of a .npy file (format 1.0, 2.0 or 3.0), what np.load() makes of it, read without the data (a tensor of
+// the real model can be hundreds of MB): a little-endian number type numpy loads, C order, the shape.
+typedef struct {
+    char descr[16];           // "<f4", "|u1", ...
+    const char *numpy_dtype;  // numpy's name of it: "float32", "int64", "uint16", "bool", ...
+    int ndim;
+    int64_t shape[MAX_DIMS];
+    size_t data_offset;       // where the data starts in the file
+} NpyHeader;
+// Exits 2 naming the file and the field ("magic: expected a .npy file", "shape: ...") on bad input.
+void npy_read_header(const char *path, NpyHeader *h);
+
+// A loaded .npy: data is malloc'd and owned (free with npy_free). Only little-endian, C-order arrays of the dtypes
+// of tensor.h (f2/f4/f8, i1..i8, u1, b1); the header is npy_read_header's. A complex64 (complex128) array [..., n] is
+// read as float32 (float64) [..., n, 2]: (real, imaginary), torch.view_as_real's layout.
 typedef struct {
     DType dtype;
     int ndim;

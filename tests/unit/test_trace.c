@@ -35,8 +35,9 @@ static void write_text(const char *path, const char *text) {
     xfclose(f, path);
 }
 
-// Runs trace_open(dir) in a child process; returns its exit status, and its stderr in err (size n).
-static int open_in_child(const char *dir, char *err, size_t n) {
+// Runs trace_open(dir) (or trace_read(dir) with read) in a child process; returns its exit status, and its stderr in
+// err (size n).
+static int run_in_child(const char *dir, bool read, char *err, size_t n) {
     char *err_path = xasprintf("%s/stderr.txt", dir);
     fflush(NULL);
     pid_t pid = fork();
@@ -46,8 +47,8 @@ static int open_in_child(const char *dir, char *err, size_t n) {
         if (fd < 0 || dup2(fd, 2) < 0) _exit(99);
         close(fd);
         free(err_path);
-        Trace *t = trace_open(dir);
-        trace_close(t);
+        if (read) trace_index_free(trace_read(dir));
+        else trace_close(trace_open(dir));
         _exit(0);
     }
     int status = 0;
@@ -205,6 +206,60 @@ int main(int argc, char **argv) {
         free(npy_path);
     }
 
+    // The reader gives back what was written, and checks every file an entry names.
+    {
+        char *png = xasprintf("%s/05_rope/freqs_cis.png", dir), *index = path_join(dir, "trace.json");
+        write_text(png, "\x89PNG\r\n\x1a\n(the rest of a PNG)");
+        TraceIndex *ix = trace_read(dir);
+        CHECK_EQ_STR(ix->device, "cpu");
+        CHECK(ix->n_token_ids == 17 && ix->token_ids[1] == 1820 && ix->n_token_pieces == 17);
+        CHECK_EQ_STR(ix->token_pieces[2], " answer");
+        CHECK_EQ_INT(ix->n_steps, 1);
+        const TraceStepEntry *st = &ix->steps[0];
+        CHECK_EQ_STR(st->id, "05_rope");
+        CHECK(st->n_lines == 3 && strcmp(st->lines[2], "q_rotated [17, 128]") == 0);
+        CHECK(st->n_tensors == 2 && st->tensors[0].ndim == 2 && st->tensors[0].shape[1] == 3 && st->tensors[0].numel == 6);
+        CHECK_EQ_STR(st->tensors[0].npy_dtype, "float32");
+        CHECK_EQ_STR(st->tensors[0].dtype, "bf16");
+        CHECK(st->tensors[0].min == -5 && st->tensors[1].n_inf == 2);
+        CHECK(st->n_images == 1 && strcmp(st->images[0].caption, "freqs_cis[3] in the complex plane") == 0);
+        CHECK(st->n_comparisons == 1 && strcmp(st->comparisons[0].verdict, "OK") == 0);
+        CHECK_NEAR(st->comparisons[0].rtol, 1.6e-2, 1e-12);
+        CHECK(st->n_timings == 2 && strcmp(st->timings[0].name, "rope_cpu") == 0 && st->timings[0].ms == 0.125);
+        trace_index_free(ix);
+
+        // Bad entries: exit 2 with one line naming the file and the field.
+        char *good = read_whole_file(index, NULL), err[1024];
+        static const struct { const char *from, *to, *says; } bad[] = {
+            {"05_rope/q_rotated.npy", "../q_rotated.npy", "steps[0].tensors[0].file: expected a path relative"},
+            {"05_rope/freqs_cis.png", "05_rope/q_rotated.npy", "signature: expected a PNG"},
+            {"\"verdict\": \"OK\"", "\"verdict\": \"fine\"", "steps[0].comparisons[0].verdict"},
+            {"\"id\": \"05_rope\"", "\"id\": \"05 rope\"", "steps[0].id: expected a plain step name"},
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            char *at = strstr(good, bad[i].from);
+            CHECK(at != NULL, "case %zu: '%s' is in trace.json", i, bad[i].from);
+            if (!at) continue;
+            char *text = xasprintf("%.*s%s%s", (int)(at - good), good, bad[i].to, at + strlen(bad[i].from));
+            write_text(index, text);
+            free(text);
+            CHECK_EQ_INT(run_in_child(dir, true, err, sizeof err), 2);
+            CHECK(strstr(err, bad[i].says) != NULL && strchr(err, '\n') == strrchr(err, '\n'), "case %zu: %s", i, err);
+        }
+        write_text(index, good);
+        CHECK_EQ_INT(run_in_child(dir, true, err, sizeof err), 0);
+        // a .npy whose shape is not its entry's
+        char *npy = xasprintf("%s/05_rope/q_rotated.npy", dir);
+        float q[6] = {1, 2, 3, 4, -5, 0.5f};
+        npy_write_f32(npy, q, (int64_t[]){3, 2}, 2);
+        CHECK_EQ_INT(run_in_child(dir, true, err, sizeof err), 2);
+        CHECK(strstr(err, "q_rotated.npy: shape: the .npy's shape differs from steps[0].tensors[0].shape") != NULL, "%s", err);
+        npy_write_f32(npy, q, (int64_t[]){2, 3}, 2);
+        CHECK_EQ_INT(run_in_child(dir, true, err, sizeof err), 0);
+        free(npy);
+        free(good), free(png), free(index);
+    }
+
     // Steps as separate processes: each adds its step; the file keeps them sorted by id; a rerun replaces.
     {
         Trace *t = trace_open(dir);
@@ -327,7 +382,7 @@ int main(int argc, char **argv) {
         };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
             write_text(path, bad[i]);
-            int code = open_in_child(dir, err, sizeof err);
+            int code = run_in_child(dir, false, err, sizeof err);
             CHECK_EQ_INT(code, 2);
             CHECK(strstr(err, "trace.json") != NULL, "case %zu: stderr names the file: %s", i, err);
             int lines = 0;
@@ -336,7 +391,7 @@ int main(int argc, char **argv) {
         }
         // And a good one is accepted by the same child.
         write_text(path, "{\"format\": \"" TRACE_FORMAT "\", \"steps\": []}");
-        CHECK_EQ_INT(open_in_child(dir, err, sizeof err), 0);
+        CHECK_EQ_INT(run_in_child(dir, false, err, sizeof err), 0);
         free(path);
     }
     remove_dir(dir);
