@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chapters.h"  // steps/: the chapter texts, a long English and Chinese text in the build
 #include "check.h"
 #include "tokenizer/tokenizer.h"
 #include "util.h"
@@ -215,18 +216,18 @@ static void test_round_trips(void) {
     digits[long_len] = 0;
     CHECK_EQ_INT(check_round_trip(digits, long_len), 8333 + 1 + 1667);
     free(digits);
-    // The whole Chinese edition of the tutorial, when shared/ is beside the checkout.
-    const char *seed_paths[] = {"../shared/seeds/003_9b28b6d5945286b3.txt", "shared/seeds/003_9b28b6d5945286b3.txt",
-                                "/work/shared/seeds/003_9b28b6d5945286b3.txt"};
-    for (size_t i = 0; i < 3; i++) {
-        if (!file_exists(seed_paths[i])) continue;
-        size_t seed_len;
-        char *seed = read_whole_file(seed_paths[i], &seed_len);
-        size_t n_ids = check_round_trip(seed, seed_len);
-        CHECK(n_ids > 1000 && n_ids < seed_len, "the seed text gave %zu ids for %zu bytes", n_ids, seed_len);
-        free(seed);
-        break;
+    // Every text of the chapter table (steps/chapters.c), English, Chinese and the tutorial's Python, as one text.
+    StrBuf all = {0};
+    for (int i = 0; i < N_CHAPTERS; i++) {
+        const Chapter *c = &CHAPTERS[i];
+        const char *texts[] = {c->title_en, c->title_zh, c->intro_en, c->intro_zh, c->notebook_en, c->notebook_zh,
+                               c->tutorial_code};
+        for (size_t k = 0; k < sizeof texts / sizeof texts[0]; k++)
+            if (texts[k]) strbuf_add(&all, texts[k], strlen(texts[k])), strbuf_add(&all, "\n\n", 2);
     }
+    size_t n_ids = check_round_trip(all.data, all.len);
+    CHECK(n_ids > 5000 && n_ids < all.len / 2, "the chapter texts gave %zu ids for %zu bytes", n_ids, all.len);
+    free(strbuf_take(&all));
 }
 
 static void test_decode_and_display(void) {
