@@ -88,6 +88,12 @@ static bool read_params(Config *c, const json_t *root, char *err, size_t errlen)
     if (config_key_number(root, "norm_eps", CONFIG_EPS_MIN, CONFIG_EPS_MAX, &c->norm_eps, err, errlen) < 0) return false;
     if (config_key_number(root, "rope_theta", CONFIG_THETA_MIN, CONFIG_THETA_MAX, &c->rope_theta, err, errlen) < 0) return false;
     if (config_key_bool(root, "use_scaled_rope", &c->use_scaled_rope, err, errlen) < 0) return false;
+    c->rope_scaling = ROPE_SCALING_LLAMA31;
+    const json_t *rs = json_object_get(root, "rope_scaling");  // HF's spelling of the constants, optional
+    if (rs && !json_is_null(rs)) {
+        if (!rope_scaling_read_try(&c->rope_scaling, rs, "rope_scaling", err, errlen)) return false;
+        c->use_scaled_rope = true;
+    }
     // A mixture of experts: MiniMind's keys (ref/ref_moe.h). n_routed_experts makes the model a MoE one, unless
     // "use_moe": false says that the keys are only MiniMind's defaults written out.
     bool use_moe = true;
@@ -117,6 +123,33 @@ bool config_read_moe_keys(Config *c, const json_t *obj, const char *experts_key,
     const json_t *sf = json_object_get(obj, "scoring_func");
     if (sf && !json_is_null(sf) && !(json_is_string(sf) && strcmp(json_string_value(sf), "softmax") == 0))
         return fail_msg(err, errlen, "scoring_func: only \"softmax\" is defined (MiniMind raises NotImplementedError too)");
+    return true;
+}
+
+// ---- RoPE scaling ---------------------------------------------------------------------------------------------------
+const RopeScaling ROPE_SCALING_LLAMA31 = {.factor = 8.0, .low_freq_factor = 1.0, .high_freq_factor = 4.0,
+                                          .original_max_position_embeddings = 8192.0};
+
+const RopeScaling *config_rope_scaling(const Config *c) {
+    if (!c->use_scaled_rope) return NULL;
+    return c->rope_scaling.factor > 0 ? &c->rope_scaling : &ROPE_SCALING_LLAMA31;
+}
+
+bool rope_scaling_read_try(RopeScaling *s, const json_t *obj, const char *field, char *err, size_t errlen) {
+    if (!json_is_object(obj)) return fail_msg(err, errlen, "%s: expected null or an object", field);
+    const struct {
+        const char *key;
+        double *value, hi;
+    } keys[] = {{"factor", &s->factor, 1e6}, {"low_freq_factor", &s->low_freq_factor, 1e6},
+                {"high_freq_factor", &s->high_freq_factor, 1e6},
+                {"original_max_position_embeddings", &s->original_max_position_embeddings, 1e9}};
+    char why[256];
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (config_key_number(obj, keys[i].key, 1e-6, keys[i].hi, keys[i].value, why, sizeof why) < 0)
+            return fail_msg(err, errlen, "%s.%s", field, why);
+    if (!(s->low_freq_factor < s->high_freq_factor))
+        return fail_msg(err, errlen, "%s.high_freq_factor: %g must be larger than low_freq_factor %g", field,
+                        s->high_freq_factor, s->low_freq_factor);
     return true;
 }
 
@@ -223,6 +256,10 @@ void config_print(const Config *c, int indent) {
     printf("%*s%-*s %g\n", indent, "", w, "norm_eps", c->norm_eps);
     printf("%*s%-*s %g\n", indent, "", w, "rope_theta", c->rope_theta);
     printf("%*s%-*s %s\n", indent, "", w, "use_scaled_rope", c->use_scaled_rope ? "true" : "false");
+    if (c->use_scaled_rope)
+        printf("%*s%-*s factor %g, low_freq_factor %g, high_freq_factor %g, original_max_position_embeddings %g\n",
+               indent, "", w, "rope_scaling", config_rope_scaling(c)->factor, config_rope_scaling(c)->low_freq_factor,
+               config_rope_scaling(c)->high_freq_factor, config_rope_scaling(c)->original_max_position_embeddings);
     if (c->tie_word_embeddings) printf("%*s%-*s true\n", indent, "", w, "tie_word_embeddings");
     printf("%*s%-*s %d   (Dh = D/H = %d/%d)\n", indent, "", w, "head_dim", c->head_dim, c->dim, c->n_heads);
     printf("%*s%-*s %d   (H/Hkv: query heads per kv head)\n", indent, "", w, "n_rep", c->n_rep);

@@ -7,6 +7,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// Llama 3.1's RoPE frequency scaling (Meta's apply_scaling, formats.md §6): wavelengths longer than
+// original_max_position_embeddings / low_freq_factor are slowed down `factor` times, those shorter than
+// original_max_position_embeddings / high_freq_factor are kept, and the band between is blended.
+typedef struct {
+    double factor;                            // 8 for Llama 3.1, 32 for Llama 3.2 1B/3B
+    double low_freq_factor, high_freq_factor; // 1, 4
+    double original_max_position_embeddings;  // 8192: Llama 3's context before the scaling
+} RopeScaling;
+// Meta's values, the ones its apply_scaling hard-codes (Llama 3.1): what use_scaled_rope means in a params.json that
+// does not say otherwise.
+extern const RopeScaling ROPE_SCALING_LLAMA31;
+
 typedef struct {
     int dim, n_layers, n_heads, n_kv_heads, vocab_size;
     int multiple_of;
@@ -14,7 +26,8 @@ typedef struct {
     double ffn_dim_multiplier;
     double norm_eps;
     double rope_theta;
-    bool use_scaled_rope;   // Llama 3.1 frequency scaling (formats.md §6)
+    bool use_scaled_rope;   // RoPE frequency scaling (formats.md §6), with the constants of rope_scaling
+    RopeScaling rope_scaling;  // Meta's (ROPE_SCALING_LLAMA31) unless the config gives others; all 0: Meta's too
     // HF-only facts (Meta checkpoints: false / 0)
     bool tie_word_embeddings;
     int intermediate_size;  // as given by config.json; 0 when absent (then the Meta rule applies)
@@ -49,9 +62,15 @@ typedef struct {
 #define CONFIG_THETA_MAX 1e15
 
 // params.json: Meta's ModelArgs defaults for absent keys (n_kv_heads = n_heads, multiple_of = 256, norm_eps = 1e-5,
-// rope_theta = 500000, no ffn_dim_multiplier, use_scaled_rope = false). A mistyped or impossible value exits 2
-// naming the file and the key.
+// rope_theta = 500000, no ffn_dim_multiplier, use_scaled_rope = false). Meta's files carry no scaling constants (its
+// apply_scaling hard-codes Llama 3.1's); a params.json may give them as HF's config.json does, in "rope_scaling":
+// {"factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
+// (each key optional, Meta's value when absent), which also turns the scaling on. A mistyped or impossible value
+// exits 2 naming the file and the key.
 void config_from_params_json(Config *c, const char *path);
+// The scaling the RoPE frequencies of this config get: NULL without use_scaled_rope, else its rope_scaling (Meta's
+// when a Config made in code left it zero).
+const RopeScaling *config_rope_scaling(const Config *c);
 // HF config.json (hidden_size, num_attention_heads, ...).
 void config_from_hf_json(Config *c, const char *path);
 // The same on the text of the file: false with a one-line message ("KEY: expected ...") in err on bad input.
@@ -72,6 +91,10 @@ struct json_t;
 int config_key_int(const struct json_t *obj, const char *key, int64_t lo, int64_t hi, int *out, char *err, size_t errlen);
 int config_key_number(const struct json_t *obj, const char *key, double lo, double hi, double *out, char *err, size_t errlen);
 int config_key_bool(const struct json_t *obj, const char *key, bool *out, char *err, size_t errlen);
+// A rope_scaling object's four constants into *s (keys absent: the value already in *s); false with a message naming
+// the field ("rope_scaling.factor: ...") on a value that is not a positive number, or low >= high freq factor. For
+// params.json (config.c) and config.json (hf.c).
+bool rope_scaling_read_try(RopeScaling *s, const struct json_t *obj, const char *field, char *err, size_t errlen);
 
 // Writes params.json text exactly as Meta's files spell the keys (used by wt-make-model and wt-convert).
 void config_write_params_json(const Config *c, const char *path);

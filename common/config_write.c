@@ -1,8 +1,9 @@
 // config_write.c: writes params.json with Meta's key names and order (formats.md §1), e.g. for Llama-3-8B
 //   {"dim": 4096, "n_layers": 32, "n_heads": 32, "n_kv_heads": 8, "vocab_size": 128256, "multiple_of": 1024,
 //    "ffn_dim_multiplier": 1.3, "norm_eps": 1e-5, "rope_theta": 500000.0}
-// ffn_dim_multiplier appears only when the config has one, use_scaled_rope only when it is true, the MoE keys
-// (MiniMind's names) only for a mixture-of-experts model. Reals are printed
+// ffn_dim_multiplier appears only when the config has one, use_scaled_rope only when it is true, rope_scaling (HF's
+// spelling) only when its constants are not Meta's (Llama 3.1's 8, 1, 4, 8192), the MoE keys (MiniMind's names) only
+// for a mixture-of-experts model. Reals are printed
 // with the fewest digits that read back as the same double (so 1.3, not 1.3000000000000000444). Jansson builds
 // the text; the file is written through an AtomicFile, so a reader never sees half of it.
 #include <jansson.h>
@@ -46,6 +47,16 @@ void config_write_params_json(const Config *c, const char *path) {
     add(obj, "norm_eps", json_real(c->norm_eps), path);
     add(obj, "rope_theta", json_real(c->rope_theta), path);
     if (c->use_scaled_rope) add(obj, "use_scaled_rope", json_true(), path);
+    const RopeScaling *rs = config_rope_scaling(c);
+    bool other_scaling = rs && memcmp(rs, &ROPE_SCALING_LLAMA31, sizeof *rs) != 0;
+    if (other_scaling) {  // constants Meta's apply_scaling does not hard-code: written as HF's config.json does
+        json_t *o = json_object();
+        add(o, "factor", json_real(rs->factor), path);
+        add(o, "low_freq_factor", json_real(rs->low_freq_factor), path);
+        add(o, "high_freq_factor", json_real(rs->high_freq_factor), path);
+        add(o, "original_max_position_embeddings", json_integer((json_int_t)rs->original_max_position_embeddings), path);
+        add(obj, "rope_scaling", o, path);
+    }
     if (config_is_moe(c)) {  // MiniMind's names (ref/ref_moe.h)
         add(obj, "n_routed_experts", json_integer(c->n_routed_experts), path);
         add(obj, "num_experts_per_tok", json_integer(c->num_experts_per_tok), path);
@@ -62,6 +73,10 @@ void config_write_params_json(const Config *c, const char *path) {
     if (d > digits) digits = d;
     if (c->has_ffn_dim_multiplier && (d = shortest_round_trip_digits(c->ffn_dim_multiplier)) > digits) digits = d;
     if (config_is_moe(c) && (d = shortest_round_trip_digits(c->aux_loss_alpha)) > digits) digits = d;
+    for (int i = 0; other_scaling && i < 3; i++) {
+        const double scaling[3] = {rs->factor, rs->low_freq_factor, rs->high_freq_factor};
+        if ((d = shortest_round_trip_digits(scaling[i])) > digits) digits = d;
+    }
     // Flags 0 (no JSON_COMPACT, no indent): one line with ", " and ": " separators, keys in insertion order.
     json_dump_to_file(obj, JSON_REAL_PRECISION(digits), path);
 }

@@ -281,7 +281,7 @@ extern "C" Engine *engine_create(const Checkpoint *ck, const EngineOptions *opt)
     int half = e->Dh / 2;
     float *freqs = (float *)malloc(sizeof(float) * (size_t)half);
     float *fc = (float *)malloc(sizeof(float) * (size_t)e->S * (size_t)e->Dh);
-    rope_freqs_cpu(freqs, e->Dh, c->rope_theta, c->use_scaled_rope);
+    rope_freqs_cpu(freqs, e->Dh, c->rope_theta, config_rope_scaling(c));
     rope_freqs_cis_cpu(fc, freqs, e->Dh, e->S);
     cudaCheck(cudaMemcpy(e->freqs_cis, fc, sizeof(float) * (size_t)e->S * (size_t)e->Dh, cudaMemcpyHostToDevice));
     free(freqs), free(fc);

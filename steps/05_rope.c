@@ -5,7 +5,7 @@
 // pairs and to [T, Dh]. Done in fp32 from the bf16 query; the result is rounded to bf16 as Meta's `type_as(xq)`.
 // Figure F1: one row of freqs_cis (position 3) as rays from the origin of the complex plane.
 // Run: build/steps/05_rope [--layer L] [--head H]
-// Outputs: OUT/05_rope/{q_per_token_split_into_pairs, zero_to_one_split_into_64_parts, freqs, freqs_for_each_token,
+// Outputs: OUT/05_rope/{q_per_token_split_into_pairs, zero_to_one_split_into_<Dh/2>_parts, freqs, freqs_for_each_token,
 //          freqs_cis, q_per_token_as_complex_numbers, q_per_token_as_complex_numbers_rotated,
 //          q_per_token_split_into_pairs_rotated, q_per_token_rotated}.npy, freqs_cis.png
 #include <math.h>
@@ -31,20 +31,32 @@ int main(int argc, char **argv) {
 
     step_heading(&s, "the rotation frequencies", "旋转频率");
     float *parts = xmalloc((size_t)half * sizeof(float));
-    for (int i = 0; i < half; i++) parts[i] = (float)i / (float)half;  // torch.tensor(range(64))/64
+    for (int i = 0; i < half; i++) parts[i] = (float)i / (float)half;  // torch.tensor(range(64))/64 for Dh = 128
     char name[64];
     snprintf(name, sizeof name, "zero_to_one_split_into_%d_parts", half);
     step_print_vector(&s, name, parts, half, "%.4f");
     step_shape(&s, name, sh_half, 1, "f32");
     step_tensor(&s, name, parts, sh_half, 1, "f32");
-    step_say(&s, "freqs = 1.0 / (rope_theta ** %s),  rope_theta = %.1f%s", name, c->rope_theta,
-             c->use_scaled_rope ? step_text(&s, "  (then Llama 3.1's apply_scaling)", "（然后是 Llama 3.1 的 apply_scaling）") : "");
+    char scaling[160] = "";
+    const RopeScaling *rs = config_rope_scaling(c);
+    if (rs)
+        snprintf(scaling, sizeof scaling, step_text(&s, "  (then Meta's apply_scaling: factor %g, low/high_freq_factor %g/%g, "
+                                                        "original context %g)",
+                                                    "（然后是 Meta 的 apply_scaling：factor %g，low/high_freq_factor %g/%g，"
+                                                    "原始上下文 %g）"),
+                 rs->factor, rs->low_freq_factor, rs->high_freq_factor, rs->original_max_position_embeddings);
+    step_say(&s, "freqs = 1.0 / (rope_theta ** %s),  rope_theta = %.1f%s", name, c->rope_theta, scaling);
     step_print_vector(&s, "freqs", s.freqs, half, "%.4e");
     step_tensor(&s, "freqs", s.freqs, sh_half, 1, "f32");
-    step_explain(&s,
-                 "Pair 0 turns by 1 radian per position, pair 63 by about 2.5e-6: the fast pairs tell neighbours "
-                 "apart, the slow ones still change over thousands of positions.",
-                 "第 0 对每个位置转 1 弧度，第 63 对只转约 2.5e-6：转得快的对能区分相邻位置，转得慢的对在几千个位置上仍在变化。");
+    char slowest[16], en[256], zh[256];  // the last pair's angle per position, as "2.5e-6"
+    snprintf(slowest, sizeof slowest, "%.1e", s.freqs[half - 1]);
+    char *e = strchr(slowest, 'e');
+    if (e && (e[1] == '-' || e[1] == '+') && e[2] == '0') memmove(e + 2, e + 3, strlen(e + 3) + 1);  // e-06 -> e-6
+    snprintf(en, sizeof en, "Pair 0 turns by %.3g radian per position, pair %d by about %s: the fast pairs tell "
+             "neighbours apart, the slow ones still change over thousands of positions.", s.freqs[0], half - 1, slowest);
+    snprintf(zh, sizeof zh, "第 0 对每个位置转 %.3g 弧度，第 %d 对只转约 %s：转得快的对能区分相邻位置，转得慢的对在几千个"
+             "位置上仍在变化。", s.freqs[0], half - 1, slowest);
+    step_explain(&s, en, zh);
 
     // freqs_for_each_token = torch.outer(torch.arange(T), freqs); freqs_cis = torch.polar(1, that)
     float *angles = xmalloc((size_t)T * half * sizeof(float));
@@ -52,10 +64,14 @@ int main(int argc, char **argv) {
         for (int i = 0; i < half; i++) angles[(size_t)t * half + i] = (float)t * s.freqs[i];
     step_show(&s, "freqs_for_each_token", angles, sh_tc, 2, "f32");
     step_shape(&s, "freqs_cis", sh_tc, 2, "complex64");
-    step_tensor(&s, "freqs_cis", s.freqs_cis, sh_pairs, 3, "complex64 as [T, 64, 2] (real, imag)");
+    char as_pairs[48];  // how the .npy of a complex tensor holds it: [T, Dh/2, 2] floats
+    snprintf(as_pairs, sizeof as_pairs, "complex64 as [T, %d, 2]", half);
+    char as_pairs_ri[64];
+    snprintf(as_pairs_ri, sizeof as_pairs_ri, "%s (real, imag)", as_pairs);
+    step_tensor(&s, "freqs_cis", s.freqs_cis, sh_pairs, 3, as_pairs_ri);
     free(angles);
 
-    // F1: freqs_cis[3] (the tutorial plots the first 17 of its 64 entries; we draw all, labelled)
+    // F1: freqs_cis[3] (the tutorial plots the first 17 of its 64 entries; we draw all Dh/2, labelled)
     int row = T > 3 ? 3 : T - 1;
     char *png = step_path(&s, "freqs_cis.png");
     char title[128], subtitle[160];
@@ -67,9 +83,10 @@ int main(int argc, char **argv) {
     step_image(&s, "freqs_cis.png", title);
 
     step_heading(&s, "rotating the query", "旋转 query");
-    // q_per_token_as_complex_numbers = torch.view_as_complex(q_per_token_split_into_pairs): the same numbers, [T, 64]
+    // q_per_token_as_complex_numbers = torch.view_as_complex(q_per_token_split_into_pairs): the same numbers,
+    // [T, Dh/2] complex
     step_shape(&s, "q_per_token_as_complex_numbers", sh_tc, 2, "complex64");
-    step_tensor(&s, "q_per_token_as_complex_numbers", in.q_per_token, sh_pairs, 3, "complex64 as [T, 64, 2]");
+    step_tensor(&s, "q_per_token_as_complex_numbers", in.q_per_token, sh_pairs, 3, as_pairs);
 
     // q_per_token_as_complex_numbers_rotated = q_per_token_as_complex_numbers * freqs_cis
     // q_per_token_split_into_pairs_rotated = torch.view_as_real(q_per_token_as_complex_numbers_rotated)
@@ -100,7 +117,7 @@ int main(int argc, char **argv) {
 
     const float *q_rotated = s.cpu ? rot_cpu : rot_cuda;
     step_shape(&s, "q_per_token_as_complex_numbers_rotated", sh_tc, 2, "complex64");
-    step_tensor(&s, "q_per_token_as_complex_numbers_rotated", rot_f32, sh_pairs, 3, "complex64 as [T, 64, 2]");
+    step_tensor(&s, "q_per_token_as_complex_numbers_rotated", rot_f32, sh_pairs, 3, as_pairs);
     step_show(&s, "q_per_token_split_into_pairs_rotated", rot_f32, sh_pairs, 3, "f32");
     step_show(&s, "q_per_token_rotated", q_rotated, sh_q, 2, step_act_dtype(&s));
     step_explain(&s,

@@ -64,7 +64,9 @@ int main(int argc, char **argv) {
     step_show(&s, "k_per_token", k, sh_k, 2, step_act_dtype(&s));
     step_show(&s, "k_per_token_split_into_pairs", k, sh_pairs, 3, "f32");
     step_shape(&s, "k_per_token_as_complex_numbers", sh_tc, 2, "complex64");
-    step_tensor(&s, "k_per_token_as_complex_numbers", k, sh_pairs, 3, "complex64 as [T, 64, 2]");
+    char as_pairs[48];  // how the .npy of a complex tensor holds it: [T, Dh/2, 2] floats
+    snprintf(as_pairs, sizeof as_pairs, "complex64 as [T, %d, 2]", half);
+    step_tensor(&s, "k_per_token_as_complex_numbers", k, sh_pairs, 3, as_pairs);
     step_show(&s, "k_per_token_split_into_pairs_rotated", rot_f32, sh_pairs, 3, "f32");
     step_show(&s, "k_per_token_rotated", s.cpu ? rot_cpu : rot_cuda, sh_k, 2, step_act_dtype(&s));
     layer_trace_free(&in);

@@ -226,7 +226,7 @@ static void load_model(Step *s) {
     // RoPE tables for positions 0..T (T+1 rows: chapter 16 rotates the next token too)
     int half = s->cfg->head_dim / 2;
     s->freqs = xmalloc((size_t)half * sizeof(float));
-    rope_freqs_cpu(s->freqs, s->cfg->head_dim, s->cfg->rope_theta, s->cfg->use_scaled_rope);
+    rope_freqs_cpu(s->freqs, s->cfg->head_dim, s->cfg->rope_theta, config_rope_scaling(s->cfg));
     s->freqs_cis = xmalloc((size_t)(s->T + 1) * (size_t)half * 2 * sizeof(float));
     rope_freqs_cis_cpu(s->freqs_cis, s->freqs, s->cfg->head_dim, s->T + 1);
 }

@@ -220,11 +220,16 @@ void hf_config_write_json(const Config *c, DType dtype, bool tied_embeddings, co
     fprintf(f, "  \"num_key_value_heads\": %d,\n", c->n_kv_heads);
     fprintf(f, "  \"pretraining_tp\": 1,\n");
     fprintf(f, "  \"rms_norm_eps\": %s,\n", eps);
-    if (c->use_scaled_rope)  // the constants of Meta's apply_scaling
-        fprintf(f, "  \"rope_scaling\": {\n    \"factor\": 8.0,\n    \"high_freq_factor\": 4.0,\n"
-                   "    \"low_freq_factor\": 1.0,\n    \"original_max_position_embeddings\": 8192,\n"
-                   "    \"rope_type\": \"llama3\"\n  },\n");
-    else fprintf(f, "  \"rope_scaling\": null,\n");
+    if (c->use_scaled_rope) {  // the config's constants (Meta's apply_scaling: 8, 4, 1, 8192), keys sorted as HF's
+        const RopeScaling *rs = config_rope_scaling(c);
+        char factor[40], high[40], low[40];
+        format_double(rs->factor, factor, sizeof factor), format_double(rs->high_freq_factor, high, sizeof high);
+        format_double(rs->low_freq_factor, low, sizeof low);
+        fprintf(f, "  \"rope_scaling\": {\n    \"factor\": %s,\n    \"high_freq_factor\": %s,\n"
+                   "    \"low_freq_factor\": %s,\n    \"original_max_position_embeddings\": %.0f,\n"
+                   "    \"rope_type\": \"llama3\"\n  },\n",
+                factor, high, low, rs->original_max_position_embeddings);
+    } else fprintf(f, "  \"rope_scaling\": null,\n");
     fprintf(f, "  \"rope_theta\": %s,\n", theta);
     fprintf(f, "  \"tie_word_embeddings\": %s,\n", tied_embeddings ? "true" : "false");
     fprintf(f, "  \"torch_dtype\": \"%s\",\n", td);

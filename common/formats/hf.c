@@ -32,8 +32,10 @@ static bool hf_int(const json_t *root, const char *key, bool required, int64_t h
     return r >= 0;
 }
 
-// RoPE scaling: null, "default", or Llama 3.1's "llama3" with the constants Meta's apply_scaling hard-codes.
+// RoPE scaling: null, "default", or "llama3" (Llama 3.1: factor 8, Llama 3.2 1B/3B: factor 32) with its four
+// constants, which transformers requires and so do we.
 static bool read_rope_scaling(Config *c, const json_t *rs, const char *field, char *err, size_t errlen) {
+    c->rope_scaling = ROPE_SCALING_LLAMA31;
     if (!rs || json_is_null(rs)) return true;
     if (!json_is_object(rs)) return fail_msg(err, errlen, "%s: expected null or an object", field);
     const json_t *type = json_object_get(rs, "rope_type");
@@ -42,18 +44,13 @@ static bool read_rope_scaling(Config *c, const json_t *rs, const char *field, ch
     const char *ts = json_string_value(type);
     if (strcmp(ts, "default") == 0) return true;
     if (strcmp(ts, "llama3") != 0) return fail_msg(err, errlen, "%s.rope_type: \"%.64s\" is not supported (only \"llama3\" or \"default\")", field, ts);
-    static const struct {
-        const char *key;
-        double want;
-    } fixed[] = {{"factor", 8.0}, {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
-                 {"original_max_position_embeddings", 8192.0}};
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
-        const json_t *v = json_object_get(rs, fixed[i].key);
-        if (!json_is_number(v)) return fail_msg(err, errlen, "%s.%s: missing (expected %g for llama3 scaling)", field, fixed[i].key, fixed[i].want);
-        if (json_number_value(v) != fixed[i].want)
-            return fail_msg(err, errlen, "%s.%s: %g is not supported: Meta's apply_scaling (Llama 3.1) uses %g", field, fixed[i].key,
-                        json_number_value(v), fixed[i].want);
-    }
+    static const char *const required[] = {"factor", "low_freq_factor", "high_freq_factor",
+                                           "original_max_position_embeddings"};
+    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
+        if (!json_object_get(rs, required[i]))
+            return fail_msg(err, errlen, "%s.%s: missing (llama3 scaling needs factor, low_freq_factor, high_freq_factor "
+                                         "and original_max_position_embeddings)", field, required[i]);
+    if (!rope_scaling_read_try(&c->rope_scaling, rs, field, err, errlen)) return false;
     c->use_scaled_rope = true;
     return true;
 }

@@ -62,7 +62,7 @@ void model_cpu_init(CpuModel *m, const Checkpoint *ck, int max_seq_len, Precisio
     m->cache_v = xcalloc(cache_elems, sizeof(float));
     int half = c->head_dim / 2;
     float *freqs = xmalloc((size_t)half * sizeof(float));
-    rope_freqs_cpu(freqs, c->head_dim, c->rope_theta, c->use_scaled_rope);
+    rope_freqs_cpu(freqs, c->head_dim, c->rope_theta, config_rope_scaling(c));
     m->freqs_cis = xmalloc((size_t)max_seq_len * (size_t)half * 2 * sizeof(float));
     rope_freqs_cis_cpu(m->freqs_cis, freqs, c->head_dim, max_seq_len);
     free(freqs);

@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"  // RopeScaling
 #include "tensor.h"
 
 #ifdef __cplusplus
@@ -67,18 +68,21 @@ void logits_forward_cpu(float *logits, const float *inp, const uint16_t *weight,
 
 // ---- RoPE -----------------------------------------------------------------------------------------------------------
 // freqs[i] = 1 / theta^(2i/Dh) for i in [0, Dh/2), in float32 as torch computes it (`theta ** (arange(0,Dh,2)/Dh)`).
-// With use_scaled_rope the Llama 3.1 rule is applied afterwards (rope_apply_scaling_cpu).
-void rope_freqs_cpu(float *freqs, int head_dim, double theta, bool use_scaled_rope);
-// Llama 3.1 `apply_scaling` (factor 8, low_freq_factor 1, high_freq_factor 4, original context 8192), in place on
-// n frequencies: long wavelengths divided by 8, short ones unchanged, a smooth blend between (formats.md §6).
-void rope_apply_scaling_cpu(float *freqs, int n);
+// With a scaling (config_rope_scaling(cfg): the model's use_scaled_rope), Meta's apply_scaling is applied afterwards
+// (rope_apply_scaling_cpu); NULL: none.
+void rope_freqs_cpu(float *freqs, int head_dim, double theta, const RopeScaling *scaling);
+// Meta's `apply_scaling` with the constants of s (Llama 3.1: factor 8, low_freq_factor 1, high_freq_factor 4,
+// original context 8192; Llama 3.2 1B/3B: factor 32), in place on n frequencies: long wavelengths divided by the
+// factor, short ones unchanged, a smooth blend between (formats.md §6).
+void rope_apply_scaling_cpu(float *freqs, int n, const RopeScaling *s);
 // freqs_cis = polar(1, outer(pos, freqs)) for positions 0..n_pos-1, stored as view_as_real: [n_pos, Dh/2, 2] floats
 // (cos(a), sin(a)) with a = (float)pos * freqs[i] in float32.
 void rope_freqs_cis_cpu(float *freqs_cis, const float *freqs, int head_dim, int n_pos);
 // x[T, n_heads, Dh] rotated pair by pair: (x[2i], x[2i+1]) is a complex number times freqs_cis[start_pos + t][i].
 // Computed in fp32 from the (bf16) input, result rounded. freqs_cis must cover positions up to start_pos + T - 1.
 // Two spellings of the same arithmetic, bit-identical (test_ref_ops checks it):
-//   rope_forward_cpu:          seed 004's cos/sin on even/odd elements: y0 = x0*c - x1*s, y1 = x0*s + x1*c
+//   rope_forward_cpu:          cos/sin on even/odd elements as MiniMind-style code writes RoPE: y0 = x0*c - x1*s,
+//                              y1 = x0*s + x1*c
 //   rope_forward_complex_cpu:  the tutorial's view_as_complex(x) * freqs_cis, view_as_real
 // out may equal inp.
 void rope_forward_cpu(float *out, const float *inp, const float *freqs_cis, int T, int n_heads, int head_dim,

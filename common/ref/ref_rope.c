@@ -1,11 +1,12 @@
 // ref_rope.c: rotary position embedding (RoPE) on the CPU, as Meta's llama/model.py computes it.
 //
-//   freqs[Dh/2]                 1 / theta^(2i/Dh)                      (Llama 3.1: rescaled, rope_apply_scaling_cpu)
+//   freqs[Dh/2]                 1 / theta^(2i/Dh)                      (Llama 3.1+: rescaled, rope_apply_scaling_cpu)
 //   freqs_cis[n_pos, Dh/2, 2]   (cos, sin) of pos * freqs[i]           (= view_as_real(polar(1, outer(pos, freqs))))
 //   x[T, n_heads, Dh]           each pair (x[2i], x[2i+1]) rotated by the angle of its position and pair index
 //
-// The rotation is written twice, in the tutorial's complex-number form and in seed 004's cos/sin form. They are the
-// same floating-point operations, so the results are bit-identical; test_ref_ops checks it.
+// The rotation is written twice, in the tutorial's complex-number form (Meta's reference model.py) and in the cos/sin
+// form MiniMind-style code uses. They are the same floating-point operations, so the results are bit-identical;
+// test_ref_ops checks it.
 #include <complex.h>
 #include <math.h>
 #ifndef CMPLXF  // glibc defines it for gcc only; clang (make fuzz builds with it) has the same builtin
@@ -15,27 +16,28 @@
 #include "ref/ref_ops.h"
 #include "util.h"
 
-void rope_freqs_cpu(float *freqs, int head_dim, double theta, bool use_scaled_rope) {
+void rope_freqs_cpu(float *freqs, int head_dim, double theta, const RopeScaling *scaling) {
     if (head_dim <= 0 || head_dim % 2) fatal("rope_freqs_cpu: head_dim %d must be positive and even", head_dim);
     for (int i = 0; i < head_dim / 2; i++) {
         // torch.arange(0, dim, 2).float() / dim, then theta ** that, then 1.0 / that: three float32 operations.
         float exponent = (float)(2 * i) / (float)head_dim;
         freqs[i] = 1.0f / powf((float)theta, exponent);
     }
-    if (use_scaled_rope) rope_apply_scaling_cpu(freqs, head_dim / 2);
+    if (scaling) rope_apply_scaling_cpu(freqs, head_dim / 2, scaling);
 }
 
-void rope_apply_scaling_cpu(float *freqs, int n) {
-    // Constants of Meta's apply_scaling ("values obtained from grid search"), as in llama-models.
-    const float scale_factor = 8.0f, low_freq_factor = 1.0f, high_freq_factor = 4.0f, old_context_len = 8192.0f;
-    const float low_freq_wavelen = old_context_len / low_freq_factor;    // 8192
+void rope_apply_scaling_cpu(float *freqs, int n, const RopeScaling *s) {
+    // In float32, as torch computes it on a float32 tensor: Meta's constants (8, 1, 4, 8192) are exact there.
+    const float scale_factor = (float)s->factor, low_freq_factor = (float)s->low_freq_factor;
+    const float high_freq_factor = (float)s->high_freq_factor, old_context_len = (float)s->original_max_position_embeddings;
+    const float low_freq_wavelen = old_context_len / low_freq_factor;    // Llama 3.1: 8192
     const float high_freq_wavelen = old_context_len / high_freq_factor;  // 2048
     for (int i = 0; i < n; i++) {
         float f = freqs[i];
         // `2 * math.pi / freq` on a float32 tensor: the Python double is converted to float32 first.
         float wavelen = (float)(2.0 * M_PI) / f;
         if (wavelen < high_freq_wavelen) continue;  // high frequencies: unchanged
-        if (wavelen > low_freq_wavelen) {           // low frequencies: slowed down 8 times
+        if (wavelen > low_freq_wavelen) {           // low frequencies: slowed down `factor` times
             freqs[i] = f / scale_factor;
             continue;
         }

@@ -111,6 +111,24 @@ int main(void) {
     CHECK_EQ_INT(c.ffn_hidden, 53248);
     CHECK_EQ_INT(c.n_rep, 16);
     CHECK(c.use_scaled_rope, "use_scaled_rope read");
+    CHECK(config_rope_scaling(&c) && config_rope_scaling(&c)->factor == 8.0 &&
+          config_rope_scaling(&c)->original_max_position_embeddings == 8192.0, "Meta's scaling constants by default");
+
+    // The scaling constants given in params.json (Llama 3.2 1B: factor 32), HF's spelling; absent keys keep Meta's.
+    c = load("1b.json", "{\"dim\": 2048, \"n_layers\": 16, \"n_heads\": 32, \"n_kv_heads\": 8, \"vocab_size\": 128256, "
+                        "\"ffn_dim_multiplier\": 1.5, \"multiple_of\": 256, \"rope_theta\": 500000.0, "
+                        "\"rope_scaling\": {\"factor\": 32.0, \"original_max_position_embeddings\": 8192}}");
+    CHECK(c.use_scaled_rope && c.rope_scaling.factor == 32.0 && c.rope_scaling.low_freq_factor == 1.0 &&
+          c.rope_scaling.high_freq_factor == 4.0, "rope_scaling read");
+    // ... and written back: params.json with the constants, which reads back the same
+    char *p1b = path_join(dir, "1b_out.json");
+    config_write_params_json(&c, p1b);
+    char *text = read_whole_file(p1b, NULL);
+    CHECK(strstr(text, "\"rope_scaling\": {\"factor\": 32.0") != NULL, "%s", text);
+    Config back;
+    config_from_params_json(&back, p1b);
+    CHECK(back.use_scaled_rope && memcmp(&back.rope_scaling, &c.rope_scaling, sizeof(RopeScaling)) == 0, "round trip");
+    free(text), free(p1b);
 
     // ModelArgs defaults for absent keys; null counts as absent (ModelArgs has n_kv_heads=None).
     c = load("defaults.json", "{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 32000, \"n_kv_heads\": null}");
@@ -166,6 +184,8 @@ int main(void) {
     expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256, \"ffn_dim_multiplier\": \"1.3\"}", "ffn_dim_multiplier");
     expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256, \"use_scaled_rope\": \"yes\"}", "use_scaled_rope: expected true or false");
     expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256, \"multiple_of\": 0}", "multiple_of");
+    expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256, \"rope_scaling\": 8}", "rope_scaling: expected null or an object");
+    expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256, \"rope_scaling\": {\"factor\": \"32\"}}", "rope_scaling.factor: expected a number");
     expect_bad("{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"vocab_size\": 128256, \"dim\": 8}", "not valid JSON");  // duplicate key
     expect_bad("{\"dim\": 4096, \"n_layers\": 32,", "not valid JSON");
     expect_bad("[4096, 32]", "expected a JSON object");

@@ -95,7 +95,7 @@ static float *host_act(const uint16_t *d, size_t n) {
 static int *dev_int(int v) { return dev_from(&v, sizeof v); }
 static float *dev_freqs_cis(int Dh, int n_pos) {  // the CPU's own table, as the engine uploads it
     float *freqs = xmalloc((size_t)Dh / 2 * sizeof(float)), *cis = xmalloc((size_t)n_pos * Dh * sizeof(float));
-    rope_freqs_cpu(freqs, Dh, 500000.0, false);
+    rope_freqs_cpu(freqs, Dh, 500000.0, NULL);
     rope_freqs_cis_cpu(cis, freqs, Dh, n_pos);
     float *d = dev_from(cis, (size_t)n_pos * Dh * sizeof(float));
     free(freqs), free(cis);
@@ -103,7 +103,7 @@ static float *dev_freqs_cis(int Dh, int n_pos) {  // the CPU's own table, as the
 }
 static float *host_cis(int Dh, int n_pos) {
     float *freqs = xmalloc((size_t)Dh / 2 * sizeof(float)), *cis = xmalloc((size_t)n_pos * Dh * sizeof(float));
-    rope_freqs_cpu(freqs, Dh, 500000.0, false);
+    rope_freqs_cpu(freqs, Dh, 500000.0, NULL);
     rope_freqs_cis_cpu(cis, freqs, Dh, n_pos);
     free(freqs);
     return cis;

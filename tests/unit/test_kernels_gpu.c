@@ -194,7 +194,7 @@ static void run_shape(const Shape *s, Precision p) {
 
     // RoPE from the same cos/sin table: bit-identical; at start_pos 0 and far away (large angles).
     float *freqs = xmalloc((size_t)half * 4), *cis = xmalloc((size_t)n_pos * Dh * 4);
-    rope_freqs_cpu(freqs, Dh, 500000.0, false);
+    rope_freqs_cpu(freqs, Dh, 500000.0, NULL);
     rope_freqs_cis_cpu(cis, freqs, Dh, n_pos);
     float *d_cis = cuda_malloc((size_t)n_pos * Dh * 4);
     cuda_memcpy_h2d(d_cis, cis, (size_t)n_pos * Dh * 4);

@@ -59,7 +59,7 @@ static const char *tutorial_freqs[64] = {
 
 static void test_freqs(void) {
     float freqs[64], scaled[64];
-    rope_freqs_cpu(freqs, 128, 500000.0, false);
+    rope_freqs_cpu(freqs, 128, 500000.0, NULL);
     int same = 0;
     for (int i = 0; i < 64; i++) {
         char buf[32];
@@ -72,7 +72,7 @@ static void test_freqs(void) {
     CHECK_NEAR(freqs[29], 2.616099082e-03, 2.616099082e-03 * 2e-7);
     CHECK_NEAR(freqs[34], 9.384738514e-04, 9.384738514e-04 * 2e-7);
     CHECK_NEAR(freqs[63], 2.455140702e-06, 2.455140702e-06 * 2e-7);
-    rope_freqs_cpu(scaled, 128, 500000.0, true);
+    rope_freqs_cpu(scaled, 128, 500000.0, &ROPE_SCALING_LLAMA31);
     CHECK_NEAR(scaled[29], 2.166570630e-03, 2.166570630e-03 * 2e-7);
     CHECK_NEAR(scaled[34], 1.785077911e-04, 1.785077911e-04 * 2e-7);
     CHECK_NEAR(scaled[63], 3.068925878e-07, 3.068925878e-07 * 2e-7);
@@ -86,6 +86,21 @@ static void test_freqs(void) {
     CHECK_EQ_INT(unchanged, 29);
     CHECK_EQ_INT(blended, 6);
     CHECK_EQ_INT(divided, 29);
+    // Llama 3.2 1B/3B: factor 32, the same bands (they depend on the other three constants only).
+    const RopeScaling llama32 = {.factor = 32.0, .low_freq_factor = 1.0, .high_freq_factor = 4.0,
+                                 .original_max_position_embeddings = 8192.0};
+    rope_freqs_cpu(scaled, 128, 500000.0, &llama32);
+    unchanged = blended = divided = 0;
+    for (int i = 0; i < 64; i++) {
+        if (i <= 28 && scaled[i] == freqs[i]) unchanged++;
+        if (i >= 29 && i <= 34 && scaled[i] < freqs[i] && scaled[i] > freqs[i] / 32.0f) blended++;
+        if (i >= 35 && scaled[i] == freqs[i] / 32.0f) divided++;
+    }
+    CHECK(unchanged == 29 && blended == 6 && divided == 29, "factor 32: %d unchanged, %d blended, %d divided", unchanged,
+          blended, divided);
+    // the blend by hand at i = 30 (wavelength 2*pi/f between 2048 and 8192): (1 - s) f / 32 + s f, s = (8192/wl - 1) / 3
+    float wl = (float)(2.0 * M_PI) / freqs[30], smooth = (8192.0f / wl - 1.0f) / 3.0f;
+    CHECK(scaled[30] == (1.0f - smooth) * freqs[30] / 32.0f + smooth * freqs[30], "blend at 30: %g", scaled[30]);
     // freqs_cis row 0 is (1, 0) everywhere; row p holds (cos, sin) of p * f_i.
     float cis[4 * 64 * 2];
     rope_freqs_cis_cpu(cis, freqs, 128, 4);
@@ -99,7 +114,7 @@ static void test_rope(void) {
     const int T = 17, H = 8, Dh = 128, n_pos = 8192;
     size_t n = (size_t)T * H * Dh;
     float freqs[64];
-    rope_freqs_cpu(freqs, Dh, 500000.0, false);
+    rope_freqs_cpu(freqs, Dh, 500000.0, NULL);
     float *cis = xmalloc((size_t)n_pos * 64 * 2 * sizeof(float));
     rope_freqs_cis_cpu(cis, freqs, Dh, n_pos);
     float *x = random_act(n, 1.0f), *a = xmalloc(n * sizeof(float)), *b = xmalloc(n * sizeof(float));
@@ -475,8 +490,8 @@ static int dump(const char *dir, const char *plant) {
 
     const int n_pos = DPOS + DT;
     float freqs[DDH / 2], freqs_scaled[DDH / 2];
-    rope_freqs_cpu(freqs, DDH, theta, false);
-    rope_freqs_cpu(freqs_scaled, DDH, theta, true);
+    rope_freqs_cpu(freqs, DDH, theta, NULL);
+    rope_freqs_cpu(freqs_scaled, DDH, theta, &ROPE_SCALING_LLAMA31);
     float *cis = xmalloc((size_t)n_pos * DDH * sizeof(float)), *cis_scaled = xmalloc((size_t)n_pos * DDH * sizeof(float));
     rope_freqs_cis_cpu(cis, freqs, DDH, n_pos);
     rope_freqs_cis_cpu(cis_scaled, freqs_scaled, DDH, n_pos);

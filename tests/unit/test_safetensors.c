@@ -311,6 +311,17 @@ static void test_config_from_hf_json(void) {
     CHECK(c.has_ffn_dim_multiplier && c.ffn_dim_multiplier == 1.3);
     CHECK(c.norm_eps == 1e-5 && c.rope_theta == 500000.0);
     CHECK(c.use_scaled_rope && !c.tie_word_embeddings);
+    CHECK(config_rope_scaling(&c) && memcmp(config_rope_scaling(&c), &ROPE_SCALING_LLAMA31, sizeof(RopeScaling)) == 0);
+    free(p);
+    // Llama-3.2-1B: the same llama3 scaling with factor 32, read as given (Meta's apply_scaling hard-codes 8).
+    p = write_text(tmp_dir, "config_1b.json",
+                   "{\"hidden_size\":2048,\"intermediate_size\":8192,\"num_attention_heads\":32,\"num_key_value_heads\":8,"
+                   "\"num_hidden_layers\":16,\"vocab_size\":128256,\"rope_theta\":500000.0,\"tie_word_embeddings\":true,"
+                   "\"rope_scaling\":{\"factor\":32.0,\"high_freq_factor\":4.0,\"low_freq_factor\":1.0,"
+                   "\"original_max_position_embeddings\":8192,\"rope_type\":\"llama3\"}}");
+    config_from_hf_json(&c, p);
+    CHECK(c.use_scaled_rope && c.rope_scaling.factor == 32.0 && c.rope_scaling.low_freq_factor == 1.0 &&
+          c.rope_scaling.high_freq_factor == 4.0 && c.rope_scaling.original_max_position_embeddings == 8192.0);
     free(p);
     // 70B: 28672 with 1.3 and 4096; a tiny model whose F fits no usual rule still gets a rule that reproduces it.
     p = write_text(tmp_dir, "config_70b.json",
@@ -351,11 +362,21 @@ static void test_bad_configs(void) {
     } cases[] = {
         {"missing hidden_size", "{\"intermediate_size\":128,\"num_attention_heads\":4,\"num_hidden_layers\":1,\"vocab_size\":9}",
          "hidden_size: missing"},
-        {"llama3 scaling with factor 32 (Llama 3.2)",
+        {"llama3 scaling without its factor",
          "{\"hidden_size\":64,\"intermediate_size\":192,\"num_attention_heads\":4,\"num_hidden_layers\":1,\"vocab_size\":9,"
-         "\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":32.0,\"low_freq_factor\":1.0,\"high_freq_factor\":4.0,"
+         "\"rope_scaling\":{\"rope_type\":\"llama3\",\"low_freq_factor\":1.0,\"high_freq_factor\":4.0,"
          "\"original_max_position_embeddings\":8192}}",
-         "rope_scaling.factor"},
+         "rope_scaling.factor: missing"},
+        {"llama3 scaling with a factor of 0",
+         "{\"hidden_size\":64,\"intermediate_size\":192,\"num_attention_heads\":4,\"num_hidden_layers\":1,\"vocab_size\":9,"
+         "\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":0,\"low_freq_factor\":1.0,\"high_freq_factor\":4.0,"
+         "\"original_max_position_embeddings\":8192}}",
+         "rope_scaling.factor: expected a number"},
+        {"llama3 scaling with low >= high freq factor",
+         "{\"hidden_size\":64,\"intermediate_size\":192,\"num_attention_heads\":4,\"num_hidden_layers\":1,\"vocab_size\":9,"
+         "\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8.0,\"low_freq_factor\":4.0,\"high_freq_factor\":4.0,"
+         "\"original_max_position_embeddings\":8192}}",
+         "rope_scaling.high_freq_factor"},
         {"linear rope scaling",
          "{\"hidden_size\":64,\"intermediate_size\":192,\"num_attention_heads\":4,\"num_hidden_layers\":1,\"vocab_size\":9,"
          "\"rope_scaling\":{\"type\":\"linear\",\"factor\":2.0}}",
