@@ -123,7 +123,7 @@ sys.exit(0 if d <= 0.02 * s and a.argmax() == b.argmax() else 1)"
         no "compute-sanitizer not found"
     fi
 else
-    echo "(no GPU: the CUDA checks are skipped; REQUIRE_GPU=1 makes them mandatory)"
+    skip "no GPU: the CUDA checks of generate (REQUIRE_GPU=1 makes them mandatory)"
     check_fails 2 "no CUDA device" "--device cuda without a GPU" "$GEN" --model "$MODEL" --prompt x --device cuda
 fi
 finish

@@ -53,7 +53,7 @@ if "$HF_PY" -c "import torch, transformers" 2>/dev/null; then
     $REF make-meta "$TMP/meta_31t" --seed 9 --scaled-rope && $WT meta-to-hf "$TMP/meta_31t" "$TMP/hf_31t" 2>/dev/null
     check "transformers with llama3 rope_scaling == Meta forward with apply_scaling" "$HF_PY" tests/reference/hf_cases.py transformers-check "$TMP/hf_31t" "$TMP/meta_31t"
 else
-    echo "note: $HF_PY has no transformers: the from_pretrained check did not run (set HF_PY to a python that has it)"
+    skip "$HF_PY has no transformers: the from_pretrained checks (set HF_PY to a python that has it; Debian has no package)"
 fi
 
 # ---- 3. variants ------------------------------------------------------------------------------------------------

