@@ -5,9 +5,9 @@
 # 1. Every chapter runs with --device cpu into a fresh trace directory, on the tiny model (build/models/tiny) and on a
 #    2-layer model of Llama-3-8B's exact width made here (wt-make-model --preset llama3-8b --layers 2, ~3 GB under
 #    $TMP, deleted at the end); every chapter must exit 0.
-# 2. The 8B-width run prints what the tutorial prints (docs/tutorial-map.md, seeds/003): the params, the FFN size
-#    rule, the 17 token ids and pieces, every shape, the 64 zero_to_one values and the 64 freqs as the tutorial shows
-#    them, the whole 17x17 mask as the tutorial shows it, the prediction line and its decoded text.
+# 2. The 8B-width run prints what the tutorial prints (docs/tutorial-map.md): the params, the FFN size rule, the 17
+#    token ids and pieces, every shape, the 64 zero_to_one values and the 64 freqs as the tutorial shows them, the
+#    whole 17x17 mask as the tutorial shows it, the prediction line and its decoded text.
 # 3. tests/reference/check_trace.py: trace.json valid, every tensor and image listed with the shapes this model calls
 #    for, stats and checksums those of the files, every PNG decoded and not blank, the issue's tensor names present.
 # 4. tests/reference/walkthrough_reference.py: PyTorch computes the tutorial's math from the same checkpoint and
@@ -240,7 +240,7 @@ has "$L8/15_logits.log" "tensor(${next:-?})"
 check "15_logits prints the decoded next token" bash -c 'grep -qxF -- "'"'"'$(build/bin/wt-tokenize --tokenizer "$1" --decode "$2")'"'"'" "$3"' \
     _ "$TOKENIZER" "${next:-0}" "$L8/15_logits.log"
 
-# the 64 values the tutorial prints for zero_to_one_split_into_64_parts and for freqs (seeds/003, torch's print)
+# the 64 values the tutorial prints for zero_to_one_split_into_64_parts and for freqs (the tutorial, torch's print)
 TUTORIAL_PARTS="0.0000 0.0156 0.0312 0.0469 0.0625 0.0781 0.0938 0.1094 0.1250 0.1406 0.1562 0.1719 0.1875 0.2031 0.2188
 0.2344 0.2500 0.2656 0.2812 0.2969 0.3125 0.3281 0.3438 0.3594 0.3750 0.3906 0.4062 0.4219 0.4375 0.4531 0.4688 0.4844
 0.5000 0.5156 0.5312 0.5469 0.5625 0.5781 0.5938 0.6094 0.6250 0.6406 0.6562 0.6719 0.6875 0.7031 0.7188 0.7344 0.7500

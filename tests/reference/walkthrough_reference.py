@@ -6,8 +6,8 @@
 
 TRACE_DIRs: traces of the chapters on the model in MODEL_DIR (any prompt, layer, head; any subset of the chapters).
 
-An independent implementation (torch 1.13, CPU) of "llama3 from scratch", written from the tutorial
-(seeds/003) at the precision points of Meta's reference model (seeds/001):
+An independent implementation (torch 1.13, CPU) of "llama3 from scratch", written from the tutorial at the precision
+points of Meta's reference model.py:
     weights and activations bf16; every x·Wᵀ in fp32 from the bf16 operands, rounded once to bf16;
     RMSNorm: x.float() * rsqrt(mean(x²) + eps), rounded to bf16, then times the bf16 weight (rounded again);
     RoPE: the bf16 pairs as complex64 times freqs_cis (complex64), the result rounded to bf16;
