@@ -248,6 +248,24 @@ int main(int argc, char **argv) {
         }
         write_text(index, good);
         CHECK_EQ_INT(run_in_child(dir, true, err, sizeof err), 0);
+        // the map's "config": read back as JSON text; anything but an object is bad input
+        Trace *t = trace_open(dir);
+        trace_set_config_json(t, "{\"name\": \"tiny\", \"dim\": 64}");
+        trace_close(t);
+        ix = trace_read(dir);
+        CHECK(ix->config_json && strcmp(ix->config_json, "{\"name\":\"tiny\",\"dim\":64}") == 0, "config: %s",
+              ix->config_json ? ix->config_json : "(null)");
+        trace_index_free(ix);
+        json_t *root = load_json(dir);
+        json_object_set_new(root, "config", json_integer(3));
+        CHECK_EQ_INT(json_dump_file(root, index, JSON_INDENT(1)), 0);
+        json_decref(root);
+        CHECK_EQ_INT(run_in_child(dir, true, err, sizeof err), 2);
+        CHECK(strstr(err, "trace.json: config: expected an object") != NULL, "%s", err);
+        write_text(index, good);
+        ix = trace_read(dir);
+        CHECK(ix->config_json == NULL);
+        trace_index_free(ix);
         // a .npy whose shape is not its entry's
         char *npy = xasprintf("%s/05_rope/q_rotated.npy", dir);
         float q[6] = {1, 2, 3, 4, -5, 0.5f};
