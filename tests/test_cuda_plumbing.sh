@@ -9,6 +9,8 @@
 #      reference and the same tensor and figure names (check_trace.py --mode cuda-only);
 #   3. the same at another layer and head in fp32;
 #   4. the check can fail: with every product one ulp off (HOST_CUDA_PERTURB=1) the comparisons are no longer exact.
+#   5. a figure comes from the CUDA result when CUDA ran: with the "CUDA" attention weights flipped
+#      (HOST_CUDA_FLIP_ATT=1) 11_multihead's heads.png changes, its .npy (the reference's) does not.
 # AddressSanitizer watches every upload, download and offset on the way. What it does not test: the CUDA kernels
 # themselves (test_kernels_gpu and make test-gpu, on a GPU).
 source "$(dirname "$0")/lib.sh"
@@ -70,4 +72,11 @@ HOST_CUDA_PERTURB=1 "$HC/bin/walkthrough" --model "$MODEL" --out "$TMP/perturbed
 exact "$TMP/perturbed/trace.json" >"$TMP/perturbed.txt" 2>&1
 if grep -qE '^[0-9]+ comparisons, [1-9][0-9]* not exact' "$TMP/perturbed.txt"; then ok
 else no "with every product one ulp off, the comparisons should not be exact: $(tail -n 1 "$TMP/perturbed.txt")"; fi
+
+# 5. the figure of 11_multihead from the CUDA maps: flipped "CUDA" weights change heads.png and not the .npy
+check "11_multihead with the 'CUDA' attention weights flipped" env HOST_CUDA_FLIP_ATT=1 \
+    "$HC/bin/walkthrough" --model "$MODEL" --out "$TMP/flipped" --only 11 --quiet
+check "heads.png is drawn from the CUDA maps" bash -c "! cmp -s '$TMP/both/11_multihead/heads.png' '$TMP/flipped/11_multihead/heads.png'"
+check "attn_weights_all.npy stays the reference's" \
+    cmp "$TMP/both/11_multihead/attn_weights_all.npy" "$TMP/flipped/11_multihead/attn_weights_all.npy"
 finish
