@@ -533,6 +533,18 @@ static void entry_object(json_t *o, const char *w, char *wd, size_t n) {
     snprintf(wd, n, "%s.", w);
 }
 
+// The file that entry w names (its field "file"), checked to be inside OUT and opened; g_checking holds its path
+// until the caller is done with it. kind: "the .npy", "the image".
+static FILE *open_entry_file(const char *file, const char *w, const char *kind) {
+    char wf[176];
+    snprintf(wf, sizeof wf, "%s.file", w);
+    check_relative_path(file, wf);
+    g_checking = path_join(g_reading->dir, file);
+    FILE *f = fopen(g_checking, "rb");
+    if (!f) input_error(g_checking, "cannot open %s named by %s: %s", kind, wf, strerror(errno));
+    return f;
+}
+
 static void read_tensor(json_t *o, TraceTensorEntry *t, const char *w) {
     char wd[160];
     entry_object(o, w, wd, sizeof wd);
@@ -554,13 +566,8 @@ static void read_tensor(json_t *o, TraceTensorEntry *t, const char *w) {
     t->min = opt_number(o, "min", wd), t->max = opt_number(o, "max", wd);
     t->mean = opt_number(o, "mean", wd), t->std = opt_number(o, "std", wd);
     t->n_nan = opt_count(o, "n_nan", wd), t->n_inf = opt_count(o, "n_inf", wd);
-    snprintf(wd, sizeof wd, "%s.file", w);
-    check_relative_path(t->file, wd);
     // the .npy's header against the entry: only the header is read (a tensor of the real model can be hundreds of MB)
-    g_checking = path_join(g_reading->dir, t->file);
-    FILE *f = fopen(g_checking, "rb");
-    if (!f) input_error(g_checking, "cannot open the .npy named by %s.file: %s", w, strerror(errno));
-    fclose(f);
+    fclose(open_entry_file(t->file, w, "the .npy"));
     NpyHeader h;
     npy_read_header(g_checking, &h);
     t->npy_dtype = h.numpy_dtype;
@@ -575,11 +582,7 @@ static void read_image(json_t *o, TraceImageEntry *im, const char *w) {
     entry_object(o, w, wd, sizeof wd);
     im->file = req_string(o, "file", wd);
     im->caption = opt_string(o, "caption", wd);
-    snprintf(wd, sizeof wd, "%s.file", w);
-    check_relative_path(im->file, wd);
-    g_checking = path_join(g_reading->dir, im->file);
-    FILE *f = fopen(g_checking, "rb");
-    if (!f) input_error(g_checking, "cannot open the image named by %s: %s", wd, strerror(errno));
+    FILE *f = open_entry_file(im->file, w, "the image");
     unsigned char sig[8];
     size_t got = fread(sig, 1, sizeof sig, f);
     fclose(f);
