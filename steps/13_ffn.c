@@ -17,14 +17,36 @@ static void explain_whole_layer(Step *s) {
 }
 
 // A mixture-of-experts model: the whole layer (layer_inputs_upto runs MiniMind's MoE in place of SwiGLU, on the CPU
-// reference, or on the CUDA path alone with --no-compare), its weights listed; chapter 20 traces the routing and
-// compares the MoE's CUDA launchers with their CPU twins.
+// reference, or on the CUDA path alone with --no-compare), its weights listed; with both paths the feed-forward's
+// three steps run again on the GPU from the reference's inputs and are compared. Chapter 20 traces the routing and
+// compares each MoE launcher with its CPU twin.
 static int moe_ffn_chapter(Step *s) {
     const Config *c = s->cfg;
-    const int L = s->layer;
+    const int L = s->layer, T = s->T, D = c->dim;
+    const size_t TD = (size_t)T * D;
     LayerTrace lt;
     layer_inputs_upto(s, OP_COUNT, &lt);
     int64_t sh[2] = {s->T, c->dim};
+    if (s->cpu && s->cuda) {  // kernels/rmsnorm_bf16.cu, kernels/moe_gate.cu + moe_experts.cu, kernels/residual.cu
+        double t0 = step_clock();
+        void *d_edit = step_dev_act(s, lt.embedding_after_edit, TD), *d_xn = step_dev_act(s, NULL, TD);
+        void *d_ffn = step_dev_act(s, NULL, TD), *d_out = step_dev_act(s, NULL, TD);
+        rmsnorm_forward_cuda(d_xn, NULL, d_edit, step_weight_dev(s, "layers.%d.ffn_norm.weight", L), T, D,
+                             (float)c->norm_eps, s->prec);
+        float *xn_cuda = step_get_act(s, d_xn, TD);
+        MoeWeights mw;
+        layer_moe_weights_dev(s, L, &mw);
+        moe_forward_cuda(d_ffn, NULL, step_dev_act(s, lt.embedding_after_edit_normalized, TD), &mw, T, D, c->ffn_hidden,
+                         s->prec);
+        moe_weights_free_tables(&mw);
+        float *ffn_cuda = step_get_act(s, d_ffn, TD);
+        residual_forward_cuda(d_out, d_edit, step_dev_act(s, lt.output_after_feedforward, TD), TD, s->prec);
+        float *out_cuda = step_get_act(s, d_out, TD);
+        step_add_ms(s, true, t0);
+        step_compare_act(s, "embedding_after_edit_normalized", lt.embedding_after_edit_normalized, xn_cuda, sh, 2);
+        step_compare_act(s, "output_after_feedforward", lt.output_after_feedforward, ffn_cuda, sh, 2);
+        step_compare_act(s, "layer_embedding", lt.layer_embedding, out_cuda, sh, 2);
+    }
     step_show(s, "embedding_after_edit_normalized", lt.embedding_after_edit_normalized, sh, 2, step_act_dtype(s));
     step_say(s, "%s", step_text(s, "a mixture-of-experts model: the feed-forward is MiniMind's MoE (chapter 20 "
                                    "traces its routing); its weights:",

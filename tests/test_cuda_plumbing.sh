@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_cuda_plumbing.sh: the steps' CUDA path on a machine without a GPU, with kernels.h replaced by the CPU reference
-# (tests/host_cuda/kernels_host.c; `make test` builds chapters 00-15 and the walkthrough with it under the sanitizers,
-# build/asan/hostcuda). The "kernels" then compute exactly what the reference computes, so:
+# (tests/host_cuda/kernels_host.c; `make test` builds the chapters that use kernels.h, 00-15, 19 and 20, and the
+# walkthrough with it under the sanitizers, build/asan/hostcuda). The "kernels" then compute exactly what the reference computes, so:
 #   1. with both paths every comparison must hold with max_abs 0: a chapter that fed its CUDA op other inputs than the
 #      reference's (a wrong buffer, offset, precision, head) shows up as a difference; trace.json is checked as for a
 #      cuda+cpu run (check_trace.py);
@@ -11,15 +11,18 @@
 #   4. the check can fail: with every product one ulp off (HOST_CUDA_PERTURB=1) the comparisons are no longer exact.
 #   5. a figure comes from the CUDA result when CUDA ran: with the "CUDA" attention weights flipped
 #      (HOST_CUDA_FLIP_ATT=1) 11_multihead's heads.png changes, its .npy (the reference's) does not.
+#   6. the MoE demo model: 13_ffn (MiniMind's MoE in place of SwiGLU), 19_logit_lens and 20_moe, both paths exact,
+#      --no-compare the reference's bytes.
 # AddressSanitizer watches every upload, download and offset on the way. What it does not test: the CUDA kernels
 # themselves (test_kernels_gpu and make test-gpu, on a GPU).
 source "$(dirname "$0")/lib.sh"
 HC=build/asan/hostcuda
 MODEL=build/models/llama3-tiny-trained
 CHAPTERS="00_config 01_tokenize 02_embed 03_rmsnorm 04_query 05_rope 06_key 07_scores 08_mask 09_softmax 10_value
-11_multihead 12_output 13_ffn 14_layers 15_logits"
-ONLY=00,01,02,03,04,05,06,07,08,09,10,11,12,13,14,15
-for f in "$HC/bin/walkthrough" "$MODEL/params.json"; do
+11_multihead 12_output 13_ffn 14_layers 15_logits 19_logit_lens 20_moe"
+ONLY=00,01,02,03,04,05,06,07,08,09,10,11,12,13,14,15,19,20
+MOE=build/models/llama3-tiny-moe
+for f in "$HC/bin/walkthrough" "$MODEL/params.json" "$MOE/params.json"; do
     [ -e "$f" ] || { no "$f is missing: run make test (it builds make BUILD=build/asan SANITIZE=1 hostcuda) and make models"; finish; exit 1; }
 done
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
@@ -40,21 +43,21 @@ print("%d comparisons, %d not exact" % (n, bad))
 sys.exit(0 if n > 0 and bad == 0 else 1)
 PY
 }
-same_npy() {  # DIR_A DIR_B: the same .npy files, byte for byte
-    local a="$1" b="$2" n=0
+same_npy() {  # DIR_A DIR_B [MIN]: the same .npy files (more than MIN, default 30), byte for byte
+    local a="$1" b="$2" min="${3:-30}" n=0
     [ "$(cd "$a" && find . -name '*.npy' | sort)" = "$(cd "$b" && find . -name '*.npy' | sort)" ] || return 1
     for f in $(cd "$a" && find . -name '*.npy'); do cmp "$a/$f" "$b/$f" || return 1; n=$((n + 1)); done
-    [ "$n" -gt 30 ]
+    [ "$n" -gt "$min" ]
 }
 
 # 1. both paths
-check "walkthrough 00-15: the host 'CUDA' path and the CPU reference" \
+check "walkthrough 00-15, 19, 20: the host 'CUDA' path and the CPU reference" \
     "$HC/bin/walkthrough" --model "$MODEL" --out "$TMP/both" --only $ONLY --quiet
 check "every comparison exact" exact "$TMP/both/trace.json"
 check "check_trace --mode cuda+cpu" $PY tests/reference/check_trace.py --mode cuda+cpu "$TMP/both" "$MODEL" $CHAPTERS
 
 # 2. the CUDA path alone
-check "walkthrough 00-15 --no-compare: the host 'CUDA' path alone" \
+check "walkthrough 00-15, 19, 20 --no-compare: the host 'CUDA' path alone" \
     "$HC/bin/walkthrough" --model "$MODEL" --out "$TMP/cuda" --only $ONLY --quiet --no-compare
 check "check_trace --mode cuda-only" $PY tests/reference/check_trace.py --mode cuda-only "$TMP/cuda" "$MODEL" $CHAPTERS
 check "--no-compare writes the reference's .npy bytes" same_npy "$TMP/both" "$TMP/cuda"
@@ -79,4 +82,14 @@ check "11_multihead with the 'CUDA' attention weights flipped" env HOST_CUDA_FLI
 check "heads.png is drawn from the CUDA maps" bash -c "! cmp -s '$TMP/both/11_multihead/heads.png' '$TMP/flipped/11_multihead/heads.png'"
 check "attn_weights_all.npy stays the reference's" \
     cmp "$TMP/both/11_multihead/attn_weights_all.npy" "$TMP/flipped/11_multihead/attn_weights_all.npy"
+
+# 6. the MoE demo model: the MoE feed-forward on the 'CUDA' path in 13_ffn, the lens, chapter 20's launchers
+check "MoE demo, 13/19/20: both paths" "$HC/bin/walkthrough" --model "$MOE" --out "$TMP/moe" --only 13,19,20 --quiet
+check "MoE demo: every comparison exact" exact "$TMP/moe/trace.json"
+check "MoE demo: 13_ffn compares the MoE feed-forward" $PY -c "import json, sys
+st = [s for s in json.load(open(sys.argv[1]))['steps'] if s['id'] == '13_ffn'][0]
+sys.exit(0 if 'output_after_feedforward' in [c['name'] for c in st['comparisons']] else 1)" "$TMP/moe/trace.json"
+check "MoE demo, 13/19/20 --no-compare" "$HC/bin/walkthrough" --model "$MOE" --out "$TMP/moec" --only 13,19,20 \
+    --quiet --no-compare
+check "MoE demo: --no-compare writes the reference's .npy bytes" same_npy "$TMP/moe" "$TMP/moec" 20
 finish

@@ -151,3 +151,57 @@ void swiglu_forward_cuda(void *out, const void *gate, const void *up, size_t n, 
     free(g), free(u);
     act_put(out, o, n, p);
 }
+
+// ---- the mixture-of-experts launchers (kernels/moe_gate.cu, moe_experts.cu) on their twins in ref/ref_moe.h -----------
+void moe_gate_topk_cuda(float *gate_scores, int32_t *topk_idx, float *topk_w, const void *gate_logits, int T, int E,
+                        int k, bool norm_topk_prob, Precision p) {
+    float *l = act_in(gate_logits, (size_t)T * E, p);
+    softmax_forward_cpu(gate_scores, l, T, E, PREC_FP32);  // fp32, as moe_gate_forward_cpu keeps the scores
+    free(l);
+    moe_topk_cpu(topk_idx, topk_w, gate_scores, T, E, k, norm_topk_prob);
+}
+void moe_sort_cuda(int32_t *sorted, int32_t *pos, int32_t *offsets, const int32_t *topk_idx, int T, int k, int E) {
+    moe_sort_cpu(sorted, pos, offsets, topk_idx, T, k, E);
+}
+void moe_gather_cuda(void *rows, const void *x, const int32_t *sorted, int n, int k, int D, Precision p) {
+    size_t es = act_bytes(1, p);  // a row is copied as it is: no rounding on the GPU either
+    for (int i = 0; i < n; i++)
+        memcpy((char *)rows + (size_t)i * D * es, (const char *)x + (size_t)(sorted[i] / k) * D * es, (size_t)D * es);
+}
+void moe_expert_forward_cuda(void *out, const void *x, int n, const uint16_t *w1, const uint16_t *w2,
+                             const uint16_t *w3, int D, int F, Precision p) {
+    float *xf = act_in(x, (size_t)n * D, p), *o = act_out((size_t)n * D);
+    moe_expert_forward_cpu(o, xf, n, w1, w2, w3, D, F, p);
+    free(xf);
+    act_put(out, o, (size_t)n * D, p);
+}
+void moe_combine_cuda(void *routed_out, const void *expert_out, const int32_t *pos, const int32_t *topk_idx,
+                      const float *topk_w, int T, int k, int D, Precision p) {
+    float *e = act_in(expert_out, (size_t)T * k * D, p), *o = act_out((size_t)T * D);
+    moe_combine_cpu(o, e, pos, topk_idx, topk_w, T, k, D, p);
+    free(e);
+    act_put(routed_out, o, (size_t)T * D, p);
+}
+void moe_forward_cuda(void *out, MoeTrace *host, const void *x, const MoeWeights *w, int T, int D, int F, Precision p) {
+    float *xf = act_in(x, (size_t)T * D, p);
+    MoeTrace tr;
+    moe_trace_alloc(&tr, T, D, F, w->E, w->k, w->S);
+    moe_forward_cpu(&tr, xf, w, T, D, F, p);  // the weight pointers are host memory here
+    free(xf);
+    cuda_upload_act(out, tr.moe_out, (size_t)T * D, p);
+    if (host) {  // every intermediate, as the GPU version downloads them
+        const size_t TE = (size_t)T * w->E, Tk = (size_t)T * w->k, TD = (size_t)T * D;
+        memcpy(host->gate_logits, tr.gate_logits, TE * sizeof(float));
+        memcpy(host->gate_scores, tr.gate_scores, TE * sizeof(float));
+        memcpy(host->topk_idx, tr.topk_idx, Tk * sizeof(int32_t));
+        memcpy(host->topk_w, tr.topk_w, Tk * sizeof(float));
+        memcpy(host->sorted, tr.sorted, Tk * sizeof(int32_t));
+        memcpy(host->pos, tr.pos, Tk * sizeof(int32_t));
+        memcpy(host->offsets, tr.offsets, (size_t)(w->E + 1) * sizeof(int32_t));
+        memcpy(host->expert_out, tr.expert_out, Tk * D * sizeof(float));
+        memcpy(host->routed_out, tr.routed_out, TD * sizeof(float));
+        memcpy(host->shared_out, tr.shared_out, (size_t)w->S * TD * sizeof(float));
+        memcpy(host->moe_out, tr.moe_out, TD * sizeof(float));
+    }
+    moe_trace_free(&tr);
+}
