@@ -149,7 +149,7 @@ check_fails 2 "follows layer 0, head 1" "--head differs from the trace's" "$VERI
 check_fails 2 "no_model: --model: no such model directory" "--model that does not exist" "$VERIFY" "$TMP/plant/none" \
     --trace "$TR" --model "$TMP/no_model"
 mkdir -p "$TMP/broken" && printf 'not a numpy file' >"$TMP/broken/qk_per_token.npy"
-check_fails 2 "broken/qk_per_token.npy: not a .npy file" "a .npy that is not one" "$VERIFY" "$TMP/broken" --trace "$TR"
+check_fails 2 "broken/qk_per_token.npy: magic: expected a .npy file" "a .npy that is not one" "$VERIFY" "$TMP/broken" --trace "$TR"
 check_fails 2 "no such model directory|params.json|model" "a trace made for a missing model" "$VERIFY" "$TMP/nothing" \
     --trace "$TMP/trace2" --model "$TMP/no_model" --device cpu
 finish
