@@ -291,7 +291,9 @@ demo-run: demo-build
 	@echo "== the walkthrough, every chapter, into trace/ =="
 	build/bin/walkthrough --model $(DEMO_MODEL) --out trace --quiet
 	build/bin/export-notebook trace -o trace/walkthrough.ipynb --html trace/index.html
-	build/bin/export-notebook trace --lang zh -o trace/walkthrough_zh.ipynb --html trace/index_zh.html
+	@echo "== the same in Chinese (printed lines, verdicts and figures), into trace/zh/ =="
+	build/bin/walkthrough --model $(DEMO_MODEL) --out trace/zh --lang zh --quiet
+	build/bin/export-notebook trace/zh --lang zh -o trace/walkthrough_zh.ipynb --html trace/index_zh.html
 	@echo "== the heads worth looking at (models/README.md): layer 0 head 1 and layer 3 head 2 =="
 	build/steps/09_softmax --model $(DEMO_MODEL) --out trace-heads/layer0_head1 --layer 0 --head 1 --quiet
 	build/steps/09_softmax --model $(DEMO_MODEL) --out trace-heads/layer3_head2 --layer 3 --head 2 --quiet

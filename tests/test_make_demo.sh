@@ -50,9 +50,14 @@ check "no random tiny model was made" test ! -e "$SRC/build/models/tiny"
 check "short compiler lines: 'CC file.c', no compiler flags shown" \
     bash -c 'grep -qE "^  CC +common/trace\.c$" "$0" && ! grep -qE "^(cc|gcc) |-Wall|-fopenmp" "$0"' "$TMP/demo.log"
 check "every chapter passed" grep -qE "^[0-9]+ chapters in [0-9.]+ s: [0-9]+ passed, 0 failed" "$TMP/demo.log"
-for f in trace.json walkthrough.ipynb index.html walkthrough_zh.ipynb index_zh.html; do
+for f in trace.json walkthrough.ipynb index.html walkthrough_zh.ipynb index_zh.html zh/trace.json; do
     check "trace/$f written" test -s "$SRC/trace/$f"
 done
+# the Chinese page and notebook come from the Chinese run: Chinese verdict lines and summary, not English output
+check "the Chinese run passed every chapter" grep -qE "^[0-9]+ 个章节，[0-9.]+ s：[0-9]+ 个通过，0 个失败" "$TMP/demo.log"
+check "index_zh.html shows the Chinese run's verdict lines" grep -q "（容差的 " "$SRC/trace/index_zh.html"
+check "index_zh.html shows no English verdict line" bash -c '! grep -qE "\(of tol|% of tol\)" "$0"' "$SRC/trace/index_zh.html"
+check "walkthrough_zh.ipynb reads the Chinese trace" grep -q '"TRACE = \\"zh\\"' "$SRC/trace/walkthrough_zh.ipynb"
 # every picture the demo's closing lines name exists
 pics=$(sed -n '/^pictures:/,/^notebook:/p' "$TMP/demo.log" | grep -oE 'trace(-heads)?/[^ ]+\.png' | sort -u)
 check "make demo names its pictures" test -n "$pics"
