@@ -218,18 +218,18 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIBCOMMON) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(SAY) CC $<
 	$(Q)$(CC) $(CFLAGS) -Itests/unit -Isteps $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
-$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(LIBCOMMON)
+$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(wildcard tests/fuzz/*.h) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(SAY) CC $<
 	$(Q)$(CC) $(CFLAGS) -Itests/fuzz $< tests/fuzz/replay.c -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(LIBCOMMON)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(SAY) CC $<
 	$(Q)$(CC) $(CFLAGS) -fsanitize=fuzzer -Itests/fuzz $< -o $@ $(LIBCOMMON) $(LDFLAGS) -fsanitize=fuzzer $(LDLIBS)
-$(BUILD)/fuzz/make_corpus: tests/fuzz/make_corpus.c $(wildcard tests/unit/*.h) $(LIBCOMMON)
+$(BUILD)/fuzz/make_corpus: tests/fuzz/make_corpus.c $(wildcard tests/unit/*.h tests/fuzz/*.h) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(SAY) CC $<
-	$(Q)$(CC) $(CFLAGS) -Itests/unit $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) -Itests/unit -Itests/fuzz $< -o $@ $(LIBCOMMON) $(LDFLAGS) $(LDLIBS)
 
 # ---- the steps' CUDA path on the host (tests/test_cuda_plumbing.sh) ----------------------------------------------------
 # The chapters that use kernels.h (all but 16_generate, which runs the engine) and the walkthrough linked with

@@ -29,7 +29,6 @@
 #include "formats/npy.h"
 #include "ref/sampler.h"
 #include "tokenizer/tokenizer.h"
-#include "tokenizer/tokenizer_convert.h"
 #include "tp.h"
 #include "util.h"
 
@@ -51,7 +50,7 @@ static void usage(void) {
            "  --system TEXT      a system message for --chat\n"
            "  --device D         auto (the GPU engine when a GPU is there), cuda, or cpu (the reference); a mixture-of-\n"
            "                     experts model runs on the CPU reference (the engine has no MoE path; cuda refuses it)\n"
-           "  --tokenizer FILE   tokenizer.model to use instead of the one beside the model\n"
+           "  --tokenizer FILE   tokenizer.model or tokenizer.json to use instead of the one beside the model\n"
            "  --gemv G           decode products: ours (default) or cublas (for comparison)\n"
            "  --no-graphs        decode without CUDA graphs\n"
            "  --tp N             tensor parallelism over N GPUs (default 1): one process per GPU, each holding its\n"
@@ -194,17 +193,11 @@ int main(int argc, char **argv) {
     if (moe && (strcmp(device, "cuda") == 0 || tp > 1))
         input_error(model_dir, "a mixture-of-experts model (n_routed_experts %d): the GPU engine has no MoE path; use "
                                "--device cpu (chapter 20 traces its CUDA MoE path)", ck.cfg.n_routed_experts);
-    char *converted = NULL;
-    const char *tok_path = tokenizer_path ? tokenizer_path : ck.tokenizer_path;
-    if (!tok_path && ck.hf_tokenizer_json) {
-        converted = xasprintf("/tmp/generate-%d.tokenizer.model", (int)getpid());
-        tokenizer_json_to_model(ck.hf_tokenizer_json, converted);
-        tok_path = converted;
-    }
-    if (!tok_path) input_error(model_dir, "no tokenizer.model beside the weights (pass --tokenizer FILE)");
+    // tokenizer.model, else tokenizer.json (Llama 3's, or a byte-level BPE such as MiniMind's)
+    const char *tok_path = tokenizer_path ? tokenizer_path : ck.tokenizer_path ? ck.tokenizer_path : ck.hf_tokenizer_json;
+    if (!tok_path) input_error(model_dir, "no tokenizer.model or tokenizer.json beside the weights (pass --tokenizer FILE)");
     Tokenizer tok;
-    tokenizer_init(&tok, tok_path);
-    if (converted) unlink(converted), free(converted);
+    tokenizer_load(&tok, tok_path);
     if (tok.vocab_size > V)
         input_error(tok_path, "the tokenizer has %d tokens but the model's vocab_size is %d", tok.vocab_size, V);
 

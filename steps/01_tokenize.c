@@ -69,6 +69,15 @@ int main(int argc, char **argv) {
                                "[T, T] 注意力图），另有图片"),
                  s.T, bytes / 1e6, maps / 1e6);
     }
+    if (s.has_tokenizer && s.tok.kind == TOKENIZER_HF_BPE) {  // MiniMind's: another tokenizer than the intro describes
+        char bos[64] = "none";
+        if (s.tok.bos_id >= 0) tokenizer_piece_display(&s.tok, s.tok.bos_id, bos, sizeof bos);
+        step_say(&s, step_text(&s, "this model's tokenizer: %s, an HF byte-level BPE (%d ids, %d merges applied by merge "
+                                   "rank, GPT-2's pre-tokenizer regex), not Llama 3's tiktoken; BOS %s",
+                               "本模型的分词器：%s，HF 的字节级 BPE（%d 个 id，%d 条合并规则按合并顺序应用，GPT-2 的预分词"
+                               "正则），不是 Llama 3 的 tiktoken；BOS 为 %s"),
+                 s.tok.path, s.tok.vocab_size, s.tok.n_merges, bos);
+    }
     step_explain(&s,
                  "Frequent words are one token each, with their leading space ( answer); punctuation is its own token; "
                  "the trailing space of the prompt is left over as token 220. T, the number of tokens, is the first "

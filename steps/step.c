@@ -11,7 +11,6 @@
 
 #include "draw/figures.h"
 #include "kernels.h"
-#include "tokenizer/tokenizer_convert.h"
 
 // ---- where the MoE demo model lives ----------------------------------------------------------------------------------
 char *step_moe_demo_model(void) {
@@ -40,7 +39,7 @@ static void print_help(const Chapter *c) {
            "  --head H           the query head chapters 04-10 follow (default 0; its kv head is H / (H/Hkv))\n"
            "  --precision P      bf16 (Meta's reference, default) or fp32 (everything upcast: the cost of bf16)\n"
            "  --lang L           language of the explanations: en (default) or zh\n"
-           "  --tokenizer FILE   tokenizer.model to use instead of the one beside the model\n"
+           "  --tokenizer FILE   tokenizer.model or tokenizer.json to use instead of the one beside the model\n"
            "  --tokens ID,ID,... token ids instead of --prompt (include the BOS id yourself): for a model whose\n"
            "                     tokenizer is not read here (Mixtral's SentencePiece); pieces show as #N when\n"
            "                     there is no tokenizer\n"
@@ -186,20 +185,23 @@ static void load_model(Step *s) {
     if (s->head >= s->cfg->n_heads)
         input_error(NULL, "--head %d: the model has %d heads (0..%d)", s->head, s->cfg->n_heads, s->cfg->n_heads - 1);
 
+    // tokenizer.model, else tokenizer.json: Llama 3's, or a byte-level BPE such as MiniMind's (tokenizer_load).
     const char *tok_path = s->tokenizer_path ? s->tokenizer_path : s->ck.tokenizer_path;
-    char *converted = NULL;
-    // With --tokens a tokenizer only names the pieces: an HF tokenizer.json (perhaps not Llama-3's byte-level BPE, as
-    // MiniMind's) is not converted, and a tokenizer.model that does not fit the model is left out, not an error.
-    if (!tok_path && s->ck.hf_tokenizer_json && !s->tokens_arg) {
-        mkdir_p(s->out_dir);
-        converted = path_join(s->out_dir, ".tokenizer.model");
-        tokenizer_json_to_model(s->ck.hf_tokenizer_json, converted);
-        tok_path = converted;
+    if (!tok_path && s->ck.hf_tokenizer_json && !s->tokens_arg) tok_path = s->ck.hf_tokenizer_json;
+    if (!tok_path && s->ck.hf_tokenizer_json) {
+        // With --tokens a tokenizer only names the pieces: a tokenizer.json this code cannot read (Mixtral's
+        // SentencePiece) is left out, not an error. Read it quietly; use it if it is a byte-level BPE.
+        size_t len;
+        char *file = read_whole_file(s->ck.hf_tokenizer_json, &len), err[512];
+        s->has_tokenizer = tokenizer_init_bpe_try(&s->tok, s->ck.hf_tokenizer_json, (const uint8_t *)file, len, err, sizeof err);
+        free(file);
+        if (s->has_tokenizer && s->tok.vocab_size > s->cfg->vocab_size) tokenizer_free(&s->tok), s->has_tokenizer = false;
     }
     if (!tok_path && !s->tokens_arg)
-        input_error(s->model_dir, "no tokenizer.model beside the weights (pass --tokenizer FILE, or --tokens ID,ID,...)");
+        input_error(s->model_dir, "no tokenizer.model or tokenizer.json beside the weights (pass --tokenizer FILE, or "
+                                  "--tokens ID,ID,...)");
     if (tok_path) {
-        tokenizer_init(&s->tok, tok_path);
+        tokenizer_load(&s->tok, tok_path);
         s->has_tokenizer = true;
         if (s->tok.vocab_size > s->cfg->vocab_size && s->tokens_arg) {
             tokenizer_free(&s->tok);
@@ -209,7 +211,6 @@ static void load_model(Step *s) {
                         s->cfg->vocab_size);
         }
     }
-    free(converted);
 
     if (s->tokens_arg) {
         parse_tokens(s);

@@ -1,4 +1,5 @@
-// wt-tokenize: text -> Llama-3 token ids, or ids -> text, with Meta's tokenizer.model (common/tokenizer/tokenizer.c).
+// wt-tokenize: text -> Llama-3 token ids, or ids -> text, with Meta's tokenizer.model (common/tokenizer/tokenizer.c),
+// or with an HF tokenizer.json: Llama 3's, or a byte-level BPE such as MiniMind's (common/tokenizer/tokenizer_bpe.c).
 //
 //   build/bin/wt-tokenize --tokenizer build/models/tokenizer.model --bos "the answer to ..."
 //       128000 1820 4320 ...                        (the ids on one line, space separated: nothing else on stdout)
@@ -30,11 +31,14 @@ static void print_help(void) {
            "       " PROG " [--tokenizer FILE] [--bos] [--eos] --lines FILE\n"
            "       " PROG " [--tokenizer FILE] --decode ID...\n"
            "\n"
-           "Encodes TEXT (UTF-8) with the Llama-3 tokenizer and prints the token ids on one line, space separated.\n"
+           "Encodes TEXT (UTF-8) with the Llama-3 tokenizer (or the one given) and prints the token ids on one line,\n"
+           "space separated.\n"
            "\n"
-           "  --tokenizer FILE  Meta's tokenizer.model (default " DEFAULT_TOKENIZER ", made by `make models`)\n"
-           "  --bos             start with <|begin_of_text|> (128000), as text completion does\n"
-           "  --eos             end with <|end_of_text|> (128001)\n"
+           "  --tokenizer FILE  Meta's tokenizer.model (default " DEFAULT_TOKENIZER ", made by `make models`), or\n"
+           "                    an HF tokenizer.json: Llama 3's, or a byte-level BPE such as MiniMind's\n"
+           "  --bos             start with <|begin_of_text|> (128000), as text completion does; for a tokenizer.json\n"
+           "                    the bos_token of tokenizer_config.json beside it (MiniMind: <|im_start|>), none without\n"
+           "  --eos             end with <|end_of_text|> (128001), or tokenizer_config.json's eos_token\n"
            "  --pieces          add a second line with each token's text, as a Python list: ['the', ' answer']\n"
            "  --stdin           read the text from standard input instead of the command line\n"
            "  --jsonl           read standard input as lines that each hold one JSON string; print one line of ids\n"
@@ -44,7 +48,8 @@ static void print_help(void) {
            "  --decode ID...    print the text of the ids instead (invalid UTF-8 shown as U+FFFD, like Meta's decode)\n"
            "  --help            this text\n"
            "\n"
-           "Special-token text in TEXT (\"<|eot_id|>\") is encoded as ordinary text, as Meta's encode() does.\n"
+           "Special-token text in TEXT (\"<|eot_id|>\") is encoded as ordinary text, as Meta's encode() does; a\n"
+           "tokenizer.json's added tokens (MiniMind's \"<|im_start|>\") are matched whole, as HF's tokenizer does.\n"
            "Exit status: 0 ok, 2 bad input.\n");
 }
 
@@ -144,7 +149,7 @@ int main(int argc, char **argv) {
         input_error(tokenizer_path, "no such file (run `make models` to make build/models/tokenizer.model)");
 
     Tokenizer tok;
-    tokenizer_init(&tok, tokenizer_path);
+    tokenizer_load(&tok, tokenizer_path);
 
     if (jsonl || lines_path) {
         size_t len;

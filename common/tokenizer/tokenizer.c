@@ -1,5 +1,7 @@
 // tokenizer.c: the Llama-3 tokenizer (tiktoken byte-level BPE). See tokenizer.h for the API, formats.md §3 for
-// the file format and the algorithm.
+// the file format and the algorithm. Encoding and decoding here serve the HF byte-level BPE of tokenizer_bpe.c too
+// (MiniMind's): its added tokens are cut out of the text first, its pieces come from GPT-2's regex, and each piece is
+// merged by tokenizer_bpe_piece().
 //
 // The pipeline of encode(), in the order Meta's Tokenizer.encode and tiktoken's CoreBPE::encode run it:
 //   1. check the text is UTF-8;
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tokenizer/tokenizer_internal.h"
 #include "util.h"
 
 // Meta's pat_str, character for character (meta-llama/llama3 llama/tokenizer.py).
@@ -35,11 +38,20 @@ static const char *const PCRE2_PATTERN =
     "|[" WHITE_SPACE "]+(?![^" WHITE_SPACE "])"  // (6) whitespace not followed by a non-space: \s+(?!\S)
     "|[" WHITE_SPACE "]+";                    // (7) any other whitespace
 
+// GPT-2's pre-tokenizer regex, which HF's ByteLevel pre-tokenizer runs when use_regex is true (MiniMind's):
+//   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+// with \s spelled out as Unicode's White_Space, as above (HF runs it with Oniguruma, whose \s is White_Space).
+static const char *const GPT2_PCRE2_PATTERN =
+    "'s|'t|'re|'ve|'m|'ll|'d"                 // contractions, lower case only (no (?i) here, unlike Llama 3)
+    "| ?\\p{L}+"                              // a letter run with at most one leading space
+    "| ?\\p{N}+"                              // a digit run of any length (Llama 3 cuts numbers into 1-3 digits)
+    "| ?[^" WHITE_SPACE "\\p{L}\\p{N}]+"        // punctuation and symbols, with at most one leading space
+    "|[" WHITE_SPACE "]+(?![^" WHITE_SPACE "])"  // whitespace not followed by a non-space: \s+(?!\S)
+    "|[" WHITE_SPACE "]+";                    // any other whitespace
+
 // Meta's limits (llama/tokenizer.py): TIKTOKEN_MAX_ENCODE_CHARS and MAX_NO_WHITESPACES_CHARS.
 #define MAX_ENCODE_CHARS 400000
 #define MAX_SAME_KIND_RUN 25000
-// The longest ordinary token this loader accepts (Llama 3's longest has 128 bytes). It bounds TokenStream.out.
-#define MAX_TOKEN_BYTES 256
 
 // ---- UTF-8 --------------------------------------------------------------------------------------------------------
 
@@ -47,7 +59,7 @@ static const char *const PCRE2_PATTERN =
 //   n > 0  a valid character of n bytes (its code point in *cp),
 //   -n     n invalid bytes to replace by one U+FFFD (the "maximal subpart" rule Python's decoder follows),
 //   0      a valid start that the end of the input cuts short (a streaming decoder waits for more bytes).
-static int utf8_next(const uint8_t *s, size_t avail, uint32_t *cp) {
+int tokenizer_utf8_next(const uint8_t *s, size_t avail, uint32_t *cp) {
     uint8_t b = s[0];
     if (b < 0x80) {
         *cp = b;
@@ -81,7 +93,7 @@ int64_t utf8_first_invalid(const void *text, size_t len) {
     size_t i = 0;
     uint32_t cp;
     while (i < len) {
-        int n = utf8_next(s + i, len - i, &cp);
+        int n = tokenizer_utf8_next(s + i, len - i, &cp);
         if (n <= 0) return (int64_t)i;
         i += (size_t)n;
     }
@@ -96,7 +108,7 @@ static size_t utf8_replace_invalid(const uint8_t *s, size_t len, StrBuf *out, bo
     size_t i = 0;
     uint32_t cp;
     while (i < len) {
-        int n = utf8_next(s + i, len - i, &cp);
+        int n = tokenizer_utf8_next(s + i, len - i, &cp);
         if (n > 0) {
             strbuf_add(out, s + i, (size_t)n);
             i += (size_t)n;
@@ -190,10 +202,11 @@ static char *special_token_name(int i) {
     }
 }
 
-static void compile_pattern(Tokenizer *t) {
+void tokenizer_compile_pattern(Tokenizer *t) {
+    const char *pattern = t->kind == TOKENIZER_HF_BPE ? GPT2_PCRE2_PATTERN : PCRE2_PATTERN;
     int err;
     PCRE2_SIZE err_offset;
-    pcre2_code *code = pcre2_compile((PCRE2_SPTR)PCRE2_PATTERN, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &err,
+    pcre2_code *code = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &err,
                                      &err_offset, NULL);
     if (!code) {
         PCRE2_UCHAR msg[256];
@@ -244,32 +257,37 @@ static bool parse_lines(const uint8_t *s, size_t file_len, int32_t n_base, uint8
     return true;  // n_lines ranks, all distinct and all below n_lines: every rank 0..n_base-1 is present
 }
 
-// The hash map (at most half full, so that probe chains stay short) and the single bytes; false on a token that
-// appears twice or a byte that has no token.
-static bool index_tokens(Tokenizer *t, const int64_t *line_of_rank, char *err, size_t errlen) {
-    size_t slots = 1024;
-    while (slots < 2 * (size_t)t->n_base) slots *= 2;
+int32_t tokenizer_index_tokens(Tokenizer *t, int32_t n, const bool *skip, int32_t *other) {
+    size_t slots = 1024;  // at most half full, so that probe chains stay short
+    while (slots < 2 * (size_t)n) slots *= 2;
     t->hash_slots = xcalloc(slots, sizeof(uint32_t));
     t->hash_mask = slots - 1;
     for (int b = 0; b < 256; b++) t->byte_rank[b] = -1;
-    for (int32_t r = 0; r < t->n_base; r++) {
+    for (int32_t r = 0; r < n; r++) {
+        if (skip && skip[r]) continue;
         const uint8_t *p = t->token_bytes + t->token_start[r];
-        size_t n = token_len(t, r);
-        if (n == 1) {
-            if (t->byte_rank[p[0]] >= 0)
-                return fail_msg(err, errlen, "line %lld: duplicate token: the same bytes as line %lld", (long long)line_of_rank[r],
-                            (long long)line_of_rank[t->byte_rank[p[0]]]);
-            t->byte_rank[p[0]] = r;
-        }
-        size_t slot = hash_bytes(p, n) & t->hash_mask;
+        size_t len = token_len(t, r);
+        size_t slot = hash_bytes(p, len) & t->hash_mask;
         for (; t->hash_slots[slot]; slot = (slot + 1) & t->hash_mask) {
-            int32_t other = (int32_t)t->hash_slots[slot] - 1;
-            if (token_len(t, other) == n && memcmp(t->token_bytes + t->token_start[other], p, n) == 0)
-                return fail_msg(err, errlen, "line %lld: duplicate token: the same bytes as line %lld", (long long)line_of_rank[r],
-                            (long long)line_of_rank[other]);
+            int32_t o = (int32_t)t->hash_slots[slot] - 1;
+            if (token_len(t, o) == len && memcmp(t->token_bytes + t->token_start[o], p, len) == 0) {
+                *other = o;
+                return r;
+            }
         }
         t->hash_slots[slot] = (uint32_t)r + 1;
+        if (len == 1) t->byte_rank[p[0]] = r;
     }
+    return -1;
+}
+
+// The hash map and the single bytes of a tokenizer.model; false on a token that appears twice or a byte that has no
+// token.
+static bool index_tokens(Tokenizer *t, const int64_t *line_of_rank, char *err, size_t errlen) {
+    int32_t other, dup = tokenizer_index_tokens(t, t->n_base, NULL, &other);
+    if (dup >= 0)
+        return fail_msg(err, errlen, "line %lld: duplicate token: the same bytes as line %lld", (long long)line_of_rank[dup],
+                        (long long)line_of_rank[other]);
     // Byte-level BPE needs every single byte as a token: any text must be expressible.
     for (int b = 0; b < 256; b++)
         if (t->byte_rank[b] < 0) return fail_msg(err, errlen, "byte 0x%02X has no token: not a byte-level BPE vocabulary", b);
@@ -333,7 +351,10 @@ bool tokenizer_init_try(Tokenizer *t, const char *name, const uint8_t *s, size_t
     }
     t->stop_ids[t->n_stop++] = n_base + 1;  // <|end_of_text|>
     t->stop_ids[t->n_stop++] = n_base + 9;  // <|eot_id|>
-    compile_pattern(t);
+    t->kind = TOKENIZER_TIKTOKEN;
+    t->bos_id = n_base + 0;  // <|begin_of_text|>
+    t->eos_id = n_base + 1;  // <|end_of_text|>
+    tokenizer_compile_pattern(t);
     return true;
 }
 
@@ -352,16 +373,16 @@ void tokenizer_free(Tokenizer *t) {
     free(t->token_bytes);
     free(t->token_start);
     free(t->hash_slots);
+    free(t->added);
+    free(t->merge_keys);
+    free(t->merge_rank);
+    free(t->merge_joined);
     memset(t, 0, sizeof *t);
 }
 
 // ---- encoding -----------------------------------------------------------------------------------------------------
 
-typedef struct {
-    int32_t *data;
-    size_t len, cap;
-} IdBuf;
-static void ids_push(IdBuf *b, int32_t id) {
+void tokenizer_ids_push(IdBuf *b, int32_t id) {
     if (b->len == b->cap) {
         b->cap = b->cap ? 2 * b->cap : 64;
         b->data = xrealloc(b->data, b->cap * sizeof(int32_t));
@@ -416,12 +437,13 @@ static void byte_pair_merge(const Tokenizer *t, const uint8_t *piece, size_t n, 
     for (size_t i = 0; i + 1 < n_bounds; i++) {
         int32_t r = lookup_rank(t, piece + start[i], start[i + 1] - start[i]);
         if (r < 0) fatal("byte_pair_merge: a part is not a token (cannot happen: every byte is one)");
-        ids_push(out, r);
+        tokenizer_ids_push(out, r);
     }
 }
 
-// Runs the regex over one slice and calls on_piece for each match, as tiktoken's find_iter loop does.
-typedef void (*PieceFn)(void *ctx, const uint8_t *text, size_t start, size_t end);
+// Runs the regex over one slice and calls on_piece for each match, as tiktoken's find_iter loop does. added_id is -1
+// for a piece of the regex, or the id of an added token that was cut out whole (HF BPE only).
+typedef void (*PieceFn)(void *ctx, const uint8_t *text, size_t start, size_t end, int32_t added_id);
 static void regex_pieces(const Tokenizer *t, const uint8_t *text, size_t slice_start, size_t slice_end,
                          pcre2_match_data *md, PieceFn on_piece, void *ctx) {
     const uint8_t *subject = text + slice_start;
@@ -438,9 +460,42 @@ static void regex_pieces(const Tokenizer *t, const uint8_t *text, size_t slice_s
         }
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         if (ov[1] <= ov[0]) fatal("pre-tokenizer regex matched an empty string at byte %zu", slice_start + (size_t)ov[0]);
-        on_piece(ctx, text, slice_start + (size_t)ov[0], slice_start + (size_t)ov[1]);
+        on_piece(ctx, text, slice_start + (size_t)ov[0], slice_start + (size_t)ov[1], -1);
         pos = (size_t)ov[1];
     }
+}
+
+// HF's AddedVocabulary: the added tokens are found in text[start, end) leftmost first, the longest at a position
+// (t->added is sorted longest first), and each is a piece of its own; the normalized=false ones first (pass 0), then,
+// in the text between them, the normalized=true ones (pass 1: with no normalizer the text is the same); what is left
+// goes to the pre-tokenizer regex.
+static void split_added(const Tokenizer *t, const uint8_t *text, size_t start, size_t end, int pass,
+                        pcre2_match_data *md, PieceFn on_piece, void *ctx) {
+    if (pass == 2) {
+        if (end > start) regex_pieces(t, text, start, end, md, on_piece, ctx);
+        return;
+    }
+    size_t gap = start;
+    for (size_t i = start; i < end;) {
+        int found = -1;
+        size_t found_len = 0;
+        for (int k = 0; k < t->n_added && found < 0; k++) {
+            const AddedToken *a = &t->added[k];
+            if (a->normalized != (pass == 1)) continue;
+            size_t n;
+            const uint8_t *p = tokenizer_token_bytes(t, a->id, &n);
+            if (n <= end - i && p[0] == text[i] && memcmp(p, text + i, n) == 0) found = k, found_len = n;
+        }
+        if (found < 0) {
+            i++;
+            continue;
+        }
+        split_added(t, text, gap, i, pass + 1, md, on_piece, ctx);
+        on_piece(ctx, text, i, i + found_len, t->added[found].id);
+        i += found_len;
+        gap = i;
+    }
+    split_added(t, text, gap, end, pass + 1, md, on_piece, ctx);
 }
 
 // Meta's encode(): chunks of MAX_ENCODE_CHARS characters, each cut so that no slice holds more than
@@ -451,6 +506,11 @@ static void for_each_piece(const Tokenizer *t, const char *text_in, size_t len, 
     if (bad >= 0) input_error("prompt", "invalid UTF-8 at byte %lld", (long long)bad);
     pcre2_match_data *md = pcre2_match_data_create_from_pattern((const pcre2_code *)t->pattern, NULL);
     if (!md) fatal("out of memory creating PCRE2 match data");
+    if (t->kind == TOKENIZER_HF_BPE) {  // HF runs its regex over the whole text between added tokens: no chunks
+        split_added(t, text, 0, len, 0, md, on_piece, ctx);
+        pcre2_match_data_free(md);
+        return;
+    }
 
     size_t pos = 0;
     while (pos < len) {
@@ -459,7 +519,7 @@ static void for_each_piece(const Tokenizer *t, const char *text_in, size_t len, 
         bool run_is_space = false;
         for (size_t chars = 0; pos < len && chars < MAX_ENCODE_CHARS; chars++) {
             uint32_t cp;
-            int n = utf8_next(text + pos, len - pos, &cp);
+            int n = tokenizer_utf8_next(text + pos, len - pos, &cp);
             bool is_space = python_isspace(cp);
             if (chars == 0 || is_space != run_is_space) {
                 run_is_space = is_space;
@@ -482,12 +542,20 @@ typedef struct {
     MergeScratch scratch;
 } EncodeCtx;
 
-static void encode_piece(void *vctx, const uint8_t *text, size_t start, size_t end) {
+static void encode_piece(void *vctx, const uint8_t *text, size_t start, size_t end, int32_t added_id) {
     EncodeCtx *c = vctx;
     const uint8_t *piece = text + start;
     size_t n = end - start;
+    if (added_id >= 0) {
+        tokenizer_ids_push(&c->ids, added_id);
+        return;
+    }
+    if (c->t->kind == TOKENIZER_HF_BPE) {
+        tokenizer_bpe_piece(c->t, piece, n, &c->ids);
+        return;
+    }
     int32_t whole = lookup_rank(c->t, piece, n);  // the shortcut tiktoken keeps: a piece that is a token stays whole
-    if (whole >= 0) ids_push(&c->ids, whole);
+    if (whole >= 0) tokenizer_ids_push(&c->ids, whole);
     else byte_pair_merge(c->t, piece, n, &c->scratch, &c->ids);
 }
 
@@ -495,9 +563,9 @@ static void encode_into(const char *text, size_t len, EncodeCtx *c) { for_each_p
 
 void tokenizer_encode(const Tokenizer *t, const char *text, size_t len, bool bos, bool eos, int32_t **ids, size_t *n_ids) {
     EncodeCtx c = {.t = t};
-    if (bos) ids_push(&c.ids, t->n_base + 0);
+    if (bos && t->bos_id >= 0) tokenizer_ids_push(&c.ids, t->bos_id);
     encode_into(text, len, &c);
-    if (eos) ids_push(&c.ids, t->n_base + 1);
+    if (eos && t->eos_id >= 0) tokenizer_ids_push(&c.ids, t->eos_id);
     free(c.scratch.part_start);
     free(c.scratch.pair_rank);
     if (!c.ids.data) c.ids.data = xmalloc(sizeof(int32_t));  // never NULL, even for no ids
@@ -509,8 +577,8 @@ typedef struct {
     size_t *starts, *ends;
     size_t n, cap;
 } SplitCtx;
-static void split_piece(void *vctx, const uint8_t *text, size_t start, size_t end) {
-    (void)text;
+static void split_piece(void *vctx, const uint8_t *text, size_t start, size_t end, int32_t added_id) {
+    (void)text, (void)added_id;
     SplitCtx *c = vctx;
     if (c->n == c->cap) {
         c->cap = c->cap ? 2 * c->cap : 32;
@@ -545,12 +613,26 @@ int32_t tokenizer_token_id(const Tokenizer *t, const void *bytes, size_t len) {
     if (len == 0) return -1;
     int32_t r = lookup_rank(t, bytes, len);
     if (r >= 0) return r;
+    if (t->kind == TOKENIZER_HF_BPE) {
+        for (int k = 0; k < t->n_added; k++) {
+            int32_t id = t->added[k].id;
+            if (token_len(t, id) == len && memcmp(t->token_bytes + t->token_start[id], bytes, len) == 0) return id;
+        }
+        return -1;
+    }
     for (int32_t id = t->n_base; id < t->vocab_size; id++)
         if (token_len(t, id) == len && memcmp(t->token_bytes + t->token_start[id], bytes, len) == 0) return id;
     return -1;
 }
 
-bool tokenizer_is_special(const Tokenizer *t, int32_t id) { return id >= t->n_base && id < t->vocab_size; }
+bool tokenizer_is_special(const Tokenizer *t, int32_t id) {
+    if (t->kind == TOKENIZER_HF_BPE) {
+        for (int k = 0; k < t->n_added; k++)
+            if (t->added[k].id == id) return t->added[k].special;
+        return false;
+    }
+    return id >= t->n_base && id < t->vocab_size;
+}
 
 char *tokenizer_decode(const Tokenizer *t, const int32_t *ids, size_t n, size_t *len) {
     StrBuf out = {0};
@@ -605,7 +687,7 @@ size_t tokenizer_piece_display(const Tokenizer *t, int32_t id, char *buf, size_t
         size_t i = 0;
         while (i < len) {
             uint32_t c;
-            int k = utf8_next(p + i, len - i, &c);
+            int k = tokenizer_utf8_next(p + i, len - i, &c);
             char esc[16];
             if (k <= 0) {  // bytes that are not a character on their own (part of a split character)
                 size_t bad = k < 0 ? (size_t)(-k) : len - i;
@@ -661,7 +743,7 @@ const char *token_stream_push(TokenStream *s, const Tokenizer *t, int32_t id, si
     size_t tl;
     const uint8_t *p = tokenizer_token_bytes(t, id, &tl);
     if (!p) input_error("decode", "id %d is not in 0..%d", id, t->vocab_size - 1);
-    uint8_t joined[4 + MAX_TOKEN_BYTES + 64];
+    uint8_t joined[4 + MAX_TOKEN_BYTES + 64];  // both loaders keep every token (special names too) within MAX_TOKEN_BYTES
     size_t n = 0;
     memcpy(joined, s->pending, (size_t)s->n_pending);
     n = (size_t)s->n_pending;
@@ -692,7 +774,7 @@ static void strip_python_space(const char *text, size_t *start, size_t *end) {
     *start = len;
     while (i < len) {
         uint32_t c;
-        int n = utf8_next(s + i, len - i, &c);
+        int n = tokenizer_utf8_next(s + i, len - i, &c);
         if (n <= 0) n = 1, c = 0xFFFD;  // invalid bytes are caught by encode(); here they just count as text
         if (!python_isspace(c)) {
             if (!seen) *start = i;
@@ -705,21 +787,24 @@ static void strip_python_space(const char *text, size_t *start, size_t *end) {
 }
 
 static void encode_header(const Tokenizer *t, const char *role, EncodeCtx *c) {
-    ids_push(&c->ids, TOKEN_START_HEADER_ID - TOKENIZER_LLAMA3_N_BASE + t->n_base);
+    tokenizer_ids_push(&c->ids, TOKEN_START_HEADER_ID - TOKENIZER_LLAMA3_N_BASE + t->n_base);
     encode_into(role, strlen(role), c);
-    ids_push(&c->ids, TOKEN_END_HEADER_ID - TOKENIZER_LLAMA3_N_BASE + t->n_base);
+    tokenizer_ids_push(&c->ids, TOKEN_END_HEADER_ID - TOKENIZER_LLAMA3_N_BASE + t->n_base);
     encode_into("\n\n", 2, c);
 }
 
 void tokenizer_encode_chat(const Tokenizer *t, const ChatMessage *messages, size_t n_messages, int32_t **ids, size_t *n_ids) {
+    if (t->kind != TOKENIZER_TIKTOKEN)
+        input_error(t->path, "the chat format is Llama 3's; this tokenizer.json's model uses another one (ChatML) that "
+                             "is not built here: give the prompt text itself");
     EncodeCtx c = {.t = t};
-    ids_push(&c.ids, t->n_base + 0);  // <|begin_of_text|>
+    tokenizer_ids_push(&c.ids, t->n_base + 0);  // <|begin_of_text|>
     for (size_t i = 0; i < n_messages; i++) {
         encode_header(t, messages[i].role, &c);
         size_t start, end = strlen(messages[i].content);
         strip_python_space(messages[i].content, &start, &end);
         encode_into(messages[i].content + start, end - start, &c);
-        ids_push(&c.ids, TOKEN_EOT_ID - TOKENIZER_LLAMA3_N_BASE + t->n_base);
+        tokenizer_ids_push(&c.ids, TOKEN_EOT_ID - TOKENIZER_LLAMA3_N_BASE + t->n_base);
     }
     encode_header(t, "assistant", &c);  // the model continues from here with the answer
     free(c.scratch.part_start);

@@ -1,4 +1,6 @@
-// tokenizer.h: the Llama-3 tokenizer (tiktoken byte-level BPE), text <-> token ids. formats.md §3.
+// tokenizer.h: the Llama-3 tokenizer (tiktoken byte-level BPE), text <-> token ids. formats.md §3. The same struct
+// also holds an HF `tokenizers` byte-level BPE read from its tokenizer.json (MiniMind's: GPT-2's pre-tokenizer, merges
+// applied by merge rank), formats.md §4b; see tokenizer_init_json and tokenizer_bpe.c.
 //
 // What it computes
 //   encode: UTF-8 text -> ids. The text is cut into pieces by the pre-tokenizer regex (run by PCRE2), each piece's
@@ -13,8 +15,9 @@
 //   tokenizer_encode(&tok, text, strlen(text), true, false, &ids, &n);   // bos=true, eos=false
 //   ... free(ids); tokenizer_free(&tok);
 //
-// Special-token text typed into the input ("<|eot_id|>") is encoded as ordinary text, as Meta's encode() does by
-// default; special ids enter only through bos/eos and the chat helper.
+// Llama 3: special-token text typed into the input ("<|eot_id|>") is encoded as ordinary text, as Meta's encode() does
+// by default; special ids enter only through bos/eos and the chat helper. An HF BPE (MiniMind) matches its added
+// tokens ("<|im_start|>") whole in the text, as HF's tokenizer(text) does.
 // A loaded Tokenizer is read-only: encode/decode may run from several threads at once.
 #pragma once
 #include <stdbool.h>
@@ -35,8 +38,21 @@ enum {
     TOKEN_EOT_ID = 128009,          // <|eot_id|>         (end of a chat turn)
 };
 
+typedef enum {
+    TOKENIZER_TIKTOKEN = 0,    // Meta's tokenizer.model: merges by the rank of the joined bytes, Llama 3's regex
+    TOKENIZER_HF_BPE,          // an HF tokenizer.json byte-level BPE: merges by the rank of the pair, GPT-2's regex
+} TokenizerKind;
+
+// One added token of a tokenizer.json ("<|im_start|>"): matched whole in the text before the pre-tokenizer.
 typedef struct {
-    char *path;                // the tokenizer.model it was loaded from
+    int32_t id;
+    bool special;              // "special": true (a control token; false for e.g. MiniMind's <think>)
+    bool normalized;           // matched in a second pass, in the text between the normalized=false ones
+} AddedToken;
+
+typedef struct {
+    TokenizerKind kind;
+    char *path;                // the file it was loaded from
     int32_t n_base;            // tokens read from the file (128000); special ids start here
     int32_t vocab_size;        // n_base + 256
     // Bytes of every token, rank -> bytes: token id's bytes are token_bytes[token_start[id] .. token_start[id+1]).
@@ -54,6 +70,17 @@ typedef struct {
     // append it with tokenizer_add_stop_token() for a 3.1 model.
     int32_t stop_ids[8];
     int n_stop;
+    int32_t bos_id, eos_id;    // what encode(bos, eos) adds; -1 when the tokenizer has none (tokenizer.json without
+                               // tokenizer_config.json beside it)
+    // TOKENIZER_HF_BPE only (tokenizer_bpe.c). Ordinary ids are in hash_slots (slot = id + 1); n_base = vocab_size.
+    AddedToken *added;         // [n_added], longest content first (so that the first match at a position is the longest)
+    int n_added;
+    uint64_t *merge_keys;      // open-addressing map (left id, right id) -> rank, joined id: key = left << 32 | right,
+    uint32_t *merge_rank;      //   0 = empty slot (ids are < 2^31 so a pair of ids is never 0 unless both are 0:
+    int32_t *merge_joined;     //   keys are stored + 1); merge_mask = slots - 1
+    size_t merge_mask;
+    int32_t n_merges;          // model.merges entries
+    bool ignore_merges;        // model.ignore_merges: a piece that is a token stays whole
 } Tokenizer;
 
 // Loads tokenizer.model (lines "BASE64 RANK\n"). Exits 2 with "error: PATH: line N: ..." on a malformed line, a
@@ -62,6 +89,17 @@ void tokenizer_init(Tokenizer *t, const char *path);
 // The same on the file's bytes (name is kept as t->path): false with "line N: ..." in err, and nothing to free.
 bool tokenizer_init_try(Tokenizer *t, const char *name, const uint8_t *bytes, size_t len, char *err, size_t errlen);
 void tokenizer_free(Tokenizer *t);
+
+// An HF tokenizer.json. Llama 3's (its pre-tokenizer regex is Meta's pat_str) is converted in memory to the
+// tokenizer.model it stands for (tokenizer_convert.c) and loaded as above. Any other must be a byte-level BPE as MiniMind's:
+// model.type "BPE", pre_tokenizer ByteLevel (use_regex true, add_prefix_space false), decoder ByteLevel, no normalizer;
+// BOS/EOS are the bos_token/eos_token of tokenizer_config.json beside it (none without that file). Exits 2 with
+// "error: PATH: FIELD: expected ..., found ..." on anything else.
+void tokenizer_init_json(Tokenizer *t, const char *path);
+// The byte-level BPE part on the file's bytes (no tokenizer_config.json): false with "FIELD: ..." in err.
+bool tokenizer_init_bpe_try(Tokenizer *t, const char *name, const uint8_t *bytes, size_t len, char *err, size_t errlen);
+// Either kind by what the file holds: a JSON object -> tokenizer_init_json, otherwise tokenizer_init.
+void tokenizer_load(Tokenizer *t, const char *path);
 
 // Encodes len bytes of UTF-8 text. *ids is malloc'd (caller frees), *n_ids its length. Text that is not valid UTF-8
 // exits 2 with "error: prompt: invalid UTF-8 at byte N" (use utf8_first_invalid() to check first if you must not exit).
@@ -105,6 +143,7 @@ const char *token_stream_flush(TokenStream *s, size_t *len);
 // Chat format for Instruct models (Meta's ChatFormat.encode_dialog_prompt):
 //   <|begin_of_text|> then per message <|start_header_id|> role <|end_header_id|> "\n\n" content.strip() <|eot_id|>,
 //   then <|start_header_id|> assistant <|end_header_id|> "\n\n" so that the model writes the answer.
+// Llama 3 only: with an HF BPE tokenizer (MiniMind's ChatML template is not read here) it exits 2.
 typedef struct {
     const char *role;     // "system", "user", "assistant"
     const char *content;  // UTF-8

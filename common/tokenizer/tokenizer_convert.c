@@ -14,14 +14,13 @@
 #include <string.h>
 
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_internal.h"
 #include "util.h"
 
 // GPT-2's bytes_to_unicode(): the 188 printable bytes (0x21-0x7E, 0xA1-0xAC, 0xAE-0xFF) stand for themselves; the
 // other 68 bytes, in increasing order, become U+0100, U+0101, ... U+0143. byte_of_codepoint is its inverse (-1 where
 // a code point stands for no byte).
-#define BYTE_LEVEL_CODEPOINTS 0x144
-#define MAX_TOKEN_BYTES 256  // the same limit as tokenizer_init()
-static void byte_level_inverse(int byte_of_codepoint[BYTE_LEVEL_CODEPOINTS]) {
+void tokenizer_byte_level_inverse(int byte_of_codepoint[BYTE_LEVEL_CODEPOINTS]) {
     for (int c = 0; c < BYTE_LEVEL_CODEPOINTS; c++) byte_of_codepoint[c] = -1;
     int next = 0x100;
     for (int b = 0; b < 256; b++) {
@@ -30,8 +29,7 @@ static void byte_level_inverse(int byte_of_codepoint[BYTE_LEVEL_CODEPOINTS]) {
     }
 }
 
-// Decodes one UTF-8 code point of a JSON string (Jansson has already checked the UTF-8). Returns its length.
-static int utf8_decode_one(const uint8_t *s, size_t avail, uint32_t *cp) {
+int tokenizer_utf8_decode_one(const uint8_t *s, size_t avail, uint32_t *cp) {
     uint8_t b = s[0];
     int n = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
     if ((size_t)n > avail) n = (int)avail;
@@ -46,10 +44,9 @@ static int compare_json_int(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-// A vocabulary string shown for an error message: at most 40 bytes of it.
-static char *short_repr(const char *s, size_t n) { return xasprintf("\"%.*s\"%s", (int)(n < 40 ? n : 40), s, n > 40 ? "..." : ""); }
+char *tokenizer_short_repr(const char *s, size_t n) { return xasprintf("\"%.*s\"%s", (int)(n < 40 ? n : 40), s, n > 40 ? "..." : ""); }
 
-void tokenizer_json_to_model(const char *json_path, const char *out_path) {
+json_t *tokenizer_json_load(const char *json_path) {
     json_error_t jerr;
     // ALLOW_NUL: a vocabulary string may hold "\u0000" (it never does for Llama 3, but it is valid JSON).
     json_t *root = json_load_file(json_path, JSON_ALLOW_NUL, &jerr);
@@ -58,7 +55,32 @@ void tokenizer_json_to_model(const char *json_path, const char *out_path) {
         input_error(json_path, "not valid JSON: line %d column %d: %s", jerr.line, jerr.column, jerr.text);
     }
     if (!json_is_object(root)) input_error(json_path, "expected a JSON object at the top (a HF tokenizer.json)");
+    return root;
+}
 
+bool tokenizer_json_is_llama3(const json_t *root) {
+    json_t *steps = json_object_get(json_object_get(root, "pre_tokenizer"), "pretokenizers");
+    for (size_t i = 0; json_is_array(steps) && i < json_array_size(steps); i++) {
+        json_t *regex = json_object_get(json_object_get(json_array_get(steps, i), "pattern"), "Regex");
+        if (json_is_string(regex) && strcmp(json_string_value(regex), TOKENIZER_PAT_STR) == 0) return true;
+    }
+    return false;
+}
+
+void tokenizer_json_to_model(const char *json_path, const char *out_path) {
+    json_t *root = tokenizer_json_load(json_path);
+    size_t len;
+    char *text = tokenizer_json_model_text(root, json_path, &len);
+    AtomicFile out;  // written in one go, through a .partial file renamed at the end
+    atomic_open(&out, out_path);
+    fwrite(text, 1, len, out.f);
+    if (ferror(out.f)) fatal("%s: write failed", out.tmp_path);
+    atomic_commit(&out);
+    free(text);
+    json_decref(root);
+}
+
+char *tokenizer_json_model_text(const json_t *root, const char *json_path, size_t *text_len) {
     json_t *model = json_object_get(root, "model");
     if (!json_is_object(model)) input_error(json_path, "model: expected an object (is this a HF tokenizer.json?)");
     json_t *type = json_object_get(model, "type");
@@ -89,7 +111,7 @@ void tokenizer_json_to_model(const char *json_path, const char *out_path) {
     if (n_entries == 0) input_error(json_path, "model.vocab: empty");
 
     int byte_of_cp[BYTE_LEVEL_CODEPOINTS];
-    byte_level_inverse(byte_of_cp);
+    tokenizer_byte_level_inverse(byte_of_cp);
 
     // Ordinary ids must be 0..N-1, each once. N = the entries that are not added tokens.
     size_t n_added = added ? json_array_size(added) : 0;
@@ -121,9 +143,9 @@ void tokenizer_json_to_model(const char *json_path, const char *out_path) {
         size_t n = 0;
         for (size_t i = 0; i < key_len;) {
             uint32_t cp;
-            i += (size_t)utf8_decode_one((const uint8_t *)key + i, key_len - i, &cp);
+            i += (size_t)tokenizer_utf8_decode_one((const uint8_t *)key + i, key_len - i, &cp);
             if (cp >= BYTE_LEVEL_CODEPOINTS || byte_of_cp[cp] < 0) {
-                char *shown = short_repr(key, key_len);
+                char *shown = tokenizer_short_repr(key, key_len);
                 input_error(json_path, "model.vocab[%s]: code point U+%04X is not in the byte-level alphabet "
                                        "(bytes_to_unicode): not a byte-level BPE", shown, (unsigned)cp);
             }
@@ -141,19 +163,16 @@ void tokenizer_json_to_model(const char *json_path, const char *out_path) {
         if (!bytes_of_id[id])
             input_error(json_path, "model.vocab: id %zu is missing (ids must be 0..%zu, each once)", id, n_ordinary - 1);
 
-    // Write everything in one go, through a .partial file renamed at the end.
-    AtomicFile out;
-    atomic_open(&out, out_path);
+    StrBuf out = {0};
     for (size_t id = 0; id < n_ordinary; id++) {
         char *b64 = base64_encode(bytes_of_id[id], len_of_id[id]);  // util.h
-        fprintf(out.f, "%s %zu\n", b64, id);
+        strbuf_addf(&out, "%s %zu\n", b64, id);
         free(b64);
         free(bytes_of_id[id]);
     }
-    if (ferror(out.f)) fatal("%s: write failed", out.tmp_path);
-    atomic_commit(&out);
     free(bytes_of_id);
     free(len_of_id);
     free(added_ids);
-    json_decref(root);
+    *text_len = out.len;
+    return strbuf_take(&out);
 }

@@ -1,7 +1,8 @@
 // make_corpus.c: the starting inputs of every fuzz harness, OUT/<harness>/NAME, in two kinds:
 //
 //   seed_*   valid files written by the project's own writers (pth_write, safetensors_writer, npy_write,
-//            config_write_params_json, hf_config_write_json; the head of the tokenizer.model that wt-convert made),
+//            config_write_params_json, hf_config_write_json; the head of the tokenizer.model that wt-convert made;
+//            a MiniMind-shaped tokenizer.json from bpe_seed.h),
 //            so that the fuzzer starts from the formats as they really are;
 //   repro_*  the inputs of issue 12 that hung, overflowed or hit undefined behaviour before the fixes: a 2^62-element
 //            stride-0 view on a one-element storage, element counts that overflow 64 bits, the 2-byte pickle "(d",
@@ -22,6 +23,7 @@
 #include "formats/pth_write.h"
 #include "formats/safetensors.h"
 #include "formats/zip.h"
+#include "bpe_seed.h"  // tests/fuzz
 #include "pickle_build.h"
 #include "util.h"
 
@@ -223,6 +225,23 @@ static void make_tokenizer(const char *tokenizer_path) {
         char name[32];
         snprintf(name, sizeof name, "seed_text%zu.txt", i);
         write_bytes("tokenizer_encode", name, texts[i], strlen(texts[i]));
+    }
+    // MiniMind's kind: a tokenizer.json byte-level BPE, merges in both forms (bpe_seed.h); and texts, which that
+    // harness encodes with the seed tokenizer (added tokens whole and broken, Chinese, digits, contractions).
+    for (int arrays = 0; arrays < 2; arrays++) {
+        size_t len;
+        char *json = bpe_seed_json(arrays, &len);
+        write_bytes("tokenizer_bpe", arrays ? "seed_merge_arrays.json" : "seed_merge_strings.json", json, len);
+        free(json);
+    }
+    static const char *bpe_texts[] = {
+        "<|im_start|>user\n\xe4\xbd\xa0\xe5\xa5\xbd the answer's 123456<|im_end|>\n<think>\n\n</think>\n\n",
+        "<|im_start<|im_end|>|> <think</think>>  \t\r\n  x  ",
+    };
+    for (size_t i = 0; i < sizeof bpe_texts / sizeof bpe_texts[0]; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "seed_text%zu.txt", i);
+        write_bytes("tokenizer_bpe", name, bpe_texts[i], strlen(bpe_texts[i]));
     }
 }
 
