@@ -1,6 +1,6 @@
 // tokenizer.h: the Llama-3 tokenizer (tiktoken byte-level BPE), text <-> token ids. formats.md §3. The same struct
 // also holds an HF `tokenizers` byte-level BPE read from its tokenizer.json (MiniMind's: GPT-2's pre-tokenizer, merges
-// applied by merge rank), formats.md §4b; see tokenizer_init_json and tokenizer_bpe.c.
+// applied by merge rank): see tokenizer_init_json and tokenizer_bpe.c.
 //
 // What it computes
 //   encode: UTF-8 text -> ids. The text is cut into pieces by the pre-tokenizer regex (run by PCRE2), each piece's

@@ -1,4 +1,5 @@
-// tokenizer_bpe.c: an HF `tokenizers` byte-level BPE read from its tokenizer.json (MiniMind's), formats.md §4b.
+// tokenizer_bpe.c: an HF `tokenizers` byte-level BPE read from its tokenizer.json (MiniMind's). formats.md §4 has
+// the file and bytes_to_unicode (for Llama 3's, which tokenizer_convert.c turns into a tokenizer.model instead).
 //
 // What the file holds and what is taken from it
 //   model.vocab       {token string: id}, V entries (MiniMind: 6400). Each string shows one BYTE per code point

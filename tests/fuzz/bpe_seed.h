@@ -1,4 +1,4 @@
-// bpe_seed.h: a small MiniMind-shaped tokenizer.json (an HF byte-level BPE, formats.md §4b) for the fuzzers:
+// bpe_seed.h: a small MiniMind-shaped tokenizer.json (an HF byte-level BPE, tokenizer_bpe.c) for the fuzzers:
 // make_corpus writes it as seeds of fuzz_tokenizer_bpe (merges as "a b" strings and as [a, b] arrays), and the
 // harness encodes with it every input that is not a tokenizer file.
 //

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """bpe_ref.py: a MiniMind-shaped byte-level BPE tokenizer.json, trained here, and an independent plain-Python encoder,
 to cross-check common/tokenizer/tokenizer_bpe.c. Written from the description of HF `tokenizers` files (formats.md
-§4b), not from any tokenizer's code.
+§4, the header of tokenizer_bpe.c), not from any tokenizer's code.
 
 What the file is (as MiniMind's model/tokenizer.json): model.type "BPE" with "vocab" {string: id} and "merges" (merge
 order = rank), the strings in GPT-2's byte-to-unicode alphabet; pre_tokenizer ByteLevel (add_prefix_space false,
