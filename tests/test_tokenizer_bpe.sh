@@ -2,12 +2,12 @@
 # tests/test_tokenizer_bpe.sh: MiniMind's kind of tokenizer: an HF byte-level BPE tokenizer.json
 # (common/tokenizer/tokenizer_bpe.c), through wt-tokenize and a chapter.
 #
-# tests/reference/bpe_ref.py trains small MiniMind-shaped tokenizer.json files (a few hundred merges; "a b" merges with
-# tokenizer_config.json, and [a, b] merges with shuffled ids and no config) and encodes with its own plain-Python
-# implementation. Our ids must equal the reference's on random and tricky strings (spaces, newlines, digits, Chinese,
-# emoji, added tokens whole and broken), decode(encode(s)) must give s back, a MiniMind-layout model directory with
-# such a tokenizer.json must trace a --prompt, and bad files must exit 2 with one line naming the file and the field.
-# Needs Debian's python3-regex (`make test` installs it; without it the checks fail, they do not vanish).
+# tests/reference/bpe_ref.py trains small MiniMind-shaped tokenizer.json files (a few hundred merges each: "a b" merges
+# with tokenizer_config.json; [a, b] merges with shuffled ids and no config; ignore_merges true) and encodes with its
+# own plain-Python implementation. Our ids must equal the reference's on random and tricky strings (spaces, newlines,
+# digits, Chinese, emoji, added tokens whole and broken), decode(encode(s)) must give s back, a MiniMind-layout model
+# directory with such a tokenizer.json must trace a --prompt, and bad files must exit 2 with one line naming the file
+# and the field. Needs Debian's python3-regex (`make test` installs it; without it the checks fail, they do not vanish).
 source "$(dirname "$0")/lib.sh"
 
 WT=build/bin/wt-tokenize
@@ -19,6 +19,8 @@ for f in "$WT" "$S01" build/bin/wt-make-model; do [ -x "$f" ] || { no "$f is not
 check "bpe_ref.py make: 400 merges, \"a b\" merges, tokenizer_config.json" "$PY" "$REF" make "$TMP/a" --merges 400 --seed 1
 check "bpe_ref.py make: 300 merges, [a, b] merges, shuffled ids, no config" "$PY" "$REF" make "$TMP/b" --merges 300 --seed 2 \
     --arrays --shuffle --no-config
+check "bpe_ref.py make: 200 merges, model.ignore_merges true, shuffled ids" "$PY" "$REF" make "$TMP/c" --merges 200 --seed 3 \
+    --shuffle --ignore-merges
 check "bpe_ref.py random: 3000 strings" "$PY" "$REF" random 3000 --seed 11 "$TMP/texts.jsonl"
 # A few written out: what the random mix may miss.
 "$PY" - "$TMP/texts.jsonl" <<'EOF'
@@ -33,7 +35,7 @@ with open(sys.argv[1], "a", encoding="utf-8") as f:
         f.write(json.dumps(s) + "\n")
 EOF
 n=$(wc -l <"$TMP/texts.jsonl")
-for d in a b; do
+for d in a b c; do
     check "$d: the reference encodes $n strings" "$PY" "$REF" encode "$TMP/$d" --bos --eos "$TMP/texts.jsonl" "$TMP/$d.ref"
     check "$d: wt-tokenize --jsonl encodes $n strings" sh -c "$WT --tokenizer $TMP/$d/tokenizer.json --bos --eos --jsonl \
         <$TMP/texts.jsonl >$TMP/$d.ours"

@@ -91,14 +91,11 @@ static Candidate heap_pop(Candidate *h, size_t *n) {
 void tokenizer_bpe_piece(const Tokenizer *t, const uint8_t *piece, size_t n, IdBuf *out) {
     if (n == 0) return;
     if (t->ignore_merges) {  // model.ignore_merges: a piece that is a token is taken whole
+        // (an added token's text never reaches here: it was cut out of the text before the pre-tokenizer)
         int32_t whole = tokenizer_token_id(t, piece, n);
-        if (whole >= 0 && !tokenizer_is_special(t, whole)) {
-            bool added = false;
-            for (int k = 0; k < t->n_added; k++) added |= t->added[k].id == whole;
-            if (!added) {
-                tokenizer_ids_push(out, whole);
-                return;
-            }
+        if (whole >= 0) {
+            tokenizer_ids_push(out, whole);
+            return;
         }
     }
     // The symbols form a linked list over the piece's bytes; a joined symbol keeps the position of its left part.

@@ -37,6 +37,16 @@ static inline void fuzz_check_message(const char *err, size_t errlen) {
     FUZZ_REQUIRE(err[0] != 0, "a rejection without a message");
 }
 
+// The pre-tokenizer's pieces (tokenizer_split) must tile text[0, len): each starts where the last ended, none empty.
+static inline void fuzz_check_tiling(const size_t *starts, const size_t *ends, size_t n, size_t len) {
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        FUZZ_REQUIRE(starts[i] == at && ends[i] > starts[i], "piece %zu is [%zu, %zu), expected to start at %zu", i, starts[i], ends[i], at);
+        at = ends[i];
+    }
+    FUZZ_REQUIRE(at == len, "the pieces end at %zu of %zu", at, len);
+}
+
 // Printing what was parsed (config_print, ...) is part of what is tested; its text goes nowhere.
 static inline void fuzz_quiet_stdout(void) {
     static bool done;

@@ -27,12 +27,8 @@ static void check_text(const Tokenizer *t, const uint8_t *data, size_t size) {
     free(back);
     free(ids);
     size_t *starts, *ends;
-    size_t n = tokenizer_split(t, (const char *)data, len, &starts, &ends), at = 0;
-    for (size_t i = 0; i < n; i++) {
-        FUZZ_REQUIRE(starts[i] == at && ends[i] > starts[i], "piece %zu is [%zu, %zu), expected to start at %zu", i, starts[i], ends[i], at);
-        at = ends[i];
-    }
-    FUZZ_REQUIRE(at == len, "the pieces end at %zu of %zu", at, len);
+    size_t n = tokenizer_split(t, (const char *)data, len, &starts, &ends);
+    fuzz_check_tiling(starts, ends, n, len);
     free(starts);
     free(ends);
 }

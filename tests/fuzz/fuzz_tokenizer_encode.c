@@ -32,12 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(ids);
         size_t *starts, *ends;
         size_t n = tokenizer_split(&tok, (const char *)data, size, &starts, &ends);
-        size_t at = 0;
-        for (size_t i = 0; i < n; i++) {
-            FUZZ_REQUIRE(starts[i] == at && ends[i] > starts[i], "piece %zu is [%zu, %zu), expected to start at %zu", i, starts[i], ends[i], at);
-            at = ends[i];
-        }
-        FUZZ_REQUIRE(at == size, "the pieces end at %zu of %zu", at, size);
+        fuzz_check_tiling(starts, ends, n, size);
         free(starts);
         free(ends);
     }

@@ -200,6 +200,15 @@ static void make_configs(void) {
 }
 
 // ---- tokenizer --------------------------------------------------------------------------------------------------------
+// texts[i] as HARNESS/seed_textI.txt
+static void write_texts(const char *harness, const char *const *texts, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "seed_text%zu.txt", i);
+        write_bytes(harness, name, texts[i], strlen(texts[i]));
+    }
+}
+
 static void make_tokenizer(const char *tokenizer_path) {
     // The first 300 lines of Meta's tokenizer.model (as wt-convert rebuilt it): the 256 single bytes and the first
     // merges, a complete byte-level vocabulary of fuzzable size.
@@ -221,11 +230,7 @@ static void make_tokenizer(const char *tokenizer_path) {
         "<|begin_of_text|><|eot_id|> tabs\t\t\tand   spaces   \r\n\r\n",
         "\xe1\xa0\x8e mongolian vowel separator\xc2\xa0nbsp",
     };
-    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
-        char name[32];
-        snprintf(name, sizeof name, "seed_text%zu.txt", i);
-        write_bytes("tokenizer_encode", name, texts[i], strlen(texts[i]));
-    }
+    write_texts("tokenizer_encode", texts, sizeof texts / sizeof texts[0]);
     // MiniMind's kind: a tokenizer.json byte-level BPE, merges in both forms (bpe_seed.h); and texts, which that
     // harness encodes with the seed tokenizer (added tokens whole and broken, Chinese, digits, contractions).
     for (int arrays = 0; arrays < 2; arrays++) {
@@ -238,11 +243,7 @@ static void make_tokenizer(const char *tokenizer_path) {
         "<|im_start|>user\n\xe4\xbd\xa0\xe5\xa5\xbd the answer's 123456<|im_end|>\n<think>\n\n</think>\n\n",
         "<|im_start<|im_end|>|> <think</think>>  \t\r\n  x  ",
     };
-    for (size_t i = 0; i < sizeof bpe_texts / sizeof bpe_texts[0]; i++) {
-        char name[32];
-        snprintf(name, sizeof name, "seed_text%zu.txt", i);
-        write_bytes("tokenizer_bpe", name, bpe_texts[i], strlen(bpe_texts[i]));
-    }
+    write_texts("tokenizer_bpe", bpe_texts, sizeof bpe_texts / sizeof bpe_texts[0]);
 }
 
 // ---- .npy -------------------------------------------------------------------------------------------------------------

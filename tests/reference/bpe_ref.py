@@ -14,11 +14,12 @@ simplest BPE: rescan every adjacent pair, join the one with the lowest merge ran
 finally look each symbol up in the vocab. (The C code keeps a heap of candidates instead.)
 
 Usage:
-  bpe_ref.py make OUT_DIR [--merges N] [--seed S] [--arrays] [--shuffle] [--no-config]
+  bpe_ref.py make OUT_DIR [--merges N] [--seed S] [--arrays] [--shuffle] [--no-config] [--ignore-merges]
       trains N merges on a built-in mixed text (English, Chinese, code, digits, emoji) and writes
       OUT_DIR/tokenizer.json (+ tokenizer_config.json with bos <|im_start|>, eos <|im_end|>, unless --no-config).
       --arrays writes merges as ["a", "b"] (newer files), else "a b"; --shuffle gives the ordinary tokens ids in a
-      random order (ids and ranks are unrelated in the format).
+      random order (ids and ranks are unrelated in the format); --ignore-merges sets model.ignore_merges (a piece
+      that is a token is taken whole, without merging).
   bpe_ref.py random N --seed S TEXTS.jsonl
       N random strings (spaces, newlines, tabs, digits, contractions, Chinese, emoji, added tokens, whole or broken)
   bpe_ref.py encode DIR [--bos] [--eos] TEXTS.jsonl IDS.txt
@@ -120,7 +121,7 @@ def train(text, n_merges):
     return merges
 
 
-def make(out_dir, n_merges, seed, arrays, shuffle, config):
+def make(out_dir, n_merges, seed, arrays, shuffle, config, ignore_merges):
     rng = random.Random(seed)
     merges = train(TRAIN_TEXT, n_merges)
     # One more merge that joins two tokens into a token another pair already made (a + bc and ab + c both give abc):
@@ -139,6 +140,11 @@ def make(out_dir, n_merges, seed, arrays, shuffle, config):
     for a, b in merges:  # a joined token that another pair already made keeps its one id
         if a + b not in ordinary:
             ordinary.append(a + b)
+    n_shared = len(merges) + 256 - len(ordinary)  # merges whose token another merge made first
+    if ignore_merges:  # whole words no merge makes: only the whole-piece lookup of ignore_merges reaches them
+        for word in [" answer", " universe", "你好", " 1234567", "MiniMind"]:
+            if to_unicode(word.encode("utf-8")) not in ordinary:
+                ordinary.append(to_unicode(word.encode("utf-8")))
     if shuffle:
         rng.shuffle(ordinary)
     vocab = {t: i for i, t in enumerate(added)}
@@ -155,7 +161,7 @@ def make(out_dir, n_merges, seed, arrays, shuffle, config):
         "post_processor": None,
         "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
         "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
-                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": ignore_merges,
                   "vocab": vocab,
                   "merges": [[a, b] if arrays else a + " " + b for a, b in merges]},
     }
@@ -168,7 +174,7 @@ def make(out_dir, n_merges, seed, arrays, shuffle, config):
                        "eos_token": {"content": "<|im_end|>", "special": True}, "pad_token": "<|endoftext|>",
                        "tokenizer_class": "PreTrainedTokenizerFast"}, f, ensure_ascii=False, indent=2)
     print(f"{out_dir}/tokenizer.json: {len(vocab)} ids, {len(merges)} merges, "
-          f"{len(merges) + 256 + len(added) - len(vocab)} of them joining into a token another merge made")
+          f"{n_shared} of them joining into a token another merge made")
 
 
 # ---- encoding -------------------------------------------------------------------------------------------------------
@@ -179,6 +185,7 @@ class Ref:
             doc = json.load(f)
         model = doc["model"]
         self.vocab = model["vocab"]
+        self.ignore_merges = model.get("ignore_merges", False)
         self.rank = {}
         for r, m in enumerate(model["merges"]):
             a, b = m.split(" ") if isinstance(m, str) else m
@@ -199,6 +206,8 @@ class Ref:
 
     def bpe(self, piece):
         parts = [B2U[b] for b in piece.encode("utf-8")]
+        if self.ignore_merges and "".join(parts) in self.vocab:
+            return [self.vocab["".join(parts)]]
         while len(parts) > 1:
             best = None
             for i in range(len(parts) - 1):
@@ -277,9 +286,9 @@ def main():
         return default
 
     if cmd == "make":
-        arrays, shuffle, no_config = flag("--arrays"), flag("--shuffle"), flag("--no-config")
+        arrays, shuffle, no_config, ignore = flag("--arrays"), flag("--shuffle"), flag("--no-config"), flag("--ignore-merges")
         n, seed = int(opt("--merges", "300")), int(opt("--seed", "1"))
-        make(a[0], n, seed, arrays, shuffle, not no_config)
+        make(a[0], n, seed, arrays, shuffle, not no_config, ignore)
     elif cmd == "random":
         seed = int(opt("--seed", "1"))
         rng = random.Random(seed)
