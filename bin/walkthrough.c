@@ -142,17 +142,20 @@ int main(int argc, char **argv) {
     json_error_t err;
     json_t *root = json_load_file(index, 0, &err);
     int vw = no_compare ? 9 : 7;  // the verdict column fits "cuda-only"
+    int cw = 16;                  // the chapter column fits the longest id ("18_tensor_parallel")
+    for (int i = 0; i < n; i++)
+        if ((int)strlen(names[i]) > cw) cw = (int)strlen(names[i]);
     const char *heads[8] = {"chapter", "verdict", "cmp", "tol used", "max abs", "cpu ms", "cuda ms", "total s"};
     const char *heads_zh[8] = {"章节", "结论", "比较", "容差占用", "最大误差", "cpu ms", "cuda ms", "总计 s"};
-    const int widths[8] = {16, vw, 6, 10, 11, 10, 10, 9};
+    const int widths[8] = {cw, vw, 6, 10, 11, 10, 10, 9};
     printf("\n");
     for (int c = 0; c < 8; c++) {
         if (c) printf(" ");
         put_col(zh ? heads_zh[c] : heads[c], widths[c], c < 2);
     }
     printf("\n");
-    printf("%-16s %.*s %6s %10s %11s %10s %10s %9s\n", "----------------", vw, "---------", "------", "----------",
-           "-----------", "----------", "----------", "---------");
+    printf("%.*s %.*s %6s %10s %11s %10s %10s %9s\n", cw, "--------------------------------", vw, "---------", "------",
+           "----------", "-----------", "----------", "----------", "---------");
     int n_failed = 0;
     for (int i = 0; i < n; i++) {
         json_t *step = NULL, *steps = root ? json_object_get(root, "steps") : NULL;
@@ -185,7 +188,7 @@ int main(int argc, char **argv) {
         if (n_cmp) snprintf(tol_s, sizeof tol_s, "%.0f%%", 100 * tol_used), snprintf(abs_s, sizeof abs_s, "%.2e", max_abs);
         char cmp_s[32] = "     -";
         if (!no_compare) snprintf(cmp_s, sizeof cmp_s, "%3d/%-2d", n_cmp - n_bad, n_cmp);
-        printf("%-16s %-*s %s %10s %11s %10s %10s %9s\n", names[i], vw, verdict, cmp_s, tol_s, abs_s, cpu_s, cuda_s,
+        printf("%-*s %-*s %s %10s %11s %10s %10s %9s\n", cw, names[i], vw, verdict, cmp_s, tol_s, abs_s, cpu_s, cuda_s,
                total_s);
     }
     if (no_compare)

@@ -197,6 +197,11 @@ char *default_model_dir(void) {
         }
         free(p);
     }
+    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++)  // a build in build/asan/: from the cwd
+        if (dir_exists(candidates[i])) {
+            free(root);
+            return xstrdup(candidates[i]);
+        }
     char *p = path_join(root, "build/models/tiny");
     free(root);
     return p;

@@ -50,7 +50,8 @@ char *path_join(const char *a, const char *b);  // malloc'd "a/b"
 // The repository root: two folders above the executable (build/steps/NN_name, build/bin/generate); malloc'd.
 char *repo_root(void);
 // The model `make demo` prepares, the default of the chapters and of generate: the small trained model (committed
-// under models/, unpacked by `make models`), else the synthetic tiny model `make models` makes; malloc'd.
+// under models/, unpacked by `make models`), else the synthetic tiny model `make models` makes, looked for under the
+// repository root, then (a build in build/asan/) under the current directory; malloc'd.
 char *default_model_dir(void);
 // "s" unless n is 1: printf("%d token%s", n, plural(n)).
 static inline const char *plural(long long n) { return n == 1 ? "" : "s"; }

@@ -77,6 +77,10 @@ void attention_head_forward_cuda(void *out, float *att, const void *q, const voi
 void attention_forward_cuda(void *out, float *att, const void *q, const void *k_cache, const void *v_cache, int T,
                             int Tk, int n_heads, int n_kv_heads, int head_dim, int start_pos, Precision p);
 void residual_forward_cuda(void *out, const void *a, const void *b, size_t n, Precision p);
+// h = x + delta, out = rmsnorm(h) * weight in one kernel (kernels/residual_rmsnorm.cu); h may equal x, out aliases
+// nothing.
+void residual_rmsnorm_forward_cuda(void *h, void *out, const void *x, const void *delta, const uint16_t *weight, int T,
+                                   int D, float eps, Precision p);
 void swiglu_forward_cuda(void *out, const void *gate, const void *up, size_t n, Precision p);
 
 // ---- tensor parallelism: NCCL's collectives (kernels/nccl.cu) -------------------------------------------------------

@@ -65,6 +65,10 @@ void attention_forward_cuda(void *out, float *att, const void *q, const void *k_
 void residual_forward_cuda(void *out, const void *a, const void *b, size_t n, Precision p) {
     NO_CUDA("residual_forward_cuda");
 }
+void residual_rmsnorm_forward_cuda(void *h, void *out, const void *x, const void *delta, const uint16_t *weight, int T,
+                                   int D, float eps, Precision p) {
+    NO_CUDA("residual_rmsnorm_forward_cuda");
+}
 void swiglu_forward_cuda(void *out, const void *gate, const void *up, size_t n, Precision p) {
     NO_CUDA("swiglu_forward_cuda");
 }

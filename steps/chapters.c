@@ -538,6 +538,108 @@ const Chapter CHAPTERS[] = {
                        "timed); on the CPU the cached way alone.",
     },
     {
+        .id = "17_packed",
+        .title_en = "the serving layout: packed products and the fused residual + RMSNorm",
+        .title_zh = "推理引擎的布局：合并的矩阵乘法与融合的残差 + RMSNorm",
+        .intro_en = "Serving engines (vLLM, nano-vllm, the engine of this project) do not run chapters 04-13 as "
+                    "written. wq, wk and wv all multiply the same normalised embeddings, so their rows are stacked "
+                    "into one matrix wqkv and multiplied once; w1 and w3 likewise into w13. The residual add and the "
+                    "RMSNorm that follows it read and write the same row, so one kernel does both. Fewer launches, "
+                    "the input read once: the same numbers.",
+        .intro_zh = "推理引擎（vLLM、nano-vllm、本项目的引擎）并不按第 04-13 章的写法逐个计算。wq、wk、wv 乘的是同一个"
+                    "归一化后的嵌入，所以把它们的行叠成一个矩阵 wqkv，只做一次乘法；w1 和 w3 同样叠成 w13。残差相加和"
+                    "紧随其后的 RMSNorm 读写的是同一行，所以用一个内核完成两者。内核启动更少，输入只读一次：结果完全"
+                    "相同。",
+        .notebook_en = "The tutorial multiplies the normalised embeddings by `wq`, `wk` and `wv` one after another. "
+                       "A serving engine stacks the three weights row by row into one matrix, `wqkv = cat(wq, wk, wv)` "
+                       "[(H + 2·Hkv)·Dh, D] ([6144, 4096] for Llama-3-8B), multiplies once and splits the result's "
+                       "columns at H·Dh and (H + Hkv)·Dh. `w1` and `w3` become `w13` [2F, D] the same way, split at F "
+                       "into the gate and the up projection.\n"
+                       "\n"
+                       "Every output element is still the sum of the same products, so on the CPU the packed results "
+                       "equal the separate ones bit for bit (the comparisons below have tolerance 0). The engine also "
+                       "fuses the residual add with the RMSNorm that follows it: one pass over the row writes "
+                       "`embedding_after_edit` and `embedding_after_edit_normalized`, again the same bits. The figure "
+                       "shows which rows of the packed matrices come from which weight.",
+        .notebook_zh = "教程依次用 `wq`、`wk`、`wv` 去乘归一化后的嵌入。推理引擎把这三个权重按行叠成一个矩阵 "
+                       "`wqkv = cat(wq, wk, wv)` [(H + 2·Hkv)·Dh, D]（Llama-3-8B 是 [6144, 4096]），只乘一次，再在 "
+                       "H·Dh 和 (H + Hkv)·Dh 处把结果的列拆开。`w1` 和 `w3` 同样合成 `w13` [2F, D]，在 F 处拆成门控"
+                       "和上投影。\n"
+                       "\n"
+                       "每个输出元素仍是同样那些乘积之和，所以在 CPU 上合并后的结果与分开计算的结果逐位相同（下面的"
+                       "对比容差为 0）。引擎还把残差相加和紧随其后的 RMSNorm 融合：对一行只走一遍，就写出 "
+                       "`embedding_after_edit` 和 `embedding_after_edit_normalized`，同样逐位相同。图中标出合并矩阵"
+                       "的各行来自哪个权重。",
+        .tutorial_code = "# the serving engines' layout (the tutorial has no such chapter)\n"
+                         "wqkv = torch.cat([wq, wk, wv], dim=0)\n"
+                         "q, k, v = torch.matmul(x, wqkv.T).split([n_heads * head_dim, n_kv_heads * head_dim, "
+                         "n_kv_heads * head_dim], dim=-1)\n"
+                         "w13 = torch.cat([w1, w3], dim=0)\n"
+                         "gate, up = torch.matmul(x, w13.T).split([ffn_hidden, ffn_hidden], dim=-1)\n"
+                         "h = x + embedding_delta; h_normed = rms_norm(h, ffn_norm)  # one kernel",
+        .usage_extra = "On a mixture-of-experts model this chapter traces the demo model (a dense feed-forward) "
+                       "instead and says so.",
+        .needs_dense = true,
+    },
+    {
+        .id = "18_tensor_parallel",
+        .title_en = "tensor parallelism: one layer and the logits on N ranks",
+        .title_zh = "张量并行：在 N 个 rank 上计算一层和 logits",
+        .intro_en = "A model too big or too slow for one GPU is split over N of them, the way Meta's code splits it "
+                    "(fairscale's layers, one process per GPU under torchrun). Each rank holds whole heads of wq, wk "
+                    "and wv, a slice of the FFN and of the vocabulary; it computes its part with no communication "
+                    "until wo and w2, whose products are partial sums: an all-reduce adds them up. Two all-reduces "
+                    "per layer are all the talking the ranks do.",
+        .intro_zh = "一块 GPU 放不下或算得太慢的模型，可以像 Meta 的代码那样切分到 N 块 GPU 上（fairscale 的层，在 "
+                    "torchrun 下每块 GPU 一个进程）。每个 rank 持有 wq、wk、wv 的若干整头，以及 FFN 和词表的一部分；"
+                    "它计算自己的那部分，直到 wo 和 w2 之前都不需要通信。wo 和 w2 的乘积是部分和：用一次 all-reduce "
+                    "把它们加起来。每层两次 all-reduce，就是 rank 之间全部的通信。",
+        .notebook_en = "Meta's reference code builds the model from fairscale's model-parallel layers; "
+                       "`model_parallel_size` N is the number of `consolidated.NN.pth` files (1 for the 8B, 8 for the "
+                       "70B). Rank r holds: the rows of wq, wk and wv of its H/N whole heads (`ColumnParallelLinear`: "
+                       "each rank computes whole output columns); the matching columns of wo (`RowParallelLinear`: "
+                       "each rank computes a partial sum [T, D] that an all-reduce adds up); F/N rows of w1 and w3 and "
+                       "the matching columns of w2; V/N rows of the embedding (`VocabParallelEmbedding`: ids outside "
+                       "the rank's range give zeros, the all-reduce fills them in) and of the output matrix (each "
+                       "rank's logits are gathered). The norms are whole on every rank. When there are more ranks "
+                       "than kv heads, each kv head is replicated on N/Hkv ranks.\n"
+                       "\n"
+                       "The figure shows which rank holds which rows or columns; the per-rank tensors have a leading "
+                       "[N] axis. Where no sum is split (the lookups, q, k, v, the attention, the logits) the result "
+                       "is the unsplit model's bit for bit. The two all-reduces round each rank's partial sum and each "
+                       "addition, so in bf16 they differ from the unsplit product by a few roundings, within a bound "
+                       "the chapter computes; the partial-sum figure shows the N partials of the last token, their "
+                       "total and the unsplit product.",
+        .notebook_zh = "Meta 的参考代码用 fairscale 的模型并行层搭建模型；`model_parallel_size` N 就是 "
+                       "`consolidated.NN.pth` 文件的个数（8B 是 1，70B 是 8）。第 r 个 rank 持有：wq、wk、wv 中属于它"
+                       "那 H/N 个整头的行（`ColumnParallelLinear`：每个 rank 算出完整的若干输出列）；wo 中对应的列"
+                       "（`RowParallelLinear`：每个 rank 算出一个 [T, D] 的部分和，由 all-reduce 加起来）；w1、w3 的 "
+                       "F/N 行和 w2 中对应的列；嵌入矩阵的 V/N 行（`VocabParallelEmbedding`：不在本 rank 范围内的 id "
+                       "得到 0，由 all-reduce 补齐）以及输出矩阵的 V/N 行（各 rank 的 logits 收集到一起）。归一化权重"
+                       "在每个 rank 上都是完整的。rank 比 kv 头多时，每个 kv 头复制到 N/Hkv 个 rank 上。\n"
+                       "\n"
+                       "图中标出哪个 rank 持有哪些行或列；每个 rank 的张量都多一个 [N] 维。凡是没有把求和拆开的地方"
+                       "（查表、q、k、v、注意力、logits），结果与不切分的模型逐位相同。两次 all-reduce 会对每个 rank "
+                       "的部分和以及每次加法做舍入，所以在 bf16 下它们与不切分的乘积相差几次舍入，在本章计算出的界限"
+                       "之内；部分和的图给出最后一个 token 的 N 个部分和、它们的总和以及不切分的乘积。",
+        .tutorial_code = "# Meta's llama/model.py with model_parallel_size = N (the tutorial has no such chapter)\n"
+                         "self.wq = ColumnParallelLinear(dim, n_heads * head_dim, bias=False, gather_output=False)\n"
+                         "self.wo = RowParallelLinear(n_heads * head_dim, dim, bias=False, input_is_parallel=True)\n"
+                         "self.tok_embeddings = VocabParallelEmbedding(vocab_size, dim)\n"
+                         "# a RowParallelLinear ends in torch.distributed.all_reduce(partial_output)",
+        .usage_extra = "--tp N: the number of ranks (default 2, or 1 when the model cannot be split in 2). N must "
+                       "split the model into whole pieces: n_heads, the FFN size and the vocabulary multiples of N, "
+                       "n_kv_heads a multiple of N or N a multiple of n_kv_heads (then the kv heads are replicated); "
+                       "otherwise exit 2 saying why.\n"
+                       "On the CPU the ranks are emulated one after another. With --device cuda and N GPUs (and NCCL) "
+                       "each rank is a process on its own GPU and the all-reduces are NCCL's (NCCL_NVLS_ENABLE=0: no "
+                       "NVLink multicast); with fewer GPUs the ranks run one after another on GPU 0.\n"
+                       "On a mixture-of-experts model this chapter traces the demo model (a dense feed-forward) instead "
+                       "and says so.",
+        .takes_tp = true,
+        .needs_dense = true,
+    },
+    {
         .id = "19_logit_lens",
         .title_en = "the logit lens: the prediction after every layer",
         .title_zh = "logit lens：每一层之后的预测",

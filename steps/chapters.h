@@ -35,8 +35,10 @@ typedef struct {
     const char *notebook_en, *notebook_zh; // the notebook's and the page's explanation (markdown)
     const char *tutorial_code;             // the tutorial's PyTorch, several lines, or NULL
     const char *usage_extra;               // extra lines for the program's --help, or NULL
+    bool takes_tp;                         // the program takes --tp N (the number of ranks: 18_tensor_parallel)
     ChapterFigure figures[CHAPTER_MAX_FIGURES];  // up to the first with image NULL
     bool needs_moe;                        // traces a mixture of experts: on a dense model, the MoE demo model
+    bool needs_dense;                      // splits a dense SwiGLU FFN (17, 18): on a MoE model, the demo model
 } Chapter;
 
 extern const Chapter CHAPTERS[];

@@ -70,6 +70,20 @@ void embed_tokens_cuda(Step *s, float *out) {
     step_add_ms(s, true, t0);
 }
 
+LayerWeights layer_weights(Step *s, int L) {
+    LayerWeights w;
+    w.wq = step_weight(s, NULL, "layers.%d.attention.wq.weight", L);
+    w.wk = step_weight(s, NULL, "layers.%d.attention.wk.weight", L);
+    w.wv = step_weight(s, NULL, "layers.%d.attention.wv.weight", L);
+    w.wo = step_weight(s, NULL, "layers.%d.attention.wo.weight", L);
+    w.w1 = step_weight(s, NULL, "layers.%d.feed_forward.w1.weight", L);
+    w.w2 = step_weight(s, NULL, "layers.%d.feed_forward.w2.weight", L);
+    w.w3 = step_weight(s, NULL, "layers.%d.feed_forward.w3.weight", L);
+    w.attention_norm = step_weight(s, NULL, "layers.%d.attention_norm.weight", L);
+    w.ffn_norm = step_weight(s, NULL, "layers.%d.ffn_norm.weight", L);
+    return w;
+}
+
 // The LayerTrace field that holds an op's output.
 static float *layer_op_slot(const LayerTrace *lt, LayerOp op) {
     switch (op) {

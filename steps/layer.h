@@ -42,6 +42,14 @@ typedef struct {
     float *layer_embedding;   // [T, D]   embedding_after_edit + output_after_feedforward
 } LayerTrace;
 
+// The weights of one layer, as step_weight gives them (bf16, contiguous; exit 2 naming a missing one).
+typedef struct {
+    const uint16_t *wq, *wk, *wv, *wo;        // [H*Dh, D], [Hkv*Dh, D] x2, [D, H*Dh]
+    const uint16_t *w1, *w2, *w3;             // [F, D], [D, F], [F, D]
+    const uint16_t *attention_norm, *ffn_norm;// [D]
+} LayerWeights;
+LayerWeights layer_weights(Step *s, int layer);
+
 void layer_trace_alloc(LayerTrace *lt, const Step *s, int layer, int head);
 void layer_trace_free(LayerTrace *lt);
 

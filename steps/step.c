@@ -11,6 +11,7 @@
 
 #include "draw/figures.h"
 #include "kernels.h"
+#include "tp.h"
 
 // ---- where the MoE demo model lives ----------------------------------------------------------------------------------
 char *step_moe_demo_model(void) {
@@ -27,7 +28,7 @@ char *step_moe_demo_model(void) {
 static void print_help(const Chapter *c) {
     printf("usage: %s [--model DIR] [--prompt TEXT] [--out DIR] [--device auto|cuda|cpu] [--layer L] [--head H]\n"
            "          [--precision bf16|fp32] [--lang en|zh] [--tokenizer FILE] [--tokens ID,ID,...] [--no-compare]\n"
-           "          [--quiet]\n\n"
+           "          [--quiet]%s\n\n"
            "%s\n%s\n\n"
            "  --model DIR        a Meta directory (params.json, consolidated.NN.pth, tokenizer.model) or an HF one\n"
            "                     (config.json, *.safetensors, tokenizer.json); default: the model `make demo` prepares\n"
@@ -47,10 +48,12 @@ static void print_help(const Chapter *c) {
            "                     run at all: each op is fed by the CUDA op before it and the trace holds the CUDA values\n"
            "                     under the same names (the fast way through a large model). With --device cpu the CPU\n"
            "                     reference runs without its self-checks. The verdict says \"not compared\", never OK.\n"
-           "  --quiet            print only the verdict lines\n\n"
+           "  --quiet            print only the verdict lines\n%s\n"
            "Exit status: 0 when every comparison passed (with --no-compare: when the chapter ran), 1 when one failed\n"
            "or on an error, 2 on bad input.\n",
-           c->id, c->title_en, c->title_zh, TUTORIAL_PROMPT, c->id);
+           c->id, c->takes_tp ? " [--tp N]" : "", c->title_en, c->title_zh, TUTORIAL_PROMPT, c->id,
+           c->takes_tp ? "  --tp N             the number of ranks the layer and the logits are split over (see below)\n"
+                       : "");
     if (c->usage_extra) printf("\n%s\n", c->usage_extra);
 }
 
@@ -62,7 +65,7 @@ static void parse_args(Step *s, int argc, char **argv) {
         {"precision", required_argument, 0, 'P'}, {"lang", required_argument, 0, 'L'},
         {"tokenizer", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
         {"no-compare", no_argument, 0, 'N'},      {"help", no_argument, 0, 'h'},
-        {"tokens", required_argument, 0, 'k'},
+        {"tokens", required_argument, 0, 'k'}, {"tp", required_argument, 0, 'R'},
         {0, 0, 0, 0},
     };
     const char *prog = s->id;
@@ -98,6 +101,11 @@ static void parse_args(Step *s, int argc, char **argv) {
         case 'k': s->tokens_arg = xstrdup(optarg); break;
         case 'q': s->quiet = true; break;
         case 'N': no_compare = true; break;
+        case 'R':
+            if (!s->chapter->takes_tp) usage_error(prog, "unknown option '--tp' (18_tensor_parallel takes it)");
+            s->tp = (int)strtol(optarg, &end, 10);
+            if (*end || end == optarg || s->tp < 1) usage_error(prog, "--tp: expected a number of ranks >= 1, got '%s'", optarg);
+            break;
         case 'h': print_help(s->chapter); exit(0);
         default:
             if (optopt && strncmp(argv[optind - 1], "--", 2) == 0)  // a long option given a value it takes none of, or none
@@ -157,28 +165,45 @@ static void open_checkpoint(Step *s) {
     s->cfg = &s->ck.cfg;
 }
 
+// Trace the model at dir instead of the one asked for (a chapter that needs the other kind of feed-forward), saying
+// why in note (recorded in trace.json, naming the model as the repository does: no checkout's own path). Its own
+// tokenizer then encodes the prompt.
+static void trace_instead(Step *s, char *dir, char *note) {
+    char *params = path_join(dir, "params.json");
+    if (!file_exists(params))
+        input_error(dir, step_text(s, "%s; that model is missing (run `make models`)", "%s；该模型不存在（运行 `make models`）"),
+                    note);
+    free(params);
+    s->model_note = note;
+    checkpoint_close(&s->ck);
+    free(s->model_dir), free(s->tokenizer_path);
+    s->model_dir = dir, s->tokenizer_path = NULL;
+    open_checkpoint(s);
+    if (s->layer >= s->cfg->n_layers) s->layer = s->cfg->n_layers - 1;  // --layer was meant for the other model
+    if (s->head >= s->cfg->n_heads) s->head = s->cfg->n_heads - 1;
+}
+
 static void load_model(Step *s) {
     open_checkpoint(s);
-    if (s->chapter->needs_moe && !config_is_moe(s->cfg)) {
-        // A chapter about the mixture of experts on a dense model: it traces the MoE demo model instead, so that the
-        // walkthrough always shows routing. Its own tokenizer then encodes the prompt.
-        char *moe = step_moe_demo_model(), *params = path_join(moe, "params.json");
-        if (!file_exists(params))
-            input_error(moe, "%s has a dense feed-forward, and the MoE demo model this chapter then traces is "
-                             "missing (run `make models`)", s->model_dir);
-        free(params);
-        // the note names the demo model as the repository does (recorded in trace.json: no checkout's own path)
-        s->model_note = xasprintf(step_text(s, "%s has a dense SwiGLU feed-forward, no experts: this chapter traces the "
-                                               "MoE demo model build/models/llama3-tiny-moe instead",
-                                            "%s 的前馈层是稠密的 SwiGLU，没有专家：本章改为追踪 MoE 演示模型 "
-                                            "build/models/llama3-tiny-moe"),
-                                  s->model_dir);
-        checkpoint_close(&s->ck);
-        free(s->model_dir), free(s->tokenizer_path);
-        s->model_dir = moe, s->tokenizer_path = NULL;
-        open_checkpoint(s);
-        if (s->layer >= s->cfg->n_layers) s->layer = s->cfg->n_layers - 1;  // --layer was meant for the other model
-        if (s->head >= s->cfg->n_heads) s->head = s->cfg->n_heads - 1;
+    // A chapter about the mixture of experts on a dense model traces the MoE demo model, so that the walkthrough
+    // always shows routing; a chapter that splits the dense FFN (17, 18) on a MoE model traces the dense demo model.
+    if (s->chapter->needs_moe && !config_is_moe(s->cfg))
+        trace_instead(s, step_moe_demo_model(),
+                      xasprintf(step_text(s, "%s has a dense SwiGLU feed-forward, no experts: this chapter traces the "
+                                             "MoE demo model build/models/llama3-tiny-moe instead",
+                                          "%s 的前馈层是稠密的 SwiGLU，没有专家：本章改为追踪 MoE 演示模型 "
+                                          "build/models/llama3-tiny-moe"),
+                                s->model_dir));
+    else if (s->chapter->needs_dense && config_is_moe(s->cfg)) {
+        char *dense = default_model_dir();
+        const char *name = strrchr(dense, '/') ? strrchr(dense, '/') + 1 : dense;
+        trace_instead(s, dense,
+                      xasprintf(step_text(s, "%s has a mixture of experts, and this chapter splits a dense SwiGLU "
+                                             "feed-forward (w1, w2, w3): it traces the demo model build/models/%s "
+                                             "instead",
+                                          "%s 的前馈层是混合专家，而本章要切分稠密的 SwiGLU 前馈层（w1、w2、w3）："
+                                          "本章改为追踪演示模型 build/models/%s"),
+                                s->model_dir, name));
     }
     if (s->layer >= s->cfg->n_layers)
         input_error(NULL, "--layer %d: the model has %d layers (0..%d)", s->layer, s->cfg->n_layers, s->cfg->n_layers - 1);
@@ -615,6 +640,8 @@ void step_init(Step *s, int argc, char **argv, const char *chapter_id) {
     s->t_start = now_seconds();
     parse_args(s, argc, argv);
     load_model(s);
+    char why[256];  // --tp N must split this model into whole heads, FFN rows and vocabulary rows (common/tp.h)
+    if (s->tp && !tp_check(s->cfg, s->tp, why, sizeof why)) input_error(NULL, "--tp %d: %s", s->tp, why);
     if (s->cuda) {
         cuda_init(0);
         size_t bytes = (size_t)(s->T + 1) * (size_t)s->cfg->head_dim * sizeof(float);

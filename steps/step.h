@@ -20,6 +20,7 @@
 //     --model DIR  --prompt TEXT  --out DIR  --device auto|cuda|cpu  --layer L  --head H  --precision bf16|fp32
 //     --lang en|zh  --no-compare  --quiet  --help  --tokens ID,ID,... (token ids instead of a prompt: for a model
 //     whose tokenizer we do not read, e.g. Mixtral's SentencePiece; no tokenizer is then needed)
+//     --tp N (only the chapter whose entry says takes_tp)
 //
 // --no-compare runs ONE path and compares nothing: with the CUDA path the CPU reference does not run at all (each
 // op is fed by the CUDA op before it, and the trace holds the CUDA values under the same names); with --device cpu
@@ -52,6 +53,7 @@ typedef struct {
     bool cpu;               // the CPU reference runs (always, except with --no-compare on the CUDA path)
     bool compare;           // comparisons and self-checks run (false with --no-compare)
     int layer, head;        // --layer, --head (default 0, 0), checked against the config
+    int tp;                 // --tp N, the number of ranks (0 when not given; only chapters whose entry takes_tp)
     Precision prec;
     Lang lang;
     bool quiet;

@@ -124,7 +124,7 @@ sys.exit(0 if not t.moe_criteria([u], 4, check_load=False)['ok'] and not t.moe_c
         --device cpu --out "$TMP/wmoe" --quiet
     check "check_trace.py on the MoE demo's walkthrough" $PY tests/reference/check_trace.py "$TMP/wmoe" "$DEMO" \
         00_config 01_tokenize 02_embed 03_rmsnorm 04_query 05_rope 06_key 07_scores 08_mask 09_softmax 10_value \
-        11_multihead 12_output 13_ffn 14_layers 15_logits 16_generate 19_logit_lens 20_moe
+        11_multihead 12_output 13_ffn 14_layers 15_logits 16_generate 17_packed 18_tensor_parallel 19_logit_lens 20_moe
     check "13_ffn on the MoE demo model prints the gate, the 4 experts and the shared one, not w1/w2/w3" $PY -c "
 import json, sys
 lines = [l for s in json.load(open('$TMP/wmoe/trace.json'))['steps'] if s['id'] == '13_ffn' for l in s['lines']]

@@ -981,3 +981,109 @@ void figure_bar_chart_h_ref(const char *path, const float *values, const char *c
                             const char *value_label, float ref, const char *ref_label) {
     bar_chart_h(path, values, labels, n, title, value_label, false, &ref, ref_label);
 }
+
+// ---- figure_banded_matrices -----------------------------------------------------------------------------------------
+
+#define BANDED_BOX 200   // the longer side of a matrix's box, pixels
+#define BANDED_COLS 4    // panels per row
+#define BANDED_STRIPE 6  // width of one colour's stripe in a band of several colours
+
+static Rgb band_color(int i) {  // series_color's eight, then two more for up to ten ranks
+    static const uint8_t extra[2][3] = {{188, 189, 34}, {23, 190, 207}};
+    i %= 10;
+    return i < 8 ? series_color(i) : RGB(extra[i - 8][0], extra[i - 8][1], extra[i - 8][2]);
+}
+
+// The band's pixels [x, x+w) x [y, y+h), in its colours: stripes across the band when it has several.
+static void draw_band(Canvas *c, int x, int y, int w, int h, unsigned colors, bool rows) {
+    int idx[32], n = 0;
+    for (int b = 0; b < 32; b++)
+        if (colors & (1u << b)) idx[n++] = b;
+    if (n == 0) { draw_rect(c, x, y, w, h, COLOR_GRID); return; }
+    if (n == 1) { draw_rect(c, x, y, w, h, band_color(idx[0])); return; }
+    // stripes run along the band, so that each holder's colour shows over the band's whole length
+    int len = rows ? h : w;
+    for (int s = 0, k = 0; s < len; s += BANDED_STRIPE, k++) {
+        int t = len - s < BANDED_STRIPE ? len - s : BANDED_STRIPE;
+        if (rows) draw_rect(c, x, y + s, w, t, band_color(idx[k % n]));
+        else draw_rect(c, x + s, y, t, h, band_color(idx[k % n]));
+    }
+}
+
+void figure_banded_matrices(const char *path, const FigureBandedMatrix *m, int n, const char *const *legend,
+                            int n_legend, const char *title, const char *subtitle) {
+    if (n <= 0) fatal("figure_banded_matrices %s: no matrices", path);
+    const int panel_w = BANDED_BOX + 60, panel_h = BANDED_BOX + 3 * GLYPH_H + 24;
+    const int cols = n < BANDED_COLS ? n : BANDED_COLS, rows_of_panels = (n + cols - 1) / cols;
+    int legend_w = 0;
+    for (int i = 0; i < n_legend; i++) legend_w += 22 + font_text_width(legend[i], 1) + 18;
+    int legend_lines = 1 + legend_w / (cols * panel_w > 600 ? cols * panel_w : 600);
+    int width = PAD * 2 + cols * panel_w;
+    int tw = titles_width(title, subtitle) + 2 * PAD;
+    if (width < tw) width = tw;
+    int top = PAD + titles_height(title, subtitle) + 8;
+    int height = top + rows_of_panels * panel_h + (n_legend ? legend_lines * (GLYPH_H + 10) + 10 : 0) + PAD;
+    Canvas c;
+    canvas_init(&c, width, height, COLOR_WHITE);
+    draw_titles(&c, width / 2, PAD, title, subtitle);
+    int x_origin = (width - cols * panel_w) / 2;
+    for (int i = 0; i < n; i++) {
+        const FigureBandedMatrix *mt = &m[i];
+        int px = x_origin + (i % cols) * panel_w, py = top + (i / cols) * panel_h;
+        // the box: aspect of [rows, cols], clamped to 1:4 .. 4:1
+        double aspect = mt->cols > 0 ? (double)mt->rows / (double)mt->cols : 4.0;  // a vector: a tall box
+        if (aspect > 4) aspect = 4;
+        if (aspect < 0.25) aspect = 0.25;
+        int bw = aspect >= 1 ? (int)lround(BANDED_BOX / aspect) : BANDED_BOX;
+        int bh = aspect >= 1 ? BANDED_BOX : (int)lround(BANDED_BOX * aspect);
+        int bx = px + (panel_w - bw) / 2, by = py + GLYPH_H + 8 + (BANDED_BOX - bh) / 2;
+        char shape[96];
+        if (mt->cols > 0) snprintf(shape, sizeof shape, "[%lld, %lld]", (long long)mt->rows, (long long)mt->cols);
+        else snprintf(shape, sizeof shape, "[%lld]", (long long)mt->rows);
+        draw_text(&c, px + panel_w / 2, py, mt->name, 1, 0, ALIGN_CENTER | ALIGN_TOP, COLOR_BLACK);
+        draw_rect(&c, bx, by, bw, bh, COLOR_GRID);
+        const bool along_rows = mt->dim == 0;
+        const int64_t extent = along_rows ? mt->rows : mt->cols;
+        const int span = along_rows ? bh : bw;
+        for (int b = 0; b < mt->n_bands; b++) {
+            const FigureBand *band = &mt->bands[b];
+            int a0 = extent > 0 ? (int)lround((double)band->start / (double)extent * span) : 0;
+            int a1 = extent > 0 ? (int)lround((double)(band->start + band->count) / (double)extent * span) : span;
+            if (a1 <= a0) a1 = a0 + 1;
+            if (along_rows) draw_band(&c, bx, by + a0, bw, a1 - a0, band->colors, true);
+            else draw_band(&c, bx + a0, by, a1 - a0, bh, band->colors, false);
+            if (b > 0) {  // a white line between two bands
+                if (along_rows) draw_rect(&c, bx, by + a0, bw, 1, COLOR_WHITE);
+                else draw_rect(&c, bx + a0, by, 1, bh, COLOR_WHITE);
+            }
+            if (band->label && *band->label) {
+                int thick = a1 - a0, len = along_rows ? bw : bh, tw_px = font_text_width(band->label, 1);
+                if (thick >= GLYPH_H + 2 && tw_px + 6 <= len) {
+                    int cx = along_rows ? bx + bw / 2 : bx + (a0 + a1) / 2, cy = along_rows ? by + (a0 + a1) / 2 : by + bh / 2;
+                    int angle = along_rows ? 0 : 90;
+                    draw_rect(&c, along_rows ? cx - tw_px / 2 - 2 : cx - GLYPH_H / 2 - 1,
+                              along_rows ? cy - GLYPH_H / 2 - 1 : cy - tw_px / 2 - 2, along_rows ? tw_px + 4 : GLYPH_H + 2,
+                              along_rows ? GLYPH_H + 2 : tw_px + 4, COLOR_WHITE);
+                    draw_text(&c, cx, cy, band->label, 1, angle, ALIGN_CENTER | ALIGN_MIDDLE, COLOR_BLACK);
+                }
+            }
+        }
+        draw_rect_outline(&c, bx - 1, by - 1, bw + 2, bh + 2, 1, COLOR_BLACK);
+        draw_text(&c, px + panel_w / 2, py + GLYPH_H + 8 + BANDED_BOX + 6, shape, 1, 0, ALIGN_CENTER | ALIGN_TOP, COLOR_TEXT);
+        const char *how = mt->n_bands <= 1 && mt->bands && __builtin_popcount(mt->bands[0].colors) > 1
+                              ? "(whole)" : along_rows ? "(rows)" : "(columns)";
+        draw_text(&c, px + panel_w / 2, py + GLYPH_H + 8 + BANDED_BOX + 6 + GLYPH_H + 2, how, 1, 0,
+                  ALIGN_CENTER | ALIGN_TOP, COLOR_TEXT);
+    }
+    // the legend: a swatch and a name per colour, wrapped
+    int lx = PAD, ly = top + rows_of_panels * panel_h + 10;
+    for (int i = 0; i < n_legend; i++) {
+        int w = 22 + font_text_width(legend[i], 1) + 18;
+        if (lx + w > width - PAD && lx > PAD) lx = PAD, ly += GLYPH_H + 10;
+        draw_rect(&c, lx, ly + 1, 14, 14, band_color(i));
+        draw_text(&c, lx + 20, ly, legend[i], 1, 0, ALIGN_LEFT | ALIGN_TOP, COLOR_BLACK);
+        lx += w;
+    }
+    canvas_write_png(&c, path);
+    canvas_free(&c);
+}

@@ -14,6 +14,8 @@
 //   figure_line_chart       series over an x axis (residual-norm growth across layers), with ticks and a legend
 //   figure_bar_chart_h      horizontal bars with labels and values (the top-k next tokens and their probabilities);
 //                           figure_bar_chart_h_ref adds a reference line (the experts' load against the balanced share)
+//   figure_banded_matrices  matrices as boxes cut into coloured bands of rows or columns (17's packed weights, 18's
+//                           which rank holds what)
 //
 // Sizes: glyphs are 16 px tall (titles 32 px); a heatmap cell is 18-48 px, so the 17-token figures are about
 // 1100 x 1000 px and well under 200 KB. Strings are UTF-8 (Chinese titles and tokens render: Unifont has CJK).
@@ -113,3 +115,25 @@ void figure_bar_chart_h(const char *path, const float *values, const char *const
 // of 20_moe against the balanced share). Labels are drawn as given.
 void figure_bar_chart_h_ref(const char *path, const float *values, const char *const *labels, int n, const char *title,
                             const char *value_label, float ref, const char *ref_label);
+
+// ---- which part of each weight: figure_banded_matrices ----------------------------------------------------------------
+// A band of a matrix: rows (dim 0) or columns (dim 1) [start, start + count), in the palette colours whose bits are
+// set (bit i = colour i of the legend; several bits draw stripes: a part that several holders share, e.g. a kv head
+// replicated on 4 ranks), with a label written inside when it fits.
+typedef struct {
+    int64_t start, count;
+    unsigned colors;
+    const char *label;
+} FigureBand;
+typedef struct {
+    const char *name;   // above the box, e.g. "layers.0.attention.wq.weight"
+    int64_t rows, cols; // the whole matrix (written under the box); cols 0: a vector [rows]
+    int dim;            // 0: the bands are rows, 1: columns
+    int n_bands;
+    const FigureBand *bands;
+} FigureBandedMatrix;
+// Chapters 17 and 18: the matrices side by side (4 per row), each a box whose aspect follows [rows, cols] clamped to
+// 1:4 .. 4:1 (the vocabulary's [128256, 4096] stays a readable box; the real shape is written under it), its bands
+// coloured, and a legend: legend[i] beside a swatch of colour i (the packed parts, or "rank i").
+void figure_banded_matrices(const char *path, const FigureBandedMatrix *m, int n, const char *const *legend,
+                            int n_legend, const char *title, const char *subtitle);

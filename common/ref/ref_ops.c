@@ -48,6 +48,22 @@ void rmsnorm_forward_cpu(float *out, float *rstd, const float *inp, const uint16
     }
 }
 
+void residual_rmsnorm_forward_cpu(float *h, float *out, const float *x, const float *delta, const uint16_t *weight,
+                                  int T, int D, float eps, Precision p) {
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * (size_t)D, *dr = delta + (size_t)t * (size_t)D;
+        float *hr = h + (size_t)t * (size_t)D, *o = out + (size_t)t * (size_t)D;
+        double sum_sq = 0.0;
+        for (int i = 0; i < D; i++) {  // h = x + delta, and its sum of squares while the value is at hand
+            hr[i] = act_round(xr[i] + dr[i], p);
+            sum_sq += (double)hr[i] * (double)hr[i];
+        }
+        float r = 1.0f / sqrtf((float)(sum_sq / (double)D) + eps);
+        for (int i = 0; i < D; i++) o[i] = act_round(act_round(hr[i] * r, p) * bf16_to_f32(weight[i]), p);
+    }
+}
+
 // out[t, o] = sum_c inp[t, c] * W[o, c]. Parallel over output features (T is often 1 or 17, OC is thousands); each
 // thread converts one weight row to float once and reuses it for all T rows. round_out: bf16 rounding or not.
 static void matmul_double_acc(float *out, const float *inp, const uint16_t *weight, int T, int C, int OC,

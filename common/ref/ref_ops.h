@@ -59,6 +59,12 @@ void embedding_forward_cpu(float *out, const int32_t *tokens, const uint16_t *ta
 void rmsnorm_forward_cpu(float *out, float *rstd, const float *inp, const uint16_t *weight, int T, int D, float eps,
                          Precision p);
 
+// The serving engines' fused residual + RMSNorm (vLLM's RMSNorm(x, residual), the engine's engine_add_rmsnorm):
+// h[t] = round(x[t] + delta[t]), then out[t] = rmsnorm(h[t]) * weight, in one pass over each row. Bit-identical to
+// residual_forward_cpu followed by rmsnorm_forward_cpu (the same roundings in the same order). h may equal x.
+void residual_rmsnorm_forward_cpu(float *h, float *out, const float *x, const float *delta, const uint16_t *weight,
+                                  int T, int D, float eps, Precision p);
+
 // ---- products with weights ------------------------------------------------------------------------------------------
 // out[T, OC] = inp[T, C] · W[OC, C]ᵀ: bf16 weights, accumulation in double, result rounded (bf16 in PREC_BF16).
 void matmul_forward_cpu(float *out, const float *inp, const uint16_t *weight, int T, int C, int OC, Precision p);

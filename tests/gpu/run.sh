@@ -27,11 +27,16 @@
 #               --device cuda on the minimind-moe and mixtral-tiny presets and on the MoE demo model (every comparison
 #               must pass), its CUDA path alone (--no-compare), the whole walkthrough of the MoE demo model on CUDA
 #               (chapters 13-15 run the MoE in place of SwiGLU), and compute-sanitizer memcheck over chapter 20
+#   tp          chapters 17 and 18 with --device cuda (one GPU): 17_packed on the tiny and the demo model passes every
+#               comparison (the packed products and the fused residual + RMSNorm kernel against the CPU); 18_tensor_parallel
+#               --tp 2 and --tp 4 on the demo model: with fewer GPUs than ranks it says so and runs the ranks one after
+#               another on GPU 0, every rank's CUDA tensors against the CPU emulation; with the llama3-8b preset (made by
+#               the 8b stage) 17 and 18 --tp 8 too. Several GPUs: tests/gpu/run_tp.sh (NCCL, one process per GPU).
 # STAGES="tiny 8b" picks stages (default: all). Ends with "N passed, N failed" and writes a summary (date, commit,
 # GPU, counts, timings) to $GPU_SUMMARY (default tests/gpu/last-run.txt).
 set -u
 cd "$(dirname "$0")/../.."
-STAGES="${STAGES:-kernels engine engine_ops tiny demo moe sanitizer generate 8b engine8b nocompare}"
+STAGES="${STAGES:-kernels engine engine_ops tiny demo moe sanitizer generate 8b engine8b tp nocompare}"
 GPU_TMP="${GPU_TMP:-/tmp/l3t-gpu}"
 SUMMARY="${GPU_SUMMARY:-tests/gpu/last-run.txt}"
 LOGS="${GPU_LOGS:-$GPU_TMP/logs}"
@@ -168,6 +173,35 @@ if stage engine8b; then
     [ -f "$M8B/params.json" ] || run make_8b build/bin/wt-make-model --preset llama3-8b --seed 1 --tokenizer build/models/tokenizer.model --out "$M8B"
     run engine_8b build/tests/test_engine_gpu "$M8B"
     grep -E "passed, [0-9]+ failed" "$LOGS/engine_8b.log" | tail -n 1 | sed 's/^/        /'
+fi
+
+if stage tp; then
+    echo "== chapters 17 and 18 on one GPU: packed products, fused kernel, the ranks emulated on GPU 0 =="
+    DEMO=build/models/llama3-tiny-trained
+    N_GPUS=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
+    all_ok() { "$@" && grep -qE '^OK +1[78]_' "$LOG_TP" && ! grep -qE '^FAIL' "$LOG_TP"; }
+    for m in $TINY $DEMO; do
+        LOG_TP="$LOGS/tp_17_$(basename $m).log"
+        run "tp_17_$(basename $m)" all_ok build/steps/17_packed --model $m --device cuda --out "$GPU_TMP/tp17_$(basename $m)"
+    done
+    for n in 2 4; do
+        LOG_TP="$LOGS/tp_18_demo_$n.log"
+        run "tp_18_demo_$n" all_ok build/steps/18_tensor_parallel --model $DEMO --device cuda --tp $n --out "$GPU_TMP/tp18_$n"
+        grep -E "^CUDA: " "$LOG_TP" | sed 's/^/        /'
+        if [ "$N_GPUS" -lt "$n" ]; then  # the one-GPU behaviour: says so, emulates
+            run "tp_18_demo_${n}_says_emulated" grep -q "^CUDA: $n ranks need $n GPUs.*; $N_GPUS found: the ranks run one after another on GPU 0" "$LOG_TP"
+        fi
+    done
+    M8B="$GPU_TMP/llama3-8b"
+    if [ -f "$M8B/params.json" ]; then
+        LOG_TP="$LOGS/tp_17_8b.log"
+        run tp_17_8b all_ok build/steps/17_packed --model "$M8B" --device cuda --out "$GPU_TMP/tp17_8b"
+        LOG_TP="$LOGS/tp_18_8b_8.log"
+        run tp_18_8b_8 all_ok build/steps/18_tensor_parallel --model "$M8B" --device cuda --tp 8 --out "$GPU_TMP/tp18_8b"
+    else
+        note "chapters 17-18 at the llama3-8b preset: not run (the 8b stage makes it: STAGES=\"8b tp\")"
+    fi
+    [ "$N_GPUS" -ge 2 ] && note "this machine has $N_GPUS GPUs: tests/gpu/run_tp.sh runs 18_tensor_parallel over NCCL"
 fi
 
 if stage nocompare; then

@@ -14,13 +14,20 @@
 #   nvls       --verbose says NCCL_NVLS_ENABLE=0 was set; NCCL_NVLS_ENABLE=1 is refused (exit 2)
 #   bench      build/bin/bench --tp 2 and --tp 1 on the 8B preset (JSON to $OUT or bench/results/); the decode
 #              speedup is reported (DESIGN's target: TP=2 >= 1.7x TP=1), not a pass/fail
+#   chapter18  18_tensor_parallel --device cuda over NCCL, one process per GPU: --tp 2 on the tiny and the demo model,
+#              --tp 4 / --tp 8 when that many GPUs are there (the demo's 4 heads: up to 4), the 8B preset at --tp 2 and
+#              the most GPUs up to 8: the chapter says it runs over NCCL, finds the collectives' results the same bits
+#              on every rank, and every rank's CUDA tensors pass against the CPU emulation of the same ranks (for N = 2
+#              NCCL's bf16 sum is the emulation's own: one rounded addition)
+#   visible    CUDA_VISIBLE_DEVICES narrowed to one GPU while --tp 2 asks for two: chapter 18 says "1 found" and runs
+#              the ranks one after another on that GPU (every comparison still passes)
 # STAGES="demo kill" picks stages (default: all). libnccl.so.2 is found through the usual library path; when it is
 # not there, the one PyTorch ships (nvidia-nccl) is put on LD_LIBRARY_PATH. Ends with "N passed, N failed" and writes
 # a summary (date, commit, GPUs, NCCL, counts, the measured numbers) to $GPU_SUMMARY (default
 # tests/gpu/last-run-tp.txt).
 set -u
 cd "$(dirname "$0")/../.."
-STAGES="${STAGES:-demo 8b kill oom nvls bench}"
+STAGES="${STAGES:-demo 8b kill oom nvls bench chapter18 visible}"
 GPU_TMP="${GPU_TMP:-/tmp/l3t-gpu}"
 SUMMARY="${GPU_SUMMARY:-tests/gpu/last-run-tp.txt}"
 LOGS="${GPU_LOGS:-$GPU_TMP/logs-tp}"
@@ -170,6 +177,42 @@ print("bench on " + a["gpu"] + ": " + "; ".join(out))
 EOF
 )"
     fi
+fi
+
+if stage chapter18; then
+    echo "== 18_tensor_parallel over NCCL, one process per GPU =="
+    # the chapter over NCCL: its own line, the same bits on every rank, every comparison OK
+    nccl_ok() {
+        local log="$1" n="$2"; shift 2
+        "$@" >"$log" 2>&1 || return 1
+        grep -q "^CUDA: $n GPUs, one process per rank, NCCL all-reduces (NCCL_NVLS_ENABLE=0)" "$log" &&
+            grep -q "are the same bits on all $n ranks: yes" "$log" && grep -qE '^OK +18_' "$log" && ! grep -qE '^FAIL' "$log"
+    }
+    for m in build/models/tiny build/models/llama3-tiny-trained; do
+        for n in 2 4 8; do
+            [ "$n" -le "$N_GPU" ] || continue
+            [ "$(basename $m)" = tiny ] || [ "$n" -le 4 ] || continue  # the demo's 4 heads: N <= 4
+            run "ch18_$(basename $m)_tp$n" nccl_ok "$LOGS/ch18_$(basename $m)_tp$n.out" "$n" \
+                build/steps/18_tensor_parallel --model $m --device cuda --tp $n --out "$GPU_TMP/tp_$(basename $m)_$n"
+            grep -E "^OK .*all-reduce|^OK .*all-gather" "$LOGS/ch18_$(basename $m)_tp$n.out" | sed 's/^/        /'
+        done
+    done
+    need_8b
+    most=$(( N_GPU >= 8 ? 8 : N_GPU >= 4 ? 4 : 2 ))
+    for n in $(echo 2 $most | tr ' ' '\n' | sort -un); do
+        run "ch18_8b_tp$n" nccl_ok "$LOGS/ch18_8b_tp$n.out" "$n" build/steps/18_tensor_parallel --model "$M8B" \
+            --device cuda --tp $n --out "$GPU_TMP/tp_8b_$n"
+    done
+fi
+
+if stage visible; then
+    echo "== chapter 18 with one GPU visible: it says so and emulates the ranks on it =="
+    emulated() {
+        CUDA_VISIBLE_DEVICES=0 build/steps/18_tensor_parallel --model build/models/tiny --device cuda --tp 2 \
+            --out "$GPU_TMP/tp_vis1" >"$LOGS/vis1.out" 2>&1 && grep -q "^CUDA: 2 ranks need 2 GPUs; 1 found" "$LOGS/vis1.out" &&
+            ! grep -qE '^FAIL' "$LOGS/vis1.out"
+    }
+    run ch18_one_visible_gpu emulated
 fi
 
 COMMIT=${GIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}

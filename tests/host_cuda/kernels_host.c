@@ -145,6 +145,15 @@ void residual_forward_cuda(void *out, const void *a, const void *b, size_t n, Pr
     free(af), free(bf);
     act_put(out, o, n, p);
 }
+void residual_rmsnorm_forward_cuda(void *h, void *out, const void *x, const void *delta, const uint16_t *weight, int T,
+                                   int D, float eps, Precision p) {
+    size_t n = (size_t)T * D;
+    float *xf = act_in(x, n, p), *df = act_in(delta, n, p), *hf = act_out(n), *o = act_out(n);
+    residual_rmsnorm_forward_cpu(hf, o, xf, df, weight, T, D, eps, p);
+    free(xf), free(df);
+    act_put(h, hf, n, p);
+    act_put(out, o, n, p);
+}
 void swiglu_forward_cuda(void *out, const void *gate, const void *up, size_t n, Precision p) {
     float *g = act_in(gate, n, p), *u = act_in(up, n, p), *o = act_out(n);
     swiglu_forward_cpu(o, g, u, n, p);
@@ -205,3 +214,26 @@ void moe_forward_cuda(void *out, MoeTrace *host, const void *x, const MoeWeights
     }
     moe_trace_free(&tr);
 }
+
+// NCCL: none on the host. nccl_available() says so, and chapter 18 then runs its ranks one after another on the one
+// "GPU" (its path with fewer GPUs than ranks); the collectives are never reached there.
+int nccl_available(void) { return 0; }
+int nccl_version(void) { return 0; }
+void nccl_unique_id(uint8_t id[NCCL_ID_BYTES]) { fatal("kernels_host: no NCCL on the host (nccl_unique_id)"); }
+void *nccl_comm_init(const uint8_t id[NCCL_ID_BYTES], int n_ranks, int rank) {
+    fatal("kernels_host: no NCCL on the host (nccl_comm_init)");
+}
+void nccl_all_reduce_sum(void *comm, void *buf, size_t n, Precision p) { fatal("kernels_host: no NCCL on the host"); }
+void nccl_all_reduce_sum_on(void *comm, void *buf, size_t n, Precision p, void *stream) {
+    fatal("kernels_host: no NCCL on the host");
+}
+void nccl_all_gather_f32(void *comm, const float *send, float *recv, size_t n_per_rank) {
+    fatal("kernels_host: no NCCL on the host");
+}
+void nccl_all_gather_f32_on(void *comm, const float *send, float *recv, size_t n_per_rank, void *stream) {
+    fatal("kernels_host: no NCCL on the host");
+}
+void nccl_broadcast_i32_on(void *comm, int32_t *buf, size_t n, int root, void *stream) {
+    fatal("kernels_host: no NCCL on the host");
+}
+void nccl_comm_destroy(void *comm) {}

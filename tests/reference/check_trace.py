@@ -1,6 +1,5 @@
 #!/usr/bin/python3
-"""check_trace.py: checks a trace directory written by the walkthrough's chapters (steps/00_config .. 16_generate,
-19_logit_lens and 20_moe).
+"""check_trace.py: checks a trace directory written by the walkthrough's chapters (steps/00_config .. 20_moe).
 
     check_trace.py [--mode MODE] TRACE_DIR MODEL_DIR STEP...
 
@@ -82,6 +81,13 @@ def cost_sweep_runs(c, T, cuda):
     return (T + 1) * flops <= (2e13 if cuda else 5e9)
 
 
+def tp_ranks(c):
+    """18_tensor_parallel's N without --tp: 2 when it splits the model (common/tp.c's rule), else 1."""
+    H, Hkv, N = c["H"], c["Hkv"], 2
+    ok = H % N == 0 and (Hkv % N == 0 if N <= Hkv else N % Hkv == 0) and c["F"] % N == 0 and c["V"] % N == 0
+    return N if ok else 1
+
+
 def expected_outputs(c, T, layer, head, cuda=False):
     """{step: ({tensor name: (shape, dtype)}, [image files])} for a run on this model and prompt."""
     D, H, Hkv, Dh, V, NL = c["D"], c["H"], c["Hkv"], c["Dh"], c["V"], c["L"]
@@ -130,6 +136,10 @@ def expected_outputs(c, T, layer, head, cuda=False):
         "16_generate": ({"mask_chunk_at_start_pos": ([3, T + 3], f32), "tokens": ([T + 8], f32),
                          "cache_k_layer0": ([T + 7, Hkv, Dh], f32)},
                         ["cost_per_token.png"] if cost_sweep_runs(c, T, cuda) else []),
+        "17_packed": ({"qkv": ([T, (H + 2 * Hkv) * Dh], f32), "gate_up": ([T, 2 * c["F"]], f32),
+                       "embedding_after_edit": ([T, D], f32), "embedding_after_edit_normalized": ([T, D], f32)},
+                      ["packed_weights.png"]),
+        "18_tensor_parallel": tp_outputs(c, T, layer, tp_ranks(c)),
     }
     for sid, (_, images) in want.items():  # every chapter but 00 (the whole map) draws its place on the map
         if sid != "00_config":
@@ -161,6 +171,34 @@ def moe_expected(out, model_dir, T, layer):
         if n:
             t[f"expert_{e}_tokens"], t[f"expert_{e}_out"] = ([n], f32), ([n, D], f32)
     return t, ["where.png", "gate_scores.png", "routing_weights.png", "expert_load.png"]
+
+
+def dense_demo_instead(model_dir):
+    """The model chapters 17 and 18 trace when model_dir is a mixture of experts (no w1/w2/w3 to pack or split): the
+    dense demo model of common/util.c's default_model_dir, else None."""
+    if not json.load(open(os.path.join(model_dir, "params.json"))).get("n_routed_experts"):
+        return None
+    models = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "models")
+    for name in ("llama3-tiny-trained", "tiny"):
+        if os.path.isfile(os.path.join(models, name, "params.json")):
+            return os.path.join(models, name)
+    return None
+
+
+def tp_outputs(c, T, layer, N):
+    """18_tensor_parallel's tensors and figures for N ranks (a kv head per rank when N > Hkv)."""
+    D, Dh, f32 = c["D"], c["Dh"], "float32"
+    HD, KD = c["H"] // N * Dh, max(c["Hkv"] // N, 1) * Dh
+    return ({"layer_input": ([T, D], f32), "final_embedding_normalized": ([T, D], f32),
+             "tok_embeddings_partial": ([N, T, D], f32), "token_embeddings_unnormalized": ([T, D], f32),
+             "q_per_rank": ([N, T, HD], f32), "k_per_rank": ([N, T, KD], f32), "v_per_rank": ([N, T, KD], f32),
+             "attention_per_rank": ([N, T, HD], f32), "embedding_delta_partial": ([N, T, D], f32),
+             "embedding_delta": ([T, D], f32), "embedding_after_edit": ([T, D], f32),
+             "embedding_after_edit_normalized": ([T, D], f32),
+             "ffn_hidden_per_rank": ([N, T, c["F"] // N], f32), "output_after_feedforward_partial": ([N, T, D], f32),
+             "output_after_feedforward": ([T, D], f32), f"layer_{layer}_embedding": ([T, D], f32),
+             "logits_per_rank": ([N, c["V"] // N], f32), "logits": ([c["V"]], f32)},
+            ["weight_split.png", "partial_sums_wo.png", "partial_sums_w2.png"])
 
 
 def fnv1a64(data):
@@ -292,6 +330,12 @@ def main(argv):
     if mode == "cuda+cpu":  # with both paths a token heatmap also has its CUDA | CPU | difference figure
         for sid, figure in (("07_scores", "scores"), ("08_mask", "scores_masked"), ("09_softmax", "attention_weights")):
             want[sid][1].append(f"{figure}_compare.png")
+    if dense_demo_instead(model_dir):  # 17 and 18 traced the dense demo model (Chapter.needs_dense)
+        d = config(dense_demo_instead(model_dir))
+        dense = expected_outputs(d, T, min(layer, d["L"] - 1), min(head, d["H"] - 1),
+                                 cuda=trace.get("device") != "cpu")
+        for sid in ("17_packed", "18_tensor_parallel"):
+            want[sid] = dense[sid]
 
     listed_files, n_tensors, n_images = set(), 0, 0
     names_written = set()

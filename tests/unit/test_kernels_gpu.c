@@ -296,6 +296,16 @@ static void run_shape(const Shape *s, Precision p) {
     cuda_poison(d_out, act_bytes(nx, p));
     residual_forward_cuda(d_out, d_a, d_b, nx, p);
     check_op("residual", h, d_out, false, p, T, D, 0, 0, 0);  // one IEEE add and the same rounding: exact
+    {  // the fused residual + RMSNorm (chapter 17): h exact as above; the norm as rmsnorm's (same float block sum)
+        float *hf = xmalloc(nx * 4), *hn = xmalloc(nx * 4);
+        residual_rmsnorm_forward_cpu(hf, hn, xa, delta, norm_w, T, D, eps, p);
+        void *d_hn = new_out(nx, p);
+        cuda_poison(d_out, act_bytes(nx, p));
+        residual_rmsnorm_forward_cuda(d_out, d_hn, d_a, d_b, d_norm, T, D, eps, p);
+        check_op("residual_rmsnorm_h", hf, d_out, false, p, T, D, 0, 0, 0);
+        check_op("residual_rmsnorm", hn, d_hn, false, p, T, D, 0, red_atol, b16 ? 2.0 / 128 : red_rtol);
+        cuda_free(d_hn), free(hf), free(hn);
+    }
     cuda_free(d_out), cuda_free(d_a), cuda_free(d_b), cuda_free(d_attn);
 
     float *gate = xmalloc(nf * 4), *up = rand_f32(nf, 1.0f, b16), *act = xmalloc(nf * 4), *ffn = xmalloc(nx * 4);

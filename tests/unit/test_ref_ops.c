@@ -193,6 +193,28 @@ static void test_rmsnorm(void) {
     free(x), free(o), free(ones), free(w);
 }
 
+// The fused residual + RMSNorm (chapter 17) is the residual add followed by the norm, bit for bit, in both
+// precisions, also in place (h = x), as the engines use it.
+static void test_residual_rmsnorm(void) {
+    const int T = 5, D = 1024;
+    const size_t n = (size_t)T * D;
+    for (int pi = 0; pi < 2; pi++) {
+        Precision p = pi ? PREC_FP32 : PREC_BF16;
+        float *x = random_act(n, 2.0f), *delta = random_act(n, 0.5f);
+        uint16_t *w = random_bf16(D, 1.0f);
+        float *h_sep = xmalloc(n * sizeof(float)), *n_sep = xmalloc(n * sizeof(float));
+        float *h = xmalloc(n * sizeof(float)), *hn = xmalloc(n * sizeof(float));
+        residual_forward_cpu(h_sep, x, delta, n, p);
+        rmsnorm_forward_cpu(n_sep, NULL, h_sep, w, T, D, 1e-5f, p);
+        residual_rmsnorm_forward_cpu(h, hn, x, delta, w, T, D, 1e-5f, p);
+        CHECK(same_bits(h, h_sep, n) && same_bits(hn, n_sep, n), "fused residual + rmsnorm (%s)", precision_name(p));
+        residual_rmsnorm_forward_cpu(x, hn, x, delta, w, T, D, 1e-5f, p);  // in place: h = x
+        CHECK(same_bits(x, h_sep, n) && same_bits(hn, n_sep, n), "fused residual + rmsnorm in place (%s)",
+              precision_name(p));
+        free(x), free(delta), free(w), free(h_sep), free(n_sep), free(h), free(hn);
+    }
+}
+
 // A naive product in long double, summed backwards: a different order from matmul_forward_cpu.
 static void naive_matmul(double *out, const float *x, const uint16_t *w, int T, int C, int OC) {
     for (int t = 0; t < T; t++)
@@ -601,5 +623,6 @@ int main(int argc, char **argv) {
     test_gqa();
     test_elementwise();
     test_argmax_topk();
+    test_residual_rmsnorm();  // last: it draws random numbers, the tests above keep their inputs
     TEST_SUMMARY();
 }
