@@ -165,7 +165,7 @@ int main(int argc, char **argv) {
     step_shape(&s, "cache_k (all layers)", cache_shape, 4, step_act_dtype(&s));
     step_shape(&s, "cache_v (all layers)", cache_shape, 4, step_act_dtype(&s));
     step_say(&s, step_text(&s, "  %.1f KiB per position (K and V, %d layers), %.2f MiB for S = %d",
-                           "  每个位置 %.1f KiB（K 和 V，%d 层），S = %d 时共 %.2f MiB"),
+                           "  每个位置 %1$.1f KiB（K 和 V，%2$d 层），S = %4$d 时共 %3$.2f MiB"),
              kv_cache_bytes(c, 1, s.prec) / 1024.0, L, kv_cache_bytes(c, S, s.prec) / 1048576.0, S);
     // The positions of the cost section at the end: T, 2T, 4T, ... within a budget in FLOP, a few seconds for the
     // demo model on a CPU (positions T, 2T, 4T), under a second on an H100. The engine holds them all in its cache,

@@ -75,7 +75,7 @@ int main(int argc, char **argv) {
         FigureBandedMatrix m[2] = {{n_qkv, QKV, D, 0, 3, b_qkv}, {n_13, 2 * F, D, 0, 2, b_13}};
         const char *legend[5] = {r_q, r_k, r_v, r_1, r_3};
         char *png = step_path(&s, "packed_weights.png");
-        figure_banded_matrices(png, m, 2, legend, 5,
+        figure_banded_matrices(png, m, 2, legend, 5, step_split_words(&s),
                                step_text(&s, "packed weights: one product instead of three and two",
                                          "合并的权重：一次乘法代替三次和两次"),
                                step_text(&s, "rows stacked with torch.cat(dim=0); the products split at the same offsets",

@@ -77,7 +77,7 @@ static void show_split(Step *s, int N) {
     if (s0.kv_replicas > 1)
         step_say(s, step_text(s, "%d ranks and %d kv head%s: each kv head is replicated on %d ranks (its query heads "
                                  "are split over them), as vLLM and Meta's resharding do",
-                              "%d 个 rank、%d 个 kv 头：每个 kv 头在 %d 个 rank 上复制（共用它的 query 头分布在这些 rank "
+                              "%d 个 rank、%d 个 kv 头%.0s：每个 kv 头在 %d 个 rank 上复制（共用它的 query 头分布在这些 rank "
                               "上），vLLM 和 Meta 的重新分片也是这样做的"),
                  N, c->n_kv_heads, c->n_kv_heads == 1 ? "" : "s", s0.kv_replicas);
 
@@ -154,7 +154,7 @@ static void show_split(Step *s, int N) {
     snprintf(sub, sizeof sub, step_text(s, "layer %d and the vocabulary matrices; stripes: a part several ranks hold",
                                         "第 %d 层及词表矩阵；条纹：多个 rank 都持有的部分"), L);
     char *png = step_path(s, "weight_split.png");
-    figure_banded_matrices(png, m, 10, (const char *const *)legend, N, title, sub);
+    figure_banded_matrices(png, m, 10, (const char *const *)legend, N, step_split_words(s), title, sub);
     free(png);
     step_image(s, "weight_split.png", title);
     for (int r = 0; r < N; r++) free(legend[r]);

@@ -383,6 +383,10 @@ void step_weights_dev_prefetch(Step *s, const char *const *names, int n) {
 
 // ---- printing ------------------------------------------------------------------------------------------------------------
 const char *step_text(const Step *s, const char *en, const char *zh) { return (s->lang == LANG_ZH && zh) ? zh : en; }
+const char *const *step_split_words(const Step *s) {
+    static const char *const en[3] = {"(rows)", "(columns)", "(whole)"}, *const zh[3] = {"（按行）", "（按列）", "（完整）"};
+    return s->lang == LANG_ZH ? zh : en;
+}
 const char *step_act_dtype(const Step *s) { return s->prec == PREC_BF16 ? "bf16" : "f32"; }
 
 void step_say(Step *s, const char *fmt, ...) {

@@ -93,6 +93,8 @@ void step_explain(Step *s, const char *en, const char *zh);
 // A section heading in the run's language.
 void step_heading(Step *s, const char *en, const char *zh);
 const char *step_text(const Step *s, const char *en, const char *zh);  // picks one by --lang
+// The words under a weight cut into rows, into columns, or held whole (figure_banded_matrices's how), by --lang.
+const char *const *step_split_words(const Step *s);
 // "name  [17, 128]  bf16" (the tutorial's `x.shape` -> `torch.Size([17, 128])`).
 void step_shape(Step *s, const char *name, const int64_t *shape, int ndim, const char *dtype);
 // Prints a vector like torch does: "tensor([1.0000e+00, 8.1462e-01, ...])" with the given printf format, every value

@@ -1011,7 +1011,7 @@ static void draw_band(Canvas *c, int x, int y, int w, int h, unsigned colors, bo
 }
 
 void figure_banded_matrices(const char *path, const FigureBandedMatrix *m, int n, const char *const *legend,
-                            int n_legend, const char *title, const char *subtitle) {
+                            int n_legend, const char *const how[3], const char *title, const char *subtitle) {
     if (n <= 0) fatal("figure_banded_matrices %s: no matrices", path);
     const int panel_w = BANDED_BOX + 60, panel_h = BANDED_BOX + 3 * GLYPH_H + 24;
     const int cols = n < BANDED_COLS ? n : BANDED_COLS, rows_of_panels = (n + cols - 1) / cols;
@@ -1070,9 +1070,8 @@ void figure_banded_matrices(const char *path, const FigureBandedMatrix *m, int n
         }
         draw_rect_outline(&c, bx - 1, by - 1, bw + 2, bh + 2, 1, COLOR_BLACK);
         draw_text(&c, px + panel_w / 2, py + GLYPH_H + 8 + BANDED_BOX + 6, shape, 1, 0, ALIGN_CENTER | ALIGN_TOP, COLOR_TEXT);
-        const char *how = mt->n_bands <= 1 && mt->bands && __builtin_popcount(mt->bands[0].colors) > 1
-                              ? "(whole)" : along_rows ? "(rows)" : "(columns)";
-        draw_text(&c, px + panel_w / 2, py + GLYPH_H + 8 + BANDED_BOX + 6 + GLYPH_H + 2, how, 1, 0,
+        const bool whole = mt->n_bands <= 1 && mt->bands && __builtin_popcount(mt->bands[0].colors) > 1;
+        draw_text(&c, px + panel_w / 2, py + GLYPH_H + 8 + BANDED_BOX + 6 + GLYPH_H + 2, how[whole ? 2 : along_rows ? 0 : 1], 1, 0,
                   ALIGN_CENTER | ALIGN_TOP, COLOR_TEXT);
     }
     // the legend: a swatch and a name per colour, wrapped

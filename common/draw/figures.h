@@ -134,6 +134,8 @@ typedef struct {
 } FigureBandedMatrix;
 // Chapters 17 and 18: the matrices side by side (4 per row), each a box whose aspect follows [rows, cols] clamped to
 // 1:4 .. 4:1 (the vocabulary's [128256, 4096] stays a readable box; the real shape is written under it), its bands
-// coloured, and a legend: legend[i] beside a swatch of colour i (the packed parts, or "rank i").
+// coloured, and a legend: legend[i] beside a swatch of colour i (the packed parts, or "rank i"). how: the words under
+// a box cut into rows, into columns, or held whole by all (one band of several colours), e.g. {"(rows)", "(columns)",
+// "(whole)"}, in the reader's language.
 void figure_banded_matrices(const char *path, const FigureBandedMatrix *m, int n, const char *const *legend,
-                            int n_legend, const char *title, const char *subtitle);
+                            int n_legend, const char *const how[3], const char *title, const char *subtitle);
