@@ -72,23 +72,3 @@ void residual_rmsnorm_forward_cuda(void *h, void *out, const void *x, const void
 void swiglu_forward_cuda(void *out, const void *gate, const void *up, size_t n, Precision p) {
     NO_CUDA("swiglu_forward_cuda");
 }
-
-// tensor parallelism: no NCCL without CUDA
-int nccl_available(void) { return 0; }
-int nccl_version(void) { NO_CUDA("nccl_version"); }
-void nccl_unique_id(uint8_t id[NCCL_ID_BYTES]) { NO_CUDA("nccl_unique_id"); }
-void *nccl_comm_init(const uint8_t id[NCCL_ID_BYTES], int n_ranks, int rank) { NO_CUDA("nccl_comm_init"); }
-void nccl_all_reduce_sum(void *comm, void *buf, size_t n, Precision p) { NO_CUDA("nccl_all_reduce_sum"); }
-void nccl_all_reduce_sum_on(void *comm, void *buf, size_t n, Precision p, void *stream) {
-    NO_CUDA("nccl_all_reduce_sum_on");
-}
-void nccl_all_gather_f32(void *comm, const float *send, float *recv, size_t n_per_rank) {
-    NO_CUDA("nccl_all_gather_f32");
-}
-void nccl_all_gather_f32_on(void *comm, const float *send, float *recv, size_t n_per_rank, void *stream) {
-    NO_CUDA("nccl_all_gather_f32_on");
-}
-void nccl_broadcast_i32_on(void *comm, int32_t *buf, size_t n, int root, void *stream) {
-    NO_CUDA("nccl_broadcast_i32_on");
-}
-void nccl_comm_destroy(void *comm) {}

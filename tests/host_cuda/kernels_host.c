@@ -215,25 +215,3 @@ void moe_forward_cuda(void *out, MoeTrace *host, const void *x, const MoeWeights
     moe_trace_free(&tr);
 }
 
-// NCCL: none on the host. nccl_available() says so, and chapter 18 then runs its ranks one after another on the one
-// "GPU" (its path with fewer GPUs than ranks); the collectives are never reached there.
-int nccl_available(void) { return 0; }
-int nccl_version(void) { return 0; }
-void nccl_unique_id(uint8_t id[NCCL_ID_BYTES]) { fatal("kernels_host: no NCCL on the host (nccl_unique_id)"); }
-void *nccl_comm_init(const uint8_t id[NCCL_ID_BYTES], int n_ranks, int rank) {
-    fatal("kernels_host: no NCCL on the host (nccl_comm_init)");
-}
-void nccl_all_reduce_sum(void *comm, void *buf, size_t n, Precision p) { fatal("kernels_host: no NCCL on the host"); }
-void nccl_all_reduce_sum_on(void *comm, void *buf, size_t n, Precision p, void *stream) {
-    fatal("kernels_host: no NCCL on the host");
-}
-void nccl_all_gather_f32(void *comm, const float *send, float *recv, size_t n_per_rank) {
-    fatal("kernels_host: no NCCL on the host");
-}
-void nccl_all_gather_f32_on(void *comm, const float *send, float *recv, size_t n_per_rank, void *stream) {
-    fatal("kernels_host: no NCCL on the host");
-}
-void nccl_broadcast_i32_on(void *comm, int32_t *buf, size_t n, int root, void *stream) {
-    fatal("kernels_host: no NCCL on the host");
-}
-void nccl_comm_destroy(void *comm) {}
