@@ -130,7 +130,7 @@ int main(int argc, char **argv) {
         waitpid(pid, &ws, 0);
         status[i] = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + (WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
         if (status[i] == 2) {  // bad input: every chapter would say the same; stop here
-            fprintf(stderr, "walkthrough: %s rejected its input (exit 2); stopping\n", names[i]);
+            fprintf(stderr, "error: %s rejected its input (exit 2); stopping\n", names[i]);
             return 2;
         }
         if (status[i] > worst_status) worst_status = status[i];

@@ -57,8 +57,7 @@ void usage_error(const char *prog, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     char *suffix = xasprintf(" (see %s --help)", prog);
-    char *prefix = xasprintf("%s: ", prog);
-    vreport(prefix, NULL, fmt, ap, suffix);
+    vreport("error: ", NULL, fmt, ap, suffix);
     va_end(ap);
     exit(EXIT_INPUT);
 }

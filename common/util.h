@@ -1,9 +1,14 @@
 // util.h: checked allocation, file I/O, memory maps, errors and timing, shared by every program.
 //
-// Two kinds of failure, two exit codes (DESIGN.md "Bad input"):
+// Two kinds of failure, two exit codes (DESIGN.md "Bad input"), and one style of line for every program:
+// "SEVERITY: WHERE: WHAT", where SEVERITY is "error" (the user's input or command line, exit 2) or "fatal" (the
+// program or the machine, exit 1), WHERE the file (and field) or the option, WHAT what was expected:
 //   input_error(file, ...)  the user's input is wrong (a corrupt zip, a bad params.json): one line naming the file,
 //                           the field and what was expected, exit status 2.
+//   usage_error(prog, ...)  the command line is wrong: "error: --lang: expected en or zh (see walkthrough --help)".
 //   fatal(...)              the program or the machine failed (out of memory, a CUDA error): exit status 1.
+// Notes that are not failures start with "note: ". (tp_ranks, kernels/engine_ranks.c, relays a rank's "error: " or
+// "fatal: " line with the rank in front.)
 #pragma once
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +22,7 @@
 _Noreturn void input_error(const char *file, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // "fatal: message" on stderr, then exit(1).
 _Noreturn void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-// Usage error of a command line: "PROG: message (see PROG --help)", exit(2).
+// Usage error of a command line: "error: message (see PROG --help)", exit(2).
 _Noreturn void usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // All three print ONE line: control characters in the message or the file name (a tensor name read from a file may
 // hold "\n") are written as \n, \r, \t or \xNN. escape_controls() does the same into buf (n bytes, always

@@ -127,7 +127,7 @@ void convert_hf_to_meta(const char *hf_dir, const char *out_dir) {
     char *tok_path = path_join(out_dir, "tokenizer.model");
     if (ck.hf_tokenizer_json) tokenizer_json_to_model(ck.hf_tokenizer_json, tok_path);
     else if (ck.tokenizer_path) copy_file_atomic(ck.tokenizer_path, tok_path);
-    else fprintf(stderr, "wt-convert: note: %s has no tokenizer.json: no tokenizer.model written\n", hf_dir);
+    else fprintf(stderr, "note: %s has no tokenizer.json: no tokenizer.model written\n", hf_dir);
 
     char *params_path = path_join(out_dir, "params.json");
     config_write_params_json(&ck.cfg, params_path);  // last: its presence marks a finished directory
