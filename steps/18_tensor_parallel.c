@@ -537,26 +537,29 @@ int main(int argc, char **argv) {
     }
     if (cuda_ran && s.cpu) {
         // every rank's CUDA tensors against its CPU twin, from the same layer input: a chain of the layer's ops as
-        // in chapter 14 (4 bf16 ulps of the RMS absolute, 2^-6 relative); the all-reduced sums within the rounding
+        // in chapter 14 (4 bf16 ulps of the RMS absolute, 2^-6 relative; twice that relative for the hidden, a product
+        // silu(gate) * up of two chained values whose relative errors add: on the 8B, 1 of 243712 values went to 112%
+        // of 2^-6 on an H100); the all-reduced sums within the rounding
         // bound above, doubled for the partials' own differences; the logits as chapter 15's (fp32)
         step_heading(&s, "the CUDA ranks against the CPU's", "CUDA 上的各 rank 与 CPU 的对比");
-        struct { const char *name; const float *ref, *out; const int64_t *shape; int ndim; } chain[] = {
-            {"tok_embeddings_partial", run.emb_part, run_cuda.emb_part, sh_ntd, 3},
-            {"q_per_rank", run.q, run_cuda.q, sh_q, 3},
-            {"k_per_rank", run.k, run_cuda.k, sh_kv, 3},
-            {"v_per_rank", run.v, run_cuda.v, sh_kv, 3},
-            {"attention_per_rank", run.attn, run_cuda.attn, sh_q, 3},
-            {"embedding_delta_partial", run.delta_part, run_cuda.delta_part, sh_ntd, 3},
-            {"ffn_hidden_per_rank", run.hidden, run_cuda.hidden, sh_f, 3},
-            {"output_after_feedforward_partial", run.ffn_part, run_cuda.ffn_part, sh_ntd, 3},
-            {name, run.out, run_cuda.out, sh_td, 2},
+        struct { const char *name; const float *ref, *out; const int64_t *shape; int ndim, factors; } chain[] = {
+            {"tok_embeddings_partial", run.emb_part, run_cuda.emb_part, sh_ntd, 3, 1},
+            {"q_per_rank", run.q, run_cuda.q, sh_q, 3, 1},
+            {"k_per_rank", run.k, run_cuda.k, sh_kv, 3, 1},
+            {"v_per_rank", run.v, run_cuda.v, sh_kv, 3, 1},
+            {"attention_per_rank", run.attn, run_cuda.attn, sh_q, 3, 1},
+            {"embedding_delta_partial", run.delta_part, run_cuda.delta_part, sh_ntd, 3, 1},
+            {"ffn_hidden_per_rank", run.hidden, run_cuda.hidden, sh_f, 3, 2},
+            {"output_after_feedforward_partial", run.ffn_part, run_cuda.ffn_part, sh_ntd, 3, 1},
+            {name, run.out, run_cuda.out, sh_td, 2, 1},
         };
         for (size_t i = 0; i < sizeof chain / sizeof chain[0]; i++) {
             int64_t n = 1;
             for (int d = 0; d < chain[i].ndim; d++) n *= chain[i].shape[d];
             double atol, rtol;
             step_tolerance_act(&s, chain[i].ref, n, &atol, &rtol);
-            step_compare(&s, chain[i].name, chain[i].ref, chain[i].out, chain[i].shape, chain[i].ndim, 4 * atol, 2 * rtol);
+            step_compare(&s, chain[i].name, chain[i].ref, chain[i].out, chain[i].shape, chain[i].ndim, 4 * atol,
+                         2 * chain[i].factors * rtol);
         }
         step_compare(&s, "token_embeddings_unnormalized (all-reduce)", run.token_embeddings, run_cuda.token_embeddings,
                      sh_td, 2, 0, 0);  // one non-zero term per element: exact
@@ -568,7 +571,7 @@ int main(int argc, char **argv) {
         step_tolerance_act(&s, run.ffn_out, (int64_t)TD, &a2, &r2);
         step_compare(&s, "output_after_feedforward (all-reduce)", run.ffn_out, run_cuda.ffn_out, sh_td, 2,
                      2 * atol + 4 * a2, 2 * r2);
-        step_tolerance_f32(&s, run.logits, V, &atol, &rtol);
+        step_tolerance_dot(&s, run.logits, V, D, &atol, &rtol);  // fp32 sums of dim products
         step_compare(&s, "logits (all-gather)", run.logits, run_cuda.logits, sh_v, 1, atol, rtol);
     }
     if (cuda_ran) tp_run_free(&run_cuda);

@@ -124,7 +124,7 @@ int main(int argc, char **argv) {
             double atol, rtol;
             int64_t sh[2] = {T, V};
             char name[96];
-            step_tolerance_f32(&s, logits, (int64_t)TV, &atol, &rtol);
+            step_tolerance_dot(&s, logits, (int64_t)TV, D, &atol, &rtol);  // fp32 sums of dim products
             snprintf(name, sizeof name, "logits after layer %d (from the CPU's normalised rows)", L);
             step_compare(&s, name, logits, logits_cuda, sh, 2, atol, rtol);
             // the softmax kernel on the CPU's logits, read at the CPU's k best tokens of every cell

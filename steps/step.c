@@ -551,6 +551,11 @@ void step_tolerance_f32(const Step *s, const float *ref, int64_t n, double *atol
     double rms = rms_of(ref, n);
     *rtol = 1e-5, *atol = 1e-5 * rms;
 }
+void step_tolerance_dot(const Step *s, const float *ref, int64_t n, int K, double *atol, double *rtol) {
+    step_tolerance_f32(s, ref, n, atol, rtol);
+    double walk = 8.0 * sqrt((double)K) * 0x1p-24;  // eight typical random-walk drifts of K fp32 additions
+    if (walk > 1e-5) *atol *= walk / 1e-5;
+}
 
 // A --no-compare run must not record a comparison: its summary says that nothing was compared.
 static void require_compare(const Step *s, const char *name) {

@@ -146,6 +146,11 @@ void step_tolerance_act(const Step *s, const float *ref, int64_t n, double *atol
 // The tolerance of an fp32 result (scores, softmax inputs, logits, RoPE in fp32 before rounding): fp32 accumulation
 // against double: rtol 1e-5; atol 1e-5 x RMS (plus the bf16 rounding when the run rounds the result).
 void step_tolerance_f32(const Step *s, const float *ref, int64_t n, double *atol, double *rtol);
+// The same for fp32 dot products of length K (the logits: K = dim): the GPU's fp32 sum drifts from the CPU's double
+// one like a random walk of K roundings (Higham and Mary's probabilistic bound: about sqrt(K) u, u = 2^-24, in units
+// of the result's magnitude), so atol = max(1e-5, 8 sqrt(K) u) x RMS: step_tolerance_f32's up to K = 512, 3.1e-5 x RMS
+// at K = 4096, where the 8B's 70 M lens logits reached 1.2e-5 x RMS on an H100 (1e-5 flat failed 1 in 10^6 values).
+void step_tolerance_dot(const Step *s, const float *ref, int64_t n, int K, double *atol, double *rtol);
 
 // Timers around each backend's work; the totals go into trace.json and the walkthrough's summary.
 double step_clock(void);

@@ -41,6 +41,8 @@ WHOLE_MODEL_STEPS = {"14_layers", "15_logits", "16_generate", "19_logit_lens"}
 WHOLE_MODEL_TENSORS = {("18_tensor_parallel", "final_embedding_normalized"), ("18_tensor_parallel", "logits"),
                        ("18_tensor_parallel", "logits_per_rank")}
 MAX_NMSE = 1e-2  # chapter 16's tolerance for logits after all the layers
+# a product of two chained values (silu(gate) * up of a rank's FFN): their relative errors add
+PRODUCT_TENSORS = {("18_tensor_parallel", "ffn_hidden_per_rank")}
 
 
 def read_only(name):
@@ -53,14 +55,15 @@ def nonfinite_same(a, b):
     return np.array_equal(np.isnan(a), np.isnan(b)) and np.array_equal(np.where(np.isinf(a), a, 0), np.where(np.isinf(b), b, 0))
 
 
-def one_layer_ok(ref, out):
-    """chapter 14's per-layer tolerance: |out - ref| <= 4 * RMS(ref) / 256 + |ref| / 64 on the finite values;
-    returns (ok, largest share of the tolerance used, max abs difference)."""
+def one_layer_ok(ref, out, factors=1):
+    """chapter 14's per-layer tolerance: |out - ref| <= 4 * RMS(ref) / 256 + factors * |ref| / 64 on the finite values
+    (factors 2 for a product of two chained values, whose relative errors add: 18_tensor_parallel's hidden, as the
+    chapter judges it); returns (ok, largest share of the tolerance used, max abs difference)."""
     f = np.isfinite(ref) & np.isfinite(out)
     r, o = ref[f].astype(np.float64), out[f].astype(np.float64)
     if r.size == 0:
         return True, 0.0, 0.0
-    atol, rtol = 4 * np.sqrt(np.mean(r * r)) / 256, 1 / 64
+    atol, rtol = 4 * np.sqrt(np.mean(r * r)) / 256, factors / 64
     tol = atol + rtol * np.abs(r)
     used = float(np.max(np.abs(o - r) / np.where(tol > 0, tol, 1e-30)))
     return used <= 1.0, used, float(np.max(np.abs(o - r)))
@@ -155,7 +158,7 @@ def main(argv):
                 worst_nmse = max(worst_nmse, e)
                 R.check(e <= MAX_NMSE, f"{what}: normalised MSE {e:.2e} <= {MAX_NMSE:.0e} (whole model)")
             else:
-                ok, used, max_abs = one_layer_ok(a, b)
+                ok, used, max_abs = one_layer_ok(a, b, 2 if (sid, name) in PRODUCT_TENSORS else 1)
                 worst_layer = max(worst_layer, used)
                 R.check(ok, f"{what}: within one layer's tolerance ({100 * used:.0f}% used, max abs {max_abs:.2e})")
 
