@@ -32,11 +32,15 @@
 #               --tp 2 and --tp 4 on the demo model: with fewer GPUs than ranks it says so and runs the ranks one after
 #               another on GPU 0, every rank's CUDA tensors against the CPU emulation; with the llama3-8b preset (made by
 #               the 8b stage) 17 and 18 --tp 8 too. Several GPUs: tests/gpu/run_tp.sh (NCCL, one process per GPU).
+#   nonfinite   the demo model with eight bytes of norm.weight turned into NaN (size unchanged), on the CUDA path:
+#               15_logits and 16_generate --device cuda stop at the first value that is not finite (exit 1, one line
+#               naming it; no prediction, no "bit-identical"), generate --device cuda stops before sampling, and
+#               --verify-checksums refuses the file (exit 2); a trace of the GPU records the GPU as its device
 # STAGES="tiny 8b" picks stages (default: all). Ends with "N passed, N failed" and writes a summary (date, commit,
 # GPU, counts, timings) to $GPU_SUMMARY (default tests/gpu/last-run.txt).
 set -u
 cd "$(dirname "$0")/../.."
-STAGES="${STAGES:-kernels engine engine_ops tiny demo moe sanitizer generate 8b engine8b tp nocompare}"
+STAGES="${STAGES:-kernels engine engine_ops tiny demo moe sanitizer generate 8b engine8b tp nocompare nonfinite}"
 GPU_TMP="${GPU_TMP:-/tmp/l3t-gpu}"
 SUMMARY="${GPU_SUMMARY:-tests/gpu/last-run.txt}"
 LOGS="${GPU_LOGS:-$GPU_TMP/logs}"
@@ -244,6 +248,41 @@ if stage nocompare; then
         grep -E "^note|^# worst" "$LOGS/nocompare_8b_vs_default.log" | sed 's/^/        /'
     else
         note "the 8B CUDA-only trace is not compared with a default one: run the 8b stage first (STAGES=\"8b nocompare\")"
+    fi
+fi
+
+if stage nonfinite; then
+    echo "== nonfinite: a corrupt checkpoint on the CUDA path stops at the NaN =="
+    DEMO=build/models/llama3-tiny-trained
+    C="$GPU_TMP/corrupt"
+    if [ -f "$DEMO/params.json" ]; then
+        mkdir -p "$C" && cp "$DEMO/params.json" "$DEMO/tokenizer.model" "$DEMO/consolidated.00.pth" "$C/"
+        offset=$(build/bin/wt-inspect "$DEMO" --no-checksums | sed -n 's/^norm.weight bf16 \[[0-9]*\] offset=\([0-9]*\).*/\1/p')
+        printf '\377\377\377\377\377\377\377\377' | dd of="$C/consolidated.00.pth" bs=1 seek="$((offset + 64))" conv=notrunc status=none
+        # stops_with LOG CODE PATTERN CMD...: CMD exits CODE, its output matches PATTERN and says no OK/bit-identical
+        stops_with() {
+            local log="$1" code="$2" pat="$3"; shift 3
+            "$@" >"$log" 2>&1; local rc=$?
+            [ "$rc" -eq "$code" ] && grep -qE -- "$pat" "$log" && ! grep -qE '^OK|bit-identical|^next_token' "$log" ||
+                { echo "exit $rc (want $code), pattern '$pat':"; tail -n 20 "$log"; return 1; }
+        }
+        run nonfinite_15 stops_with "$GPU_TMP/nf15.log" 1 "^error: 15_logits: .* is not finite at .*\(NaN\)" \
+            build/steps/15_logits --model "$C" --device cuda --out "$GPU_TMP/nf"
+        run nonfinite_16 stops_with "$GPU_TMP/nf16.log" 1 "^error: 16_generate: .* is not finite at .*\(NaN\)" \
+            build/steps/16_generate --model "$C" --device cuda --out "$GPU_TMP/nf"
+        run nonfinite_generate stops_with "$GPU_TMP/nfgen.log" 1 "^error: the logits at position 16 are not finite" \
+            build/bin/generate --model "$C" --device cuda -n 8 --prompt "the answer to the ultimate question of life, the universe, and everything is "
+        run nonfinite_verify stops_with "$GPU_TMP/nfver.log" 2 "tensor norm.weight \(zip entry" \
+            build/steps/05_rope --model "$C" --device cuda --out "$GPU_TMP/nfv" --verify-checksums
+        run nonfinite_trace_device python3 -c "
+import json, sys
+t = json.load(open('$GPU_TMP/nf/trace.json'))
+for s in t['steps']:
+    assert 'not finite' in s.get('error', ''), s['id']
+    assert s['run']['device'] not in ('cpu', '') and s['mode'] == 'cuda+cpu', s['run']
+print('ok: both chapters record their error and the GPU as device')"
+    else
+        FAIL=$((FAIL + 1)); note "FAIL  nonfinite: $DEMO is missing (make models)"
     fi
 fi
 
