@@ -284,6 +284,7 @@ demo:
 	@$(MAKE) --no-print-directory -j$(JOBS) $(if $(DEMO_NO_CUDA),NO_CUDA=1) demo-run
 demo-build: $(DEMO_PROGS) $(TOKENIZER) $(DEMO_MODEL)/params.json $(MOE_MODEL)/params.json
 demo-run: demo-build
+	@build/bin/walkthrough --device-check
 	@echo "== the model: $(DEMO_MODEL) (a small Llama-3 trained by this project, not Meta-Llama-3-8B) =="
 	build/bin/wt-inspect $(DEMO_MODEL) --no-checksums | head -20
 	@echo "== the tutorial's prompt as tokens =="

@@ -5,11 +5,14 @@
 // the worst max-abs error, and the time on each backend (from OUT/trace.json). Exit status: 0 when every chapter
 // exited 0, 1 when a comparison failed, 2 on bad input (a chapter's own exit status 2 is passed on).
 // With --no-compare (one path alone, nothing compared) a chapter's verdict is its mode, "cuda-only" or "cpu-only",
-// and the last line counts the chapters that ran, never as passed.
+// and the last line counts the chapters that ran, never as passed. Without the CUDA path (no GPU, or --device cpu)
+// the first line says "no GPU: CPU reference only, nothing compared" and the last one counts the chapters whose
+// self-checks passed and those not compared, never as passed.
+// --verify-checksums goes to the first chapter only: it checks the bytes once, and a corrupt file stops the walk.
 //
 // Run: build/bin/walkthrough [--model DIR] [--prompt TEXT] [--out DIR] [--device auto|cuda|cpu] [--layer L]
 //                            [--head H] [--precision bf16|fp32] [--lang en|zh] [--no-compare] [--only NN[,NN...]]
-//                            [--tokens ID,ID,...]
+//                            [--tokens ID,ID,...] [--verify-checksums] [--device-check]
 
 #include <dirent.h>
 #include <jansson.h>
@@ -20,6 +23,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "kernels.h"
+#include "step.h"
 #include "util.h"
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -36,7 +41,7 @@ static void put_col(const char *text, int width, bool left) {
 static void usage(void) {
     printf("usage: walkthrough [--model DIR] [--prompt TEXT] [--out DIR] [--device auto|cuda|cpu] [--layer L]\n"
            "                   [--head H] [--precision bf16|fp32] [--lang en|zh] [--tokenizer FILE] [--no-compare]\n"
-           "                   [--only NN,NN] [--tokens ID,ID,...]\n\n"
+           "                   [--only NN,NN] [--tokens ID,ID,...] [--verify-checksums] [--device-check]\n\n"
            "Runs every chapter program (build/steps/NN_name) in order with these flags into one trace directory\n"
            "(default trace/), then prints a summary table: chapter, verdict, comparisons, the largest share of a\n"
            "tolerance used, the worst absolute error, and the time on each backend.\n"
@@ -44,13 +49,17 @@ static void usage(void) {
            "--no-compare runs one path alone and compares nothing: with --device cuda the CPU reference does not run\n"
            "at all (the fast way through a large model); each chapter's verdict is then \"cuda-only\" (or \"cpu-only\"),\n"
            "not OK, and the summary counts the chapters that ran, not passed.\n"
+           "Without the CUDA path (no GPU, or --device cpu) nothing is compared with a GPU: the summary counts the\n"
+           "chapters whose CPU self-checks passed and those not compared, not passed.\n"
+           "--verify-checksums: the first chapter checks the CRC-32 of every zip entry of the checkpoint (once).\n"
+           "--device-check: only print whether the CUDA path will run (the no-GPU line, or the GPU's name), and exit 0.\n"
            "Exit status: 0 when every chapter passed (with --no-compare: ran), 1 when a comparison failed or a chapter\n"
            "failed, 2 on bad input.\n");
 }
 
 int main(int argc, char **argv) {
     const char *out_dir = "trace", *only = NULL;
-    bool no_compare = false, zh = false;
+    bool no_compare = false, verify = false, cpu_asked = false, zh = false, device_check = false;
     // flags passed through to every chapter
     char **pass = xcalloc((size_t)argc + 4, sizeof(char *));
     int n_pass = 0;
@@ -66,6 +75,11 @@ int main(int argc, char **argv) {
             pass[n_pass++] = argv[i];
             continue;
         }
+        if (!strcmp(argv[i], "--verify-checksums") || !strcmp(argv[i], "--device-check")) {
+            verify |= !strcmp(argv[i], "--verify-checksums");
+            device_check |= !strcmp(argv[i], "--device-check");
+            continue;
+        }
         if (!strcmp(argv[i], "--only")) {
             if (i + 1 >= argc) usage_error("walkthrough", "--only needs a value");
             only = argv[++i];
@@ -77,8 +91,17 @@ int main(int argc, char **argv) {
         if (!known) usage_error("walkthrough", "unknown argument '%s'", argv[i]);
         if (i + 1 >= argc) usage_error("walkthrough", "%s needs a value", argv[i]);
         if (!strcmp(argv[i], "--out")) out_dir = argv[i + 1];
+        if (!strcmp(argv[i], "--device")) cpu_asked = !strcmp(argv[i + 1], "cpu");
         if (!strcmp(argv[i], "--lang")) zh = !strcmp(argv[i + 1], "zh");  // the chapters check the value
         pass[n_pass++] = argv[i], pass[n_pass++] = argv[++i];
+    }
+
+    if (device_check) {
+        char name[160];
+        if (cpu_asked || cuda_device_count() == 0) printf("%s\n", step_no_gpu_line(cpu_asked, zh));
+        else cuda_device_describe(0, name, sizeof name), printf("GPU: %s: the CUDA path runs and is compared with the CPU reference\n", name);
+        free(pass);
+        return 0;
     }
 
     // the chapter programs: ../steps/[0-9][0-9]_* next to this executable
@@ -105,6 +128,11 @@ int main(int argc, char **argv) {
     qsort(names, (size_t)n, sizeof(char *), cmp_str);
     if (n == 0) input_error(steps_dir, "no chapter programs matched");
 
+    // said once, first: without the CUDA path nothing below is a comparison with a GPU (a chapter exits 2 for
+    // --device cuda without one)
+    if (!no_compare && (cpu_asked || cuda_device_count() == 0)) printf("%s\n", step_no_gpu_line(cpu_asked, zh));
+    fflush(stdout);
+
     // the first chapter starts a fresh trace.json: an old index would mix runs
     char *index = path_join(out_dir, "trace.json");
     unlink(index);
@@ -115,9 +143,10 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n; i++) {
         fprintf(stderr, "[%d/%d] %s ...\n", i + 1, n, names[i]);
         char *prog = path_join(steps_dir, names[i]);
-        char **args = xcalloc((size_t)n_pass + 2, sizeof(char *));
+        char **args = xcalloc((size_t)n_pass + 3, sizeof(char *));
         args[0] = prog;
         for (int k = 0; k < n_pass; k++) args[k + 1] = pass[k];
+        if (verify && i == 0) args[n_pass + 1] = "--verify-checksums";
         fflush(stdout);
         pid_t pid = fork();
         if (pid < 0) fatal("fork failed");
@@ -156,7 +185,7 @@ int main(int argc, char **argv) {
     printf("\n");
     printf("%.*s %.*s %6s %10s %11s %10s %10s %9s\n", cw, "--------------------------------", vw, "---------", "------",
            "----------", "-----------", "----------", "----------", "---------");
-    int n_failed = 0;
+    int n_failed = 0, n_cuda = 0, n_self_checked = 0;  // chapters compared with CUDA, and checked on the CPU alone
     for (int i = 0; i < n; i++) {
         json_t *step = NULL, *steps = root ? json_object_get(root, "steps") : NULL;
         size_t k;
@@ -181,6 +210,8 @@ int main(int argc, char **argv) {
         const char *mode = step ? json_string_value(json_object_get(step, "mode")) : NULL;
         const char *verdict = status[i] ? "FAIL" : no_compare ? (mode ? mode : "ran") : n_cmp ? "OK" : "ran";
         if (status[i]) n_failed++;
+        else if (n_cmp && mode && !strcmp(mode, "cuda+cpu")) n_cuda++;
+        else if (n_cmp && mode && !strcmp(mode, "cpu")) n_self_checked++;
         char cpu_s[32] = "-", cuda_s[32] = "-", tol_s[32] = "-", abs_s[32] = "-", total_s[32] = "-";
         if (total) snprintf(total_s, sizeof total_s, "%.1f", json_number_value(total) / 1e3);
         if (cpu) snprintf(cpu_s, sizeof cpu_s, "%.1f", json_number_value(cpu));
@@ -195,6 +226,11 @@ int main(int argc, char **argv) {
         printf(zh ? "\n%d 个章节%s，%.1f s：%d 个运行，%d 个失败；未做比较（--no-compare）。Trace：%s/trace.json\n"
                   : "\n%d chapter%s in %.1f s: %d ran, %d failed; nothing compared (--no-compare). Trace: %s/trace.json\n",
                n, zh ? "" : plural(n), secs, n - n_failed, n_failed, out_dir);
+    else if (n_cuda == 0)  // the CPU reference alone: chapters are self-checked or not compared, never "passed"
+        printf(zh ? "\n%d 个章节%s，%.1f s：%s：%d 个在 CPU 上自检通过，%d 个未比较，%d 个失败。Trace：%s/trace.json\n"
+                  : "\n%d chapter%s in %.1f s: %s: %d self-checked on the CPU, %d not compared, %d failed. Trace: %s/trace.json\n",
+               n, zh ? "" : plural(n), secs, step_no_gpu_line(cpu_asked, zh), n_self_checked, n - n_failed - n_self_checked,
+               n_failed, out_dir);
     else
         printf(zh ? "\n%d 个章节%s，%.1f s：%d 个通过，%d 个失败。Trace：%s/trace.json\n"
                   : "\n%d chapter%s in %.1f s: %d passed, %d failed. Trace: %s/trace.json\n",

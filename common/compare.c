@@ -14,14 +14,13 @@ static void copy_str(char *dst, size_t n, const char *src) {
     dst[len] = '\0';
 }
 
-// "[i, j, k]" of a flat row-major index.
-static void index_str(int64_t flat, const int64_t *shape, int ndim, char *buf, size_t n) {
+char *index_str(int64_t flat, const int64_t *shape, int ndim, char *buf, size_t n) {
     int64_t idx[MAX_DIMS];
     for (int d = ndim - 1; d >= 0; d--) {
         idx[d] = shape[d] > 0 ? flat % shape[d] : 0;
         flat = shape[d] > 0 ? flat / shape[d] : 0;
     }
-    shape_str(idx, ndim, buf, n);
+    return shape_str(idx, ndim, buf, n);
 }
 
 // A pair with a NaN or an Inf on either side: a match only for the same Inf on both sides (NaN never equals).

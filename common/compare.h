@@ -54,6 +54,8 @@ CompareResult compare_f32(const char *step, const char *name, const float *ref, 
 //       OK   16_generate  decode_logits [128256]  nmse 3.2e-06 (3% of tol 1e-04)  max_abs 2.1e-02
 CompareResult compare_nmse_f32(const char *step, const char *name, const float *ref, const float *out,
                                const int64_t *shape, int ndim, double max_nmse);
+// "[i, j, k]" of a flat row-major index into a tensor of the given shape, into buf; returns buf.
+char *index_str(int64_t flat, const int64_t *shape, int ndim, char *buf, size_t n);
 // The verdict line of a result (without a newline) into buf; returns buf.
 char *compare_verdict_line(const CompareResult *r, char *buf, size_t n);
 // The language of the verdict lines' words from here on: OK/FAIL, the names and the numbers stay, "(2% of tol)" reads

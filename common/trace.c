@@ -331,11 +331,10 @@ void tensor_stats_f32(const float *data, int64_t n, TensorStats *s) {
     s->n = n;
     double sum = 0, lo = INFINITY, hi = -INFINITY;
     int64_t finite = 0;
-    uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a 64: offset basis
+    uint64_t hash = FNV1A64_INIT;
     for (int64_t i = 0; i < n; i++) {
         float v = data[i];
-        const unsigned char *b = (const unsigned char *)&data[i];  // little-endian hosts: the .npy's bytes
-        for (int k = 0; k < 4; k++) hash = (hash ^ b[k]) * 0x100000001b3ull;
+        hash = fnv1a64(hash, &data[i], sizeof v);  // little-endian hosts: the .npy's bytes
         if (isnan(v)) { s->n_nan++; continue; }
         if (isinf(v)) { s->n_inf++; continue; }
         finite++;
@@ -464,6 +463,70 @@ void trace_comparison(Trace *t, const char *step, const TraceComparison *c) {
     json_object_set_new(item, "n_mismatch", json_integer(c->n_mismatch));
     json_object_set_new(item, "verdict", json_string(c->ok ? "OK" : "FAIL"));
     upsert(json_object_get(step_entry(t, step), "comparisons"), "name", c->name, item);
+}
+
+// ---- one trace, one run ---------------------------------------------------------------------------------------------
+// The fields of a step's "run" that say which computation it belongs to, in the order a difference is reported. The
+// model's path is recorded but not compared: the same model copied elsewhere computes the same numbers.
+static const char *const RUN_KEYS[] = {"fingerprint", "tokens", "layer", "head", "precision", "device"};
+
+// The first field in which two "run" objects differ, or NULL when they are the same run.
+static const char *run_difference(json_t *a, json_t *b) {
+    for (size_t i = 0; i < sizeof RUN_KEYS / sizeof *RUN_KEYS; i++) {
+        json_t *x = json_object_get(a, RUN_KEYS[i]), *y = json_object_get(b, RUN_KEYS[i]);
+        if (!x || !y || !json_equal(x, y)) return RUN_KEYS[i];
+    }
+    return NULL;
+}
+
+// "the model (fingerprint fnv1a64:... vs fnv1a64:...)", "the prompt (17 tokens vs 6)", "layer (0 vs 1)", ...
+static void describe_difference(const char *key, json_t *a, json_t *b, char *msg, size_t n) {
+    json_t *x = json_object_get(a, key), *y = json_object_get(b, key);
+    if (strcmp(key, "tokens") == 0) {
+        snprintf(msg, n, "the prompt (%zu tokens vs %zu%s)", json_array_size(x), json_array_size(y),
+                 json_array_size(x) == json_array_size(y) ? ", other ids" : "");
+        return;
+    }
+    char *vx = x ? json_dumps(x, JSON_ENCODE_ANY) : NULL, *vy = y ? json_dumps(y, JSON_ENCODE_ANY) : NULL;
+    snprintf(msg, n, "%s (%s vs %s)", strcmp(key, "fingerprint") == 0 ? "the model's fingerprint" : key,
+             vx ? vx : "none", vy ? vy : "none");
+    free(vx), free(vy);
+}
+
+void trace_step_run(Trace *t, const char *step, const TraceRun *run) {
+    json_t *r = json_object(), *ids = json_array();
+    json_object_set_new(r, "model", json_string_lossless(run->model));
+    json_object_set_new(r, "fingerprint", json_string_lossless(run->fingerprint));
+    for (int i = 0; i < run->n_tokens; i++) json_array_append_new(ids, json_integer((json_int_t)run->token_ids[i]));
+    json_object_set_new(r, "tokens", ids);
+    json_object_set_new(r, "layer", json_integer(run->layer));
+    json_object_set_new(r, "head", json_integer(run->head));
+    json_object_set_new(r, "precision", json_string_lossless(run->precision));
+    json_object_set_new(r, "device", json_string_lossless(run->device));
+    json_object_set_new(step_entry(t, step), "run", r);
+}
+
+bool trace_same_run(const Trace *t, const char *step, char *msg, size_t n) {
+    long at = find_step(t->root, step);
+    json_t *steps = json_object_get(t->root, "steps");
+    json_t *mine = at >= 0 ? json_object_get(json_array_get(steps, (size_t)at), "run") : NULL;
+    size_t i;
+    json_t *other;
+    json_array_foreach(steps, i, other) {
+        json_t *theirs = json_object_get(other, "run");
+        if (!mine || (long)i == at || !json_is_object(theirs)) continue;  // a trace from before runs were recorded
+        const char *key = run_difference(theirs, mine);
+        if (!key) continue;
+        char what[256];
+        describe_difference(key, theirs, mine, what, sizeof what);
+        snprintf(msg, n, "chapter %s was computed for another run: %s", json_string_value(json_object_get(other, "id")), what);
+        return false;
+    }
+    return true;
+}
+
+void trace_step_error(Trace *t, const char *step, const char *line) {
+    json_object_set_new(step_entry(t, step), "error", json_string_lossless(line));
 }
 
 // ---- reading a trace directory ----------------------------------------------------------------------------------------
@@ -625,6 +688,9 @@ static void read_step(json_t *js, TraceStepEntry *st, int si) {
         if (strcmp(ix->steps[k].id, st->id) == 0) input_error(ix->index_path, "%sid: \"%s\" appears twice", where, st->id);
     st->title = opt_string(js, "title", where);
     st->mode = opt_string(js, "mode", where);
+    st->error = opt_string(js, "error", where);
+    json_t *run = json_object_get(js, "run");
+    if (run && !json_is_object(run)) input_error(ix->index_path, "%srun: expected an object (the run the step computed)", where);
     char w[128];
     snprintf(w, sizeof w, "%slines", where);
     st->n_lines = string_array(opt_array(js, "lines", where), &st->lines, w);
@@ -706,6 +772,19 @@ TraceIndex *trace_read(const char *dir) {
     int n = (int)json_array_size(steps);
     ix->steps = xcalloc((size_t)n, sizeof(TraceStepEntry));
     for (; ix->n_steps < n; ix->n_steps++) read_step(json_array_get(steps, (size_t)ix->n_steps), &ix->steps[ix->n_steps], ix->n_steps);
+    // one run? every step that recorded its run against the first one that did
+    json_t *first = NULL;
+    const char *first_id = NULL;
+    for (int i = 0; i < n && !ix->mixed; i++) {
+        json_t *run = json_object_get(json_array_get(steps, (size_t)i), "run");
+        if (!run) continue;
+        if (!first) { first = run, first_id = ix->steps[i].id; continue; }
+        const char *key = run_difference(first, run);
+        if (!key) continue;
+        char what[256];
+        describe_difference(key, first, run, what, sizeof what);
+        ix->mixed = xasprintf("chapters %s and %s were computed for different runs: %s", first_id, ix->steps[i].id, what);
+    }
     g_reading = NULL;
     return ix;
 }
@@ -716,7 +795,7 @@ void trace_index_free(TraceIndex *ix) {
         TraceStepEntry *st = &ix->steps[i];
         free(st->lines), free(st->timings), free(st->tensors), free(st->images), free(st->comparisons);
     }
-    free(ix->steps), free(ix->token_ids), free(ix->token_pieces), free(ix->config_json);
+    free(ix->steps), free(ix->token_ids), free(ix->token_pieces), free(ix->config_json), free(ix->mixed);
     free((char *)ix->index_path);
     json_decref(ix->document);
     free(ix);

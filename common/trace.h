@@ -7,6 +7,8 @@
 //    "config": {"name", "dim", "n_layers", "n_heads", ..., "dtypes": {tensor: dtype}}  (the model facts of the map,
 //              draw/diagram.h; optional),
 //    "steps": [ {"id": "05_rope", "title": ..., "mode": ..., "lines": [printed lines],
+//                "run": {"model", "fingerprint", "tokens": [ids], "layer", "head", "precision", "device"},
+//                "error": the line a step stopped with (absent when it finished),
 //                "tensors": [{"name", "shape", "dtype", "file", "min", "max", "mean", "std", "n_nan", "n_inf",
 //                             "checksum"}],
 //                "images": [{"file", "caption"}], "timings": {"name": ms},
@@ -16,6 +18,9 @@
 // mode says which paths ran and whether anything was compared: "cuda+cpu" (the CUDA path and the CPU reference,
 // compared), "cpu" (the CPU reference alone, its self-checks run), "cuda-only" or "cpu-only" (one path alone,
 // nothing compared: --no-compare). Each step records its own; the run's is the last one recorded.
+// A trace is one run: each step records the run it computed ("fingerprint": checkpoint_fingerprint of the model,
+// the prompt's token ids, layer, head, precision, device); a step writing into a trace of another run is refused
+// unless forced (steps/step.c), and trace_read says when the steps of a trace disagree (TraceIndex.mixed).
 // Steps are sorted by id. File names are relative to OUT. Statistics cover the finite values (a masked score is
 // -inf): n_nan and n_inf count the rest; a statistic with no finite value is null. checksum is
 // "fnv1a64:<16 hex digits>" of the float32 little-endian bytes, the data of the .npy file.
@@ -105,6 +110,22 @@ typedef struct {
 } TraceComparison;
 void trace_comparison(Trace *t, const char *step, const TraceComparison *c);
 
+// The run a step computed (see "run" above).
+typedef struct {
+    const char *model, *fingerprint;  // the path given, checkpoint_fingerprint()
+    const int64_t *token_ids;
+    int n_tokens;
+    int layer, head;
+    const char *precision, *device;
+} TraceRun;
+void trace_step_run(Trace *t, const char *step, const TraceRun *run);
+// Whether every other step of the trace as loaded (that recorded its run) computed the same run as `step`: model
+// fingerprint, token ids, layer, head, precision and device. If not, false and msg gets "chapter 05_rope was computed
+// for another run: the prompt (17 tokens vs 6)".
+bool trace_same_run(const Trace *t, const char *step, char *msg, size_t n);
+// The one line a step stopped with (a value that is not finite): recorded as the step's "error".
+void trace_step_error(Trace *t, const char *step, const char *line);
+
 // ---- reading a trace directory (export-notebook, anything that shows a trace) --------------------------------------
 // trace_read() loads OUT/trace.json and checks all of it before anything is used: the type of every field, step ids
 // that are plain names (they name a folder, an HTML anchor, a Python string) and unique, every file named inside OUT
@@ -134,6 +155,7 @@ typedef struct {
 } TraceTimingEntry;
 typedef struct {
     const char *id, *title, *mode;    // title, mode: NULL when absent (older traces have no mode)
+    const char *error;                // the line the step stopped with, or NULL when it finished
     const char **lines;
     int n_lines;
     TraceTimingEntry *timings;
@@ -154,6 +176,7 @@ typedef struct {
     int n_token_pieces;
     char *config_json;                // "config" (the map's model facts) as compact JSON text; NULL when absent
     TraceStepEntry *steps;            // in the order of the file
+    char *mixed;                      // NULL when the steps recorded one run, else which two differ and how
     int n_steps;
     void *document;                   // the JSON document (json_t *) the strings point into
 } TraceIndex;

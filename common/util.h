@@ -91,6 +91,14 @@ char *strbuf_take(StrBuf *b);  // the string (never NULL; "" when empty), owners
 // base64 of n bytes (RFC 4648, with padding), malloc'd and NUL-terminated: how notebooks and data: URIs carry bytes.
 char *base64_encode(const unsigned char *data, size_t n);
 
+// FNV-1a 64 of n bytes, continuing from h (start with FNV1A64_INIT): checksums of tensors and of a model's identity.
+#define FNV1A64_INIT 0xcbf29ce484222325ull
+static inline uint64_t fnv1a64(uint64_t h, const void *bytes, size_t n) {
+    const unsigned char *b = bytes;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
 double now_seconds(void);  // monotonic clock
 size_t host_rss_bytes(void);  // resident set of this process (VmRSS), 0 if unknown
 size_t proc_status_bytes(const char *key);  // a "Key: N kB" field of /proc/self/status (e.g. "RssAnon"), 0 if unknown

@@ -306,6 +306,11 @@ static const char *no_comparison_text(const StepInfo *st, const UiText *ui) {
 
 static void verdict_markdown(Buf *b, const StepInfo *st, const UiText *ui) {
     buf_printf(b, "**%s**\n\n", ui->verdict_heading);
+    if (st->error) {
+        buf_printf(b, "**%s** `", ui->sum_stopped);
+        buf_add(b, st->error);  // one line written by the step: no backtick in it
+        buf_add(b, "`\n\n");
+    }
     if (st->n_comparisons == 0) {
         buf_add(b, no_comparison_text(st, ui));
         buf_add(b, "\n");
@@ -495,6 +500,49 @@ static void add_chapter_cells(Notebook *nb, const StepInfo *st, int lang) {
     free(buf_take(&b));
 }
 
+// A chapter's badge: "fail" when it stopped or a comparison failed, "ok" when all passed, NULL when none was made.
+static const char *step_status(const StepInfo *st) {
+    if (st->error) return "fail";
+    if (!st->n_comparisons) return NULL;
+    for (int i = 0; i < st->n_comparisons; i++)
+        if (strcmp(st->comparisons[i].verdict, "OK") != 0) return "fail";
+    return "ok";
+}
+
+// ---- the summary: what was compared, what was not, what failed or is missing ----------------------------------------
+// "14 compared with CUDA and passed · 3 not compared · 1 FAILED (15_logits) · 1 missing (16_generate)" (counts of
+// chapters; a count of 0 is left out, except the first). A chapter fails when it stopped or a comparison failed; it
+// is compared when the CUDA path ran beside the CPU reference and it recorded comparisons, self-checked when only the
+// CPU reference ran and it checked itself; missing: in the table of chapters but not in the trace. *cls: "ok" (green)
+// only when nothing failed or is missing and most chapters were compared with CUDA, "fail", else "na".
+static char *summary_text(const UiText *ui, const char **cls) {
+    int compared = 0, self_checked = 0, not_compared = 0, failed = 0, missing = 0;
+    Buf failed_ids = {0}, missing_ids = {0};
+    for (int si = 0; si < G.ix->n_steps; si++) {
+        const StepInfo *st = &G.ix->steps[si];
+        const char *status = step_status(st);
+        if (status && strcmp(status, "fail") == 0) {
+            buf_printf(&failed_ids, "%s%s", failed++ ? ", " : "", st->id);
+        } else if (status && st->mode && strcmp(st->mode, "cuda+cpu") == 0) compared++;
+        else if (status && st->mode && strcmp(st->mode, "cpu") == 0) self_checked++;
+        else not_compared++;
+    }
+    for (int c = 0; c < N_CHAPTERS; c++) {
+        bool present = false;
+        for (int si = 0; si < G.ix->n_steps && !present; si++) present = strcmp(G.ix->steps[si].id, CHAPTERS[c].id) == 0;
+        if (!present) buf_printf(&missing_ids, "%s%s", missing++ ? ", " : "", CHAPTERS[c].id);
+    }
+    Buf b = {0};
+    buf_printf(&b, "%d %s", compared, ui->sum_compared);
+    if (self_checked) buf_printf(&b, " · %d %s", self_checked, ui->sum_self_checked);
+    if (not_compared) buf_printf(&b, " · %d %s", not_compared, ui->sum_not_compared);
+    if (failed) buf_printf(&b, " · %d %s (%s)", failed, ui->sum_failed, failed_ids.data);
+    if (missing) buf_printf(&b, " · %d %s (%s)", missing, ui->sum_missing, missing_ids.data);
+    free(buf_take(&failed_ids)), free(buf_take(&missing_ids));
+    *cls = failed ? "fail" : !missing && compared > self_checked + not_compared ? "ok" : "na";
+    return buf_take(&b);
+}
+
 static json_t *build_notebook(const char *notebook_path, int lang) {
     const UiText *ui = &NB_UI[lang];
     Notebook nb = {.cells = json_array()};
@@ -502,6 +550,11 @@ static json_t *build_notebook(const char *notebook_path, int lang) {
 
     // title, the run, the chapter list
     buf_printf(&b, "# %s\n\n%s\n\n", ui->doc_title, ui->intro);
+    if (G.ix->mixed) buf_printf(&b, "> **⚠ %s** %s\n\n", ui->mixed, G.ix->mixed);
+    const char *cls;
+    char *summary = summary_text(ui, &cls);
+    buf_printf(&b, "**%s**\n\n", summary);
+    free(summary);
     buf_printf(&b, "| | |\n|---|---|\n");
     const char *fields[4][2] = {{ui->model, G.ix->model}, {ui->prompt, G.ix->prompt},
                                 {ui->device, G.ix->device}, {ui->precision, G.ix->precision}};
@@ -714,12 +767,6 @@ static void html_where(FILE *f, const StepInfo *st) {
 }
 
 // "ok" when every comparison of the step passed, "fail" when one failed, NULL when it has none.
-static const char *step_status(const StepInfo *st) {
-    if (!st->n_comparisons) return NULL;
-    for (int i = 0; i < st->n_comparisons; i++)
-        if (strcmp(st->comparisons[i].verdict, "OK") != 0) return "fail";
-    return "ok";
-}
 
 static void html_chapter(FILE *f, const StepInfo *st, int lang) {
     const UiText *ui = &NB_UI[lang];
@@ -822,6 +869,13 @@ static void html_chapter(FILE *f, const StepInfo *st, int lang) {
     fputs("<h3>", f);
     html_escape(f, ui->verdict_heading);
     fputs("</h3>\n", f);
+    if (st->error) {
+        fputs("<p class=\"fail stopped\">", f);
+        html_escape(f, ui->sum_stopped);
+        fputs(" <code>", f);
+        html_escape(f, st->error);
+        fputs("</code></p>\n", f);
+    }
     if (!st->n_comparisons) {
         fputs("<p class=\"na verdict-none\">", f);
         html_inline(f, no_comparison_text(st, ui));
@@ -923,15 +977,20 @@ static void write_page(const char *path, int lang) {
         }
         fputs("</div>\n", f);
     }
-    int n_cmp = 0, n_fail = 0;
-    for (int si = 0; si < G.ix->n_steps; si++)
-        for (int i = 0; i < G.ix->steps[si].n_comparisons; i++) {
-            n_cmp++;
-            n_fail += strcmp(G.ix->steps[si].comparisons[i].verdict, "OK") != 0;
-        }
-    fprintf(f, "<p class=\"summary %s\">%d / %d · ", n_fail ? "fail" : n_cmp ? "ok" : "na", n_cmp - n_fail, n_cmp);
-    html_escape(f, n_fail ? ui->summary_fail : n_cmp ? ui->summary_ok : ui->summary_none);
-    fputs("</p>\n</header>\n", f);
+    const char *cls;
+    char *summary = summary_text(ui, &cls);
+    fprintf(f, "<p class=\"summary %s\">", cls);
+    html_escape(f, summary);
+    fputs("</p>\n", f);
+    free(summary);
+    if (G.ix->mixed) {
+        fputs("<p class=\"fail mixed\">⚠ ", f);
+        html_escape(f, ui->mixed);
+        fputs(" ", f);
+        html_escape(f, G.ix->mixed);
+        fputs("</p>\n", f);
+    }
+    fputs("</header>\n", f);
     html_map(f, lang);
 
     for (int si = 0; si < G.ix->n_steps; si++) html_chapter(f, &G.ix->steps[si], lang);
@@ -947,7 +1006,7 @@ static void write_page(const char *path, int lang) {
 // ---- the command line ------------------------------------------------------------------------------------------------
 
 static void print_help(void) {
-    printf("usage: export-notebook TRACE_DIR [-o FILE.ipynb] [--html FILE.html] [--lang en|zh]\n"
+    printf("usage: export-notebook TRACE_DIR [-o FILE.ipynb] [--html FILE.html] [--lang en|zh] [--allow-mixed]\n"
            "\n"
            "Turns a trace directory (what the walkthrough's steps wrote with --out) into\n"
            "  - a Jupyter notebook: per chapter the explanation, the tutorial's PyTorch, what the program printed,\n"
@@ -962,9 +1021,16 @@ static void print_help(void) {
            "  -o FILE.ipynb      the notebook (default TRACE_DIR/walkthrough.ipynb; walkthrough_zh.ipynb for zh)\n"
            "  --html FILE.html   the page (default TRACE_DIR/index.html; index_zh.html for zh)\n"
            "  --lang en|zh       the language of the texts (default en)\n"
+           "  --allow-mixed      export a trace whose chapters were computed for different runs (another model,\n"
+           "                     prompt, layer, head, precision or device), marked as mixed at the top; refused\n"
+           "                     without it (exit 2)\n"
            "  -h, --help         this text\n"
            "\n"
-           "Exit status: 0 written; 2 bad input (the message names the file and the field); 1 internal failure.\n");
+           "The summary at the top counts the chapters compared with CUDA, self-checked on the CPU alone, not compared,\n"
+           "failed (a comparison failed, or the chapter stopped at a value that is not finite) and missing.\n"
+           "\n"
+           "Exit status: 0 written; 2 bad input (the message names the file and the field; a mixed trace without\n"
+           "--allow-mixed); 1 internal failure.\n");
 }
 
 static void check_output_path(const char *path, const char *what) {
@@ -983,9 +1049,11 @@ static void check_output_path(const char *path, const char *what) {
 
 int main(int argc, char **argv) {
     const char *notebook_path = NULL, *page_path = NULL, *lang_name = "en";
+    bool allow_mixed = false;
     static const struct option options[] = {
         {"output", required_argument, 0, 'o'}, {"html", required_argument, 0, 'H'},
-        {"lang", required_argument, 0, 'l'},   {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+        {"lang", required_argument, 0, 'l'},   {"help", no_argument, 0, 'h'},
+        {"allow-mixed", no_argument, 0, 'M'},  {0, 0, 0, 0},
     };
     opterr = 0;
     int ch;
@@ -995,6 +1063,7 @@ int main(int argc, char **argv) {
             case 'H': page_path = optarg; break;
             case 'l': lang_name = optarg; break;
             case 'h': print_help(); return 0;
+            case 'M': allow_mixed = true; break;
             case ':': usage_error("export-notebook", "%s needs a value", argv[optind - 1]);
             default: usage_error("export-notebook", "unknown option %s", argv[optind - 1]);
         }
@@ -1012,6 +1081,9 @@ int main(int argc, char **argv) {
     if (!notebook_path) notebook_path = default_notebook;
     if (!page_path) page_path = default_page;
     load_trace(trace_dir);  // every check of the input happens here, before anything is written
+    if (G.ix->mixed && !allow_mixed)
+        input_error(G.ix->index_path, "%s: this trace mixes runs; run the walkthrough into a fresh --out, or pass "
+                                      "--allow-mixed to export it marked as mixed", G.ix->mixed);
     load_map_model();
     page_explorer_load(G.ix->document, trace_dir);
     check_output_path(notebook_path, "-o");

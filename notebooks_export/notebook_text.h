@@ -209,7 +209,10 @@ typedef struct {
     const char *verdict_heading, *no_comparison_cpu, *no_comparison, *no_comparison_run;
     const char *col_name, *col_shape, *col_dtype, *col_nonfinite;
     const char *col_max_abs, *col_max_rel, *col_tolerance, *col_tol_used, *col_mismatch, *col_verdict;
-    const char *timings, *summary_ok, *summary_fail, *summary_none, *no_tensors;
+    const char *timings, *no_tensors;
+    // the page's summary: chapters compared with CUDA, self-checked on the CPU alone, not compared, failed, missing
+    const char *sum_compared, *sum_self_checked, *sum_not_compared, *sum_failed, *sum_missing, *sum_stopped;
+    const char *mixed;             // the banner of a trace that mixes runs (--allow-mixed), before the reason
     const char *missing_text;      // a chapter this exporter has no text for
     const char *footer;
 } UiText;
@@ -244,8 +247,12 @@ static const UiText NB_UI[2] = {
         .col_nonfinite = "non-finite",
         .col_max_abs = "max abs", .col_max_rel = "max rel", .col_tolerance = "tolerance",
         .col_tol_used = "of tolerance", .col_mismatch = "mismatches", .col_verdict = "verdict",
-        .timings = "time", .summary_ok = "all comparisons passed", .summary_fail = "comparisons FAILED",
-        .summary_none = "no comparisons", .no_tensors = "This chapter writes no tensor.",
+        .timings = "time", .no_tensors = "This chapter writes no tensor.",
+        .sum_compared = "compared with CUDA and passed", .sum_self_checked = "self-checked on the CPU alone",
+        .sum_not_compared = "not compared", .sum_failed = "FAILED", .sum_missing = "missing",
+        .sum_stopped = "This chapter stopped:",
+        .mixed = "MIXED TRACE: its chapters were computed for different runs, so their numbers do not belong together "
+                 "(exported with --allow-mixed).",
         .missing_text = "(This exporter has no text for this chapter yet; what the program printed follows.)",
         .footer = "Made by build/bin/export-notebook from trace.json. Every number above is in the trace directory.",
     },
@@ -276,8 +283,10 @@ static const UiText NB_UI[2] = {
         .col_name = "名称", .col_shape = "形状", .col_dtype = "类型", .col_nonfinite = "非有限值",
         .col_max_abs = "最大绝对误差", .col_max_rel = "最大相对误差", .col_tolerance = "容差",
         .col_tol_used = "占容差", .col_mismatch = "超差个数", .col_verdict = "结论",
-        .timings = "耗时", .summary_ok = "所有对比均通过", .summary_fail = "有对比未通过",
-        .summary_none = "没有对比", .no_tensors = "这一章不写出张量。",
+        .timings = "耗时", .no_tensors = "这一章不写出张量。",
+        .sum_compared = "与 CUDA 对比通过", .sum_self_checked = "仅在 CPU 上自检", .sum_not_compared = "未对比",
+        .sum_failed = "失败 FAILED", .sum_missing = "缺失", .sum_stopped = "这一章中途停止：",
+        .mixed = "混合的记录（MIXED TRACE）：各章来自不同的运行，数字不能放在一起看（用 --allow-mixed 导出）。",
         .missing_text = "（导出程序还没有这一章的说明文字；下面是程序打印的内容。）",
         .footer = "由 build/bin/export-notebook 根据 trace.json 生成。上面的每个数字都可以在记录目录中找到。",
     },

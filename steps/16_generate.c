@@ -189,6 +189,8 @@ int main(int argc, char **argv) {
     if (s.cpu) model_cpu_forward(&cached, seq, T, 0, logits, false);
     else memcpy(logits, engine_forward(e, seq, T, 0), (size_t)V * sizeof(float));
     step_add_ms(&s, !s.cpu, t0);
+    int64_t vshape[1] = {V};
+    step_check_finite(&s, "prefill logits", logits, vshape, 1);  // corrupt weights: stop before a token is picked
     memcpy(step_logits, logits, (size_t)V * sizeof(float));
     int64_t filled[3] = {T, Hkv, Dh};
     step_shape(&s, "cache_k[layer][0:start_pos+T] after prefill", filled, 3, step_act_dtype(&s));
@@ -221,6 +223,7 @@ int main(int argc, char **argv) {
         if (s.cpu) model_cpu_forward(&cached, &next, 1, pos, logits, false);
         else memcpy(logits, engine_decode(e, next, pos), (size_t)V * sizeof(float));
         cached_ms[i] = 1e3 * (now_seconds() - t0);
+        step_check_finite(&s, "decode logits", logits, vshape, 1);
         // recompute: all pos + 1 tokens from position 0 (on the CPU only to compare; on the GPU it costs milliseconds
         // and is timed even without a comparison; it rewrites the engine's cache rows 0..pos)
         t0 = now_seconds();

@@ -28,7 +28,7 @@ char *step_moe_demo_model(void) {
 static void print_help(const Chapter *c) {
     printf("usage: %s [--model DIR] [--prompt TEXT] [--out DIR] [--device auto|cuda|cpu] [--layer L] [--head H]\n"
            "          [--precision bf16|fp32] [--lang en|zh] [--tokenizer FILE] [--tokens ID,ID,...] [--no-compare]\n"
-           "          [--quiet]%s\n\n"
+           "          [--quiet] [--verify-checksums] [--force]%s\n\n"
            "%s\n%s\n\n"
            "  --model DIR        a Meta directory (params.json, consolidated.NN.pth, tokenizer.model) or an HF one\n"
            "                     (config.json, *.safetensors, tokenizer.json); default: the model `make demo` prepares\n"
@@ -48,9 +48,16 @@ static void print_help(const Chapter *c) {
            "                     run at all: each op is fed by the CUDA op before it and the trace holds the CUDA values\n"
            "                     under the same names (the fast way through a large model). With --device cpu the CPU\n"
            "                     reference runs without its self-checks. The verdict says \"not compared\", never OK.\n"
-           "  --quiet            print only the verdict lines\n%s\n"
-           "Exit status: 0 when every comparison passed (with --no-compare: when the chapter ran), 1 when one failed\n"
-           "or on an error, 2 on bad input.\n",
+           "  --quiet            print only the verdict lines\n%s"
+           "  --verify-checksums first compare the CRC-32 of every zip entry of the checkpoint with the one the zip\n"
+           "                     states (reads every byte: about 0.3 s of CPU per GB; off by default)\n"
+           "  --force            write into a trace directory that holds chapters of another run (another model,\n"
+           "                     prompt, layer, head, precision or device); refused without it (exit 2), since the\n"
+           "                     trace would mix runs (export-notebook then refuses it without --allow-mixed)\n\n"
+           "A value that is not finite (NaN, or an infinity where the causal mask puts none) stops the chapter with one\n"
+           "line naming the tensor, the layer and the index, before anything is printed or drawn from it.\n\n"
+           "Exit status: 0 when every comparison passed (with --no-compare: when the chapter ran), 1 when one failed,\n"
+           "a value was not finite, or on an error, 2 on bad input.\n",
            c->id, c->takes_tp ? " [--tp N]" : "", c->title_en, c->title_zh, TUTORIAL_PROMPT, c->id,
            c->takes_tp ? "  --tp N             the number of ranks the layer and the logits are split over (see below)\n"
                        : "");
@@ -66,6 +73,7 @@ static void parse_args(Step *s, int argc, char **argv) {
         {"tokenizer", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
         {"no-compare", no_argument, 0, 'N'},      {"help", no_argument, 0, 'h'},
         {"tokens", required_argument, 0, 'k'}, {"tp", required_argument, 0, 'R'},
+        {"verify-checksums", no_argument, 0, 'V'}, {"force", no_argument, 0, 'F'},
         {0, 0, 0, 0},
     };
     const char *prog = s->id;
@@ -106,6 +114,8 @@ static void parse_args(Step *s, int argc, char **argv) {
             s->tp = (int)strtol(optarg, &end, 10);
             if (*end || end == optarg || s->tp < 1) usage_error(prog, "--tp: expected a number of ranks >= 1, got '%s'", optarg);
             break;
+        case 'V': s->verify = true; break;
+        case 'F': s->force = true; break;
         case 'h': print_help(s->chapter); exit(0);
         default:
             if (optopt && strncmp(argv[optind - 1], "--", 2) == 0)  // a long option given a value it takes none of, or none
@@ -122,7 +132,7 @@ static void parse_args(Step *s, int argc, char **argv) {
             input_error(NULL, "--device cuda: no CUDA device is usable here (no GPU, no driver, or a build without "
                               "nvcc); use --device cpu");
         s->cuda = true;
-    } else if (strcmp(device, "cpu") == 0) s->cuda = false;
+    } else if (strcmp(device, "cpu") == 0) s->cuda = false, s->cpu_asked = true;
     else usage_error(prog, "--device: expected auto, cuda or cpu, got '%s'", device);
     s->compare = !no_compare;
     s->cpu = s->compare || !s->cuda;  // --no-compare on CUDA: the CUDA path alone
@@ -162,6 +172,7 @@ static void open_checkpoint(Step *s) {
     checkpoint_open(&s->ck, s->model_dir);
     if (!s->ck.has_config) input_error(s->model_dir, "no params.json or config.json: a model directory is needed");
     checkpoint_check_against_config(&s->ck);
+    if (s->verify) checkpoint_verify_or_exit(&s->ck, s->quiet);
     s->cfg = &s->ck.cfg;
 }
 
@@ -453,6 +464,7 @@ void step_shape(Step *s, const char *name, const int64_t *shape, int ndim, const
 }
 
 void step_print_vector(Step *s, const char *name, const float *v, int n, const char *fmt) {
+    step_check_finite(s, name, v, (int64_t[]){n}, 1);
     // torch prints several values per line; we print 8 per line, aligned. Beyond torch's threshold it prints the
     // first and last TORCH_EDGEITEMS values around "...".
     bool summarise = n > TORCH_THRESHOLD;
@@ -480,8 +492,44 @@ void step_print_vector(Step *s, const char *name, const float *v, int n, const c
     step_say(s, "%s", line);
 }
 
+// ---- values that are not finite ---------------------------------------------------------------------------------------
+// Corrupt weights give NaN, which no comparison between two paths that read the same weights catches (both are NaN),
+// and which prints as a prediction ('!', token 0) and draws as an empty figure. So a value that is not finite stops
+// the chapter; the one exception is the -inf the causal mask writes: in a [.., Tq, Tk] tensor, key j > i + Tk - Tq.
+static bool causally_masked(int64_t i, const int64_t *shape, int ndim) {
+    if (ndim < 2 || shape[ndim - 1] < shape[ndim - 2]) return false;
+    int64_t tq = shape[ndim - 2], tk = shape[ndim - 1];
+    return i % tk > (i / tk) % tq + (tk - tq);
+}
+
+void step_check_finite(Step *s, const char *name, const float *x, const int64_t *shape, int ndim) {
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= shape[d];
+    bool all_finite = true;
+    for (int64_t i = 0; i < n; i++) all_finite &= isfinite(x[i]) != 0;  // no early exit: the loop vectorises
+    if (all_finite) return;
+    int64_t bad = 0;
+    while (bad < n && (isfinite(x[bad]) || (x[bad] == -INFINITY && causally_masked(bad, shape, ndim)))) bad++;
+    if (bad == n) return;  // only the mask's -inf
+    char where[64] = "", sh[96], at[96], *line;
+    int chapter = atoi(s->id);  // 03..13 look at one layer (--layer); 14..16 run them all
+    if (chapter >= 3 && chapter <= 13) snprintf(where, sizeof where, " (layer %d)", s->layer);
+    else if (chapter >= 14) snprintf(where, sizeof where, " (layers 0..%d)", s->cfg->n_layers - 1);
+    line = xasprintf("%s: %s %s%s is not finite at %s (%s): the weights or the computation are broken; nothing is "
+                     "printed or drawn from it (check the checkpoint with --verify-checksums)",
+                     s->id, name, shape_str(shape, ndim, sh, sizeof sh), where, index_str(bad, shape, ndim, at, sizeof at),
+                     isnan(x[bad]) ? "NaN" : x[bad] > 0 ? "inf" : "-inf outside the causal mask");
+    fflush(stdout);
+    fprintf(stderr, "error: %s\n", line);
+    trace_step_error(s->trace, s->id, line);
+    trace_mode(s->trace, s->id, step_mode(s));
+    trace_close(s->trace);
+    exit(1);
+}
+
 // ---- outputs ---------------------------------------------------------------------------------------------------------------
 void step_tensor(Step *s, const char *name, const float *data, const int64_t *shape, int ndim, const char *dtype) {
+    step_check_finite(s, name, data, shape, ndim);
     trace_tensor_f32(s->trace, s->id, name, data, shape, ndim, dtype);
 }
 void step_tensor_i64(Step *s, const char *name, const int64_t *data, const int64_t *shape, int ndim) {
@@ -506,6 +554,9 @@ void step_image(Step *s, const char *file, const char *caption) {
 void step_token_heatmap(Step *s, const char *file, const float *cpu, const float *cuda, const char *title,
                         const char *value_label, bool probs) {
     char subtitle[256], png_name[128];
+    int64_t tt[2] = {s->T, s->T};
+    if (cpu) step_check_finite(s, file, cpu, tt, 2);
+    if (cuda) step_check_finite(s, file, cuda, tt, 2);
     snprintf(subtitle, sizeof subtitle, "%s, layer %d, head %d, [%d, %d], %s", s->id, s->layer, s->head, s->T, s->T,
              s->cuda ? "CUDA" : "CPU");
     uint8_t *causal = probs ? step_causal_cells(s) : NULL;  // weights after the mask: its 0s hatched as in 08
@@ -578,12 +629,24 @@ static bool record(Step *s, const char *name, const CompareResult *r, const char
     return r->ok;
 }
 
+// After a comparison (its verdict recorded): both sides finite, else the chapter stops. The validator never counts
+// NaN equal to NaN, and -inf only matches -inf where the mask puts it, since nothing else gets past this check.
+static void check_compared(Step *s, const char *name, const float *ref, const float *out, const int64_t *shape, int ndim) {
+    char label[160];
+    snprintf(label, sizeof label, "%s (reference)", name);
+    step_check_finite(s, label, ref, shape, ndim);
+    snprintf(label, sizeof label, "%s (compared output)", name);
+    step_check_finite(s, label, out, shape, ndim);
+}
+
 bool step_compare(Step *s, const char *name, const float *ref, const float *out, const int64_t *shape, int ndim,
                   double atol, double rtol) {
     require_compare(s, name);
     fflush(stdout);
     CompareResult r = compare_f32(s->id, name, ref, out, shape, ndim, atol, rtol, 0);
-    return record(s, name, &r, "|ref-out| <= atol + rtol*|ref|", atol, rtol, r.max_rel);
+    bool ok = record(s, name, &r, "|ref-out| <= atol + rtol*|ref|", atol, rtol, r.max_rel);
+    check_compared(s, name, ref, out, shape, ndim);
+    return ok;
 }
 
 typedef void ToleranceFn(const Step *, const float *, int64_t, double *, double *);
@@ -607,7 +670,9 @@ bool step_compare_nmse(Step *s, const char *name, const float *ref, const float 
     require_compare(s, name);
     fflush(stdout);
     CompareResult r = compare_nmse_f32(s->id, name, ref, out, shape, ndim, max_nmse);
-    return record(s, name, &r, "sum((ref-out)^2)/sum(ref^2) <= tolerance (atol field)", max_nmse, 0, r.nmse);
+    bool ok = record(s, name, &r, "sum((ref-out)^2)/sum(ref^2) <= tolerance (atol field)", max_nmse, 0, r.nmse);
+    check_compared(s, name, ref, out, shape, ndim);
+    return ok;
 }
 
 double step_clock(void) { return now_seconds(); }
@@ -665,21 +730,32 @@ void step_init(Step *s, int argc, char **argv, const char *chapter_id) {
     // a chapter that traces another model (model_note) leaves the run's model and tokens to the other chapters
     trace_set_run(s->trace, s->model_note ? NULL : s->model_dir, s->model_note ? NULL : s->prompt,
                   s->cuda ? device : "cpu", precision_name(s->prec));
-    if (!s->model_note) {
-        int64_t *ids = xmalloc((size_t)s->T * sizeof(int64_t));
-        for (int t = 0; t < s->T; t++) ids[t] = s->tokens[t];
-        trace_set_tokens(s->trace, ids, (const char *const *)s->pieces, s->T);
-        free(ids);
-    }
+    int64_t *ids = xmalloc((size_t)s->T * sizeof(int64_t));
+    for (int t = 0; t < s->T; t++) ids[t] = s->tokens[t];
+    if (!s->model_note) trace_set_tokens(s->trace, ids, (const char *const *)s->pieces, s->T);
     trace_step_begin(s->trace, s->id, step_text(s, chapter->title_en, chapter->title_zh));
     trace_mode(s->trace, s->id, step_mode(s));
+    // A trace is one run: refuse to add this chapter to chapters computed for another model, prompt, layer...
+    char fingerprint[40], conflict[512];
+    checkpoint_fingerprint(&s->ck, fingerprint, sizeof fingerprint);
+    TraceRun run = {.model = s->model_dir, .fingerprint = fingerprint, .token_ids = ids, .n_tokens = s->T,
+                    .layer = s->layer, .head = s->head, .precision = precision_name(s->prec),
+                    .device = s->cuda ? device : "cpu"};
+    trace_step_run(s->trace, s->id, &run);
+    free(ids);
+    if (!trace_same_run(s->trace, s->id, conflict, sizeof conflict)) {
+        if (!s->force)
+            input_error(trace_dir(s->trace), "%s; write into another --out, or pass --force to mix runs in this trace",
+                        conflict);
+        fprintf(stderr, "warning: %s: %s; written anyway (--force): this trace now mixes runs\n", trace_dir(s->trace),
+                conflict);
+    }
 
     if (!s->quiet) {
         printf("\n=== %s: %s ===\n", s->id, step_text(s, chapter->title_en, chapter->title_zh));
         char what[512];
         if (s->compare)
-            snprintf(what, sizeof what, "%s",
-                     s->cuda ? device : step_text(s, "CPU reference alone (no GPU)", "仅 CPU 参考实现（无 GPU）"));
+            snprintf(what, sizeof what, "%s", s->cuda ? device : step_no_gpu_line(s->cpu_asked, s->lang == LANG_ZH));
         else if (s->cuda)
             snprintf(what, sizeof what, "%s | %s", device,
                      step_text(s, "the CUDA path alone: no CPU reference, nothing compared (--no-compare)",
@@ -694,6 +770,11 @@ void step_init(Step *s, int argc, char **argv, const char *chapter_id) {
     step_map(s);  // the first line: where the chapter sits on the map (and OUT/<id>/where.png)
     step_explain(s, chapter->intro_en, chapter->intro_zh);
     if (s->model_note) step_say(s, step_text(s, "note: %s", "注意：%s"), s->model_note);
+}
+
+const char *step_no_gpu_line(bool cpu_asked, bool zh) {
+    if (cpu_asked) return zh ? "--device cpu：仅 CPU 参考实现，不与 GPU 比较" : "--device cpu: CPU reference only, nothing compared";
+    return zh ? "无 GPU：仅 CPU 参考实现，没有比较" : "no GPU: CPU reference only, nothing compared";
 }
 
 const char *step_mode(const Step *s) {

@@ -18,8 +18,8 @@
 //
 // Command line (DESIGN.md "Command-line contract"), the same for every chapter and for build/bin/walkthrough:
 //     --model DIR  --prompt TEXT  --out DIR  --device auto|cuda|cpu  --layer L  --head H  --precision bf16|fp32
-//     --lang en|zh  --no-compare  --quiet  --help  --tokens ID,ID,... (token ids instead of a prompt: for a model
-//     whose tokenizer we do not read, e.g. Mixtral's SentencePiece; no tokenizer is then needed)
+//     --lang en|zh  --no-compare  --quiet  --verify-checksums  --force  --help  --tokens ID,ID,... (token ids instead
+//     of a prompt: for a model whose tokenizer we do not read, e.g. Mixtral's SentencePiece; no tokenizer is then needed)
 //     --tp N (only the chapter whose entry says takes_tp)
 //
 // --no-compare runs ONE path and compares nothing: with the CUDA path the CPU reference does not run at all (each
@@ -57,6 +57,9 @@ typedef struct {
     Precision prec;
     Lang lang;
     bool quiet;
+    bool cpu_asked;         // --device cpu (else the CPU reference runs alone because there is no GPU)
+    bool verify;            // --verify-checksums: the CRC-32 of every zip entry before anything is computed
+    bool force;             // --force: write into a trace of another run (the trace is then mixed)
     // the model and the prompt
     Checkpoint ck;
     const Config *cfg;
@@ -83,6 +86,17 @@ void step_init(Step *s, int argc, char **argv, const char *chapter_id);
 // Saves the trace, prints the verdict summary; returns the exit status (0 when every comparison passed; with
 // --no-compare, 0 when the chapter ran: nothing was checked, and the verdict line says "not compared").
 int step_finish(Step *s);
+
+// Non-finite values stop a chapter. Stops it (exit 1) at the first value of x [shape] that is not finite, before
+// anything is printed or drawn from it, with one line naming the tensor, the layer and the index, recorded in the
+// trace as the chapter's error. A -inf passes only where the causal mask puts it: in a tensor whose last two dims
+// are [Tq, Tk] with Tk >= Tq, at key j > query i + Tk - Tq (masked scores, the mask itself). step_tensor,
+// step_compare (both sides), step_print_vector and step_token_heatmap call it; a chapter calls it itself on
+// values it uses otherwise (the logits it takes the argmax of).
+void step_check_finite(Step *s, const char *name, const float *x, const int64_t *shape, int ndim);
+// The line said once at the start of a run without the CUDA path (each chapter, the walkthrough, make demo):
+// "no GPU: CPU reference only, nothing compared", or "--device cpu: ..." when that was asked for.
+const char *step_no_gpu_line(bool cpu_asked, bool zh);
 // How this run computes, as trace.json records it: "cuda+cpu", "cpu", "cuda-only" or "cpu-only" (trace.h).
 const char *step_mode(const Step *s);
 

@@ -27,5 +27,26 @@ check_fails 1 "error: the logits at position 16 are not finite \(NaN at index [0
     build/bin/generate --model "$C" --prompt "the answer to the ultimate question of life, the universe, and everything is " -n 8 --device cpu
 check_fails 2 "tensor norm.weight \(zip entry" "generate --verify-checksums refuses the corrupt file" \
     build/bin/generate --model "$C" --prompt "x" -n 8 --device cpu --verify-checksums
+# the chapters: --verify-checksums refuses the file before computing; without it, the first value that is not finite
+# stops a chapter (exit 1, one line naming the tensor, the layers and the index) before it prints a prediction or
+# draws a figure: 15_logits printed "tensor(0) '!'" and 16_generate "OK, bit-identical" before
+check_fails 2 "tensor norm.weight \(zip entry" "05_rope --verify-checksums refuses the corrupt file" \
+    build/steps/05_rope --model "$C" --out "$TMP/t_verify" --verify-checksums --quiet
+check "05_rope --verify-checksums wrote no trace" test ! -e "$TMP/t_verify/trace.json"
+check_fails 1 "^error: 15_logits: final_embedding \[17, [0-9]+\] \(layers 0\.\.[0-9]+\) is not finite at \[[0-9]+, [0-9]+\] \(NaN\)" \
+    "15_logits stops at the first NaN" build/steps/15_logits --model "$C" --out "$TMP/t" --device cpu
+check "15_logits printed no prediction and drew no bar chart" bash -c "! grep -q next_token '$TMP/out' && test ! -e '$TMP/t/15_logits/top_k.png'"
+check_fails 1 "^error: 16_generate: prefill logits \[128256\] \(layers 0\.\.[0-9]+\) is not finite at \[[0-9]+\] \(NaN\)" \
+    "16_generate stops at the NaN logits" build/steps/16_generate --model "$C" --out "$TMP/t" --device cpu
+check "16_generate printed no OK, no bit-identical, no token" bash -c "! grep -qE 'OK|bit-identical|^step [0-9]' '$TMP/out'"
+check "the trace records both chapters' errors" $PY -c "
+import json, sys
+t = {s['id']: s for s in json.load(open('$TMP/t/trace.json'))['steps']}
+assert 'not finite' in t['15_logits']['error'] and 'not finite' in t['16_generate']['error'], t.keys()"
+check "export-notebook: the page's summary names the two failed chapters" bash -c "build/bin/export-notebook '$TMP/t' >/dev/null &&
+    grep -qE '<p class=\"summary fail\">[^<]*2 FAILED \(15_logits, 16_generate\)' '$TMP/t/index.html'"
+check "walkthrough --verify-checksums stops at the first chapter (exit 2, naming the tensor)" bash -c "
+    build/bin/walkthrough --model '$C' --out '$TMP/w' --verify-checksums --quiet 2>'$TMP/w.err'; test \$? = 2 &&
+    grep -q 'tensor norm.weight (zip entry' '$TMP/w.err' && grep -q '00_config rejected its input' '$TMP/w.err'"
 check "the intact model verifies" bash -c "'$INSPECT' '$M' --no-checksums | grep -qE 'verified: CRC-32 of [0-9]+ zip entries'"
 finish

@@ -57,6 +57,11 @@ check "en notebook: nbformat, sections, outputs; runs with nbconvert and prints 
 check "en page: every chapter in Chromium's DOM, tensors, images, verdicts; screenshot not blank" \
     $PY tests/reference/check_page.py "$TR/index.html" "$TR" --lang en --screenshot "$TMP/page_en.png"
 cp "$TMP/page_en.png" build/test-logs/notebook_page_en.png 2>/dev/null || true
+# a trace of the CPU alone: the summary counts chapters compared with CUDA (none), self-checked and not compared, and
+# is not green
+check "cpu page: the summary says 0 compared with CUDA, and how many were not compared" \
+    grep -qE '<p class="summary na">0 compared with CUDA and passed · [0-9]+ self-checked on the CPU alone · [0-9]+ not compared</p>' "$TR/index.html"
+check "cpu page and notebook: no 'all comparisons passed'" bash -c "! grep -q 'all comparisons passed' '$TR/index.html' '$TR/walkthrough.ipynb'"
 
 # ---- Chinese: the notebook in another folder, so its path to the trace is relative ---------------------------------
 mkdir -p "$TMP/elsewhere/sub"

@@ -4,7 +4,8 @@
 #
 # 1. build/bin/walkthrough --device cpu on the tiny model, with and without --no-compare: both exit 0; with it the
 #    summary counts every chapter as run and none as passed ("17 ran, 0 failed; nothing compared"), every chapter's
-#    verdict is cpu-only, and no line says OK or passed; without it the summary still says "17 passed".
+#    verdict is cpu-only, and no line says OK or passed; without it, on the CPU, the summary counts the chapters
+#    self-checked and not compared (never "passed": nothing was compared with a GPU).
 # 2. trace.json: mode "cpu-only" for the run and every step and no comparison at all (check_trace.py --mode cpu-only,
 #    which also checks every tensor, shape and figure); the default trace records mode "cpu".
 # 3. the same CPU path computes: every .npy and PNG of the --no-compare trace is the default trace's, byte for byte
@@ -31,7 +32,12 @@ done
 check "walkthrough --device cpu exits 0" bash -c '"$@" >"$0" 2>&1' "$TMP/ref.log" "$W" --model "$TINY" --device cpu --out "$TMP/ref" --quiet
 check "walkthrough --device cpu --no-compare exits 0" bash -c '"$@" >"$0" 2>&1' "$TMP/nc.log" "$W" --model "$TINY" \
     --device cpu --no-compare --out "$TMP/nc" --quiet
-check "the default summary: $N passed" grep -qE "^$N chapters in [0-9.]+ s: $N passed, 0 failed\. Trace:" "$TMP/ref.log"
+# without the CUDA path nothing is compared with a GPU: said first, and the summary passes no chapter, it counts the
+# chapters whose CPU self-checks passed and those not compared
+check "the default run says first that nothing is compared (--device cpu)" \
+    test "$(head -n 1 "$TMP/ref.log")" = "--device cpu: CPU reference only, nothing compared"
+check "the default summary: self-checked and not compared, never passed" \
+    grep -qE "^$N chapters in [0-9.]+ s: --device cpu: CPU reference only, nothing compared: [1-9][0-9]* self-checked on the CPU, [1-9][0-9]* not compared, 0 failed\. Trace:" "$TMP/ref.log"
 check "the --no-compare summary: $N ran, nothing compared" \
     grep -qE "^$N chapters in [0-9.]+ s: $N ran, 0 failed; nothing compared \(--no-compare\)\. Trace:" "$TMP/nc.log"
 check "--no-compare: no line says OK or passed" bash -c '! grep -nE "^OK|passed" "$0"' "$TMP/nc.log"

@@ -493,3 +493,24 @@ void checkpoint_verify_or_exit(const Checkpoint *ck, bool quiet) {
     if (!checkpoint_verify(ck, NULL, err, sizeof err)) input_error(NULL, "%s", err);  // err starts with the file
     if (loud) fprintf(stderr, "verified in %.1f s (%.2f GB/s)\n", now_seconds() - t0, (double)total / 1e9 / (now_seconds() - t0));
 }
+
+void checkpoint_fingerprint(const Checkpoint *ck, char *out, size_t n) {
+    uint64_t h = FNV1A64_INIT;
+    if (ck->kind == CKPT_META_DIR || ck->kind == CKPT_HF_DIR) {
+        char *config = path_join(ck->path, ck->kind == CKPT_META_DIR ? "params.json" : "config.json");
+        size_t len;
+        char *bytes = read_whole_file(config, &len);  // checkpoint_open read it a moment ago
+        h = fnv1a64(h, bytes, len);
+        free(bytes), free(config);
+    }
+    for (int i = 0; i < ck->n_tensors; i++) {
+        const Tensor *t = &ck->tensors[i];
+        const char *dtype = dtype_name(t->dtype);
+        h = fnv1a64(h, t->name, strlen(t->name) + 1);
+        h = fnv1a64(h, dtype, strlen(dtype) + 1);
+        h = fnv1a64(h, &t->ndim, sizeof t->ndim);
+        h = fnv1a64(h, t->shape, (size_t)t->ndim * sizeof t->shape[0]);
+    }
+    for (int e = 0; e < ck->n_checked; e++) h = fnv1a64(h, &ck->checked[e].crc32, sizeof ck->checked[e].crc32);
+    snprintf(out, n, "fnv1a64:%016llx", (unsigned long long)h);
+}

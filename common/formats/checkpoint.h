@@ -53,6 +53,11 @@ const uint16_t *checkpoint_weight_bf16(const Checkpoint *ck, const char *name, v
 // then aliases tok_embeddings.weight). Exits 2 naming the first missing tensor or wrong shape.
 void checkpoint_check_against_config(const Checkpoint *ck);
 
+// The model's identity as "fnv1a64:<16 hex digits>": a hash of the config file's bytes (params.json or config.json;
+// none for a lone weights file) and of the tensor index (each tensor's name, dtype and shape, and the CRC-32 every zip
+// entry states). Reads no weight bytes: two checkpoints of the same shapes with other weights differ by the stated
+// CRC-32 of a .pth; safetensors states none, so there only the config and the shapes count. out: 32 bytes or more.
+void checkpoint_fingerprint(const Checkpoint *ck, char *out, size_t n);
 // Reads every byte of every zip entry and compares its CRC-32 with the one the zip states: eight flipped bytes in
 // a tensor of the right size are found here, not as NaN logits later. The work is cut into pieces of at most 64 MB
 // hashed by the OpenMP threads. Returns false with one line in err, "FILE: tensor NAME (zip entry E): ...", naming
