@@ -94,7 +94,7 @@ char *base64_encode(const unsigned char *data, size_t n);
 // FNV-1a 64 of n bytes, continuing from h (start with FNV1A64_INIT): checksums of tensors and of a model's identity.
 #define FNV1A64_INIT 0xcbf29ce484222325ull
 static inline uint64_t fnv1a64(uint64_t h, const void *bytes, size_t n) {
-    const unsigned char *b = bytes;
+    const unsigned char *b = (const unsigned char *)bytes;  // (the cast: kernels/*.cu include this header as C++)
     for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
     return h;
 }
