@@ -470,8 +470,10 @@ void trace_comparison(Trace *t, const char *step, const TraceComparison *c) {
 // model's path is recorded but not compared: the same model copied elsewhere computes the same numbers.
 static const char *const RUN_KEYS[] = {"fingerprint", "tokens", "layer", "head", "precision", "device"};
 
-// The first field in which two "run" objects differ, or NULL when they are the same run.
+// The first field in which two "run" objects differ, or NULL when they are the same run. A run that stands apart
+// (its "apart" says why: a chapter that traces another model on purpose, and says so) differs from none.
 static const char *run_difference(json_t *a, json_t *b) {
+    if (json_object_get(a, "apart") || json_object_get(b, "apart")) return NULL;
     for (size_t i = 0; i < sizeof RUN_KEYS / sizeof *RUN_KEYS; i++) {
         json_t *x = json_object_get(a, RUN_KEYS[i]), *y = json_object_get(b, RUN_KEYS[i]);
         if (!x || !y || !json_equal(x, y)) return RUN_KEYS[i];
@@ -503,6 +505,7 @@ void trace_step_run(Trace *t, const char *step, const TraceRun *run) {
     json_object_set_new(r, "head", json_integer(run->head));
     json_object_set_new(r, "precision", json_string_lossless(run->precision));
     json_object_set_new(r, "device", json_string_lossless(run->device));
+    if (run->apart) json_object_set_new(r, "apart", json_string_lossless(run->apart));
     json_object_set_new(step_entry(t, step), "run", r);
 }
 

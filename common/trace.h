@@ -7,7 +7,7 @@
 //    "config": {"name", "dim", "n_layers", "n_heads", ..., "dtypes": {tensor: dtype}}  (the model facts of the map,
 //              draw/diagram.h; optional),
 //    "steps": [ {"id": "05_rope", "title": ..., "mode": ..., "lines": [printed lines],
-//                "run": {"model", "fingerprint", "tokens": [ids], "layer", "head", "precision", "device"},
+//                "run": {"model", "fingerprint", "tokens": [ids], "layer", "head", "precision", "device"[, "apart"]},
 //                "error": the line a step stopped with (absent when it finished),
 //                "tensors": [{"name", "shape", "dtype", "file", "min", "max", "mean", "std", "n_nan", "n_inf",
 //                             "checksum"}],
@@ -117,6 +117,8 @@ typedef struct {
     int n_tokens;
     int layer, head;
     const char *precision, *device;
+    const char *apart;                // NULL, or why this step computed another run on purpose (the note it prints):
+                                      // recorded as "apart", and then no other step is held against it
 } TraceRun;
 void trace_step_run(Trace *t, const char *step, const TraceRun *run);
 // Whether every other step of the trace as loaded (that recorded its run) computed the same run as `step`: model

@@ -740,7 +740,7 @@ void step_init(Step *s, int argc, char **argv, const char *chapter_id) {
     checkpoint_fingerprint(&s->ck, fingerprint, sizeof fingerprint);
     TraceRun run = {.model = s->model_dir, .fingerprint = fingerprint, .token_ids = ids, .n_tokens = s->T,
                     .layer = s->layer, .head = s->head, .precision = precision_name(s->prec),
-                    .device = s->cuda ? device : "cpu"};
+                    .device = s->cuda ? device : "cpu", .apart = s->model_note};
     trace_step_run(s->trace, s->id, &run);
     free(ids);
     if (!trace_same_run(s->trace, s->id, conflict, sizeof conflict)) {
