@@ -23,6 +23,7 @@ struct Trace {
     json_t *root;        // the index as this process sees it
     json_t *run_fields;  // top-level fields this process set (merged into the file on save)
     json_t *touched;     // {step id: true} for every step this process began or changed
+    bool apart;          // a step of this process stands apart (TraceRun.apart): see set_model_field
 };
 
 // ---- small helpers --------------------------------------------------------------------------------------------------
@@ -259,9 +260,16 @@ static void set_run_field(Trace *t, const char *key, json_t *value) {
     json_object_set_new(t->run_fields, key, value);
 }
 
+// The fields that say which model and prompt the run computed. A step that stands apart (it computed another model
+// on purpose: TraceRun.apart) leaves them to the other steps, as it leaves them out of the run check (run_difference).
+static void set_model_field(Trace *t, const char *key, json_t *value) {
+    if (t->apart) json_decref(value);
+    else set_run_field(t, key, value);
+}
+
 void trace_set_run(Trace *t, const char *model, const char *prompt, const char *device, const char *precision) {
-    if (model) set_run_field(t, "model", json_string_lossless(model));
-    if (prompt) set_run_field(t, "prompt", json_string_lossless(prompt));
+    if (model) set_model_field(t, "model", json_string_lossless(model));
+    if (prompt) set_model_field(t, "prompt", json_string_lossless(prompt));
     if (device) set_run_field(t, "device", json_string_lossless(device));
     if (precision) set_run_field(t, "precision", json_string_lossless(precision));
 }
@@ -279,14 +287,14 @@ void trace_set_tokens(Trace *t, const int64_t *ids, const char *const *pieces, i
     }
     json_object_set_new(tokens, "ids", id_list);
     json_object_set_new(tokens, "pieces", piece_list);
-    set_run_field(t, "tokens", tokens);
+    set_model_field(t, "tokens", tokens);
 }
 
 void trace_set_config_json(Trace *t, const char *json_text) {
     json_error_t err;
     json_t *config = json_loads(json_text, 0, &err);
     if (!json_is_object(config)) fatal("trace_set_config_json: not a JSON object: %s", err.text);
-    set_run_field(t, "config", config);
+    set_model_field(t, "config", config);
 }
 
 // ---- steps ----------------------------------------------------------------------------------------------------------
@@ -505,7 +513,10 @@ void trace_step_run(Trace *t, const char *step, const TraceRun *run) {
     json_object_set_new(r, "head", json_integer(run->head));
     json_object_set_new(r, "precision", json_string_lossless(run->precision));
     json_object_set_new(r, "device", json_string_lossless(run->device));
-    if (run->apart) json_object_set_new(r, "apart", json_string_lossless(run->apart));
+    if (run->apart) {
+        json_object_set_new(r, "apart", json_string_lossless(run->apart));
+        t->apart = true;
+    }
     json_object_set_new(step_entry(t, step), "run", r);
 }
 

@@ -56,7 +56,8 @@ const char *trace_dir(const Trace *t);
 // The whole index as JSON text (malloc'd), e.g. for tests; keys in a stable order.
 char *trace_dump(const Trace *t);
 
-// Run fields; NULL leaves a field as it is.
+// Run fields; NULL leaves a field as it is. After trace_step_run of a run that stands apart (TraceRun.apart), the
+// model, the prompt, the tokens and the config are left as they are: they belong to the other steps' run.
 void trace_set_run(Trace *t, const char *model, const char *prompt, const char *device, const char *precision);
 // How the step ran (see "mode" above): recorded in the step's entry and as the run's mode.
 void trace_mode(Trace *t, const char *step, const char *mode);
@@ -118,7 +119,8 @@ typedef struct {
     int layer, head;
     const char *precision, *device;
     const char *apart;                // NULL, or why this step computed another run on purpose (the note it prints):
-                                      // recorded as "apart", and then no other step is held against it
+                                      // recorded as "apart"; then no other step is held against it, and this
+                                      // process leaves the run's model, prompt, tokens and config alone
 } TraceRun;
 void trace_step_run(Trace *t, const char *step, const TraceRun *run);
 // Whether every other step of the trace as loaded (that recorded its run) computed the same run as `step`: model

@@ -727,21 +727,21 @@ void step_init(Step *s, int argc, char **argv, const char *chapter_id) {
     char device[160];
     if (s->cuda) cuda_device_describe(0, device, sizeof device);
     else snprintf(device, sizeof device, "cpu");
-    // a chapter that traces another model (model_note) leaves the run's model and tokens to the other chapters
-    trace_set_run(s->trace, s->model_note ? NULL : s->model_dir, s->model_note ? NULL : s->prompt,
-                  s->cuda ? device : "cpu", precision_name(s->prec));
-    int64_t *ids = xmalloc((size_t)s->T * sizeof(int64_t));
-    for (int t = 0; t < s->T; t++) ids[t] = s->tokens[t];
-    if (!s->model_note) trace_set_tokens(s->trace, ids, (const char *const *)s->pieces, s->T);
     trace_step_begin(s->trace, s->id, step_text(s, chapter->title_en, chapter->title_zh));
     trace_mode(s->trace, s->id, step_mode(s));
-    // A trace is one run: refuse to add this chapter to chapters computed for another model, prompt, layer...
+    // A trace is one run: refuse to add this chapter to chapters computed for another model, prompt, layer... A
+    // chapter that traces another model on purpose (model_note: 20_moe on a dense model) stands apart: it is held
+    // against no other chapter, and the run's model, prompt, tokens and config (step_map) stay the other chapters'.
     char fingerprint[40], conflict[512];
     checkpoint_fingerprint(&s->ck, fingerprint, sizeof fingerprint);
+    int64_t *ids = xmalloc((size_t)s->T * sizeof(int64_t));
+    for (int t = 0; t < s->T; t++) ids[t] = s->tokens[t];
     TraceRun run = {.model = s->model_dir, .fingerprint = fingerprint, .token_ids = ids, .n_tokens = s->T,
                     .layer = s->layer, .head = s->head, .precision = precision_name(s->prec),
                     .device = s->cuda ? device : "cpu", .apart = s->model_note};
     trace_step_run(s->trace, s->id, &run);
+    trace_set_run(s->trace, s->model_dir, s->prompt, s->cuda ? device : "cpu", precision_name(s->prec));
+    trace_set_tokens(s->trace, ids, (const char *const *)s->pieces, s->T);
     free(ids);
     if (!trace_same_run(s->trace, s->id, conflict, sizeof conflict)) {
         if (!s->force)

@@ -24,9 +24,7 @@ void step_map(Step *s) {
     DiagramModel m;
     step_map_model(s, &m);
     char *json = diagram_model_to_json(&m);
-    // a chapter that traces another model on purpose (model_note: 20_moe on a dense model) leaves the run's config
-    // to the other chapters, as it leaves the run's model and tokens (step_init)
-    if (!s->model_note) trace_set_config_json(s->trace, json);
+    trace_set_config_json(s->trace, json);  // not by a chapter that stands apart (TraceRun.apart, step_init)
     free(json);
     const DiagramChapter *c = diagram_chapter(s->id);
     char *line = diagram_where_line(&m, s->id, s->lang);

@@ -353,6 +353,61 @@ int main(int argc, char **argv) {
         free(d2);
     }
 
+    // One trace, one run; a step that stands apart (TraceRun.apart: 20_moe tracing the MoE demo model on a dense
+    // model's run) is held against no other step and leaves the run's model, prompt, tokens and config alone.
+    {
+        char *d4 = make_temp_dir();
+        int64_t ids_a[3] = {128000, 1820, 4320}, ids_b[2] = {128000, 9};
+        char msg[512] = "";
+        Trace *t = trace_open(d4);
+        trace_step_begin(t, "05_rope", NULL);
+        TraceRun run_a = {.model = "dense", .fingerprint = "fnv1a64:aa", .token_ids = ids_a, .n_tokens = 3,
+                          .layer = 0, .head = 0, .precision = "bf16", .device = "cpu"};
+        trace_step_run(t, "05_rope", &run_a);
+        trace_set_run(t, "dense", "the answer", "cpu", "bf16");
+        trace_set_tokens(t, ids_a, NULL, 3);
+        trace_set_config_json(t, "{\"name\": \"dense\"}");
+        trace_close(t);
+
+        // another model, not apart: refused by the run check, and trace_read calls the trace mixed
+        t = trace_open(d4);
+        trace_step_begin(t, "20_moe", NULL);
+        TraceRun run_b = {.model = "moe", .fingerprint = "fnv1a64:bb", .token_ids = ids_b, .n_tokens = 2,
+                          .layer = 0, .head = 0, .precision = "bf16", .device = "cpu"};
+        trace_step_run(t, "20_moe", &run_b);
+        CHECK(!trace_same_run(t, "20_moe", msg, sizeof msg), "another model is another run");
+        CHECK(strstr(msg, "chapter 05_rope was computed for another run: the model's fingerprint") != NULL, "%s", msg);
+        trace_close(t);
+        TraceIndex *ix = trace_read(d4);
+        CHECK(ix->mixed != NULL, "a trace of two runs is mixed");
+        trace_index_free(ix);
+
+        // the same step standing apart: the same run as every other, and the run fields stay the dense model's
+        t = trace_open(d4);
+        trace_step_begin(t, "20_moe", NULL);
+        run_b.apart = "dense has no experts: this chapter traces the MoE demo model";
+        trace_step_run(t, "20_moe", &run_b);
+        trace_set_run(t, "moe", "other", "cpu", "fp32");
+        trace_set_tokens(t, ids_b, NULL, 2);
+        trace_set_config_json(t, "{\"name\": \"moe\"}");
+        CHECK(trace_same_run(t, "20_moe", msg, sizeof msg), "a step that stands apart differs from none");
+        trace_close(t);
+        json_t *root = load_json(d4);
+        CHECK_EQ_STR(json_string_value(json_object_get(root, "model")), "dense");
+        CHECK_EQ_STR(json_string_value(json_object_get(root, "prompt")), "the answer");
+        CHECK_EQ_INT(json_array_size(json_object_get(json_object_get(root, "tokens"), "ids")), 3);
+        CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(root, "config"), "name")), "dense");
+        CHECK_EQ_STR(json_string_value(json_object_get(root, "precision")), "fp32");  // not a field of the model
+        json_t *apart = json_object_get(json_object_get(step_by_id(root, "20_moe"), "run"), "apart");
+        CHECK(json_is_string(apart), "the step records why it stands apart");
+        json_decref(root);
+        ix = trace_read(d4);
+        CHECK(ix->mixed == NULL, "not mixed: %s", ix->mixed ? ix->mixed : "");
+        trace_index_free(ix);
+        remove_dir(d4);
+        free(d4);
+    }
+
     // int64 tensors and the vocabulary of a step: ids once each, their text kept (a half character as \xHH)
     {
         char *d3 = make_temp_dir();
