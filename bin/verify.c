@@ -878,11 +878,12 @@ static void make_trace(const char *dir, char **pass, int n_pass) {
     waitpid(pid, &ws, 0);
     int rc = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128;
     free(args);
-    if (rc == 2) {  // the walkthrough rejected the model or the flags: its chapter said why, in one line
-        size_t n;
-        char *text = read_whole_file(log, &n);
+    if (rc == 2) {  // the walkthrough rejected the model or the flags: the last line before it stopped says why
+        size_t n;                                   // (the lines before: progress "[i/n] ..." and the no-GPU line)
+        char *text = read_whole_file(log, &n), *why = NULL;
         for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
-            if (line[0] != '[' && strncmp(line, "walkthrough: ", 13) != 0) { fprintf(stderr, "%s\n", line); break; }
+            if (line[0] != '[' && !strstr(line, "rejected its input (exit 2); stopping")) why = line;
+        fprintf(stderr, "%s\n", why ? why : "error: the walkthrough rejected its input (exit 2)");
         free(text);
         exit(2);
     }

@@ -13,9 +13,10 @@ MODEL=build/models/llama3-tiny-trained
 for f in build/steps/01_tokenize build/steps/03_rmsnorm build/steps/08_mask "$MODEL/params.json"; do
     [ -e "$f" ] || { no "$f is missing: run make all models first"; finish; exit 1; }
 done
-run() { "$@" --model "$MODEL" --device cpu --out "$TMP/trace"; }
+# run NAME PROGRAM ARGS...: into its own trace directory $TMP/NAME (a trace is one run: each prompt its own)
+run() { local name="$1"; shift; "$@" --model "$MODEL" --device cpu --out "$TMP/$name"; }
 # run_as NAME PROGRAM ARGS...: a check that PROGRAM runs, its output kept in $TMP/NAME.out
-run_as() { local name="$1"; shift; check "$name: $(basename "$1") runs" run "$@"; cp "$TMP/out" "$TMP/$name.out"; }
+run_as() { local name="$1"; shift; check "$name: $(basename "$1") runs" run "$name" "$@"; cp "$TMP/out" "$TMP/$name.out"; }
 words() { $PY -c "import sys; print(' '.join(['word'] * int(sys.argv[1])))" "$1"; }
 
 # 1. torch's printing
@@ -42,7 +43,7 @@ check "rms of 1101 tokens: first and last 3 around '...', one line" \
     grep -qE '^rms = tensor\(\[([0-9]\.[0-9]{4}, ){3} \.\.\., ([0-9]\.[0-9]{4}, ){2}[0-9]\.[0-9]{4}\]\)$' "$TMP/rms1101.out"
 
 # 2. the note on the trace's size
-check "01_tokenize, default prompt" run build/steps/01_tokenize
+check "01_tokenize, default prompt" run tok17 build/steps/01_tokenize
 check "T = 17: no note on the trace's size" bash -c '! grep -q "^note: T = " "$0"' "$TMP/out"
 run_as tok300 build/steps/01_tokenize --prompt "$(words 300)"
 T=$(sed -nE 's/^number of tokens T: ([0-9]+)$/\1/p' "$TMP/tok300.out")
@@ -64,5 +65,5 @@ print(f"expected .npy bytes {total} ({total / 1e6:.1f} MB), the note says {mb} M
 sys.exit(0 if round(total / 1e6) == mb else 1)
 PY
 check "the note in Chinese with --lang zh" bash -c \
-    '"$@" --lang zh | grep -q "^注意：T = [0-9]* 很大" ' _ build/steps/01_tokenize --model "$MODEL" --device cpu --out "$TMP/trace" --prompt "$(words 300)"
+    '"$@" --lang zh | grep -q "^注意：T = [0-9]* 很大" ' _ build/steps/01_tokenize --model "$MODEL" --device cpu --out "$TMP/tok300zh" --prompt "$(words 300)"
 finish

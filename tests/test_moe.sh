@@ -35,7 +35,8 @@ against_torch() {
     local name=$1 model=$2 ids=$3 layer=$4
     check "$name: 20_moe --layer $layer" "$S20" --model "$model" --tokens "$ids" --layer "$layer" --device cpu \
         --out "$TMP/t_$name" --quiet
-    check "$name: 15_logits" "$S15" --model "$model" --tokens "$ids" --device cpu --out "$TMP/t_$name" --quiet
+    # the same run as chapter 20's (a trace is one run: another --layer would be refused), though 15 runs every layer
+    check "$name: 15_logits" "$S15" --model "$model" --tokens "$ids" --layer "$layer" --device cpu --out "$TMP/t_$name" --quiet
     check "$name: the PyTorch reference" $PY "$REF" "$model" --ids "$ids" --layer "$layer" --out-dir "$TMP/r_$name"
     check "$name: gate, top-k, weights, aux, output and logits = PyTorch's" $PY "$REF" --compare "$TMP/r_$name" \
         "$TMP/t_$name" --logits "$TMP/t_$name/15_logits/logits.npy"
