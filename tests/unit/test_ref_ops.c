@@ -266,6 +266,38 @@ static void test_matmul(void) {
     free(x), free(w), free(ref), free(y32), free(y16), free(head), free(logits);
 }
 
+// The plain loop: one output at a time, one double sum in the order c = 0..C-1. matmul_forward_cpu keeps several sums
+// going at once (two rows by four features); its outputs must be these bits, at every shape its blocks cut unevenly.
+static void test_matmul_blocks(void) {
+    const int Ts[] = {1, 2, 3, 17}, Cs[] = {1, 7, 96}, OCs[] = {1, 3, 4, 5, 9};
+    int same = 0, cases = 0;
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 3; b++)
+            for (int d = 0; d < 5; d++) {
+                const int T = Ts[a], C = Cs[b], OC = OCs[d];
+                float *x = random_act((size_t)T * C, 1.0f);
+                uint16_t *w = random_bf16((size_t)OC * C, 0.05f);
+                // Products +2^60 and -2^60 first: in order they cancel and the rest is summed; in any other order the
+                // small products added to +-2^60 are lost, so the test sees a sum taken out of order.
+                for (int t = 0; t < T && C >= 3; t++) x[(size_t)t * C] = 0x1p30f, x[(size_t)t * C + 1] = -0x1p30f;
+                for (int o = 0; o < OC && C >= 3; o++) w[(size_t)o * C] = w[(size_t)o * C + 1] = f32_to_bf16(0x1p30f);
+                float *y = xmalloc((size_t)T * OC * sizeof(float)), *want = xmalloc((size_t)T * OC * sizeof(float));
+                for (int p = 0; p < 2; p++) {
+                    for (int t = 0; t < T; t++)
+                        for (int o = 0; o < OC; o++) {
+                            double acc = 0.0;
+                            for (int c = 0; c < C; c++)
+                                acc += (double)x[(size_t)t * C + c] * (double)bf16_to_f32(w[(size_t)o * C + c]);
+                            want[(size_t)t * OC + o] = p ? round_bf16((float)acc) : (float)acc;
+                        }
+                    matmul_forward_cpu(y, x, w, T, C, OC, p ? PREC_BF16 : PREC_FP32);
+                    same += same_bits(y, want, (size_t)T * OC), cases++;
+                }
+                free(x), free(w), free(y), free(want);
+            }
+    CHECK_EQ_INT(same, cases);
+}
+
 static void test_softmax_mask(void) {
     const int T = 17, Dh = 128;
     float *q = random_act((size_t)T * Dh, 1.0f), *k = random_act((size_t)T * Dh, 1.0f), *v = random_act((size_t)T * Dh, 1.0f);
@@ -619,6 +651,7 @@ int main(int argc, char **argv) {
     test_rope();
     test_rmsnorm();
     test_matmul();
+    test_matmul_blocks();
     test_softmax_mask();
     test_gqa();
     test_elementwise();
