@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""check_png.py: checks a PNG written by llama3-trace, decoding it here with zlib + struct only (no imaging library).
+"""check_png.py: checks a PNG written by llama3-trace: its structure with zlib + struct, its pixels with Pillow.
 
     check_png.py FILE [--min-size WxH] [--max-size WxH] [--max-bytes N] [--min-colors N] [--min-ink F]
                       [--margin N] [--max-margin N] [--labels ROWS,COLS,MAP_X,MAP_Y,CELL,Y_STEP,X_STEP,Y_END,X_TOP]
 
-Verifies the chunk structure and every CRC, that the image is 8-bit RGB or RGBA and decodes (all five PNG row
-filters), then the limits: size in pixels, file size, number of distinct colours (a blank or one-colour image
-fails), and the share of "ink" pixels (darker than light grey). Layout, when asked:
+Verifies the chunk structure and every CRC, that the image is 8-bit RGB or RGBA and decodes (Pillow's decoder: not
+libpng, which wrote it), then the limits: size in pixels, file size, number of distinct colours (a blank or one-colour
+image fails), and the share of "ink" pixels (darker than light grey). Layout, when asked:
   --margin N      the outer N pixels on every side are background (white): nothing touches the edge;
   --max-margin N  something is drawn within N pixels of every edge: no large empty margin;
   --labels ...    a heatmap's token labels (the numbers test_png_draw --render writes to layout.txt): every Y_STEP-th
@@ -14,11 +14,13 @@ fails), and the share of "ink" pixels (darker than light grey). Layout, when ask
                   X_STEP-th column has ink just below X_TOP (where the x labels start) near its centre.
 Prints one line; exits 0 when every check holds, 1 when one fails, 2 on bad usage.
 """
+import io
 import struct
 import sys
 import zlib
 
 import numpy as np
+from PIL import Image
 
 
 def fail(msg):
@@ -26,65 +28,61 @@ def fail(msg):
     sys.exit(1)
 
 
-def read_png(path):
+def decode_png(path):
+    """Reads a PNG: (width, height, channels, pixels [height, width, channels] uint8, file size). Raises ValueError
+    (or OSError) naming what is wrong. The chunk structure, every CRC, IHDR and the size of the image data are checked
+    here with struct and zlib; the rows are then unfiltered by Pillow (its own decoder, not libpng, which wrote them)."""
     data = open(path, "rb").read()
     if data[:8] != b"\x89PNG\r\n\x1a\n":
-        fail(f"{path}: not a PNG signature")
+        raise ValueError("not a PNG signature")
     pos, chunks = 8, []
     while pos < len(data):
         if pos + 8 > len(data):
-            fail(f"{path}: truncated chunk header at {pos}")
+            raise ValueError(f"truncated chunk header at {pos}")
         length, ctype = struct.unpack(">I4s", data[pos:pos + 8])
         body = data[pos + 8:pos + 8 + length]
         if len(body) != length or pos + 12 + length > len(data):
-            fail(f"{path}: truncated {ctype!r} chunk")
+            raise ValueError(f"truncated {ctype!r} chunk")
         (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
         if zlib.crc32(ctype + body) & 0xFFFFFFFF != crc:
-            fail(f"{path}: bad CRC in {ctype!r}")
+            raise ValueError(f"bad CRC in {ctype!r}")
         chunks.append((ctype, body))
         pos += 12 + length
         if ctype == b"IEND":
             break
     if not chunks or chunks[0][0] != b"IHDR" or chunks[-1][0] != b"IEND":
-        fail(f"{path}: chunks must start with IHDR and end with IEND")
+        raise ValueError("chunks must start with IHDR and end with IEND")
     width, height, depth, ctype, comp, filt, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
     if depth != 8 or ctype not in (2, 6) or interlace != 0:
-        fail(f"{path}: expected 8-bit RGB/RGBA, not interlaced (depth {depth}, colour type {ctype})")
+        raise ValueError(f"expected 8-bit RGB/RGBA, not interlaced (depth {depth}, colour type {ctype})")
     channels = 3 if ctype == 2 else 4
-    raw = zlib.decompress(b"".join(body for t, body in chunks if t == b"IDAT"))
+    try:
+        raw = zlib.decompress(b"".join(body for t, body in chunks if t == b"IDAT"))
+    except zlib.error as e:
+        raise ValueError(f"image data does not inflate: {e}")
     stride = width * channels
     if len(raw) != height * (stride + 1):
-        fail(f"{path}: {len(raw)} bytes of image data, expected {height * (stride + 1)}")
-    rows, prev = [], np.zeros(stride, dtype=np.int64)
-    for y in range(height):
-        f = raw[y * (stride + 1)]
-        cur = np.frombuffer(raw, dtype=np.uint8, count=stride, offset=y * (stride + 1) + 1).astype(np.int64)
-        if f == 0:
-            line = cur
-        elif f == 1:  # Sub: a running sum along the row, per channel
-            line = np.cumsum(cur.reshape(width, channels), axis=0).reshape(-1) & 0xFF
-        elif f == 2:  # Up
-            line = (cur + prev) & 0xFF
-        elif f in (3, 4):  # Average and Paeth depend on the pixel just decoded: one byte at a time, plain ints
-            line, up = bytearray(cur.astype(np.uint8).tobytes()), prev.astype(np.uint8).tobytes()
-            for i in range(stride):
-                a = line[i - channels] if i >= channels else 0
-                b = up[i]
-                if f == 3:
-                    pred = (a + b) >> 1
-                else:
-                    c = up[i - channels] if i >= channels else 0
-                    p = a + b - c
-                    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                    pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
-                line[i] = (line[i] + pred) & 0xFF
-            line = np.frombuffer(bytes(line), dtype=np.uint8).astype(np.int64)
-        else:
-            fail(f"{path}: row {y} has filter type {f}")
-        rows.append(line)
-        prev = line
-    rows = np.stack(rows).astype(np.uint8).reshape(height, width, channels)
-    return width, height, channels, rows, len(data)
+        raise ValueError(f"{len(raw)} bytes of image data, expected {height * (stride + 1)}")
+    bad = sorted({raw[y * (stride + 1)] for y in range(height)} - {0, 1, 2, 3, 4})
+    if bad:
+        raise ValueError(f"row filter type {bad[0]} (0-4 exist)")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            pixels = np.asarray(im.convert("RGBA" if channels == 4 else "RGB"), dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError) as e:  # Pillow's errors for a PNG it cannot decode
+        raise ValueError(f"Pillow cannot decode it: {e}")
+    if pixels.shape != (height, width, channels):
+        raise ValueError(f"Pillow decoded {pixels.shape}, IHDR says {(height, width, channels)}")
+    return width, height, channels, pixels, len(data)
+
+
+def read_png(path):
+    """decode_png, or the one FAIL line and exit 1."""
+    try:
+        return decode_png(path)
+    except (OSError, ValueError) as e:
+        fail(f"{path}: {e}")
 
 
 def parse_size(s):

@@ -17,7 +17,7 @@ device must be cpu and the mode is not checked. Checks, one line each:
   - a step's vocab (the text of the token ids it writes) has one piece per id, and covers 19_logit_lens's top ids;
   - a step lists exactly the tensors and images it must write, no fewer and no more; every .npy and .png under
     TRACE_DIR is listed;
-  - every image decodes (a PNG decoder written here with zlib: chunk CRCs, IHDR, the five row filters), is 8-bit
+  - every image decodes (check_png.decode_png: chunk CRCs and IHDR with zlib, the pixels with Pillow), is 8-bit
     RGB/RGBA, between 300x200 and 4000x4000 pixels, and is not blank: at least 4 colours (a bar chart has few) and 1% of its pixels drawn
     (darker than light grey);
   - the tensors the walkthrough's issue names exist (token_embeddings_unnormalized ... next_token);
@@ -28,11 +28,11 @@ Prints "N passed, N failed"; exit 0 when all passed, 1 otherwise, 2 on bad usage
 import json
 import os
 import re
-import struct
 import sys
-import zlib
 
 import numpy as np
+
+from check_png import decode_png
 
 ISSUE_TENSORS = [  # the names the walkthrough's issue asks for; {L} and {h} are the layer and head followed, {half}
     # is head_dim / 2 (64 for Llama 3)
@@ -208,70 +208,6 @@ def fnv1a64(data):
     return h
 
 
-def read_png(path):
-    """Decodes an 8-bit RGB/RGBA PNG: returns an array [height, width, channels] (uint8). Raises ValueError."""
-    data = open(path, "rb").read()
-    if data[:8] != b"\x89PNG\r\n\x1a\n":
-        raise ValueError("no PNG signature")
-    pos, ihdr, idat, seen_end = 8, None, [], False
-    while pos + 12 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
-        if len(body) != length or pos + 12 + length > len(data):
-            raise ValueError(f"truncated {kind!r} chunk")
-        if zlib.crc32(kind + body) & 0xFFFFFFFF != struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])[0]:
-            raise ValueError(f"bad CRC in {kind!r}")
-        if ihdr is None and kind != b"IHDR":
-            raise ValueError("the first chunk is not IHDR")
-        if kind == b"IHDR":
-            ihdr = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat.append(body)
-        elif kind == b"IEND":
-            seen_end = True
-            break
-        pos += 12 + length
-    if not seen_end:
-        raise ValueError("no IEND chunk")
-    width, height, depth, colour, _, _, interlace = ihdr
-    if depth != 8 or colour not in (2, 6) or interlace:
-        raise ValueError(f"not 8-bit RGB/RGBA non-interlaced (depth {depth}, colour type {colour})")
-    ch = 3 if colour == 2 else 4
-    stride = width * ch
-    raw = zlib.decompress(b"".join(idat))
-    if len(raw) != height * (stride + 1):
-        raise ValueError(f"{len(raw)} bytes of pixels, want {height * (stride + 1)}")
-    img = np.zeros((height, stride), dtype=np.uint8)
-    prev = np.zeros(stride, dtype=np.int32)
-    for y in range(height):
-        kind = raw[y * (stride + 1)]
-        row = np.frombuffer(raw, np.uint8, stride, y * (stride + 1) + 1).astype(np.int32)
-        if kind == 0:
-            out = row
-        elif kind == 1:  # Sub: each byte adds the byte one pixel to the left, already decoded: a running sum
-            out = np.cumsum(row.reshape(width, ch), axis=0).reshape(-1) & 255
-        elif kind == 2:  # Up
-            out = (row + prev) & 255
-        elif kind in (3, 4):  # Average, Paeth: depend on the byte just decoded, so byte by byte
-            cur, up = bytearray(row.astype(np.uint8).tobytes()), bytes(prev.astype(np.uint8).tobytes())
-            for i in range(stride):
-                a = cur[i - ch] if i >= ch else 0
-                b = up[i]
-                if kind == 3:
-                    pred = (a + b) >> 1
-                else:
-                    c = up[i - ch] if i >= ch else 0
-                    pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
-                    pred = a if pa <= pb and pa <= pc else b if pb <= pc else c
-                cur[i] = (cur[i] + pred) & 255
-            out = np.frombuffer(bytes(cur), np.uint8).astype(np.int32)
-        else:
-            raise ValueError(f"row {y}: filter type {kind}")
-        img[y] = out
-        prev = out
-    return img.reshape(height, width, ch)
-
-
 def main(argv):
     mode = None
     if len(argv) > 2 and argv[1] == "--mode":
@@ -391,8 +327,8 @@ def main(argv):
             listed_files.add(file)
             n_images += 1
             try:
-                img = read_png(os.path.join(out, file))
-            except (OSError, ValueError, zlib.error) as e:
+                img = decode_png(os.path.join(out, file))[3]
+            except (OSError, ValueError) as e:
                 R.check(False, f"{file}: {e}")
                 continue
             hgt, wid = img.shape[:2]
