@@ -25,7 +25,7 @@ ifeq ($(ARCH),all)
 else
   CUDA_ARCH ?= $(foreach a,$(ARCH),-gencode arch=compute_$(a),code=sm_$(a))
 endif
-DEBIAN_PKGS := build-essential libpcre2-dev libjansson-dev libpng-dev zlib1g-dev libomp-dev unifont python3-torch python3-numpy python3-regex npm bc xz-utils python3-nbformat jupyter-nbconvert python3-ipykernel python3-matplotlib chromium
+DEBIAN_PKGS := build-essential libpcre2-dev libjansson-dev libpng-dev zlib1g-dev libomp-dev unifont python3-torch python3-numpy python3-regex npm bc xz-utils python3-nbformat jupyter-nbconvert python3-ipykernel python3-matplotlib python3-pil libopenblas0-openmp chromium
 
 # Short compiler lines ("CC common/trace.c"); V=1 prints the commands themselves.
 ifeq ($(V),1)
@@ -141,11 +141,17 @@ deps-check:
 	 test -d /usr/lib/python3/dist-packages/torch || missing="$$missing python3-torch"; \
 	 test -d /usr/lib/python3/dist-packages/numpy || missing="$$missing python3-numpy"; \
 	 test -d /usr/lib/python3/dist-packages/regex || missing="$$missing python3-regex"; \
+	 test -d /usr/lib/python3/dist-packages/PIL || missing="$$missing python3-pil"; \
 	 command -v npm >/dev/null || missing="$$missing npm"; \
 	 if [ -n "$$missing" ]; then \
 	   if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then echo "installing:$$missing"; \
 	     (apt-get install -y -q $$missing || (apt-get update -q && apt-get install -y -q $$missing)) >/dev/null || { echo "✗ apt-get install$$missing failed"; exit 1; }; \
 	   else echo "✗ missing:$$missing  (run: sudo apt-get install$$missing)"; exit 1; fi; \
+	 fi; \
+	 if ! ls /usr/lib/*/openblas-openmp/libblas.so.3 >/dev/null 2>&1; then \
+	   if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then echo "installing: libopenblas0-openmp (PyTorch's products in the tests)"; \
+	     (apt-get install -y -q libopenblas0-openmp || (apt-get update -q && apt-get install -y -q libopenblas0-openmp)) >/dev/null || { echo "✗ apt-get install libopenblas0-openmp failed"; exit 1; }; \
+	   else echo "note: without libopenblas0-openmp PyTorch multiplies with the reference BLAS: the tests' PyTorch checks run several times slower (sudo apt-get install libopenblas0-openmp)"; fi; \
 	 fi
 
 deps:
