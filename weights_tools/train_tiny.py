@@ -411,7 +411,14 @@ def load_meta_model(model_dir, dtype=torch.float32, max_seq_len=2048):
         state = torch.load(os.path.join(model_dir, "consolidated.00.pth"), map_location="cpu", weights_only=True)
     except TypeError:  # a torch without weights_only
         state = torch.load(os.path.join(model_dir, "consolidated.00.pth"), map_location="cpu")
-    model = Transformer(args)
+    # load_state_dict(strict) overwrites every parameter: skip the random initialisation of the large ones (the output
+    # head and the embedding of 128256 ids: about a second on a CPU)
+    saved = nn.Linear.reset_parameters, nn.Embedding.reset_parameters
+    nn.Linear.reset_parameters = nn.Embedding.reset_parameters = lambda self: None
+    try:
+        model = Transformer(args)
+    finally:
+        nn.Linear.reset_parameters, nn.Embedding.reset_parameters = saved
     model.load_state_dict({k: v.to(torch.float32) for k, v in state.items() if k != "rope.freqs"}, strict=True)
     return model.to(dtype).eval()
 
