@@ -4,6 +4,7 @@
 # Truncated and corrupt zips, the legacy and TorchScript formats, pickles that would run a shell command (and proof
 # that nothing ran, while torch.load of the same file does run it), storages smaller than their tensors, a
 # big-endian archive, shapes that disagree with params.json, and params.json files with missing or mistyped keys.
+# expect: 5 s
 source tests/lib.sh
 INSPECT=${INSPECT:-build/bin/wt-inspect}  # INSPECT=other/binary to test another build
 D=$TMP/cases

@@ -5,6 +5,7 @@
 # wt-inspect verifies every zip entry's CRC-32 by default and names the first bad tensor (exit 2, one line);
 # --no-verify skips that and the file loads as before. generate takes --verify-checksums (off by default: loading
 # stays fast) and, without it, stops at the first logits that are not finite.
+# expect: 3 s
 source tests/lib.sh
 INSPECT=${INSPECT:-build/bin/wt-inspect}
 M=build/models/llama3-tiny-trained

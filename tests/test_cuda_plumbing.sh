@@ -18,6 +18,7 @@
 #      --no-compare the reference's bytes.
 # AddressSanitizer watches every upload, download and offset on the way. What it does not test: the CUDA kernels
 # themselves (test_kernels_gpu and make test-gpu, on a GPU).
+# expect: 97 s
 source "$(dirname "$0")/lib.sh"
 HC=build/asan/hostcuda
 MODEL=build/models/llama3-tiny-trained

@@ -16,6 +16,7 @@
 #    missing chapter.
 # 6. In Chromium (tests/browser/map.js, puppeteer-core): clicking the map reaches every chapter section, and each
 #    chapter's small map leads back to the map (tests/reference/check_map.py --nav).
+# expect: 53 s
 source tests/lib.sh
 DRIVER=build/tests/test_diagram
 DEMO=build/models/llama3-tiny-trained

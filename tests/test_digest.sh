@@ -9,6 +9,7 @@
 #     build/bin/walkthrough --model build/models/llama3-tiny-trained --device cpu --out DIR --quiet
 #     (head -n 1 tests/golden/demo_cpu_digests.txt; python3 tests/reference/trace_digest.py DIR) > NEW && mv NEW ...
 # (edit the header line to name the new commit.) .npy bytes must never change in such a commit.
+# expect: 13 s
 source "$(dirname "$0")/lib.sh"
 MODEL=build/models/llama3-tiny-trained
 GOLDEN=tests/golden/demo_cpu_digests.txt

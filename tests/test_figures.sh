@@ -2,12 +2,12 @@
 # test_figures.sh: renders every figure of the walkthrough from realistic data (17 tutorial tokens with
 # <|begin_of_text|>, a 17x17 causal matrix, 64 complex rays, a 32-head grid and the demo's 4-head one, a 32-layer
 # line chart, top-10 bars, Chinese labels, 120 tokens) with build/tests/test_png_draw --render, and checks each PNG
-# with an independent decoder (tests/reference/check_png.py: zlib + struct): size, colours, margins (nothing at the
-# edge, no wide empty band), and for the heatmaps and grids a token label beside every labelled row and column.
-# expect: 20 s
-# Then checks a sample trace directory in Python: every
-# tensor's .npy against the min/max/mean/std and FNV-1a checksum that trace.json records; and that a bad
-# trace.json is refused with exit 2.
+# with an independent decoder (tests/reference/check_png.py: chunks with zlib + struct, pixels with Pillow, not
+# libpng): size, colours, margins (nothing at the edge, no wide empty band), and for the heatmaps and grids a token
+# label beside every labelled row and column.
+# Then checks a sample trace directory in Python: every tensor's .npy against the min/max/mean/std and FNV-1a
+# checksum that trace.json records; and that a bad trace.json is refused with exit 2.
+# expect: 11 s
 source tests/lib.sh
 
 RENDER=build/tests/test_png_draw

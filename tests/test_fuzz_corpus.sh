@@ -5,6 +5,7 @@
 #
 # The corpus: tests/fuzz/make_corpus writes seeds (the project's own writers) and the reproducers into $TMP/corpus;
 # tests/fuzz/regressions/<harness>/ holds every input a fuzzer ever found crashing or hanging (committed).
+# expect: 1 s
 source tests/lib.sh
 B=${FUZZ_BUILD_DIR:-build/asan}  # the sanitizer build (make test builds it)
 INSPECT=$B/bin/wt-inspect

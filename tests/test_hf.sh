@@ -11,6 +11,7 @@
 #     rotate_half RoPE on the weights our tool wrote (formats.md §5).
 #  3. Variants: tied embeddings, f32 weights, Llama 3.1 scaled RoPE, a single .safetensors file.
 #  4. Bad input exits 2 with one line naming the problem, and leaves no params.json behind.
+# expect: 36 s
 source "$(dirname "$0")/lib.sh"
 WT=build/bin/wt-convert
 INSPECT=build/bin/wt-inspect

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_lang_zh.sh: --lang zh all the way (issue 16 item 4): what the programs print, the verdict lines, the figures'
 # titles, and the Chinese page made from that trace.
-# expect: 60 s
+# expect: 9 s
 #
 # The walkthrough with --lang zh over the chapters whose printed lines are more than code and shapes (01 the header,
 # 05 a verdict line, 14 the progress line and an atlas per layer, 15 the top-10 table, 16 the cache, the steps and the

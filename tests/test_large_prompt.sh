@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_large_prompt.sh: a long prompt, as a user who pastes a page would give it (issue 16 item 6).
-# expect: 40 s
+# expect: 2 s
 #
 # 1. The tensors print as torch prints them: the whole mask up to torch's threshold of 1000 elements (T = 17: 17
 #    rows), beyond it the first and last 3 rows and columns around "..." (T = 34); a vector of more than 1000 values

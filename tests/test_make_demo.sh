@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_make_demo.sh: `make demo` as a new user runs it on a machine without a GPU, in a copy of the sources (the files
 # git has, as a fresh clone has them) with the tokenizer already fetched (so no network is needed).
-# expect: 60 s
+# expect: 32 s
 #
 # 1. GPU_ARCHS= (no GPU, whatever nvidia-smi says; nvcc is installed here): make demo says there is no GPU and how to
 #    build the CUDA path anyway, builds the CPU path alone (no nvcc line, no kernel object, only the objects of

@@ -8,6 +8,7 @@
 #   - the command line: --help, bad flags and values, a missing or malformed tokenizer (exit 2, one line)
 # L3T_BIG_TESTS=1 adds the llama3-8b preset: 1 layer (2.5 GB; exact params.json and sampled values) and 8 layers
 # (5.6 GB: layer 7 and output.weight lie past 4 GiB, so their offsets need zip64 extras) read back by torch.load.
+# expect: 17 s
 source "$(dirname "$0")/lib.sh"
 MM=build/bin/wt-make-model
 TPW=build/tests/test_pth_write

@@ -13,6 +13,7 @@
 #   5. the MoE demo model meets its routing criteria on the C walkthrough's tensors (confidence on the tutorial
 #      prompt), a dense model's chapter 20 says so and traces the MoE demo model, the whole walkthrough of the MoE
 #      demo model runs (chapter 13 shows the MoE in place of SwiGLU; check_trace.py), generate runs it on the CPU
+# expect: 50 s
 source "$(dirname "$0")/lib.sh"
 MAKE=build/bin/wt-make-model
 S20=build/steps/20_moe

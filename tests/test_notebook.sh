@@ -13,6 +13,7 @@
 #   - the AddressSanitizer build (build/asan/bin/export-notebook, when built) writes the same bytes.
 # Needs Debian's python3-nbformat, jupyter-nbconvert, python3-ipykernel, python3-numpy, python3-matplotlib and
 # chromium: installed here when missing and run as root, else the test fails saying what to install.
+# expect: 96 s
 source "$(dirname "$0")/lib.sh"
 export PYDEVD_DISABLE_FILE_VALIDATION=1   # quiets ipykernel's debugger warning about frozen modules
 BIN=build/bin/export-notebook

@@ -15,6 +15,7 @@
 # that is not the maps'.
 # Needs chromium and npm (Debian packages) and puppeteer-core, pinned in tests/browser/package.json and
 # package-lock.json: tests/browser/setup.sh installs what is missing (apt-get as root, `npm ci`).
+# expect: 26 s
 source "$(dirname "$0")/lib.sh"
 BIN=build/bin/export-notebook
 DEMO=build/models/llama3-tiny-trained

@@ -6,6 +6,7 @@
 # {"model": ...}, 1001 tensors, pickle_protocol=4, a tiny Llama in one and in two model-parallel shards) and, for each,
 # the names, dtypes, shapes and CRC-32 of the bytes as torch sees them. wt-inspect must list exactly the same, and
 # --dump must write exactly the bits of t.float().numpy() (bf16) or t.numpy().
+# expect: 14 s
 source tests/lib.sh
 INSPECT=${INSPECT:-build/bin/wt-inspect}  # INSPECT=other/binary to test another build
 D=$TMP/cases

@@ -5,6 +5,7 @@
 # tests/reference/ops_reference.py recomputes every op with torch and compares (tolerances and their reasons are at
 # the top of that script). The comparison must also be able to fail: a copy with one planted error (4 bf16 ulps in
 # q_rotated) must be rejected with exit 1, naming q_rotated.
+# expect: 9 s
 source tests/lib.sh
 DRIVER=build/tests/test_ref_ops
 REF=tests/reference/ops_reference.py

@@ -11,6 +11,7 @@
 # 4. Bad input, each one line and exit 2: an --mp that does not split the heads, a missing --mp, an output directory
 #    that holds a checkpoint, replicated kv heads that differ between files.
 # 5. The 8B-shaped preset with 2 layers (~3 GB): --mp 8 and back to --mp 1, identical bytes.
+# expect: 56 s
 source tests/lib.sh
 CONVERT=build/bin/wt-convert
 DEMO=build/models/llama3-tiny-trained

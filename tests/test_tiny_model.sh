@@ -16,6 +16,7 @@
 #      planted error of 5% are rejected (exit 1); broken inputs exit 2.
 #   6. training is deterministic: the same seed twice gives the same checkpoint bytes, another seed other ones.
 # TINY_MODEL=DIR tests another model directory (with tokenizer.model beside it).
+# expect: 58 s
 source "$(dirname "$0")/lib.sh"
 MODEL=${TINY_MODEL:-build/models/llama3-tiny-trained}
 GEN=build/bin/generate

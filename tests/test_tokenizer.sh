@@ -9,6 +9,7 @@
 # tests/reference/tiktoken_ref.py (an independent Python implementation, which needs Debian's python3-regex: `make
 # test` installs it; without it that check fails, it does not vanish).
 # Needs build/models/tokenizer.model (`make models`). Run: bash tests/test_tokenizer.sh
+# expect: 8 s
 source "$(dirname "$0")/lib.sh"
 
 WT=build/bin/wt-tokenize

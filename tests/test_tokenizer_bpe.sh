@@ -8,6 +8,7 @@
 # digits, Chinese, emoji, added tokens whole and broken), decode(encode(s)) must give s back, a MiniMind-layout model
 # directory with such a tokenizer.json must trace a --prompt, and bad files must exit 2 with one line naming the file
 # and the field. Needs Debian's python3-regex (`make test` installs it; without it the checks fail, they do not vanish).
+# expect: 6 s
 source "$(dirname "$0")/lib.sh"
 
 WT=build/bin/wt-tokenize

@@ -17,6 +17,7 @@
 # 5. --precision fp32, --no-compare (the same .npy as the default run), a MoE model (the chapters say so and trace
 #    the demo model: its .npy), --help, --tp on another chapter (exit 2),
 #    and 17 and 18 under AddressSanitizer + UBSan.
+# expect: 63 s
 source tests/lib.sh
 DEMO=build/models/llama3-tiny-trained
 TINY=build/models/tiny

@@ -9,6 +9,7 @@
 #   - --tp 1 is the single-process path: the same greedy ids as without --tp (CPU)
 # The processes themselves (message, failure, kill, orphans) are tested by build/tests/test_engine_ranks; the
 # weights each rank holds by build/tests/test_engine_plan; the GPU runs by tests/gpu/run_tp.sh (2 GPUs).
+# expect: 4 s
 source "$(dirname "$0")/lib.sh"
 GEN=build/bin/generate
 BENCH=build/bin/bench

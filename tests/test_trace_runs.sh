@@ -6,6 +6,7 @@
 # precision, device); a chapter written into a trace of another run is refused (exit 2, one line naming the other
 # chapter and what differs) unless --force; export-notebook refuses a mixed trace (exit 2) unless --allow-mixed, and
 # then says so at the top of the page and the notebook.
+# expect: 2 s
 source "$(dirname "$0")/lib.sh"
 M=build/models/tiny
 M2=build/models/llama3-tiny-trained

@@ -12,6 +12,7 @@
 #   - --help lists the names the trace has; a transposed tensor, a batch dimension of 1; Chinese messages
 #   - bad input: exit 2 with one line
 # Needs Debian's python3-torch and python3-numpy (make deps).
+# expect: 34 s
 source "$(dirname "$0")/lib.sh"
 VERIFY=build/bin/verify
 REF=tests/reference/walkthrough_reference.py

@@ -17,6 +17,7 @@
 #    trace behind; --lang zh runs and writes the same numbers.
 # 6. The checkers themselves fail on a tampered tensor, an unknown .npy, a missing or broken image.
 # The sub-checkers' own "N passed, N failed" counts are added to this script's. Needs `make all models`.
+# expect: 100 s
 source tests/lib.sh
 T0=$(date +%s)
 STEPS=(00_config 01_tokenize 02_embed 03_rmsnorm 04_query 05_rope 06_key 07_scores 08_mask 09_softmax 10_value

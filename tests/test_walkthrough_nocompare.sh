@@ -17,6 +17,7 @@
 #    with one line; without a GPU, --device cuda --no-compare exits 2 as --device cuda does.
 # 6. the AddressSanitizer build (when built) runs a layer chapter and chapter 16 with --no-compare cleanly.
 # Needs `make all models`.
+# expect: 46 s
 source tests/lib.sh
 TINY=build/models/tiny
 W=build/bin/walkthrough
