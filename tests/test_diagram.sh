@@ -157,6 +157,7 @@ fails "the page check fails on a map that is not well-formed" check_page_map "$T
 # as for the page's other browser test, tests/test_page_explorer.sh).
 source tests/browser/setup.sh
 if browser_ready; then
+    mkdir -p build/test-logs  # the screenshots stay there (tests/run.sh makes it; a script run alone may not have it)
     for lang in en zh; do
         page="$TR/index.html"; [ $lang = zh ] && page="$TR/index_zh.html"
         check "map.js follows every link of the map ($lang)" bash -c 'node tests/browser/map.js "$1" "$2" > "$3"' _ "$page" \
