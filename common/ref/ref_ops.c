@@ -66,11 +66,18 @@ void residual_rmsnorm_forward_cpu(float *h, float *out, const float *x, const fl
 
 // out[t, o] = sum_c inp[t, c] * W[o, c]: each output one sum in double, in the order c = 0, 1, ..., C-1. A product of
 // two floats is exact in double, so an output's bits depend on that order only. The loop keeps eight such sums going
-// at once (two rows t by four output features o), so that one add need not wait for the one before it; each is still
-// the plain loop's sum, bit for bit (test_ref_ops checks it). Parallel over blocks of four output features (T is often
-// 1 or 17, OC is thousands); a thread converts its four weight rows to double once and reuses them for all T rows.
-// round_out: bf16 rounding or not.
+// at once (two rows t by four output features o; four for the last row of an odd T), so that one add need not wait
+// for the one before it; each is still the plain loop's sum, bit for bit (test_ref_ops checks it). Parallel over
+// blocks of four output features (T is often 1 or 17, OC is thousands); a thread converts its four weight rows to
+// double once and reuses them for all T rows. round_out: bf16 rounding or not.
 enum { MM_O = 4 };  // output features per block
+// row t, features o0 .. o0 + n_o - 1 of out from the block's sums
+static void mm_store(float *out, const double *s, int t, int o0, int n_o, int OC, bool round_out) {
+    for (int j = 0; j < n_o; j++) {
+        const float y = (float)s[j];
+        out[(size_t)t * (size_t)OC + (size_t)(o0 + j)] = round_out ? round_bf16(y) : y;
+    }
+}
 static void matmul_double_acc(float *out, const float *inp, const uint16_t *weight, int T, int C, int OC,
                               bool round_out) {
     const int blocks = (OC + MM_O - 1) / MM_O;
@@ -85,19 +92,25 @@ static void matmul_double_acc(float *out, const float *inp, const uint16_t *weig
                 for (int c = 0; c < C; c++) w_rows[(size_t)j * C + c] = bf16_to_f32(w[c]);
             }
             const double *w0 = w_rows, *w1 = w0 + C, *w2 = w1 + C, *w3 = w2 + C;
-            for (int t = 0; t < T; t += 2) {
-                const float *x0 = inp + (size_t)t * (size_t)C, *x1 = t + 1 < T ? x0 + C : x0;  // odd T: row t twice
+            int t = 0;
+            for (; t + 1 < T; t += 2) {  // two rows at a time
+                const float *x0 = inp + (size_t)t * (size_t)C, *x1 = x0 + C;
                 double s[2][MM_O] = {{0}};
                 for (int c = 0; c < C; c++) {
                     const double a = x0[c], e = x1[c];
                     s[0][0] += a * w0[c], s[0][1] += a * w1[c], s[0][2] += a * w2[c], s[0][3] += a * w3[c];
                     s[1][0] += e * w0[c], s[1][1] += e * w1[c], s[1][2] += e * w2[c], s[1][3] += e * w3[c];
                 }
-                for (int i = 0; i < 2 && t + i < T; i++)
-                    for (int j = 0; j < n_o; j++) {
-                        const float y = (float)s[i][j];
-                        out[(size_t)(t + i) * (size_t)OC + (size_t)(o0 + j)] = round_out ? round_bf16(y) : y;
-                    }
+                for (int i = 0; i < 2; i++) mm_store(out, s[i], t + i, o0, n_o, OC, round_out);
+            }
+            if (t < T) {  // the last row of an odd T (T = 1: every decode step)
+                const float *x0 = inp + (size_t)t * (size_t)C;
+                double s[MM_O] = {0};
+                for (int c = 0; c < C; c++) {
+                    const double a = x0[c];
+                    s[0] += a * w0[c], s[1] += a * w1[c], s[2] += a * w2[c], s[3] += a * w3[c];
+                }
+                mm_store(out, s, t, o0, n_o, OC, round_out);
             }
         }
         free(w_rows);
