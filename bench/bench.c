@@ -130,10 +130,10 @@ static double time_prefill_ms(Engine *e, const int32_t *tokens, int T) {
     engine_forward(e, tokens, T, 0);
     return 1e3 * (now_seconds() - t0);
 }
-// Milliseconds of n engine_decode steps at positions pos0..pos0+n-1 (cache rows before pos0 filled), one token per
-// step synchronised, as generation needs the logits before the next step.
 #define DECODE_WARMUP 4  // decode steps before the timed ones (the first captures the CUDA graph)
 
+// Milliseconds of n engine_decode steps at positions pos0..pos0+n-1 (cache rows before pos0 filled), one token per
+// step synchronised, as generation needs the logits before the next step.
 static double time_decode_ms(Engine *e, int32_t token, int pos0, int n) {
     double t0 = now_seconds();
     for (int i = 0; i < n; i++) engine_decode(e, token, pos0 + i);
