@@ -342,9 +342,11 @@ class Transformer(nn.Module):
         # not a buffer, so that model.to(torch.bfloat16) cannot cast the complex table (it would drop the sines).
         self.freqs_cis = precompute_freqs_cis(args.dim // args.n_heads, args.max_seq_len * 2, args.rope_theta)
 
-    def forward(self, tokens, logits=True):
+    def forward(self, tokens, logits=True, last_only=False):
         """tokens [B, T] -> logits [B, T, V] in fp32 (every position; Meta's inference keeps only the last).
-        logits=False stops after the last layer (for analyses of the layers alone): returns the residual stream."""
+        last_only: the output head on the last position alone, [B, 1, V] (the same values: the norm and the head work
+        row by row; bf16 products over 128256 ids are slow on a CPU). logits=False stops after the last layer (for
+        analyses of the layers alone): returns the residual stream."""
         _, seqlen = tokens.shape
         h = self.drop(self.tok_embeddings(tokens))
         self.freqs_cis = self.freqs_cis.to(h.device)
@@ -354,7 +356,9 @@ class Transformer(nn.Module):
             mask = torch.triu(torch.full((seqlen, seqlen), float("-inf"), device=tokens.device), diagonal=1).type_as(h)
         for layer in self.layers:
             h = layer(h, freqs_cis, mask)
-        return self.output(self.norm(h)).float() if logits else h
+        if not logits:
+            return h
+        return self.output(self.norm(h[:, -1:] if last_only else h)).float()
 
     def aux_loss(self):
         """The MoE layers' load-balancing losses of the last forward in training mode, summed (MiniMind adds this

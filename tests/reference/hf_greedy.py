@@ -56,9 +56,8 @@ def main():
         model = train_tiny.load_meta_model(a.meta, dtype=torch.bfloat16, max_seq_len=len(ids) + a.n + 1)
         model = model.to(device)
 
-        def last_logits(seq):  # the last position's logits only: bf16 products over 128256 ids are slow on a CPU
-            h = model(torch.as_tensor([seq], device=device), logits=False)
-            return model.output(model.norm(h[:, -1:]))[0, -1].float()
+        def last_logits(seq):
+            return model(torch.as_tensor([seq], device=device), last_only=True)[0, -1]
     else:
         if not os.path.isfile(os.path.join(a.hf, "config.json")):
             input_error(a.hf, "config.json missing (an HF directory is needed)")

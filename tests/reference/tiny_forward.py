@@ -81,11 +81,7 @@ def main():
     except RuntimeError as e:  # load_state_dict: missing/unexpected names or wrong shapes
         input_error(os.path.join(a.model_dir, "consolidated.00.pth"), str(e).splitlines()[0])
     with torch.no_grad():
-        if a.all_positions:
-            logits = model(torch.as_tensor([ids]))[0]      # [T, V] fp32
-        else:  # the output head on the last row only (bf16 products over 128256 ids are slow on a CPU)
-            h = model(torch.as_tensor([ids]), logits=False)
-            logits = model.output(model.norm(h[:, -1:]))[0].float()  # [1, V] fp32
+        logits = model(torch.as_tensor([ids]), last_only=not a.all_positions)[0]  # [T or 1, V] fp32
     last = logits[-1]
     top = torch.topk(last, min(a.top, last.numel()))
     print(f"tokens {len(ids)}, precision {a.precision}, vocab {last.numel()}")
