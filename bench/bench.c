@@ -165,8 +165,8 @@ static void usage(void) {
            "                   its two products are cuBLAS batched products on tensor cores)\n"
            "  --tp N           tensor parallelism over GPUs 0..N-1, one process each (as generate --tp N; N must split\n"
            "                   the heads, FFN rows and vocabulary, else exit 2); rank 0 times and writes the JSON.\n"
-           "                   NCCL_NVLS_ENABLE is set to 0 when unset (NVLink multicast is never used)\n"
-           "  --verbose        with --tp: say how NCCL_NVLS_ENABLE was set, show every rank's messages\n");
+           "                   NCCL_NVLS_ENABLE is set to 0, whatever the environment held (no NVLink multicast)\n"
+           "  --verbose        with --tp: say that NCCL_NVLS_ENABLE was set to 0, show every rank's messages\n");
 }
 
 int main(int argc, char **argv) {

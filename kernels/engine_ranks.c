@@ -216,11 +216,11 @@ int tp_ranks_wait(TpRanks *t) {
 }
 
 int tp_coordinate(int n, int argc, char *const *argv, bool verbose) {
-    const bool set = nccl_nvls_off();
+    nccl_nvls_pin();
     if (verbose) {
         const char *slash = strrchr(argv[0], '/');
-        fprintf(stderr, "%s: NCCL_NVLS_ENABLE=0 (%s): NVLink multicast is never used\n", slash ? slash + 1 : argv[0],
-                set ? "it was unset: set here, the ranks inherit it" : "as the environment gave it");
+        fprintf(stderr, "%s: NCCL_NVLS_ENABLE=0 (set here, the ranks inherit it): NVLink multicast is never used\n",
+                slash ? slash + 1 : argv[0]);
     }
     uint8_t id[NCCL_ID_BYTES];
     nccl_unique_id(id);  // NCCL's bootstrap root lives in this process until the ranks have joined
@@ -229,10 +229,7 @@ int tp_coordinate(int n, int argc, char *const *argv, bool verbose) {
     return tp_ranks_wait(t);
 }
 
-bool nccl_nvls_off(void) {
-    const char *v = getenv("NCCL_NVLS_ENABLE");  // a user setting (generate --help, bench --help)
-    if (!v) return setenv("NCCL_NVLS_ENABLE", "0", 1) == 0;
-    if (strcmp(v, "0") != 0)
-        input_error("NCCL_NVLS_ENABLE", "is '%s': this program never uses NVLink multicast; unset it or set it to 0", v);
-    return false;
+void nccl_nvls_pin(void) {
+    // not a setting of ours: NCCL reads it from the environment, so it is written there, whatever it held
+    if (setenv("NCCL_NVLS_ENABLE", "0", 1) != 0) fatal("setenv NCCL_NVLS_ENABLE=0: %s", strerror(errno));
 }

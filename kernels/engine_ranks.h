@@ -35,6 +35,6 @@ void tp_ranks_send(TpRanks *r, const void *msg, size_t bytes);
 // (see above). Frees r.
 int tp_ranks_wait(TpRanks *r);
 
-// The whole coordinator of generate/bench --tp n: keeps NCCL_NVLS_ENABLE=0 (with verbose, says how), makes the NCCL
+// The whole coordinator of generate/bench --tp n: sets NCCL_NVLS_ENABLE=0 (with verbose, says so), makes the NCCL
 // unique id, starts the n ranks, sends it to them and waits; returns the exit status (tp_ranks_wait's).
 int tp_coordinate(int n, int argc, char *const *argv, bool verbose);

@@ -87,14 +87,14 @@ void swiglu_forward_cuda(void *out, const void *gate, const void *up, size_t n, 
 // One communicator per process, one process per GPU (kernels/engine_ranks.h starts them): rank r selects GPU r, then
 // calls nccl_comm_init with the id that one process made with nccl_unique_id and passed to all. NCCL is opened at
 // run time (libnccl.so.2 through the usual library search, LD_LIBRARY_PATH included): programs that never use
-// tensor parallelism run without it. NCCL_NVLS_ENABLE=0 is kept (set when unset; any other value is refused, exit
-// 2): NVLink multicast is never used, and no multicast API is called. The collectives are queued on the default
+// tensor parallelism run without it. NCCL_NVLS_ENABLE is set to 0 before NCCL starts (whatever the environment
+// held): NVLink multicast is never used, and no multicast API is called. The collectives are queued on the default
 // stream, or on `stream` (a cudaStream_t) in the _on forms, which a CUDA graph may capture.
 #define NCCL_ID_BYTES 128
 int nccl_available(void);  // 1 when NCCL can be used (a build with nccl.h, libnccl.so.2 found), else 0; never exits
-// Sets NCCL_NVLS_ENABLE=0 when unset and returns true; false when it was 0 already; exits 2 for any other value
-// (kernels/engine_ranks.c: plain C, in every build).
-bool nccl_nvls_off(void);
+// Sets NCCL_NVLS_ENABLE=0 in this process's environment (NCCL reads it there; the ranks inherit it), overwriting
+// any value (kernels/engine_ranks.c: plain C, in every build).
+void nccl_nvls_pin(void);
 int nccl_version(void);    // NCCL's version code, e.g. 22809 for 2.28.9
 void nccl_unique_id(uint8_t id[NCCL_ID_BYTES]);
 void *nccl_comm_init(const uint8_t id[NCCL_ID_BYTES], int n_ranks, int rank);  // blocks until every rank joined

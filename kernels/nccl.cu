@@ -75,7 +75,7 @@ extern "C" int nccl_version(void) {
 
 extern "C" void nccl_unique_id(uint8_t id[NCCL_ID_BYTES]) {
     static_assert(NCCL_ID_BYTES == NCCL_UNIQUE_ID_BYTES, "kernels.h NCCL_ID_BYTES");
-    nccl_nvls_off();
+    nccl_nvls_pin();
     need_nccl("nccl_unique_id");
     ncclUniqueId u;
     ncclCheck(nccl.GetUniqueId(&u));
@@ -84,7 +84,7 @@ extern "C" void nccl_unique_id(uint8_t id[NCCL_ID_BYTES]) {
 
 extern "C" void *nccl_comm_init(const uint8_t id[NCCL_ID_BYTES], int n_ranks, int rank) {
     REQUIRE(n_ranks >= 1 && rank >= 0 && rank < n_ranks, "n_ranks %d rank %d", n_ranks, rank);
-    nccl_nvls_off();
+    nccl_nvls_pin();
     need_nccl("nccl_comm_init");
     ncclUniqueId u;
     memcpy(u.internal, id, NCCL_ID_BYTES);
